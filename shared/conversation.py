@@ -1,0 +1,150 @@
+"""The conversation document: a tree of messages plus the branch on screen.
+
+A conversation keeps every version of every message: regenerating a reply or
+editing a question adds a sibling, never overwrites. ``current_id`` is the leaf
+of the branch the user is looking at; the branch itself is the path from that
+leaf up through ``parent_id`` links to a root.
+
+``children`` is part of every message as the API and the web client see it,
+but it is *derived* from ``parent_id`` when a document is read, not stored.
+That keeps adding a message a single atomic ``JSON.MSET`` (no read-modify-write
+of the parent, no lost update when two replies land at once) and makes storing
+the same reply twice, as a worker taking over a turn may, harmless.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "stopped", "error"]
+
+#: Ids of conversations, messages, turns and sessions: safe inside a Redis key
+#: and inside a JSONPath bracket expression without escaping.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ID_RE = re.compile(ID_PATTERN)
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+def new_id() -> str:
+    """A fresh random id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))
+
+
+def now() -> float:
+    """Timestamps are Unix seconds as floats, in every document and event."""
+    return time.time()
+
+
+class Usage(BaseModel):
+    """Tokens spent on one reply. ``estimated`` is true when the backend did
+    not report usage and tidechat counted (or estimated) the tokens itself."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class Message(BaseModel):
+    """One node of the message tree."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Id
+    parent_id: Id | None = None
+    children: list[str] = Field(default_factory=list)
+    role: Role
+    content: str
+    model: str | None = None
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    created_at: float = Field(default_factory=now)
+    #: Set on assistant messages whose generation failed (finish_reason "error").
+    error: ErrorInfo | None = None
+    #: Set when the prompt had to be cut to fit the context window.
+    notice: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The form kept in Redis: everything but the derived ``children``."""
+        return self.model_dump(mode="json", exclude={"children"})
+
+
+class ConversationSummary(BaseModel):
+    """What the conversation list shows."""
+
+    id: Id
+    title: str
+    model: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class ConversationView(ConversationSummary):
+    """A conversation as its owner sees it over the API."""
+
+    system_prompt: str = ""
+    current_id: str | None = None
+    messages: dict[str, Message] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _derive_children(self) -> ConversationView:
+        for message in self.messages.values():
+            message.children = []
+        # Documents keep insertion order, so siblings come out oldest first.
+        for message in sorted(self.messages.values(), key=lambda m: m.created_at):
+            parent = self.messages.get(message.parent_id) if message.parent_id else None
+            if parent is not None:
+                parent.children.append(message.id)
+        return self
+
+    def branch(self, leaf_id: str | None = None) -> list[Message]:
+        """The path from the root to ``leaf_id`` (default: ``current_id``), root first."""
+        path: list[Message] = []
+        seen: set[str] = set()
+        node_id = leaf_id if leaf_id is not None else self.current_id
+        while node_id is not None and node_id not in seen:
+            node = self.messages.get(node_id)
+            if node is None:
+                break
+            seen.add(node_id)
+            path.append(node)
+            node_id = node.parent_id
+        path.reverse()
+        return path
+
+    def summary(self) -> ConversationSummary:
+        return ConversationSummary(
+            id=self.id,
+            title=self.title,
+            model=self.model,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class Conversation(ConversationView):
+    """The stored document: the view plus its owner."""
+
+    owner: str
+
+    def view(self) -> ConversationView:
+        return ConversationView.model_validate(self.model_dump(exclude={"owner"}))
+
+    def stored(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude={"messages"})
+        data["messages"] = {mid: m.stored() for mid, m in self.messages.items()}
+        return data

@@ -1,0 +1,184 @@
+"""The models file (TOML, named by ``TIDECHAT_MODELS``): what users can pick.
+
+Gateway and workers read the same file: the gateway to validate a request's
+``model`` and to route the turn to the model's pool, the worker to build the
+backend that serves it. Without a file, the embedded default is the bundled
+local Gemma model, plus a Hugging Face model when ``HF_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class _ModelBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: What clients send as ``model``: letters, digits and ``_.:-``.
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    pool: PoolName = "default"
+    #: Tokens the model can attend to: prompt and reply together.
+    context_window: Annotated[int, Field(ge=256)] = 8192
+    #: Reply budget: the most tokens one reply may have. The prompt gets the
+    #: rest of the context window.
+    max_tokens: Annotated[int, Field(ge=1)] = 1024
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    #: Strings that end the reply when the model writes them.
+    stop: list[str] = Field(default_factory=list)
+    #: Whether the worker asks this model for a conversation title after the
+    #: first reply (else the first words of the question are used).
+    auto_title: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.id
+
+
+class HFModel(_ModelBase):
+    """Hugging Face Inference Providers by model id, or any OpenAI-compatible
+    server (TGI, vLLM, llama.cpp server) by ``base_url``."""
+
+    backend: Literal["hf"]
+    model: str | None = None
+    base_url: str | None = None
+    provider: str | None = None
+    #: Environment variable holding the API token (never the token itself).
+    token_env: str = "HF_TOKEN"
+
+    @model_validator(mode="after")
+    def _model_or_url(self) -> HFModel:
+        if not self.model and not self.base_url:
+            raise ValueError("an hf model needs `model` (a Hub model id) or `base_url`")
+        return self
+
+
+class LlamaCppModel(_ModelBase):
+    """A GGUF model run in-process by llama-cpp-python."""
+
+    backend: Literal["llamacpp"]
+    #: Path to a GGUF file; default: the bundled Gemma 3 270M.
+    path: str | None = None
+    repeat_penalty: Annotated[float, Field(ge=0.0)] = 1.1
+    threads: Annotated[int, Field(ge=1)] | None = None
+
+
+class ScriptedModel(_ModelBase):
+    """Deterministic text at a set rate, for tests and benchmarks that measure
+    the system rather than a model."""
+
+    backend: Literal["scripted"]
+    reply_tokens: Annotated[int, Field(ge=0)] = 64
+    #: 0 means as fast as it can.
+    tokens_per_second: Annotated[float, Field(ge=0)] = 0
+    #: Seconds before the first token (a model's prompt processing).
+    first_token_delay: Annotated[float, Field(ge=0)] = 0
+    #: A user message containing this text makes the backend fail (tests of
+    #: retries and dead letters); ``fail_status`` says how.
+    fail_on: str | None = None
+    fail_status: int = 500
+
+
+ModelSpec = Annotated[HFModel | LlamaCppModel | ScriptedModel, Field(discriminator="backend")]
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: Annotated[list[ModelSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ModelsFile:
+        seen: set[str] = set()
+        for spec in self.models:
+            if spec.id in seen:
+                raise ValueError(f"model id {spec.id!r} appears twice")
+            seen.add(spec.id)
+        return self
+
+
+class ModelsFileError(Exception):
+    """The models file is missing or invalid; the message says where and why."""
+
+
+class ModelCatalog:
+    """The models on offer, by id; the first one is the default."""
+
+    def __init__(self, models: list[ModelSpec]) -> None:
+        if not models:
+            raise ModelsFileError("no models configured")
+        self.models = list(models)
+        self.by_id = {m.id: m for m in self.models}
+
+    @property
+    def default(self) -> ModelSpec:
+        return self.models[0]
+
+    def get(self, model_id: str | None) -> ModelSpec | None:
+        return self.default if model_id is None else self.by_id.get(model_id)
+
+    def pools(self) -> list[str]:
+        return sorted({m.pool for m in self.models})
+
+    def in_pools(self, pools: list[str]) -> list[ModelSpec]:
+        return [m for m in self.models if m.pool in pools]
+
+
+DEFAULT_LOCAL_MODEL_ID = "gemma-3-270m"
+DEFAULT_HF_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def default_models(hf_token_set: bool) -> list[ModelSpec]:
+    """The embedded default: the bundled local model, plus a Hub model with a token."""
+    models: list[ModelSpec] = [
+        LlamaCppModel(
+            id=DEFAULT_LOCAL_MODEL_ID,
+            label="Gemma 3 270M (local)",
+            backend="llamacpp",
+            pool="local",
+            context_window=8192,
+            max_tokens=512,
+            temperature=0.7,
+            repeat_penalty=1.15,
+        )
+    ]
+    if hf_token_set:
+        models.append(
+            HFModel(
+                id="llama-3.1-8b",
+                label="Llama 3.1 8B Instruct (Hugging Face)",
+                backend="hf",
+                model=DEFAULT_HF_MODEL,
+                context_window=131072,
+                max_tokens=2048,
+            )
+        )
+    return models
+
+
+def load_models(path: str | Path | None, *, hf_token_set: bool = False) -> ModelCatalog:
+    """Read and validate the models file, or return the embedded default."""
+    if path is None or str(path) == "":
+        return ModelCatalog(default_models(hf_token_set))
+    file = Path(path)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelsFileError(f"models file {file} does not exist (TIDECHAT_MODELS)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelsFileError(f"models file {file} is not valid TOML: {exc}") from exc
+    try:
+        parsed = ModelsFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ModelsFileError(f"models file {file} is invalid: {problems}") from exc
+    return ModelCatalog(parsed.models)

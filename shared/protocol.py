@@ -1,0 +1,205 @@
+"""The WebSocket protocol of DESIGN.md as pydantic models.
+
+Client frames and server events are each one union tagged by a ``Literal``
+``type``; the web client's TypeScript types are generated from these models
+(``scripts/gen-types``), so this module is the single source of truth.
+
+Every server event but ``hello``, ``pong`` and errors about a bad frame is
+written to the session stream and carries ``event_id`` (the stream entry id)
+when delivered.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.conversation import ConversationView, Id, Message
+
+ErrorCode = Literal[
+    "bad_request",
+    "too_large",
+    "not_found",
+    "forbidden",
+    "unauthorized",
+    "rate_limited",
+    "busy",
+    "backend_error",
+    "backend_unavailable",
+    "timeout",
+    "internal",
+]
+
+
+class _Frame(BaseModel):
+    # Unknown extra fields are ignored so an older server accepts a newer client.
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- client -> server ---------------------------------------------------------
+
+
+class MessageFrame(_Frame):
+    """A new user message and a reply to it (``conversation_id`` null: new conversation)."""
+
+    type: Literal["message"]
+    content: str
+    conversation_id: Id | None = None
+    model: str | None = None
+    parent_id: Id | None = None
+    client_id: Annotated[str, Field(max_length=128)] | None = None
+
+
+class RegenerateFrame(_Frame):
+    """A new sibling reply to the user message that ``message_id`` answers."""
+
+    type: Literal["regenerate"]
+    conversation_id: Id
+    message_id: Id
+    model: str | None = None
+
+
+class EditFrame(_Frame):
+    """A new sibling of user message ``message_id`` with new content, and a reply."""
+
+    type: Literal["edit"]
+    conversation_id: Id
+    message_id: Id
+    content: str
+    model: str | None = None
+    client_id: Annotated[str, Field(max_length=128)] | None = None
+
+
+class StopFrame(_Frame):
+    type: Literal["stop"]
+    turn_id: Id
+
+
+class ResumeFrame(_Frame):
+    """Replay every session event after ``after`` (an ``event_id``), then go live."""
+
+    type: Literal["resume"]
+    after: Annotated[str, Field(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[
+    MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame,
+    Field(discriminator="type"),
+]
+client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+# --- server -> client ---------------------------------------------------------
+
+
+class _Event(BaseModel):
+    event_id: str | None = None
+
+
+class UserInfo(BaseModel):
+    id: str
+    username: str
+    is_admin: bool = False
+
+
+class HelloEvent(_Event):
+    type: Literal["hello"] = "hello"
+    session: str
+    user: UserInfo
+
+
+class PongEvent(_Event):
+    type: Literal["pong"] = "pong"
+
+
+class ConversationCreatedEvent(_Event):
+    type: Literal["conversation_created"] = "conversation_created"
+    conversation: ConversationView
+
+
+class UserMessageEvent(_Event):
+    type: Literal["user_message"] = "user_message"
+    conversation_id: str
+    message: Message
+    client_id: str | None = None
+    #: The turn queued to answer this message, so a client can stop it even
+    #: before a worker has picked it up.
+    turn_id: str | None = None
+
+
+class StreamStartEvent(_Event):
+    type: Literal["stream_start"] = "stream_start"
+    turn_id: str
+    conversation_id: str
+    message_id: str
+    parent_id: str
+    model: str
+
+
+class StreamChunkEvent(_Event):
+    type: Literal["stream_chunk"] = "stream_chunk"
+    turn_id: str
+    chunk: str
+
+
+class StreamRestartEvent(_Event):
+    """A worker took over or retried the turn: discard the partial text."""
+
+    type: Literal["stream_restart"] = "stream_restart"
+    turn_id: str
+    reason: str
+
+
+class StreamEndEvent(_Event):
+    """The stored assistant message; its ``content`` is the whole reply."""
+
+    type: Literal["stream_end"] = "stream_end"
+    turn_id: str
+    conversation_id: str
+    message: Message
+
+
+class TitleEvent(_Event):
+    type: Literal["title"] = "title"
+    conversation_id: str
+    title: str
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    turn_id: str | None = None
+    conversation_id: str | None = None
+    #: Echoed from the frame that caused it, so a client knows which send failed.
+    client_id: str | None = None
+
+
+ServerEvent = Annotated[
+    HelloEvent
+    | PongEvent
+    | ConversationCreatedEvent
+    | UserMessageEvent
+    | StreamStartEvent
+    | StreamChunkEvent
+    | StreamRestartEvent
+    | StreamEndEvent
+    | TitleEvent
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
+
+#: Events after which a turn is over for a client that only waits for one turn
+#: (``POST /api/chat`` closes its event stream on these).
+TERMINAL_EVENT_TYPES = frozenset({"stream_end", "error"})
+
+
+def parse_event(data: str | bytes) -> Any:
+    """Parse a server event (as delivered, ``event_id`` included)."""
+    return server_event_adapter.validate_json(data)

@@ -1,0 +1,46 @@
+"""Building Redis clients: one place that knows the timeouts and retries."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.keys import BLOCK_SOCKET_GRACE_S
+
+#: Socket timeout of clients that never block: a healthy Redis answers in
+#: well under this.
+COMMAND_TIMEOUT_S = 5.0
+
+
+def make_redis(url: str, *, block_ms: int | None = None, max_connections: int = 64) -> Redis:
+    """A client for ``url``. ``block_ms``: the longest BLOCK this client will
+    issue, so its socket timeout is set above it (a blocked read is not a
+    dead connection). Commands retry a few times with jittered backoff on
+    connection errors so a Redis restart is ridden out, not crashed on."""
+    timeout = COMMAND_TIMEOUT_S
+    if block_ms is not None:
+        timeout = block_ms / 1000 + BLOCK_SOCKET_GRACE_S
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=COMMAND_TIMEOUT_S,
+        health_check_interval=30,
+        max_connections=max_connections,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+async def has_json_module(redis: Redis) -> bool:
+    """Whether the server understands JSON commands (Redis 8, or RedisJSON loaded)."""
+    try:
+        await redis.execute_command("JSON.GET", "tc:__probe__", "$")
+    except Exception as exc:  # ResponseError: unknown command
+        if "unknown command" in str(exc).lower():
+            return False
+        raise
+    return True

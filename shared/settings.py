@@ -1,0 +1,33 @@
+"""Settings common to every tidechat process, read from the environment and
+``.env`` when a process starts (never at import time)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.keys import Keys
+from shared.models_file import ModelCatalog, load_models
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TIDECHAT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "TIDECHAT_REDIS_URL"),
+    )
+    #: Path of the models file; unset means the embedded default.
+    models: str | None = Field(default=None, validation_alias=AliasChoices("TIDECHAT_MODELS"))
+    hf_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("HF_TOKEN"))
+    key_prefix: str = "tc:"
+    log_level: str = "info"
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.key_prefix)
+
+    def load_models(self) -> ModelCatalog:
+        return load_models(self.models, hf_token_set=self.hf_token is not None)

@@ -1,0 +1,50 @@
+"""The one narrow interface every inference backend implements.
+
+A backend turns a chat (OpenAI-style role/content messages, system first)
+into an async iterator of ``Delta`` pieces of text, the last of which may
+carry the finish reason and the backend's own token usage. Closing the
+iterator (``aclose``, or cancelling the task that iterates it) must end the
+upstream work: close the HTTP connection, interrupt the local model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from shared.conversation import FinishReason, Usage
+from shared.models_file import ModelSpec
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    messages: list[dict[str, str]]
+    max_tokens: int
+    temperature: float = 0.7
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Delta:
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class Backend(Protocol):
+    spec: ModelSpec
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Generate a reply; each item is the next piece of text."""
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in ``text`` by the model's own tokenizer, or None if the
+        backend has none locally (the caller then estimates)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (clients, loaded weights)."""
+        ...

@@ -1,0 +1,133 @@
+"""The context budget: which part of a conversation the model sees.
+
+The prompt gets the model's context window minus the reply budget
+(``max_tokens``) minus a small safety margin. Into it go, in this order of
+priority: the system prompt, the new user message (neither is ever dropped;
+either is cut, with a visible notice, if it alone does not fit), then as many
+of the newest earlier messages on the branch as fit, oldest dropped first.
+Consecutive messages of the same role are joined, so every chat template
+sees strictly alternating turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.conversation import Message
+from shared.models_file import ModelSpec
+from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+
+TokenCounter = Callable[[str], int]
+
+#: Tokens held back beyond the reply budget, for template tokens the
+#: per-message overhead does not cover and for estimate error.
+SAFETY_MARGIN_TOKENS = 32
+#: Of a budget that cannot hold both, the share a long system prompt may keep.
+SYSTEM_PROMPT_SHARE = 0.5
+
+
+@dataclass(slots=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    tokens: int
+    #: Messages of the branch left out because they did not fit.
+    dropped: int = 0
+    #: Shown to the user when a message had to be cut.
+    notice: str | None = None
+
+
+def truncation_marker(kept: int, total: int) -> str:
+    return f"\n\n[... message cut to fit the model's context: {kept} of {total} characters kept]"
+
+
+def cut_to_tokens(text: str, limit: int, count: TokenCounter) -> str:
+    """The longest prefix of ``text`` that fits ``limit`` tokens with the marker."""
+    if count(text) <= limit:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid] + truncation_marker(mid, len(text))) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + truncation_marker(lo, len(text))
+
+
+def _merge_same_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    merged: list[dict[str, str]] = []
+    for m in messages:
+        if merged and merged[-1]["role"] == m["role"]:
+            merged[-1] = {
+                "role": m["role"],
+                "content": merged[-1]["content"] + "\n\n" + m["content"],
+            }
+        else:
+            merged.append(dict(m))
+    return merged
+
+
+def build_prompt(
+    spec: ModelSpec,
+    system_prompt: str,
+    branch: list[Message],
+    count: TokenCounter | None = None,
+) -> Prompt:
+    """The model input for a reply to the last message of ``branch``."""
+    counter: TokenCounter = count or estimate_tokens
+
+    def cost(text: str) -> int:
+        return counter(text) + MESSAGE_OVERHEAD_TOKENS
+
+    budget = max(spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS, 64)
+    # Failed replies with no text say nothing to the model.
+    usable = [m for m in branch if m.content or m.role == "user"]
+    if not usable:
+        raise ValueError("a turn needs a user message to answer")
+    question = usable[-1]
+    history = usable[:-1]
+
+    notices: list[str] = []
+    system = system_prompt.strip()
+    question_text = question.content
+    system_cost = cost(system) if system else 0
+    question_cost = cost(question_text)
+    if system_cost + question_cost > budget:
+        if system and system_cost > budget * SYSTEM_PROMPT_SHARE and question_cost < budget:
+            room = max(budget - question_cost, int(budget * SYSTEM_PROMPT_SHARE))
+            system = cut_to_tokens(system, room - MESSAGE_OVERHEAD_TOKENS, counter)
+            system_cost = cost(system)
+            notices.append("The system prompt was cut to fit the model's context window.")
+        if system_cost + question_cost > budget:
+            room = budget - system_cost - MESSAGE_OVERHEAD_TOKENS
+            question_text = cut_to_tokens(question_text, max(room, 16), counter)
+            question_cost = cost(question_text)
+            notices.append(
+                "Your message was too long for the model's context window; "
+                "only its beginning was sent."
+            )
+
+    used = system_cost + question_cost
+    kept: list[dict[str, str]] = []
+    for message in reversed(history):
+        c = cost(message.content)
+        if used + c > budget:
+            break
+        kept.append({"role": message.role, "content": message.content})
+        used += c
+    kept.reverse()
+    # A chat should open with the user speaking after the system prompt.
+    while kept and kept[0]["role"] != "user":
+        used -= cost(kept.pop(0)["content"])
+
+    messages: list[dict[str, str]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.extend(_merge_same_roles([*kept, {"role": "user", "content": question_text}]))
+    return Prompt(
+        messages=messages,
+        tokens=used,
+        dropped=len(history) - len(kept),
+        notice=" ".join(notices) or None,
+    )
