@@ -84,6 +84,8 @@ class ScriptedModel(_ModelBase):
     #: retries and dead letters); ``fail_status`` says how.
     fail_on: str | None = None
     fail_status: int = 500
+    #: Scripted text makes no useful title: the first words are used instead.
+    auto_title: bool = False
 
 
 ModelSpec = Annotated[HFModel | LlamaCppModel | ScriptedModel, Field(discriminator="backend")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,24 +15,31 @@ from shared.keys import BLOCK_SOCKET_GRACE_S
 COMMAND_TIMEOUT_S = 5.0
 
 
-def make_redis(url: str, *, block_ms: int | None = None, max_connections: int = 64) -> Redis:
-    """A client for ``url``. ``block_ms``: the longest BLOCK this client will
-    issue, so its socket timeout is set above it (a blocked read is not a
-    dead connection). Commands retry a few times with jittered backoff on
-    connection errors so a Redis restart is ridden out, not crashed on."""
+def make_redis(url: str, *, block_ms: int | None = None, max_connections: int = 32) -> Redis:
+    """A client for ``url`` with a bounded pool: callers wait for a free
+    connection rather than opening more, so a process holds at most
+    ``max_connections`` however many sockets or turns it serves.
+
+    ``block_ms``: the longest BLOCK this client will issue; its socket
+    timeout is set above it, so a blocked read is not taken for a dead
+    connection. Commands retry a few times with jittered backoff on connection
+    errors, so a Redis restart is ridden out rather than crashed on.
+    """
     timeout = COMMAND_TIMEOUT_S
     if block_ms is not None:
         timeout = block_ms / 1000 + BLOCK_SOCKET_GRACE_S
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=None,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=30,
-        max_connections=max_connections,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 async def has_json_module(redis: Redis) -> bool:

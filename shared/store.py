@@ -233,14 +233,15 @@ class ConversationStore:
         if owner is not None:
             pipe.zadd(self.keys.user_conversations(owner), {cid: _score(message.created_at)})
 
-    async def update(self, cid: str, owner: str, fields: dict[str, Any]) -> None:
+    def queue_fields(self, pipe: Pipeline, cid: str, fields: dict[str, Any]) -> None:
         """Set top-level fields (title, system prompt, model, current_id)."""
         key = self.keys.conversation(cid)
+        rjson.queue_mset(pipe, [(key, f"$.{name}", value) for name, value in fields.items()])
+
+    async def update(self, cid: str, owner: str, fields: dict[str, Any]) -> None:
         ts = now()
-        triples = [(key, f"$.{name}", value) for name, value in fields.items()]
-        triples.append((key, "$.updated_at", ts))
         pipe = self.redis.pipeline(transaction=False)
-        rjson.queue_mset(pipe, triples)
+        self.queue_fields(pipe, cid, {**fields, "updated_at": ts})
         pipe.zadd(self.keys.user_conversations(owner), {cid: _score(ts)})
         await pipe.execute()
 

@@ -19,6 +19,8 @@ from shared.models_file import ModelSpec
 from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 TokenCounter = Callable[[str], int]
+#: A backend's tokenizer: None when it has none (then the estimate is used).
+BackendCounter = Callable[[str], int | None]
 
 #: Tokens held back beyond the reply budget, for template tokens the
 #: per-message overhead does not cover and for estimate error.
@@ -72,10 +74,13 @@ def build_prompt(
     spec: ModelSpec,
     system_prompt: str,
     branch: list[Message],
-    count: TokenCounter | None = None,
+    count: BackendCounter | None = None,
 ) -> Prompt:
     """The model input for a reply to the last message of ``branch``."""
-    counter: TokenCounter = count or estimate_tokens
+
+    def counter(text: str) -> int:
+        counted = count(text) if count is not None else None
+        return counted if counted is not None else estimate_tokens(text)
 
     def cost(text: str) -> int:
         return counter(text) + MESSAGE_OVERHEAD_TOKENS

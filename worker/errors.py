@@ -54,3 +54,9 @@ class ConversationGone(TurnError):
     """The conversation was deleted before the turn ran."""
 
     code: ErrorCode = "not_found"
+
+
+class UnknownModel(TurnError):
+    """The turn names a model the models file no longer offers."""
+
+    code: ErrorCode = "bad_request"

@@ -19,7 +19,39 @@ from worker.backends.base import Delta, GenerationRequest
 from worker.errors import BackendError, BackendRateLimited, BackendUnavailable, TurnError
 from worker.tokens import estimate_tokens
 
-_VOCABULARY = ["tide", "wave", "harbor", "current", "drift", "shore", "reef", "sail", "anchor", "compass", "beacon", "lantern", "river", "delta", "estuary", "lagoon", "cove", "inlet", "channel", "buoy", "keel", "mast", "rudder", "hull", "pebble", "dune", "gull", "heron", "kelp", "coral", "pearl"]
+_VOCABULARY = [
+    "tide",
+    "wave",
+    "harbor",
+    "current",
+    "drift",
+    "shore",
+    "reef",
+    "sail",
+    "anchor",
+    "compass",
+    "beacon",
+    "lantern",
+    "river",
+    "delta",
+    "estuary",
+    "lagoon",
+    "cove",
+    "inlet",
+    "channel",
+    "buoy",
+    "keel",
+    "mast",
+    "rudder",
+    "hull",
+    "pebble",
+    "dune",
+    "gull",
+    "heron",
+    "kelp",
+    "coral",
+    "pearl",
+]
 
 
 def scripted_words(request: GenerationRequest, count: int) -> list[str]:

@@ -1,0 +1,92 @@
+"""The FastAPI application: built by a factory, clients made in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway.auth import AuthService
+from gateway.config import GatewaySettings
+from gateway.deps import Services
+from gateway.errors import install_handlers
+from gateway.hub import SessionHub
+from gateway.routes import auth, chat, conversations, health, models, ws
+from gateway.static import mount_web
+from gateway.turns import TurnService
+from shared.conversation import new_id
+from shared.keys import READER_BLOCK_MS
+from shared.redis_client import make_redis
+from shared.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway. Settings are read here (at start-up), not at import."""
+    cfg = settings or GatewaySettings()
+    catalog = cfg.load_models()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = cfg.keys
+        redis = make_redis(cfg.redis_url, max_connections=cfg.redis_pool_size)
+        # The reader blocks in XREAD: its own single connection, with a socket
+        # timeout above the block time.
+        reader = make_redis(cfg.redis_url, block_ms=READER_BLOCK_MS, max_connections=1)
+        gateway_id = new_id()[:12]
+        hub = SessionHub(
+            reader,
+            redis,
+            keys,
+            gateway_id=gateway_id,
+            session_ttl=cfg.session_ttl_seconds,
+            buffer_events=cfg.socket_buffer_events,
+        )
+        services = Services(
+            settings=cfg,
+            redis=redis,
+            reader=reader,
+            catalog=catalog,
+            store=ConversationStore(redis, keys),
+            auth=AuthService(redis, keys, signup_open=cfg.signup_open),
+            turns=TurnService(
+                redis,
+                keys,
+                catalog,
+                max_message_chars=cfg.max_message_chars,
+                rate_limit_per_minute=cfg.rate_limit_per_minute,
+                max_queued_turns=cfg.max_queued_turns,
+                session_ttl=cfg.session_ttl_seconds,
+            ),
+            hub=hub,
+            gateway_id=gateway_id,
+        )
+        app.state.services = services
+        await hub.start()
+        log.info("gateway %s ready", gateway_id)
+        try:
+            yield
+        finally:
+            await ws.close_all(services)
+            await hub.stop()
+            await reader.aclose()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="tidechat",
+        version="0.1.0",
+        summary="Self-hosted chat: WebSocket gateway over Redis Streams.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(health.router)
+    app.include_router(auth.router, prefix="/api/auth", tags=["auth"])
+    app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])
+    app.include_router(models.router, prefix="/api", tags=["models"])
+    app.include_router(chat.router, prefix="/api", tags=["chat"])
+    app.include_router(ws.router)
+    mount_web(app, cfg.web_dir)
+    return app

@@ -1,0 +1,34 @@
+"""Gateway settings, from the environment (``TIDECHAT_*``) and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    #: Anyone may create an account; when false only the first (admin)
+    #: account can be created through sign-up.
+    signup_open: bool = True
+    #: Longest user message, in characters; longer ones get ``too_large``.
+    max_message_chars: int = Field(default=32_000, ge=1)
+    #: Messages (and regenerations, edits) one user may send per minute, per
+    #: gateway process; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=30, ge=0)
+    #: Turns waiting in one pool's queue beyond which new ones are refused
+    #: with ``busy`` rather than queued without bound.
+    max_queued_turns: int = Field(default=1_000, ge=1)
+    #: A session stream lives this long after its last use.
+    session_ttl_seconds: int = Field(default=900, ge=60)
+    #: Events a slow socket may fall behind before it is closed (it resumes).
+    socket_buffer_events: int = Field(default=20_000, ge=100)
+    #: Redis connections this process may open for commands (plus one for
+    #: the multiplexed reader), however many sockets it serves.
+    redis_pool_size: int = Field(default=16, ge=2)
+    #: Set the Secure flag on the session cookie (serve over HTTPS).
+    cookie_secure: bool = False
+    #: Built web client to serve at ``/``; default: ``web/dist`` of the checkout.
+    web_dir: Path | None = None

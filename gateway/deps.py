@@ -1,0 +1,56 @@
+"""What route handlers receive: the services built in the lifespan, and the
+signed-in user, as ``Annotated[..., Depends(...)]`` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request, WebSocket
+from redis.asyncio import Redis
+
+from gateway.auth import COOKIE_NAME, AuthService, token_from
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError
+from gateway.hub import SessionHub
+from gateway.turns import TurnService
+from shared.models_file import ModelCatalog
+from shared.protocol import UserInfo
+from shared.store import ConversationStore
+
+
+@dataclass(eq=False)
+class Services:
+    settings: GatewaySettings
+    redis: Redis
+    reader: Redis
+    catalog: ModelCatalog
+    store: ConversationStore
+    auth: AuthService
+    turns: TurnService
+    hub: SessionHub
+    gateway_id: str
+    sockets: set[WebSocket] = field(default_factory=set)
+    resumes: int = 0
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def request_token(request: Request) -> str | None:
+    return token_from(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME))
+
+
+async def current_user(request: Request, services: ServicesDep) -> UserInfo:
+    user = await services.auth.user_for_token(request_token(request))
+    if user is None:
+        raise ApiError("unauthorized", "sign in first")
+    return user
+
+
+CurrentUser = Annotated[UserInfo, Depends(current_user)]

@@ -1,0 +1,223 @@
+"""The one multiplexed reader of a gateway process.
+
+Every socket (and every ``POST /api/chat`` stream) of this process subscribes
+to its session stream here; one task reads all of them with a single
+blocking XREAD on one dedicated connection and hands each event to its
+subscribers' queues. So the Redis connections a gateway holds do not grow
+with its sockets, and an idle gateway costs Redis one blocked read.
+
+When the set of watched streams changes (a socket joins, or resumes from an
+older point) the reader must re-issue its XREAD: the subscriber writes to a
+small per-process wake stream that the blocked XREAD also watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
+from shared.streams import frame_with_event_id
+
+log = logging.getLogger(__name__)
+
+StreamId = tuple[int, int]
+
+
+def parse_id(event_id: str) -> StreamId:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(slots=True, eq=False)
+class Delivery:
+    event_id: str
+    type: str
+    frame: str
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One reader of one session stream from a given point on.
+
+    ``queue`` holds frames in order: events from the stream (as ``Delivery``)
+    and, for sockets, frames the handler sends directly (plain strings).
+    ``None`` tells the sender to close: the subscriber fell too far behind.
+    """
+
+    session_id: str
+    key: str
+    cursor: StreamId
+    limit: int
+    queue: asyncio.Queue[Delivery | str | None] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
+
+    def offer(self, item: Delivery | str) -> None:
+        if self.overflowed:
+            return
+        if self.queue.qsize() >= self.limit:
+            self.overflowed = True
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(item)
+
+
+class SessionHub:
+    def __init__(
+        self,
+        reader: Redis,
+        redis: Redis,
+        keys: Keys,
+        *,
+        gateway_id: str,
+        session_ttl: int,
+        buffer_events: int,
+    ) -> None:
+        self._reader = reader
+        self._redis = redis
+        self._keys = keys
+        self._wake_key = keys.gateway_wake(gateway_id)
+        self._wake_cursor = "$"
+        self._session_ttl = session_ttl
+        self._buffer_events = buffer_events
+        self._subs: dict[str, set[Subscriber]] = {}
+        #: Where the reader continues each stream: the oldest point any of its
+        #: subscribers still needs.
+        self._cursors: dict[str, StreamId] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ttl_task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.events_read = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    async def start(self) -> None:
+        # The wake stream's cursor must be concrete before the first XREAD so a
+        # wake written between two reads is not skipped.
+        last = await self._redis.xrevrange(self._wake_key, count=1)
+        self._wake_cursor = last[0][0] if last else "0-0"
+        self._task = asyncio.create_task(self._run(), name="session-hub")
+        self._ttl_task = asyncio.create_task(self._refresh_ttls(), name="session-ttl")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._ttl_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self._redis.delete(self._wake_key)
+
+    async def subscribe(self, session_id: str, after: str | None) -> Subscriber:
+        """Deliver the session's events after ``after`` (an event id), or from
+        the live end when ``after`` is None."""
+        key = self._keys.session(session_id)
+        if after is None:
+            last = await self._redis.xrevrange(key, count=1)
+            after = last[0][0] if last else "0-0"
+        sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
+        self._subs.setdefault(key, set()).add(sub)
+        await self._watch_from(key, sub.cursor)
+        return sub
+
+    async def reposition(self, sub: Subscriber, after: str) -> None:
+        """Replay from an earlier point (a ``resume`` that is not the first frame)."""
+        sub.cursor = parse_id(after)
+        await self._watch_from(sub.key, sub.cursor)
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.key)
+        if subs is None:
+            return
+        subs.discard(sub)
+        if not subs:
+            del self._subs[sub.key]
+            self._cursors.pop(sub.key, None)
+
+    async def _watch_from(self, key: str, cursor: StreamId) -> None:
+        current = self._cursors.get(key)
+        if current is not None and current <= cursor:
+            return
+        self._cursors[key] = cursor
+        # Interrupt the blocked XREAD so it picks up the new stream or cursor.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=True)
+        pipe.expire(self._wake_key, 3600)
+        await pipe.execute()
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            streams: dict[str, str] = {self._wake_key: self._wake_cursor}
+            for key, (ms, seq) in self._cursors.items():
+                streams[key] = f"{ms}-{seq}"
+            try:
+                response = await self._reader.xread(
+                    streams, count=READER_COUNT, block=READER_BLOCK_MS
+                )
+                self.connected.set()
+                backoff = 0.05
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.connected.clear()
+                log.warning("session reader lost Redis (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for key, entries in response or []:
+                if key == self._wake_key:
+                    self._wake_cursor = entries[-1][0]
+                    continue
+                self._dispatch(key, parse_id(streams[key]), entries)
+
+    def _dispatch(
+        self, key: str, read_from: StreamId, entries: list[tuple[str, dict[str, str]]]
+    ) -> None:
+        """Hand the entries of one read to the subscribers it covers.
+
+        A subscriber that joined from an older point while this read was in
+        flight is not covered (it has not seen what lies between): it gets
+        its events, in order, from the next read, which starts at its point.
+        """
+        subs = self._subs.get(key)
+        if not subs:
+            return
+        covered = [sub for sub in subs if sub.cursor >= read_from]
+        for event_id, fields in entries:
+            position = parse_id(event_id)
+            item = Delivery(
+                event_id,
+                fields.get(FIELD_TYPE, ""),
+                frame_with_event_id(event_id, fields[FIELD_DATA]),
+            )
+            for sub in covered:
+                if position > sub.cursor:
+                    sub.cursor = position
+                    sub.offer(item)
+        self.events_read += len(entries)
+        current = self._cursors.get(key)
+        if current is not None and current >= read_from:
+            self._cursors[key] = max(current, parse_id(entries[-1][0]))
+
+    async def _refresh_ttls(self) -> None:
+        """Keep the session streams of connected clients alive."""
+        interval = max(self._session_ttl / 3, 1)
+        while True:
+            await asyncio.sleep(interval)
+            keys = list(self._subs)
+            if not keys:
+                continue
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    pipe.expire(key, self._session_ttl)
+                await pipe.execute()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("could not refresh session TTLs: %s", exc)

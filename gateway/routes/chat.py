@@ -1,0 +1,82 @@
+"""``POST /api/chat``: one turn, streamed back as Server-Sent Events, so a
+script (or ``curl -N``) can chat without a WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from gateway.deps import CurrentUser, ServicesDep
+from gateway.hub import Delivery
+from shared.conversation import Id, new_id
+from shared.protocol import TERMINAL_EVENT_TYPES, MessageFrame
+
+router = APIRouter()
+
+#: A comment line this often keeps proxies from closing a quiet stream.
+KEEPALIVE_S = 15.0
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str
+    conversation_id: Id | None = None
+    model: str | None = None
+    parent_id: Id | None = None
+
+
+def sse(event: str, data: str, event_id: str | None = None) -> str:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id else "")
+    return head + f"data: {data}\n\n"
+
+
+@router.post(
+    "/chat",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "the turn's events"}},
+)
+async def chat(body: ChatRequest, user: CurrentUser, services: ServicesDep) -> StreamingResponse:
+    """The same turn as a WebSocket ``message``; closes after ``stream_end`` or ``error``."""
+    session_id = new_id()
+    # A fresh session: every event on it is this request's, from the start.
+    sub = await services.hub.subscribe(session_id, "0-0")
+    try:
+        turn_id = await services.turns.message(
+            user, session_id, MessageFrame(type="message", **body.model_dump())
+        )
+    except BaseException:
+        services.hub.unsubscribe(sub)
+        raise
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if not isinstance(item, Delivery):
+                    error = {"type": "error", "code": "internal", "message": "stream fell behind"}
+                    yield sse("error", json.dumps(error))
+                    return
+                yield sse(item.type, item.frame, item.event_id)
+                if (
+                    item.type in TERMINAL_EVENT_TYPES
+                    and json.loads(item.frame).get("turn_id") == turn_id
+                ):
+                    return
+        finally:
+            services.hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,56 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+from redis.exceptions import RedisError
+
+from gateway.deps import ServicesDep
+from gateway.metrics import pool_stats, render_metrics
+from shared.keys import WORKER_DEAD_AFTER_S
+from shared.redis_client import has_json_module
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Ready to chat: Redis reachable, JSON module present, a live worker per pool."""
+    checks: dict[str, Any] = {}
+    ok = True
+    try:
+        await services.redis.ping()
+        checks["redis"] = "ok"
+        json_ok = await has_json_module(services.redis)
+        checks["json_module"] = "ok" if json_ok else "missing"
+        ok = ok and json_ok
+        now_ms = time.time() * 1000
+        pools: dict[str, Any] = {}
+        for pool in services.catalog.pools():
+            live = await services.redis.zcount(
+                services.settings.keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf"
+            )
+            stats = await pool_stats(services.redis, services.settings.keys, pool)
+            pools[pool] = {"live_workers": live, **stats}
+            ok = ok and live > 0
+        checks["pools"] = pools
+    except (RedisError, OSError) as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+        ok = False
+    checks["reader"] = "ok" if services.hub.connected.is_set() else "waiting"
+    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(services: ServicesDep) -> PlainTextResponse:
+    return PlainTextResponse(await render_metrics(services), media_type="text/plain; version=0.0.4")

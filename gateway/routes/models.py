@@ -1,0 +1,39 @@
+"""What users may pick."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from gateway.deps import CurrentUser, ServicesDep
+
+router = APIRouter()
+
+
+class ModelInfo(BaseModel):
+    id: str
+    label: str
+    context_window: int
+    max_tokens: int
+    default: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+@router.get("/models")
+async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
+    catalog = services.catalog
+    return ModelList(
+        models=[
+            ModelInfo(
+                id=m.id,
+                label=m.display_name,
+                context_window=m.context_window,
+                max_tokens=m.max_tokens,
+                default=m is catalog.default,
+            )
+            for m in catalog.models
+        ]
+    )

@@ -1,0 +1,230 @@
+"""The WebSocket endpoint ``/ws``: one task reads the client's frames, one
+sends it, in order, its session events (from the multiplexed reader) and
+the direct replies (``hello``, ``pong``, errors about a bad frame)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocketState
+
+from gateway.auth import COOKIE_NAME, token_from
+from gateway.deps import Services
+from gateway.errors import ApiError, describe_validation
+from gateway.hub import Delivery, Subscriber
+from shared.conversation import new_id
+from shared.protocol import (
+    EditFrame,
+    ErrorCode,
+    ErrorEvent,
+    HelloEvent,
+    MessageFrame,
+    PingFrame,
+    PongEvent,
+    RegenerateFrame,
+    ResumeFrame,
+    StopFrame,
+    UserInfo,
+    client_frame_adapter,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+#: Close codes: 1001 going away (server shutting down: reconnect elsewhere),
+#: 1013 try again later (this socket fell too far behind: reconnect and resume),
+#: 4401 not signed in, 4400 bad connection parameters.
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_BAD_REQUEST = 4400
+
+
+def error_frame(
+    code: ErrorCode,
+    message: str,
+    *,
+    client_id: str | None = None,
+    conversation_id: str | None = None,
+) -> str:
+    event = ErrorEvent(
+        code=code, message=message, client_id=client_id, conversation_id=conversation_id
+    )
+    return event.model_dump_json(exclude_none=True)
+
+
+class FrameError(Exception):
+    def __init__(self, message: str, raw: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.client_id = raw.get("client_id") if isinstance(raw, dict) else None
+
+
+def parse_frame(text: str) -> Any:
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise FrameError("the frame is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise FrameError("a frame must be a JSON object with a `type`")
+    try:
+        return client_frame_adapter.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        kinds = {e["type"] for e in errors}
+        if "union_tag_not_found" in kinds:
+            raise FrameError("the frame has no `type`", raw) from exc
+        if "union_tag_invalid" in kinds:
+            raise FrameError(f"unknown frame type {raw.get('type')!r}", raw) from exc
+        details = [dict(e, loc=e["loc"][1:]) for e in errors]
+        raise FrameError(describe_validation(details), raw) from exc  # type: ignore[arg-type]
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, services: Services, user: UserInfo, session_id: str) -> None:
+        self.ws = ws
+        self.services = services
+        self.user = user
+        self.session_id = session_id
+        self.sub: Subscriber | None = None
+
+    async def _receive(self) -> str | None:
+        """The next text frame; None for a binary one. Raises on disconnect."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return message.get("text")
+
+    def _offer(self, frame: str) -> None:
+        assert self.sub is not None
+        self.sub.offer(frame)
+
+    async def serve(self) -> None:
+        services = self.services
+        hello = HelloEvent(session=self.session_id, user=self.user)
+        await self.ws.send_text(hello.model_dump_json(exclude={"event_id"}))
+        first_text = await self._receive()
+        frame: Any = None
+        problem: FrameError | None = None
+        try:
+            frame = parse_frame(first_text) if first_text is not None else None
+            if first_text is None:
+                problem = FrameError("frames are JSON text, not binary")
+        except FrameError as exc:
+            problem = exc
+        # Delivery starts where a first `resume` says, else at the live end.
+        after = frame.after if isinstance(frame, ResumeFrame) else None
+        if after is not None:
+            services.resumes += 1
+        self.sub = await services.hub.subscribe(self.session_id, after)
+        sender = asyncio.create_task(self._send_loop(self.sub), name="ws-sender")
+        try:
+            if problem is not None:
+                self._offer(
+                    error_frame("bad_request", problem.message, client_id=problem.client_id)
+                )
+            elif not isinstance(frame, ResumeFrame):
+                await self._handle(frame)
+            while not sender.done():
+                text = await self._receive()
+                if text is None:
+                    self._offer(error_frame("bad_request", "frames are JSON text, not binary"))
+                    continue
+                try:
+                    frame = parse_frame(text)
+                except FrameError as exc:
+                    self._offer(error_frame("bad_request", exc.message, client_id=exc.client_id))
+                    continue
+                await self._handle(frame)
+        finally:
+            services.hub.unsubscribe(self.sub)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def _handle(self, frame: Any) -> None:
+        turns = self.services.turns
+        client_id = getattr(frame, "client_id", None)
+        try:
+            if isinstance(frame, MessageFrame):
+                await turns.message(self.user, self.session_id, frame)
+            elif isinstance(frame, RegenerateFrame):
+                await turns.regenerate(self.user, self.session_id, frame)
+            elif isinstance(frame, EditFrame):
+                await turns.edit(self.user, self.session_id, frame)
+            elif isinstance(frame, StopFrame):
+                await turns.stop(self.user, frame)
+            elif isinstance(frame, ResumeFrame):
+                self.services.resumes += 1
+                assert self.sub is not None
+                await self.services.hub.reposition(self.sub, frame.after)
+            elif isinstance(frame, PingFrame):
+                self._offer(PongEvent().model_dump_json(exclude={"event_id"}))
+        except ApiError as exc:
+            self._offer(
+                error_frame(
+                    exc.code,  # type: ignore[arg-type]
+                    exc.message,
+                    client_id=client_id,
+                    conversation_id=getattr(frame, "conversation_id", None),
+                )
+            )
+        except RedisError:
+            log.exception("storage failed while handling a %s frame", frame.type)
+            self._offer(
+                error_frame(
+                    "internal",
+                    "storage is unavailable; nothing was sent, try again",
+                    client_id=client_id,
+                )
+            )
+
+    async def _send_loop(self, sub: Subscriber) -> None:
+        while True:
+            item = await sub.queue.get()
+            if item is None:
+                # Fell too far behind: the client reconnects and resumes.
+                await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
+                return
+            await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
+
+
+@router.websocket("/ws")
+async def websocket(ws: WebSocket, session: str | None = None) -> None:
+    services: Services = ws.app.state.services
+    token = token_from(ws.headers.get("authorization"), ws.cookies.get(COOKIE_NAME))
+    user = await services.auth.user_for_token(token)
+    await ws.accept()
+    if user is None:
+        await ws.send_text(error_frame("unauthorized", "sign in first"))
+        await ws.close(CLOSE_UNAUTHORIZED, "sign in first")
+        return
+    if session is not None and not SESSION_RE.match(session):
+        await ws.send_text(error_frame("bad_request", "session must be 8-64 of A-Z a-z 0-9 _ -"))
+        await ws.close(CLOSE_BAD_REQUEST, "bad session id")
+        return
+    services.sockets.add(ws)
+    try:
+        await Connection(ws, services, user, session or new_id()).serve()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        services.sockets.discard(ws)
+
+
+async def close_all(services: Services) -> None:
+    """On shutdown: tell every client to go elsewhere (it reconnects and resumes)."""
+    for ws in list(services.sockets):
+        if ws.client_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await ws.close(CLOSE_GOING_AWAY, "server shutting down")

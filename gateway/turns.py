@@ -1,0 +1,300 @@
+"""Accepting turns: the one place that turns a ``message``, ``regenerate``,
+``edit`` or ``stop`` into Redis writes, for the WebSocket and for
+``POST /api/chat`` alike.
+
+Everything a user typed is stored in the conversation, and its
+``user_message`` event written, in the same pipeline that queues the turn
+and before it, so no failure later on can lose it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from gateway.errors import ApiError
+from shared.conversation import Conversation, Message, new_id, now
+from shared.keys import CANCEL_TTL_S, SESSION_MAXLEN, WORKER_GROUP, Keys
+from shared.models_file import ModelCatalog, ModelSpec
+from shared.protocol import (
+    ConversationCreatedEvent,
+    EditFrame,
+    MessageFrame,
+    RegenerateFrame,
+    StopFrame,
+    UserInfo,
+    UserMessageEvent,
+    _Event,
+)
+from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
+from shared.streams import TurnKind, TurnRequest, encode_event, encode_turn
+
+#: How long a pool's queue depth, read from Redis, is trusted (seconds).
+_CAPACITY_TTL_S = 0.25
+
+
+class RateLimiter:
+    """At most ``per_minute`` turns per user in any sliding minute (per process)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, deque[float]] = {}
+
+    def check(self, uid: str) -> None:
+        if self.per_minute <= 0:
+            return
+        t = time.monotonic()
+        window = self._seen.setdefault(uid, deque())
+        while window and window[0] <= t - 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            wait = int(window[0] + 60 - t) + 1
+            raise ApiError("rate_limited", f"too many messages; try again in {wait} s")
+        window.append(t)
+
+
+class TurnService:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        catalog: ModelCatalog,
+        *,
+        max_message_chars: int,
+        rate_limit_per_minute: int,
+        max_queued_turns: int,
+        session_ttl: int,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = ConversationStore(redis, keys)
+        self.catalog = catalog
+        self.max_message_chars = max_message_chars
+        self.max_queued_turns = max_queued_turns
+        self.session_ttl = session_ttl
+        self.limiter = RateLimiter(rate_limit_per_minute)
+        self.turns_submitted = 0
+        self.busy_refusals = 0
+        self._lag: dict[str, tuple[int, float]] = {}
+        self._queued: dict[str, int] = {}
+
+    # --- checks ----------------------------------------------------------------
+
+    def _check_content(self, content: str) -> None:
+        if not content.strip():
+            raise ApiError("bad_request", "the message is empty")
+        if len(content) > self.max_message_chars:
+            raise ApiError(
+                "too_large",
+                f"the message has {len(content):,} characters; the limit is "
+                f"{self.max_message_chars:,}",
+            )
+
+    def _model(self, model_id: str | None, fallback: str | None = None) -> ModelSpec:
+        wanted = model_id or fallback
+        spec = self.catalog.get(wanted) if wanted else self.catalog.default
+        if spec is None and model_id is None:
+            spec = self.catalog.default  # the conversation's model was retired
+        if spec is None:
+            offered = ", ".join(m.id for m in self.catalog.models)
+            raise ApiError("bad_request", f"unknown model {wanted!r}; offered: {offered}")
+        return spec
+
+    async def _head(self, user: UserInfo, cid: str, message_id: str | None) -> ConversationHead:
+        try:
+            head = await self.store.owned_head(cid, user.id, message_id)
+        except NotFoundError as exc:
+            raise ApiError("not_found", "conversation not found") from exc
+        if message_id is not None and not head.message_exists:
+            raise ApiError("not_found", "message not found in this conversation")
+        return head
+
+    async def _check_capacity(self, spec: ModelSpec) -> None:
+        """Refuse at once (``busy``) rather than queue without bound.
+
+        The queue depth (the consumer group's lag) is read at most every
+        ``_CAPACITY_TTL_S`` per pool and counted up locally in between, so the
+        check costs no Redis command on most turns.
+        """
+        t = time.monotonic()
+        seen = self._lag.get(spec.pool)
+        if seen is None or t - seen[1] > _CAPACITY_TTL_S:
+            lag = await self._read_lag(spec.pool)
+            self._lag[spec.pool] = (lag, t)
+            self._queued[spec.pool] = 0
+        else:
+            lag = seen[0]
+        waiting = lag + self._queued.get(spec.pool, 0)
+        if waiting >= self.max_queued_turns:
+            self.busy_refusals += 1
+            raise ApiError(
+                "busy", f"{waiting} replies are already waiting for {spec.id}; try again shortly"
+            )
+
+    async def _read_lag(self, pool: str) -> int:
+        try:
+            groups = await self.redis.xinfo_groups(self.keys.prompts(pool))
+        except ResponseError:  # no stream yet: nothing is waiting
+            return 0
+        for group in groups:
+            if group.get("name") == WORKER_GROUP:
+                return int(group.get("lag") or 0)
+        # No worker has ever joined: everything queued is waiting.
+        return int(await self.redis.xlen(self.keys.prompts(pool)))
+
+    # --- writes ----------------------------------------------------------------
+
+    def _queue_event(self, pipe: Pipeline, session_id: str, event: _Event) -> None:
+        pipe.xadd(
+            self.keys.session(session_id),
+            encode_event(event),  # type: ignore[arg-type]
+            maxlen=SESSION_MAXLEN,
+            approximate=True,
+        )
+
+    def _queue_turn(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        parent_id: str,
+        spec: ModelSpec,
+        kind: TurnKind,
+        turn_id: str | None = None,
+    ) -> str:
+        turn = TurnRequest(
+            turn_id=turn_id or new_id(),
+            kind=kind,
+            session_id=session_id,
+            user_id=user.id,
+            conversation_id=cid,
+            parent_id=parent_id,
+            model=spec.id,
+        )
+        pipe.expire(self.keys.session(session_id), self.session_ttl)
+        pipe.xadd(self.keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
+        self.turns_submitted += 1
+        self._queued[spec.pool] = self._queued.get(spec.pool, 0) + 1
+        return turn.turn_id
+
+    async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str:
+        """A new user message and a turn to answer it; returns the turn id."""
+        self._check_content(frame.content)
+        pipe = self.redis.pipeline(transaction=False)
+        if frame.conversation_id is None:
+            spec = self._model(frame.model)
+            await self._check_capacity(spec)
+            self.limiter.check(user.id)
+            ts = now()
+            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
+            conv = Conversation(
+                id=new_id(),
+                owner=user.id,
+                title=title_from_text(frame.content),
+                model=spec.id,
+                created_at=ts,
+                updated_at=ts,
+            )
+            self._queue_event(pipe, session_id, ConversationCreatedEvent(conversation=conv.view()))
+            conv.messages[message.id] = message
+            conv.current_id = message.id
+            self.store.queue_save(pipe, conv)
+            cid = conv.id
+        else:
+            cid = frame.conversation_id
+            head = await self._head(user, cid, frame.parent_id)
+            spec = self._model(frame.model, head.model)
+            await self._check_capacity(spec)
+            self.limiter.check(user.id)
+            message = Message(
+                id=new_id(),
+                parent_id=frame.parent_id or head.current_id,
+                role="user",
+                content=frame.content,
+            )
+            self.store.queue_add_message(pipe, cid, message, owner=user.id)
+            if frame.model and frame.model != head.model:
+                self.store.queue_fields(pipe, cid, {"model": spec.id})
+        return await self._submit(
+            pipe, user, session_id, cid, message, spec, "message", frame.client_id
+        )
+
+    async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str:
+        """A sibling of a user message with new content, and a turn to answer it."""
+        self._check_content(frame.content)
+        head = await self._head(user, frame.conversation_id, frame.message_id)
+        if head.message_role != "user":
+            raise ApiError("bad_request", "only your own messages can be edited")
+        spec = self._model(frame.model, head.model)
+        await self._check_capacity(spec)
+        self.limiter.check(user.id)
+        message = Message(
+            id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        self.store.queue_add_message(pipe, head.id, message, owner=user.id)
+        return await self._submit(
+            pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
+        )
+
+    async def _submit(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        message: Message,
+        spec: ModelSpec,
+        kind: TurnKind,
+        client_id: str | None,
+    ) -> str:
+        turn_id = new_id()
+        self._queue_event(
+            pipe,
+            session_id,
+            UserMessageEvent(
+                conversation_id=cid, message=message, client_id=client_id, turn_id=turn_id
+            ),
+        )
+        self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id)
+        await pipe.execute()
+        return turn_id
+
+    async def regenerate(self, user: UserInfo, session_id: str, frame: RegenerateFrame) -> str:
+        """A new sibling reply to the user message that ``message_id`` answers.
+
+        ``message_id`` may also name the user message itself (a reply that
+        never arrived can be asked for again).
+        """
+        head = await self._head(user, frame.conversation_id, frame.message_id)
+        if head.message_role == "assistant":
+            parent_id = head.message_parent_id
+        elif head.message_role == "user":
+            parent_id = frame.message_id
+        else:
+            parent_id = None
+        if parent_id is None:
+            raise ApiError("bad_request", "that message has no question to answer again")
+        spec = self._model(frame.model, head.model)
+        await self._check_capacity(spec)
+        self.limiter.check(user.id)
+        pipe = self.redis.pipeline(transaction=False)
+        turn_id = self._queue_turn(pipe, user, session_id, head.id, parent_id, spec, "regenerate")
+        await pipe.execute()
+        return turn_id
+
+    async def stop(self, user: UserInfo, frame: StopFrame) -> None:
+        """Ask whichever worker runs (or will run) the turn to stop it.
+
+        Workers only honour a stop from the turn's own user, so no ownership
+        lookup is needed here; stopping a finished or unknown turn does nothing.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.cancel(frame.turn_id), user.id, ex=CANCEL_TTL_S)
+        pipe.publish(self.keys.cancel_channel(), f"{frame.turn_id} {user.id}")
+        await pipe.execute()

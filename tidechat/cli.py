@@ -1,0 +1,114 @@
+"""The ``tidechat`` command: one entry point for every process of the system."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from shared.models_file import ModelsFileError
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.config import GatewaySettings
+
+    settings = GatewaySettings()
+    _logging(settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        timeout_graceful_shutdown=5,
+        access_log=False,
+    )
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from shared.keys import WORKER_BLOCK_MS
+    from shared.redis_client import make_redis
+    from worker.config import WorkerSettings
+    from worker.worker import Worker
+
+    overrides = {"concurrency": args.concurrency} if args.concurrency else {}
+    settings = WorkerSettings(**overrides)
+    _logging(settings.log_level)
+    catalog = settings.load_models()
+
+    async def main() -> None:
+        redis = make_redis(
+            settings.redis_url, block_ms=WORKER_BLOCK_MS, max_connections=settings.concurrency + 8
+        )
+        try:
+            worker = Worker(
+                redis,
+                settings,
+                catalog,
+                pools=args.pool or None,
+                burst=args.burst,
+                handle_signals=True,
+            )
+            await worker.run()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tidechat",
+        description="Self-hosted chat over Redis Streams. Reads REDIS_URL and TIDECHAT_MODELS.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gw = sub.add_parser("gateway", help="run the WebSocket/HTTP gateway")
+    gw.add_argument("--host", default="127.0.0.1")
+    gw.add_argument("--port", type=int, default=8000)
+    gw.set_defaults(func=run_gateway)
+
+    wk = sub.add_parser("worker", help="run an inference worker")
+    wk.add_argument(
+        "--pool",
+        action="append",
+        help="pool to serve (repeatable; default: every pool in the models file)",
+    )
+    wk.add_argument("--concurrency", type=int, default=None, help="turns at once (default 4)")
+    wk.add_argument(
+        "--burst", action="store_true", help="exit when the queues are empty and nothing runs"
+    )
+    wk.set_defaults(func=run_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ModelsFileError as exc:
+        print(f"tidechat: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

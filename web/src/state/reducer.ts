@@ -1,0 +1,440 @@
+/**
+ * The one reducer of chat state. Live events, events replayed after a resume
+ * and events replayed after a page reload all go through `reduce`, so there is
+ * one code path to get right and to test (see reducer.test.ts).
+ *
+ * Delivery is at least once: an event whose `event_id` is at or before the
+ * last applied one is a duplicate and leaves the state untouched. Events for
+ * turns the client does not know (a chunk before its `stream_start`, a chunk
+ * after `stream_end`) are ignored; `stream_end` carries the stored message,
+ * which is the truth whatever chunks were seen.
+ */
+import type {
+  ConversationSummary,
+  ConversationView,
+  ErrorEvent,
+  ServerEvent,
+  StreamEndEvent,
+  StreamStartEvent,
+  UserMessageEvent,
+} from "../protocol.gen";
+import { dropMessage, emptyConversation, mergeView, placeholderTime, putMessage, updateMessage } from "./conversation";
+import { isAlreadyApplied, isEventId } from "./eventId";
+import { normalizeMessage } from "./tree";
+import type { ChatConversation, ChatState, PendingMessage, Toast, Turn } from "./types";
+
+export type LocalAction =
+  | { type: "conversation_loaded"; conversation: ConversationView }
+  | { type: "list_loaded"; items: ConversationSummary[]; nextCursor: string | null; reset: boolean }
+  | { type: "list_status"; status: ChatState["list"]["status"] }
+  | { type: "conversation_removed"; conversationId: string }
+  | { type: "select"; conversationId: string | null }
+  | { type: "select_branch"; conversationId: string; currentId: string | null }
+  | { type: "message_queued"; pending: PendingMessage }
+  | { type: "pending_discarded"; clientId: string }
+  | { type: "regenerate_requested"; conversationId: string; parentId: string }
+  | { type: "stop_requested"; turnId: string }
+  | { type: "toast"; kind: Toast["kind"]; message: string }
+  | { type: "toast_dismissed"; id: number };
+
+export type ChatAction = ServerEvent | LocalAction;
+
+const SERVER_EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
+  "hello",
+  "pong",
+  "conversation_created",
+  "user_message",
+  "stream_start",
+  "stream_chunk",
+  "stream_restart",
+  "stream_end",
+  "title",
+  "error",
+]);
+
+export function isServerEvent(action: ChatAction): action is ServerEvent {
+  return SERVER_EVENT_TYPES.has(action.type);
+}
+
+export function initialState(partial: Partial<ChatState> = {}): ChatState {
+  return {
+    lastEventId: null,
+    conversations: {},
+    turns: {},
+    pending: [],
+    list: { byId: {}, nextCursor: null, status: "idle" },
+    activeId: null,
+    awaitingReply: {},
+    announcement: "",
+    toasts: [],
+    nextToastId: 1,
+    ...partial,
+  };
+}
+
+const RUNNING: ReadonlySet<Turn["status"]> = new Set(["queued", "streaming", "retrying", "stopping"]);
+
+export function isRunning(turn: Turn | undefined): boolean {
+  return turn !== undefined && RUNNING.has(turn.status);
+}
+
+export function reduce(state: ChatState, action: ChatAction): ChatState {
+  if (!isServerEvent(action)) return applyLocal(state, action);
+  const eventId = action.event_id;
+  if (isEventId(eventId)) {
+    if (isAlreadyApplied(eventId, state.lastEventId)) return state;
+    return { ...applyEvent(state, action), lastEventId: eventId };
+  }
+  return applyEvent(state, action);
+}
+
+/** Apply a batch in order (a resume replay, or a test's array of events). */
+export function reduceAll(state: ChatState, actions: readonly ChatAction[]): ChatState {
+  return actions.reduce(reduce, state);
+}
+
+function applyEvent(state: ChatState, event: ServerEvent): ChatState {
+  switch (event.type) {
+    case "hello":
+    case "pong":
+      return state;
+    case "conversation_created": {
+      const view = event.conversation;
+      const conversations = {
+        ...state.conversations,
+        [view.id]: mergeView(state.conversations[view.id], view),
+      };
+      return { ...state, conversations, list: withSummary(state.list, summaryOf(view)) };
+    }
+    case "user_message":
+      return onUserMessage(state, event);
+    case "stream_start":
+      return onStreamStart(state, event);
+    case "stream_chunk": {
+      const turn = state.turns[event.turn_id];
+      if (!turn || !turn.messageId || !isRunning(turn)) return state;
+      const conv = state.conversations[turn.conversationId];
+      if (!conv?.messages[turn.messageId]) return state;
+      const next = updateMessage(conv, turn.messageId, (m) => ({
+        ...m,
+        content: m.content + event.chunk,
+        status: "streaming",
+      }));
+      const status = turn.status === "stopping" ? "stopping" : "streaming";
+      return {
+        ...withConversation(state, next),
+        turns: turn.status === status ? state.turns : { ...state.turns, [turn.turnId]: { ...turn, status } },
+      };
+    }
+    case "stream_restart": {
+      const turn = state.turns[event.turn_id];
+      if (!turn || !isRunning(turn)) return state;
+      const conv = state.conversations[turn.conversationId];
+      let next = state;
+      if (conv && turn.messageId) {
+        next = withConversation(
+          state,
+          updateMessage(conv, turn.messageId, (m) => ({ ...m, content: "", status: "retrying" })),
+        );
+      }
+      return {
+        ...next,
+        turns: { ...state.turns, [turn.turnId]: { ...turn, status: "retrying" } },
+        announcement: "The reply is being retried",
+      };
+    }
+    case "stream_end":
+      return onStreamEnd(state, event);
+    case "title": {
+      const conv = state.conversations[event.conversation_id];
+      const summary = state.list.byId[event.conversation_id];
+      return {
+        ...(conv ? withConversation(state, { ...conv, title: event.title }) : state),
+        list: summary ? withSummary(state.list, { ...summary, title: event.title }) : state.list,
+      };
+    }
+    case "error":
+      return onError(state, event);
+  }
+}
+
+function onUserMessage(state: ChatState, event: UserMessageEvent): ChatState {
+  const conv = state.conversations[event.conversation_id] ?? emptyConversation(event.conversation_id);
+  const message = normalizeMessage(event.message, conv.messages[event.message.id]);
+  const next: ChatConversation = {
+    ...putMessage(conv, message),
+    currentId: message.id,
+    updatedAt: Math.max(conv.updatedAt, message.createdAt),
+  };
+  const pending = event.client_id ? state.pending.find((p) => p.clientId === event.client_id) : undefined;
+  let turns = state.turns;
+  if (event.turn_id && !state.turns[event.turn_id]) {
+    turns = {
+      ...turns,
+      [event.turn_id]: {
+        turnId: event.turn_id,
+        conversationId: event.conversation_id,
+        parentId: message.id,
+        messageId: null,
+        status: "queued",
+      },
+    };
+  }
+  return {
+    ...withConversation(state, next),
+    turns,
+    pending: pending ? state.pending.filter((p) => p !== pending) : state.pending,
+    // The first message of a new chat: follow it to its conversation if the user is still there.
+    activeId:
+      pending && pending.conversationId === null && state.activeId === null
+        ? event.conversation_id
+        : state.activeId,
+    list: bumpSummary(state.list, event.conversation_id, message.createdAt),
+  };
+}
+
+function onStreamStart(state: ChatState, event: StreamStartEvent): ChatState {
+  const known = state.turns[event.turn_id];
+  if (known && !isRunning(known)) return state;
+  let conv = state.conversations[event.conversation_id] ?? emptyConversation(event.conversation_id);
+  if (known?.messageId && known.messageId !== event.message_id) {
+    conv = dropMessage(conv, known.messageId);
+  }
+  const existing = conv.messages[event.message_id];
+  conv = putMessage(conv, {
+    id: event.message_id,
+    parentId: event.parent_id,
+    children: existing?.children ?? [],
+    role: "assistant",
+    // A second stream_start for the same turn is a new attempt: start over.
+    content: "",
+    model: event.model,
+    finishReason: null,
+    usage: null,
+    createdAt: existing?.createdAt ?? placeholderTime(conv, event.parent_id),
+    error: null,
+    notice: null,
+    status: "streaming",
+    turnId: event.turn_id,
+    localOnly: false,
+  });
+  if (conv.currentId === event.parent_id || conv.currentId === null) {
+    conv = { ...conv, currentId: event.message_id };
+  }
+  const turn: Turn = {
+    turnId: event.turn_id,
+    conversationId: event.conversation_id,
+    parentId: event.parent_id,
+    messageId: event.message_id,
+    status: known?.status === "stopping" ? "stopping" : "streaming",
+  };
+  const awaitingReply = { ...state.awaitingReply };
+  delete awaitingReply[event.conversation_id];
+  return {
+    ...withConversation(state, conv),
+    turns: { ...state.turns, [turn.turnId]: turn },
+    awaitingReply,
+    announcement: "The assistant is replying",
+  };
+}
+
+function onStreamEnd(state: ChatState, event: StreamEndEvent): ChatState {
+  const turn = state.turns[event.turn_id];
+  let conv = state.conversations[event.conversation_id] ?? emptyConversation(event.conversation_id);
+  const placeholderId = turn?.messageId ?? null;
+  const wasCurrent =
+    conv.currentId === null ||
+    conv.currentId === event.message.id ||
+    conv.currentId === event.message.parent_id ||
+    (placeholderId !== null && conv.currentId === placeholderId);
+  if (placeholderId && placeholderId !== event.message.id) conv = dropMessage(conv, placeholderId);
+  const message = normalizeMessage(event.message, conv.messages[event.message.id]);
+  conv = putMessage(conv, message);
+  conv = {
+    ...conv,
+    currentId: wasCurrent ? message.id : conv.currentId,
+    updatedAt: Math.max(conv.updatedAt, message.createdAt),
+  };
+  const failed = message.status === "failed";
+  const awaitingReply = { ...state.awaitingReply };
+  delete awaitingReply[event.conversation_id];
+  return {
+    ...withConversation(state, conv),
+    turns: {
+      ...state.turns,
+      [event.turn_id]: {
+        turnId: event.turn_id,
+        conversationId: event.conversation_id,
+        parentId: message.parentId,
+        messageId: message.id,
+        status: failed ? "failed" : "done",
+      },
+    },
+    awaitingReply,
+    list: bumpSummary(state.list, event.conversation_id, message.createdAt),
+    announcement: failed
+      ? "The reply failed"
+      : message.finishReason === "stopped"
+        ? "Reply stopped"
+        : "Reply complete",
+  };
+}
+
+function onError(state: ChatState, event: ErrorEvent): ChatState {
+  const error = { code: event.code, message: event.message };
+  const pending = event.client_id ? state.pending.find((p) => p.clientId === event.client_id) : undefined;
+  if (pending) {
+    return {
+      ...state,
+      pending: state.pending.map((p) => (p === pending ? { ...p, error } : p)),
+      announcement: `Message not sent: ${event.message}`,
+    };
+  }
+  const turn = event.turn_id ? state.turns[event.turn_id] : undefined;
+  if (turn) {
+    let conv = state.conversations[turn.conversationId] ?? emptyConversation(turn.conversationId);
+    if (turn.messageId && conv.messages[turn.messageId]) {
+      conv = updateMessage(conv, turn.messageId, (m) => ({
+        ...m,
+        error,
+        status: "failed",
+        finishReason: "error",
+      }));
+    } else {
+      // The turn failed before a reply existed: note the error under the question.
+      const id = `local-error-${turn.turnId}`;
+      conv = putMessage(conv, {
+        id,
+        parentId: turn.parentId,
+        children: [],
+        role: "assistant",
+        content: "",
+        model: null,
+        finishReason: "error",
+        usage: null,
+        createdAt: placeholderTime(conv, turn.parentId),
+        error,
+        notice: null,
+        status: "failed",
+        turnId: null,
+        localOnly: true,
+      });
+      if (conv.currentId === turn.parentId) conv = { ...conv, currentId: id };
+    }
+    return {
+      ...withConversation(state, conv),
+      turns: { ...state.turns, [turn.turnId]: { ...turn, status: "failed" } },
+      announcement: `The reply failed: ${event.message}`,
+    };
+  }
+  // Nothing on screen to attach it to: undo a regenerate that never started, and tell the user.
+  let next = state;
+  const awaiting = event.conversation_id
+    ? { [event.conversation_id]: state.awaitingReply[event.conversation_id] }
+    : state.awaitingReply;
+  for (const [cid, wait] of Object.entries(awaiting)) {
+    const conv = next.conversations[cid];
+    if (wait && conv) next = withConversation(next, { ...conv, currentId: wait.previousCurrentId });
+  }
+  const awaitingReply = { ...state.awaitingReply };
+  for (const cid of Object.keys(awaiting)) delete awaitingReply[cid];
+  return addToast({ ...next, awaitingReply }, "error", event.message);
+}
+
+function applyLocal(state: ChatState, action: LocalAction): ChatState {
+  switch (action.type) {
+    case "conversation_loaded": {
+      const view = action.conversation;
+      const conv = mergeView(state.conversations[view.id], view);
+      // A reply the server has stored is over, whatever the client last heard.
+      let turns = state.turns;
+      for (const turn of Object.values(state.turns)) {
+        const stored = turn.messageId ? view.messages?.[turn.messageId] : undefined;
+        if (turn.conversationId === view.id && isRunning(turn) && stored?.finish_reason) {
+          turns = { ...turns, [turn.turnId]: { ...turn, status: "done" } };
+        }
+      }
+      return { ...withConversation(state, conv), turns, list: withSummary(state.list, summaryOf(view)) };
+    }
+    case "list_loaded": {
+      const byId: Record<string, ConversationSummary> = action.reset ? {} : { ...state.list.byId };
+      for (const item of action.items) byId[item.id] = item;
+      return { ...state, list: { byId, nextCursor: action.nextCursor, status: "loaded" } };
+    }
+    case "list_status":
+      return { ...state, list: { ...state.list, status: action.status } };
+    case "conversation_removed": {
+      const conversations = { ...state.conversations };
+      delete conversations[action.conversationId];
+      const byId = { ...state.list.byId };
+      delete byId[action.conversationId];
+      return {
+        ...state,
+        conversations,
+        list: { ...state.list, byId },
+        pending: state.pending.filter((p) => p.conversationId !== action.conversationId),
+        activeId: state.activeId === action.conversationId ? null : state.activeId,
+      };
+    }
+    case "select":
+      return state.activeId === action.conversationId ? state : { ...state, activeId: action.conversationId };
+    case "select_branch": {
+      const conv = state.conversations[action.conversationId];
+      return conv ? withConversation(state, { ...conv, currentId: action.currentId }) : state;
+    }
+    case "message_queued":
+      return { ...state, pending: [...state.pending, action.pending] };
+    case "pending_discarded":
+      return { ...state, pending: state.pending.filter((p) => p.clientId !== action.clientId) };
+    case "regenerate_requested": {
+      const conv = state.conversations[action.conversationId];
+      if (!conv) return state;
+      return {
+        ...withConversation(state, { ...conv, currentId: action.parentId }),
+        awaitingReply: {
+          ...state.awaitingReply,
+          [conv.id]: { parentId: action.parentId, previousCurrentId: conv.currentId },
+        },
+      };
+    }
+    case "stop_requested": {
+      const turn = state.turns[action.turnId];
+      if (!turn || !isRunning(turn)) return state;
+      return { ...state, turns: { ...state.turns, [turn.turnId]: { ...turn, status: "stopping" } } };
+    }
+    case "toast":
+      return addToast(state, action.kind, action.message);
+    case "toast_dismissed":
+      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
+  }
+}
+
+function withConversation(state: ChatState, conv: ChatConversation): ChatState {
+  return { ...state, conversations: { ...state.conversations, [conv.id]: conv } };
+}
+
+function summaryOf(view: ConversationView): ConversationSummary {
+  return {
+    id: view.id,
+    title: view.title,
+    model: view.model ?? null,
+    created_at: view.created_at,
+    updated_at: view.updated_at,
+  };
+}
+
+function withSummary(list: ChatState["list"], summary: ConversationSummary): ChatState["list"] {
+  return { ...list, byId: { ...list.byId, [summary.id]: summary } };
+}
+
+function bumpSummary(list: ChatState["list"], id: string, at: number): ChatState["list"] {
+  const summary = list.byId[id];
+  if (!summary || summary.updated_at >= at) return list;
+  return withSummary(list, { ...summary, updated_at: at });
+}
+
+function addToast(state: ChatState, kind: Toast["kind"], message: string): ChatState {
+  const toast = { id: state.nextToastId, kind, message };
+  // Keep the last few: a burst of failures should not bury the screen.
+  return { ...state, toasts: [...state.toasts.slice(-3), toast], nextToastId: state.nextToastId + 1 };
+}

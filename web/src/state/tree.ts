@@ -1,0 +1,88 @@
+/** Walking the message tree: the branch on screen and its siblings. */
+import type { Message } from "../protocol.gen";
+import type { ChatConversation, ChatMessage } from "./types";
+
+export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessage {
+  return {
+    id: m.id,
+    parentId: m.parent_id ?? null,
+    // children are derived from parent_id; a server copy without them (a worker's
+    // stream_end) must not wipe what the client already knows.
+    children: m.children && m.children.length > 0 ? [...m.children] : (previous?.children ?? []),
+    role: m.role,
+    content: m.content,
+    model: m.model ?? null,
+    finishReason: m.finish_reason ?? null,
+    usage: m.usage ?? null,
+    createdAt: m.created_at ?? previous?.createdAt ?? Date.now() / 1000,
+    error: m.error ?? null,
+    notice: m.notice ?? null,
+    status: m.finish_reason === "error" || m.error ? "failed" : "done",
+    turnId: null,
+    localOnly: false,
+  };
+}
+
+/** Recompute every `children` list from `parent_id`, siblings oldest first (as the server does). */
+export function rebuildChildren(messages: Record<string, ChatMessage>): Record<string, ChatMessage> {
+  const children = new Map<string, string[]>();
+  const sorted = Object.values(messages).sort((a, b) => a.createdAt - b.createdAt);
+  for (const m of sorted) {
+    if (m.parentId !== null && messages[m.parentId]) {
+      const list = children.get(m.parentId) ?? [];
+      list.push(m.id);
+      children.set(m.parentId, list);
+    }
+  }
+  const out: Record<string, ChatMessage> = {};
+  for (const m of Object.values(messages)) {
+    const next = children.get(m.id) ?? [];
+    out[m.id] = sameList(next, m.children) ? m : { ...m, children: next };
+  }
+  return out;
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Messages without a (known) parent, oldest first: editing the first question makes siblings here. */
+export function rootIds(conv: ChatConversation): string[] {
+  return Object.values(conv.messages)
+    .filter((m) => m.parentId === null || !conv.messages[m.parentId])
+    .sort((a, b) => a.createdAt - b.createdAt)
+    .map((m) => m.id);
+}
+
+/** The branch from the root down to `leafId` (default: the conversation's current_id), root first. */
+export function branch(conv: ChatConversation, leafId: string | null = conv.currentId): ChatMessage[] {
+  const path: ChatMessage[] = [];
+  const seen = new Set<string>();
+  let id = leafId;
+  while (id !== null && !seen.has(id)) {
+    const m = conv.messages[id];
+    if (!m) break;
+    seen.add(id);
+    path.push(m);
+    id = m.parentId;
+  }
+  return path.reverse();
+}
+
+/** A message's siblings (itself included) in order, for `‹ 2/3 ›`. */
+export function siblingsOf(conv: ChatConversation, message: ChatMessage): string[] {
+  const parent = message.parentId !== null ? conv.messages[message.parentId] : undefined;
+  return parent ? parent.children : rootIds(conv);
+}
+
+/** The newest leaf under `id`: follow the last child down, as switching branches shows it. */
+export function newestLeaf(conv: ChatConversation, id: string): string {
+  let current = id;
+  const seen = new Set<string>();
+  for (;;) {
+    const m = conv.messages[current];
+    if (!m || m.children.length === 0 || seen.has(current)) return current;
+    seen.add(current);
+    current = m.children[m.children.length - 1]!;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The client's view of conversations: the generated wire types with every
+ * optional field filled in, plus what only the client knows (a reply being
+ * streamed, a message not yet acknowledged).
+ */
+import type {
+  ConversationSummary,
+  ConversationView,
+  ErrorInfo,
+  Message,
+  Usage,
+} from "../protocol.gen";
+
+export type MessageStatus =
+  /** Stored on the server; nothing in flight. */
+  | "done"
+  /** A reply whose turn is queued or streaming (typing indicator while empty). */
+  | "streaming"
+  /** A worker took over the turn; partial text was discarded. */
+  | "retrying"
+  /** The turn failed; `error` says why. */
+  | "failed";
+
+export interface ChatMessage {
+  id: string;
+  parentId: string | null;
+  children: string[];
+  role: Message["role"];
+  content: string;
+  model: string | null;
+  finishReason: NonNullable<Message["finish_reason"]> | null;
+  usage: Usage | null;
+  createdAt: number;
+  error: ErrorInfo | null;
+  notice: string | null;
+  status: MessageStatus;
+  /** The turn generating this reply, while it runs. */
+  turnId: string | null;
+  /** Made up by the client (an error with no stored reply); never on the server. */
+  localOnly: boolean;
+}
+
+export interface ChatConversation {
+  id: string;
+  title: string;
+  model: string | null;
+  systemPrompt: string;
+  createdAt: number;
+  updatedAt: number;
+  currentId: string | null;
+  messages: Record<string, ChatMessage>;
+  /** False for a stub made from live events before the HTTP load arrived. */
+  loaded: boolean;
+}
+
+export type TurnStatus = "queued" | "streaming" | "retrying" | "stopping" | "done" | "failed";
+
+export interface Turn {
+  turnId: string;
+  conversationId: string;
+  /** The user message this turn answers, when known. */
+  parentId: string | null;
+  /** The assistant message, once `stream_start` named it. */
+  messageId: string | null;
+  status: TurnStatus;
+}
+
+/** A message the user sent that the server has not acknowledged yet. */
+export interface PendingMessage {
+  clientId: string;
+  /** null: the first message of a new conversation. */
+  conversationId: string | null;
+  parentId: string | null;
+  content: string;
+  createdAt: number;
+  /** Set when the server rejected it (e.g. too_large, rate_limited). */
+  error: ErrorInfo | null;
+}
+
+export interface Toast {
+  id: number;
+  kind: "error" | "info";
+  message: string;
+}
+
+export interface ConversationList {
+  byId: Record<string, ConversationSummary>;
+  nextCursor: string | null;
+  status: "idle" | "loading" | "loaded" | "error";
+}
+
+export interface ChatState {
+  /** The newest session event applied; events at or before it are duplicates. */
+  lastEventId: string | null;
+  conversations: Record<string, ChatConversation>;
+  turns: Record<string, Turn>;
+  pending: PendingMessage[];
+  list: ConversationList;
+  /** The conversation on screen; null is a new chat. */
+  activeId: string | null;
+  /** Regenerate requests waiting for their stream_start, by conversation id. */
+  awaitingReply: Record<string, { parentId: string; previousCurrentId: string | null }>;
+  /** Screen-reader announcement for the polite status line. */
+  announcement: string;
+  toasts: Toast[];
+  nextToastId: number;
+}
+
+export type { ConversationSummary, ConversationView, Message };

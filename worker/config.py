@@ -1,0 +1,41 @@
+"""Worker settings, from the environment (``TIDECHAT_*``) and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+def _default_data_dir() -> Path:
+    from shared.paths import default_data_dir
+
+    return default_data_dir()
+
+
+class WorkerSettings(CommonSettings):
+    #: Turns one worker process generates at once.
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    #: An in-flight turn whose worker has not refreshed it for this long is
+    #: taken over by another worker. Running workers refresh theirs every
+    #: HEARTBEAT_S, so this can be short.
+    claim_idle_seconds: float = Field(default=10.0, gt=0)
+    #: How often the claim loop looks for abandoned turns.
+    claim_interval_seconds: float = Field(default=1.0, gt=0)
+    #: A turn delivered this many times (its workers kept dying) is dead-lettered.
+    max_deliveries: int = Field(default=5, ge=1)
+    #: Retries of a backend's retryable failures (429, 503, cut connections)
+    #: within one delivery, with jittered exponential backoff from retry_base.
+    backend_retries: int = Field(default=3, ge=0)
+    retry_base_seconds: float = Field(default=0.5, ge=0)
+    retry_max_seconds: float = Field(default=20.0, ge=0)
+    #: A reply may take this long in all; then it ends with what it has.
+    turn_timeout_seconds: float = Field(default=600.0, gt=0)
+    #: An upstream silent this long is closed and the turn retried.
+    idle_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: On SIGTERM, turns in flight get this long to finish before they are
+    #: handed back to the other workers.
+    drain_timeout_seconds: float = Field(default=20.0, ge=0)
+    data_dir: Path = Field(default_factory=_default_data_dir)

@@ -1,0 +1,319 @@
+"""Running one turn: load the branch, build the prompt, stream the reply to
+the session, store it, acknowledge.
+
+The assistant message a turn produces has the id ``turn_id``. Storing it is
+one ``JSON.MSET`` in the same pipeline as ``stream_end`` and the XACK, so a
+worker that dies before the pipeline leaves the turn pending for another
+worker, and one that dies after it leaves nothing to redo; a turn delivered
+again after its reply was stored only re-sends ``stream_end``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared import rjson
+from shared.conversation import ErrorInfo, Message, Usage, now
+from shared.keys import SESSION_MAXLEN, WORKER_GROUP, Keys
+from shared.models_file import ModelCatalog, ModelSpec
+from shared.protocol import (
+    ErrorEvent,
+    StreamChunkEvent,
+    StreamEndEvent,
+    StreamRestartEvent,
+    StreamStartEvent,
+    TitleEvent,
+    _Event,
+)
+from shared.store import ConversationStore, title_from_text
+from shared.streams import DeadLetter, TurnRequest, encode_event
+from worker.backends import Backend, BackendPool, GenerationRequest
+from worker.cancel import CancelWatcher
+from worker.config import WorkerSettings
+from worker.context import Prompt, build_prompt
+from worker.errors import ConversationGone, TurnError, UnknownModel
+from worker.generate import Outcome, RetryPolicy, generate
+from worker.title import make_title
+from worker.tokens import estimate_tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A turn as this worker received it from the prompt stream."""
+
+    entry_id: str
+    pool: str
+    turn: TurnRequest
+    deliveries: int = 1
+    #: Set when the turn was taken over from another worker.
+    restart_reason: str | None = None
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        catalog: ModelCatalog,
+        backends: BackendPool,
+        cancels: CancelWatcher,
+        settings: WorkerSettings,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = ConversationStore(redis, keys)
+        self.catalog = catalog
+        self.backends = backends
+        self.cancels = cancels
+        self.settings = settings
+        self.policy = RetryPolicy(
+            settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
+        )
+
+    # --- events ------------------------------------------------------------
+
+    def _queue_event(self, pipe: Any, session_id: str, event: _Event) -> None:
+        # NOMKSTREAM: only the gateway creates session streams (with their TTL);
+        # a session that expired has nobody to read the event.
+        pipe.xadd(
+            self.keys.session(session_id),
+            encode_event(event),  # type: ignore[arg-type]
+            maxlen=SESSION_MAXLEN,
+            approximate=True,
+            nomkstream=True,
+        )
+
+    async def _send(self, session_id: str, event: _Event) -> None:
+        await self.redis.xadd(
+            self.keys.session(session_id),
+            encode_event(event),  # type: ignore[arg-type]
+            maxlen=SESSION_MAXLEN,
+            approximate=True,
+            nomkstream=True,
+        )
+
+    # --- the turn ------------------------------------------------------------
+
+    async def run(self, d: Delivery) -> None:
+        turn = d.turn
+        paths = ["$.owner", "$.system_prompt", "$.messages"]
+        pipe = self.redis.pipeline(transaction=False)
+        rjson.queue_get(pipe, self.keys.conversation(turn.conversation_id), *paths)
+        pipe.get(self.keys.cancel(turn.turn_id))
+        raw, stopped_by = await pipe.execute()
+        doc = rjson.decode_paths(raw, paths)
+        if doc is None or doc["$.owner"] != turn.user_id:
+            await self._abandon(d, ConversationGone("the conversation no longer exists"))
+            return
+        messages: dict[str, dict[str, Any]] = doc["$.messages"] or {}
+        if turn.turn_id in messages:
+            # Stored by an earlier delivery that died before acknowledging.
+            stored = Message.model_validate(messages[turn.turn_id])
+            await self.finish(d, stored, None)
+            return
+        branch = _branch(messages, turn.parent_id)
+        if not branch:
+            await self._abandon(d, ConversationGone("the message to answer no longer exists"))
+            return
+        spec = self.catalog.get(turn.model)
+        if spec is None:
+            error = UnknownModel(f"model {turn.model!r} is no longer offered")
+            await self.finish(d, self.reply_message(d, "", "error", None, error, None), error)
+            return
+        backend = self.backends.get(spec)
+        load = getattr(backend, "load", None)
+        if load is not None:
+            await load()
+        prompt = build_prompt(spec, doc["$.system_prompt"] or "", branch, backend.count_tokens)
+        stop = self.cancels.watch(turn.turn_id, turn.user_id)
+        if stopped_by == turn.user_id:
+            stop.set()
+        try:
+            if d.restart_reason:
+                await self._send(
+                    turn.session_id,
+                    StreamRestartEvent(turn_id=turn.turn_id, reason=d.restart_reason),
+                )
+            await self._send(
+                turn.session_id,
+                StreamStartEvent(
+                    turn_id=turn.turn_id,
+                    conversation_id=turn.conversation_id,
+                    message_id=turn.turn_id,
+                    parent_id=turn.parent_id,
+                    model=spec.id,
+                ),
+            )
+            outcome = await self._generate(d, spec, backend, prompt, stop)
+        finally:
+            self.cancels.unwatch(turn.turn_id)
+        usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
+        reply = self.reply_message(
+            d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
+        )
+        first_reply = not any(m.get("role") == "assistant" for m in messages.values())
+        await self.finish(d, reply, outcome.error)
+        if first_reply and reply.finish_reason != "error":
+            await self._title(d, spec, backend, branch[-1].content, reply.content)
+
+    async def _generate(
+        self, d: Delivery, spec: ModelSpec, backend: Backend, prompt: Prompt, stop: asyncio.Event
+    ) -> Outcome:
+        turn = d.turn
+        request = GenerationRequest(
+            messages=prompt.messages,
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            stop=list(spec.stop),
+        )
+
+        async def send_chunk(text: str) -> None:
+            await self._send(turn.session_id, StreamChunkEvent(turn_id=turn.turn_id, chunk=text))
+
+        async def send_restart(reason: str) -> None:
+            await self._send(
+                turn.session_id, StreamRestartEvent(turn_id=turn.turn_id, reason=reason)
+            )
+
+        return await generate(
+            backend,
+            request,
+            send_chunk=send_chunk,
+            send_restart=send_restart,
+            stop=stop,
+            policy=self.policy,
+            idle_timeout=self.settings.idle_timeout_seconds,
+            total_timeout=self.settings.turn_timeout_seconds,
+        )
+
+    def _count_usage(self, backend: Backend, prompt: Prompt, text: str) -> Usage:
+        counted = backend.count_tokens(text)
+        return Usage(
+            prompt_tokens=prompt.tokens,
+            completion_tokens=counted if counted is not None else estimate_tokens(text),
+            estimated=counted is None,
+        )
+
+    def reply_message(
+        self,
+        d: Delivery,
+        text: str,
+        finish_reason: Any,
+        usage: Usage | None,
+        error: TurnError | None,
+        prompt: Prompt | None,
+    ) -> Message:
+        return Message(
+            id=d.turn.turn_id,
+            parent_id=d.turn.parent_id,
+            role="assistant",
+            content=text,
+            model=d.turn.model,
+            finish_reason=finish_reason,
+            usage=usage,
+            created_at=now(),
+            error=ErrorInfo(code=error.code, message=error.message) if error else None,
+            notice=prompt.notice if prompt else None,
+        )
+
+    async def finish(
+        self, d: Delivery, reply: Message, error: TurnError | None, *, dead: bool | None = None
+    ) -> None:
+        """Store the reply, tell the client, acknowledge: one pipeline.
+
+        ``dead``: also record the turn on the dead-letter stream (default: when
+        the error was retryable, i.e. retries ran out)."""
+        if dead is None:
+            dead = error is not None and error.retryable
+        turn = d.turn
+        pipe = self.redis.pipeline(transaction=False)
+        self.store.queue_add_message(pipe, turn.conversation_id, reply)
+        if error is not None:
+            self._queue_event(
+                pipe,
+                turn.session_id,
+                ErrorEvent(
+                    code=error.code,
+                    message=error.message,
+                    turn_id=turn.turn_id,
+                    conversation_id=turn.conversation_id,
+                ),
+            )
+            if dead:
+                self._queue_dead(pipe, d, error)
+        self._queue_event(
+            pipe,
+            turn.session_id,
+            StreamEndEvent(
+                turn_id=turn.turn_id, conversation_id=turn.conversation_id, message=reply
+            ),
+        )
+        pipe.xack(self.keys.prompts(d.pool), WORKER_GROUP, d.entry_id)
+        results = await pipe.execute(raise_on_error=False)
+        if isinstance(results[0], Exception):
+            # The conversation was deleted while the reply was generated.
+            log.info("turn %s: reply not stored (%s)", turn.turn_id, results[0])
+
+    def _queue_dead(self, pipe: Any, d: Delivery, error: TurnError) -> None:
+        letter = DeadLetter(
+            turn=d.turn,
+            code=error.code,
+            error=error.message,
+            deliveries=d.deliveries,
+            entry_id=d.entry_id,
+        )
+        pipe.xadd(self.keys.dead(d.pool), {"d": letter.model_dump_json()}, maxlen=10_000)
+
+    async def _abandon(self, d: Delivery, error: TurnError) -> None:
+        """Acknowledge a turn that cannot run, telling the client why."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._queue_event(
+            pipe,
+            d.turn.session_id,
+            ErrorEvent(
+                code=error.code,
+                message=error.message,
+                turn_id=d.turn.turn_id,
+                conversation_id=d.turn.conversation_id,
+            ),
+        )
+        pipe.xack(self.keys.prompts(d.pool), WORKER_GROUP, d.entry_id)
+        await pipe.execute()
+
+    async def _title(
+        self, d: Delivery, spec: ModelSpec, backend: Backend, question: str, answer: str
+    ) -> None:
+        title = title_from_text(question)
+        if spec.auto_title:
+            made = await make_title(backend, question, answer)
+            title = made or title
+        pipe = self.redis.pipeline(transaction=False)
+        self.store.queue_title(pipe, d.turn.conversation_id, title)
+        self._queue_event(
+            pipe, d.turn.session_id, TitleEvent(conversation_id=d.turn.conversation_id, title=title)
+        )
+        await pipe.execute(raise_on_error=False)
+
+
+def _branch(messages: dict[str, dict[str, Any]], leaf_id: str) -> list[Message]:
+    """The path from the root to ``leaf_id``, validating only the messages on it."""
+    path: list[Message] = []
+    seen: set[str] = set()
+    node_id: str | None = leaf_id
+    while node_id is not None and node_id not in seen:
+        raw = messages.get(node_id)
+        if raw is None:
+            break
+        seen.add(node_id)
+        path.append(Message.model_validate(raw))
+        node_id = raw.get("parent_id")
+    path.reverse()
+    return path

@@ -1,0 +1,383 @@
+"""The worker process: a consumer-group loop over the prompt streams.
+
+Each worker reads turns with XREADGROUP (``>``: never-delivered entries), runs
+up to ``concurrency`` at once, and acknowledges each only after its reply is
+stored and ``stream_end`` written. Three background loops keep the pool
+healthy: a heartbeat (liveness for ``/ready``, and refreshing the idle time
+of this worker's in-flight entries so nobody takes them over), a claim loop
+(XAUTOCLAIM of entries whose worker went silent, so a turn outlives the
+process running it), and the stop-request listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.keys import HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
+from shared.models_file import ModelCatalog
+from shared.streams import decode_turn
+from worker.backends import BackendPool
+from worker.cancel import CancelWatcher
+from worker.config import WorkerSettings
+from worker.errors import TurnError
+from worker.turn import Delivery, TurnRunner
+
+log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+#: Idle time (ms) given to entries handed back on shutdown: far past any claim
+#: threshold, so the next claim loop of another worker takes them at once.
+_HANDBACK_IDLE_MS = 24 * 3600 * 1000
+
+
+class PoisonTurn(TurnError):
+    """A turn whose workers kept dying on it: dead-lettered past the limit."""
+
+    code = "internal"
+
+
+@dataclass(slots=True)
+class _Running:
+    pool: str
+    task: asyncio.Task[None]
+
+
+def consumer_name() -> str:
+    """Unique per process: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Serve turns for ``pools`` until stopped.
+
+    ``burst``: return once the streams are empty and nothing is running;
+    ``max_turns``: return after starting that many turns. Both make the
+    worker usable in-process from tests (``handle_signals=False``).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        settings: WorkerSettings,
+        catalog: ModelCatalog,
+        *,
+        pools: list[str] | None = None,
+        backends: BackendPool | None = None,
+        consumer: str | None = None,
+        burst: bool = False,
+        max_turns: int | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys: Keys = settings.keys
+        self.catalog = catalog
+        self.pools = pools or catalog.pools()
+        unknown = set(self.pools) - set(catalog.pools())
+        if unknown:
+            log.warning("pools %s have no model in the models file", sorted(unknown))
+        self.consumer = consumer or consumer_name()
+        token = settings.hf_token.get_secret_value() if settings.hf_token else None
+        self.backends = backends or BackendPool(
+            hf_token=token, data_dir=settings.data_dir, idle_timeout=settings.idle_timeout_seconds
+        )
+        self.cancels = CancelWatcher(redis, self.keys.cancel_channel())
+        self.runner = TurnRunner(redis, self.keys, catalog, self.backends, self.cancels, settings)
+        self.burst = burst
+        self.max_turns = max_turns
+        self.handle_signals = handle_signals
+        self.started_turns = 0
+        self.takeovers = 0
+        self._running: dict[str, _Running] = {}
+        self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._claim_cursors = dict.fromkeys(self.pools, "0-0")
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop reading new turns; ``run`` drains the ones in flight and returns."""
+        self._stopping.set()
+        self._slot_free.set()
+
+    async def run(self) -> None:
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self._ensure_groups()
+        await self._warm_up()
+        helpers = [
+            asyncio.create_task(self.cancels.run(), name="cancel-listener"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._claim_loop(), name="claims"),
+        ]
+        log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
+        try:
+            await self._read_loop()
+            await self._drain()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(*_REDIS_DOWN):
+                pipe = self.redis.pipeline(transaction=False)
+                for pool in self.pools:
+                    pipe.zrem(self.keys.workers(pool), self.consumer)
+                await pipe.execute()
+            await self.backends.aclose()
+            log.info("worker %s stopped", self.consumer)
+
+    async def _warm_up(self) -> None:
+        """Load local models before taking turns, so the first user does not wait."""
+        for spec in self.catalog.in_pools(self.pools):
+            load = getattr(self.backends.get(spec), "load", None)
+            if load is not None:
+                await load()
+
+    async def _ensure_groups(self) -> None:
+        for pool in self.pools:
+            try:
+                # From 0: turns queued before any worker existed are served too.
+                await self.redis.xgroup_create(
+                    self.keys.prompts(pool), WORKER_GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # --- reading turns -------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        streams = {self.keys.prompts(pool): ">" for pool in self.pools}
+        pool_of = {self.keys.prompts(pool): pool for pool in self.pools}
+        backoff = 0.1
+        while not self._stopping.is_set():
+            if self.max_turns is not None and self.started_turns >= self.max_turns:
+                break
+            free = self.settings.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                response = await self.redis.xreadgroup(
+                    WORKER_GROUP, self.consumer, streams, count=free, block=WORKER_BLOCK_MS
+                )
+                backoff = 0.1
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group missing (Redis restarted empty?); recreating")
+                await self._ensure_groups()
+                continue
+            except _REDIS_DOWN as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for stream, entries in response or []:
+                for entry_id, fields in entries:
+                    self._start(pool_of[stream], entry_id, fields, deliveries=1)
+            if self.burst and not response and not self._running:
+                break
+
+    def _start(
+        self,
+        pool: str,
+        entry_id: str,
+        fields: dict[str, str] | None,
+        *,
+        deliveries: int,
+        restart_reason: str | None = None,
+    ) -> None:
+        if fields is None:  # trimmed away while pending
+            return
+        try:
+            turn = decode_turn(fields)
+        except (ValidationError, KeyError) as exc:
+            log.error("dropping malformed turn %s on %s: %s", entry_id, pool, exc)
+            task = asyncio.create_task(self._drop_malformed(pool, entry_id, fields, str(exc)))
+        else:
+            delivery = Delivery(entry_id, pool, turn, deliveries, restart_reason)
+            self.started_turns += 1
+            task = asyncio.create_task(self._run_turn(delivery), name=f"turn-{turn.turn_id}")
+        self._running[entry_id] = _Running(pool, task)
+        task.add_done_callback(lambda _t, eid=entry_id: self._done(eid))
+
+    def _done(self, entry_id: str) -> None:
+        self._running.pop(entry_id, None)
+        self._slot_free.set()
+
+    async def _run_turn(self, d: Delivery) -> None:
+        try:
+            if d.deliveries > self.settings.max_deliveries:
+                error = PoisonTurn(
+                    f"this reply failed {d.deliveries - 1} times (its workers stopped while "
+                    "generating it); it was set aside"
+                )
+                reply = self.runner.reply_message(d, "", "error", None, error, None)
+                await self.runner.finish(d, reply, error, dead=True)
+                await self.redis.hincrby(self.keys.metrics(d.pool), "dead_letters", 1)
+                return
+            await self.runner.run(d)
+        except asyncio.CancelledError:
+            raise
+        except _REDIS_DOWN as exc:
+            # Left pending: the claim loop (ours or another worker's) retries it.
+            log.warning("turn %s interrupted by Redis (%s); it will be retried", d.entry_id, exc)
+        except Exception:
+            log.exception("turn %s failed; it will be retried", d.entry_id)
+
+    async def _drop_malformed(
+        self, pool: str, entry_id: str, fields: dict[str, str], why: str
+    ) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.keys.dead(pool), {"malformed": str(fields)[:10_000], "error": why[:1000]})
+        pipe.xack(self.keys.prompts(pool), WORKER_GROUP, entry_id)
+        await pipe.execute()
+
+    # --- keeping the pool healthy -------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self._heartbeat()
+            except _REDIS_DOWN as exc:
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _heartbeat(self) -> None:
+        now_ms = int(time.time() * 1000)
+        by_pool: dict[str, list[str]] = {}
+        for entry_id, running in self._running.items():
+            by_pool.setdefault(running.pool, []).append(entry_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for pool in self.pools:
+            pipe.zadd(self.keys.workers(pool), {self.consumer: now_ms})
+            pipe.zremrangebyscore(self.keys.workers(pool), "-inf", now_ms - 3600_000)
+        for pool in by_pool:
+            pipe.xpending_range(
+                self.keys.prompts(pool),
+                WORKER_GROUP,
+                min="-",
+                max="+",
+                count=self.settings.concurrency * 4,
+                consumername=self.consumer,
+            )
+        results = await pipe.execute()
+        pending = results[2 * len(self.pools) :]
+        # Refresh only entries still ours: one another worker has taken over
+        # (we were frozen past the threshold) is not stolen back.
+        refresh = self.redis.pipeline(transaction=False)
+        todo = False
+        for (pool, running_ids), rows in zip(by_pool.items(), pending, strict=True):
+            ours = {row["message_id"] for row in rows}
+            ids = [eid for eid in running_ids if eid in ours]
+            if ids:
+                todo = True
+                refresh.xclaim(
+                    self.keys.prompts(pool), WORKER_GROUP, self.consumer, 0, ids, justid=True
+                )
+        if todo:
+            await refresh.execute()
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.claim_interval_seconds)
+            if self._stopping.is_set():
+                continue
+            try:
+                for pool in self.pools:
+                    await self._claim(pool)
+            except _REDIS_DOWN as exc:
+                log.warning("claim loop: %s", exc)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+
+    async def _claim(self, pool: str) -> None:
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0:
+            return
+        key = self.keys.prompts(pool)
+        cursor, entries, *_ = await self.redis.xautoclaim(
+            key,
+            WORKER_GROUP,
+            self.consumer,
+            min_idle_time=int(self.settings.claim_idle_seconds * 1000),
+            start_id=self._claim_cursors[pool],
+            count=free,
+        )
+        self._claim_cursors[pool] = cursor
+        entries = [(eid, fields) for eid, fields in entries if fields is not None]
+        if not entries:
+            return
+        ids = [eid for eid, _ in entries]
+        rows = await self.redis.xpending_range(
+            key,
+            WORKER_GROUP,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 2 + 16,
+            consumername=self.consumer,
+        )
+        counts = {row["message_id"]: int(row["times_delivered"]) for row in rows}
+        self.takeovers += len(entries)
+        await self.redis.hincrby(self.keys.metrics(pool), "takeovers", len(entries))
+        for entry_id, fields in entries:
+            log.info("taking over turn %s on %s", entry_id, pool)
+            self._start(
+                pool,
+                entry_id,
+                fields,
+                deliveries=counts.get(entry_id, 2),
+                restart_reason="the worker generating this reply stopped; starting again",
+            )
+
+    # --- shutdown -------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let turns in flight finish, up to the drain timeout; hand back the rest."""
+        if not self._running:
+            return
+        tasks = [r.task for r in self._running.values()]
+        log.info(
+            "draining %d turn(s) for up to %.0fs", len(tasks), self.settings.drain_timeout_seconds
+        )
+        await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
+        leftovers = dict(self._running)
+        if not leftovers:
+            return
+        for running in leftovers.values():
+            running.task.cancel()
+        await asyncio.gather(*(r.task for r in leftovers.values()), return_exceptions=True)
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, running in leftovers.items():
+            pipe.xclaim(
+                self.keys.prompts(running.pool),
+                WORKER_GROUP,
+                self.consumer,
+                0,
+                [entry_id],
+                idle=_HANDBACK_IDLE_MS,
+                justid=True,
+            )
+        with contextlib.suppress(*_REDIS_DOWN):
+            await pipe.execute()
+        log.info("handed back %d turn(s) to the other workers", len(leftovers))
