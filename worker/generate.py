@@ -124,6 +124,8 @@ async def generate(
     deadline = loop.time() + total_timeout
     attempt = 0
     while True:
+        if stop.is_set():
+            return Outcome("", "stopped", None)
         state = _Attempt()
         coalescer = Coalescer(send_chunk)
         gen = asyncio.create_task(

@@ -175,10 +175,23 @@ class Worker:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            try:
-                response = await self.redis.xreadgroup(
+            read = asyncio.ensure_future(
+                self.redis.xreadgroup(
                     WORKER_GROUP, self.consumer, streams, count=free, block=WORKER_BLOCK_MS
                 )
+            )
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not read.done():
+                # Shutting down: abandon the blocked read (its connection is
+                # dropped); anything it was handed is handed back in _drain.
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *_REDIS_DOWN):
+                    await read
+                break
+            try:
+                response = read.result()
                 backoff = 0.1
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -354,30 +367,36 @@ class Worker:
 
     async def _drain(self) -> None:
         """Let turns in flight finish, up to the drain timeout; hand back the rest."""
-        if not self._running:
-            return
-        tasks = [r.task for r in self._running.values()]
-        log.info(
-            "draining %d turn(s) for up to %.0fs", len(tasks), self.settings.drain_timeout_seconds
-        )
-        await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
-        leftovers = dict(self._running)
-        if not leftovers:
-            return
-        for running in leftovers.values():
-            running.task.cancel()
-        await asyncio.gather(*(r.task for r in leftovers.values()), return_exceptions=True)
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id, running in leftovers.items():
-            pipe.xclaim(
-                self.keys.prompts(running.pool),
-                WORKER_GROUP,
-                self.consumer,
-                0,
-                [entry_id],
-                idle=_HANDBACK_IDLE_MS,
-                justid=True,
+        if self._running:
+            tasks = [r.task for r in self._running.values()]
+            log.info(
+                "draining %d turn(s) for up to %.0fs",
+                len(tasks),
+                self.settings.drain_timeout_seconds,
             )
+            await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
+        leftovers = list(self._running.values())
+        for running in leftovers:
+            running.task.cancel()
+        await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
         with contextlib.suppress(*_REDIS_DOWN):
-            await pipe.execute()
-        log.info("handed back %d turn(s) to the other workers", len(leftovers))
+            await self._hand_back()
+
+    async def _hand_back(self) -> None:
+        """Mark every entry still pending to this worker as long idle, so the
+        next claim loop of another worker takes it at once (Redis Streams have
+        no "unclaim"; the idle time is what XAUTOCLAIM looks at)."""
+        handed = 0
+        for pool in self.pools:
+            key = self.keys.prompts(pool)
+            rows = await self.redis.xpending_range(
+                key, WORKER_GROUP, min="-", max="+", count=10_000, consumername=self.consumer
+            )
+            ids = [row["message_id"] for row in rows]
+            if ids:
+                await self.redis.xclaim(
+                    key, WORKER_GROUP, self.consumer, 0, ids, idle=_HANDBACK_IDLE_MS, justid=True
+                )
+                handed += len(ids)
+        if handed:
+            log.info("handed back %d turn(s) to the other workers", handed)

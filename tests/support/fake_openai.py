@@ -33,6 +33,7 @@ how the request is answered:
                     (``[[stall:K]]``: K chunks first)
 ``[[hang]]``        no answer at all, not even the status line
 ``[[error]]``       one chunk, then an in-stream ``{"error": ...}`` object
+``[[garbage]]``     one chunk, then a ``data:`` line that is not JSON
 ``[[overloaded]]``  one chunk, then an in-stream error of type ``overloaded``
 ``[[tokens:N]]``    a normal reply of N tokens (default 16, or ``--tokens``)
 ``[[rate:R]]``      R tokens a second (default as fast as possible, ``--rate``)
@@ -59,6 +60,7 @@ from typing import Any
 __all__ = [
     "Cut",
     "FakeOpenAI",
+    "Garbage",
     "Hang",
     "RecordedRequest",
     "Refuse",
@@ -115,15 +117,25 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Garbage:
+    """``after`` content chunks, then a ``data:`` line that is not JSON."""
+
+    after: int = 1
+
+
+@dataclass(frozen=True)
 class StreamError:
     """``after`` content chunks, then an error object inside the stream."""
 
     after: int = 1
     message: str = "CUDA out of memory"
     error_type: str = "generation"
+    #: Keep the connection open after the error instead of ending the body,
+    #: like a proxy that never finishes: only the client can close it.
+    hold: bool = False
 
 
-Scenario = Reply | Refuse | Cut | Stall | Hang | StreamError
+Scenario = Reply | Refuse | Cut | Stall | Hang | Garbage | StreamError
 
 #: How long ``[[slow]]`` keeps going: long enough that only a stop ends it.
 SLOW_TOKENS = 600
@@ -202,6 +214,8 @@ def scenario_from_markers(text: str, default: Reply) -> Scenario:
             return Reply(tokens=SLOW_TOKENS, interval=SLOW_INTERVAL)
         if name == "hang":
             return Hang()
+        if name == "garbage":
+            return Garbage()
         if name == "error":
             return StreamError()
         if name == "overloaded":
@@ -522,8 +536,14 @@ async def _stream(
     if isinstance(scenario, Stall):
         await _pause(record, None)
         return
-    if isinstance(scenario, StreamError):
+    if isinstance(scenario, Garbage):
+        writer.write(_event("{this is not json"))
+    elif isinstance(scenario, StreamError):
         writer.write(_event({"error": scenario.message, "error_type": scenario.error_type}))
+        if scenario.hold:
+            await writer.drain()
+            await _pause(record, None)
+            return
     else:
         writer.write(_event(_chunk_payload(body, {"role": "assistant"}, finish)))
         options = body.get("stream_options") or {}

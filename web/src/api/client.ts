@@ -1,0 +1,109 @@
+/**
+ * The HTTP API (DESIGN.md "HTTP API"), same origin: the HttpOnly session
+ * cookie rides along, so no token is ever handled by script.
+ */
+import type { ConversationView } from "../protocol.gen";
+import type {
+  ApiErrorBody,
+  AuthResponse,
+  ConversationPage,
+  ConversationPatch,
+  ModelsResponse,
+  User,
+} from "./types";
+
+/** A failed request, with the server's error code and message when it sent one. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+function isErrorBody(data: unknown): data is ApiErrorBody {
+  const error = (data as ApiErrorBody | null)?.error;
+  return typeof error === "object" && error !== null && typeof error.message === "string";
+}
+
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? { Accept: "application/json" } : { "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (exc) {
+    if (exc instanceof DOMException && exc.name === "AbortError") throw exc;
+    throw new ApiError(0, "network", "Can't reach the server. Check your connection.");
+  }
+  if (response.status === 204) return undefined as T;
+  const data: unknown = await response.json().catch(() => null);
+  if (!response.ok) {
+    if (isErrorBody(data)) throw new ApiError(response.status, String(data.error.code), data.error.message);
+    throw new ApiError(response.status, "internal", `The server answered ${response.status}.`);
+  }
+  return data as T;
+}
+
+export const api = {
+  signup: (username: string, password: string) =>
+    request<AuthResponse>("POST", "/api/auth/signup", { username, password }),
+  login: (username: string, password: string) =>
+    request<AuthResponse>("POST", "/api/auth/login", { username, password }),
+  logout: () => request<void>("POST", "/api/auth/logout"),
+  me: () => request<User>("GET", "/api/auth/me"),
+
+  listConversations: (opts: { q?: string; cursor?: string | null; limit?: number } = {}, signal?: AbortSignal) => {
+    const params = new URLSearchParams();
+    if (opts.q) params.set("q", opts.q);
+    if (opts.cursor) params.set("cursor", opts.cursor);
+    params.set("limit", String(opts.limit ?? 50));
+    return request<ConversationPage>("GET", `/api/conversations?${params}`, undefined, signal);
+  },
+  getConversation: (id: string, signal?: AbortSignal) =>
+    request<ConversationView>("GET", `/api/conversations/${encodeURIComponent(id)}`, undefined, signal),
+  createConversation: (body: { title?: string; system_prompt?: string; model?: string | null }) =>
+    request<ConversationView>("POST", "/api/conversations", body),
+  patchConversation: (id: string, patch: ConversationPatch) =>
+    request<ConversationView>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
+  deleteConversation: (id: string) => request<void>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
+  importConversation: (exported: unknown) => request<ConversationView>("POST", "/api/conversations/import", exported),
+  exportUrl: (id: string, format: "markdown" | "json") =>
+    `/api/conversations/${encodeURIComponent(id)}/export?format=${format}`,
+
+  models: () => request<ModelsResponse>("GET", "/api/models"),
+};
+
+/** Words for a person, by status, for the sign-in form. */
+export function authErrorMessage(error: unknown, mode: "login" | "signup"): string {
+  if (!(error instanceof ApiError)) return "Something went wrong. Please try again.";
+  switch (error.status) {
+    case 401:
+      return "Wrong username or password.";
+    case 409:
+      return "That username is taken. Pick another one.";
+    case 403:
+      return mode === "signup"
+        ? "Sign-up is closed on this server. Ask its administrator for an account."
+        : "This account can't sign in.";
+    case 429:
+      return "Too many attempts. Wait a minute and try again.";
+    case 0:
+      return error.message;
+    default:
+      return error.message || "Something went wrong. Please try again.";
+  }
+}
+
+/** The WebSocket URL for this page's origin. */
+export function socketUrl(sessionId: string, location: Location = window.location): string {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws?session=${encodeURIComponent(sessionId)}`;
+}

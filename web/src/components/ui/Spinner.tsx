@@ -1,0 +1,5 @@
+import "./ui.css";
+
+export function Spinner({ label = "Loading" }: { label?: string }) {
+  return <span className="spinner" role="status" aria-label={label} />;
+}

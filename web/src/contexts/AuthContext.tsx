@@ -1,0 +1,65 @@
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
+import { api, ApiError } from "../api/client";
+import type { User } from "../api/types";
+import { STORAGE_KEYS, safeRemove } from "../state/session";
+import { createStrictContext } from "./strictContext";
+
+interface AuthValue {
+  /** undefined while the first /api/auth/me is in flight. */
+  user: User | null | undefined;
+  login: (username: string, password: string) => Promise<void>;
+  signup: (username: string, password: string) => Promise<void>;
+  logout: () => Promise<void>;
+  /** The server said the session is gone (e.g. the socket was refused): check, and show log-in if so. */
+  recheck: () => Promise<void>;
+}
+
+const [AuthContext, useAuth] = createStrictContext<AuthValue>("Auth");
+export { useAuth };
+
+/** Forget what this tab kept for the previous user. */
+function clearTabState(): void {
+  for (const key of Object.values(STORAGE_KEYS)) safeRemove(sessionStorage, key);
+}
+
+export function AuthProvider({ children }: { children: ReactNode }) {
+  const [user, setUser] = useState<User | null | undefined>(undefined);
+
+  const recheck = useCallback(async () => {
+    try {
+      setUser(await api.me());
+    } catch (exc) {
+      if (exc instanceof ApiError && (exc.status === 401 || exc.status === 403)) setUser(null);
+      // Other failures (server restarting) keep what we had: the socket retries anyway.
+      else setUser((u) => (u === undefined ? null : u));
+    }
+  }, []);
+
+  useEffect(() => {
+    void recheck();
+  }, [recheck]);
+
+  const login = useCallback(async (username: string, password: string) => {
+    const { user: u } = await api.login(username, password);
+    clearTabState();
+    setUser(u);
+  }, []);
+
+  const signup = useCallback(async (username: string, password: string) => {
+    const { user: u } = await api.signup(username, password);
+    clearTabState();
+    setUser(u);
+  }, []);
+
+  const logout = useCallback(async () => {
+    try {
+      await api.logout();
+    } finally {
+      clearTabState();
+      setUser(null);
+    }
+  }, []);
+
+  const value = useMemo(() => ({ user, login, signup, logout, recheck }), [user, login, signup, logout, recheck]);
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}

@@ -1,0 +1,522 @@
+"""A GGUF model run in-process by llama-cpp-python: the embedded local backend.
+
+Loading takes a second or more (and, the very first time, assembling the
+bundled GGUF), so it runs in a thread, once, on first use. The worker calls
+``await backend.load()`` when it starts, so the first user does not wait, and
+again before building a prompt: ``count_tokens`` answers None (the caller
+estimates) while the model is not loaded, because loading it there would block
+the event loop.
+
+One llama context runs one generation at a time, so ``stream()`` holds an
+asyncio lock for the whole generation and a second turn waits for it. The
+generation itself runs in a thread of its own and hands its pieces to the
+event loop through an asyncio queue. Closing the stream (the worker cancels the
+task reading it when a user presses stop) sets an event that the thread checks
+between tokens; while the prompt is being processed, which takes seconds for a
+long prompt on a small CPU, a llama.cpp abort callback checks the same event,
+so a stop takes effect within milliseconds either way. The thread releases the
+lock itself when it has finished, so the next generation never starts while an
+old one still uses the context.
+
+While a turn waits for the lock or for prompt processing it yields empty
+deltas every few seconds: a queue of turns behind one local model is progress,
+not an upstream gone silent, and the worker's idle timeout must not retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.conversation import FinishReason, Usage
+from shared.local_model import INSTALL_HINT, LocalModelError, bundled_model_path
+from shared.models_file import LlamaCppModel
+from worker.backends.base import Delta, GenerationRequest
+from worker.errors import BackendError, BackendUnavailable, TurnError
+
+log = logging.getLogger(__name__)
+
+#: While a turn waits (for the model, or for its prompt to be processed), an
+#: empty delta this often tells the worker the backend is alive.
+KEEPALIVE_S = 5.0
+#: Text no chat template writes by itself: probes whether a template keeps a
+#: system message or silently drops it.
+_SYSTEM_PROBE = "tidechat-system-probe-7f3a"
+
+
+class ModelFileError(BackendError):
+    """The GGUF file is missing or unreadable: not retried, the message says
+    which path and how to fix it."""
+
+
+@dataclass(slots=True)
+class ChatTemplate:
+    """How messages become the model's prompt."""
+
+    #: A llama-cpp-python ChatFormatter: ``formatter(messages=...)``.
+    formatter: Any
+    #: Where it came from, for logs: the GGUF's own template or a built-in format.
+    name: str
+    #: Whether a system message must be folded into the first user turn
+    #: because the template would drop it or refuse it.
+    folds_system: bool
+
+
+@dataclass(slots=True)
+class _Finished:
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass(slots=True)
+class _Failed:
+    error: TurnError
+
+
+_Item = str | _Finished | _Failed
+
+
+class LlamaCppBackend:
+    """The ``llamacpp`` backend: ``LlamaCppBackend(spec, data_dir=settings.data_dir)``.
+
+    ``data_dir`` is where the bundled model is assembled when ``spec.path`` is
+    unset. Call ``await load()`` before building prompts (see the module doc).
+    """
+
+    def __init__(self, spec: LlamaCppModel, *, data_dir: Path) -> None:
+        self.spec = spec
+        self._data_dir = data_dir
+        self._llm: Any = None
+        self._template: ChatTemplate | None = None
+        self._loading: asyncio.Task[None] | None = None
+        #: Held from the start of a generation until its thread has finished.
+        self._busy = asyncio.Lock()
+        self._running: threading.Event | None = None
+        self._closed = False
+
+    # -- loading ---------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def template(self) -> ChatTemplate | None:
+        """The chat template in use, once loaded."""
+        return self._template
+
+    async def load(self) -> None:
+        """Load the model (in a thread) unless it is loaded; safe to call often.
+
+        Concurrent callers share one load, and a caller cancelled while
+        waiting does not cancel it for the others. A failed load is tried
+        again by the next call.
+        """
+        if self._llm is not None:
+            return
+        if self._closed:
+            raise BackendUnavailable(f"the local model {self.spec.id} has been shut down")
+        task = self._loading
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._loading = asyncio.create_task(self._load())
+            task.add_done_callback(_retrieve_exception)
+        await asyncio.shield(task)
+
+    async def _load(self) -> None:
+        llm, template = await asyncio.to_thread(self._load_sync)
+        if self._closed:  # shut down while loading
+            await asyncio.to_thread(llm.close)
+            raise BackendUnavailable(f"the local model {self.spec.id} has been shut down")
+        self._llm, self._template = llm, template
+
+    def model_path(self) -> Path:
+        """The GGUF to load: ``spec.path``, else the bundled model (assembled
+        into the data directory on first use: call from a thread)."""
+        if self.spec.path:
+            return Path(self.spec.path).expanduser()
+        try:
+            return bundled_model_path(self._data_dir)
+        except LocalModelError as exc:
+            raise ModelFileError(f"model {self.spec.id}: {exc}") from exc
+
+    def _load_sync(self) -> tuple[Any, ChatTemplate]:
+        path = self.model_path()
+        if not path.is_file():
+            raise ModelFileError(
+                f"model {self.spec.id}: the GGUF file {path} does not exist. Fix `path` for "
+                f"this model in the models file (TIDECHAT_MODELS), or remove `path` to use "
+                "the bundled Gemma 3 270M"
+            )
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ModelFileError(
+                f"model {self.spec.id} needs llama-cpp-python, which is not installed: "
+                f"{INSTALL_HINT}"
+            ) from exc
+        threads = self.spec.threads or _cpu_count()
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=self.spec.context_window,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(
+                f"model {self.spec.id}: could not load {path} ({exc}); is it a GGUF file "
+                "this version of llama-cpp-python supports?"
+            ) from exc
+        template = chat_template(llm)
+        llm.chat_handler = _chat_handler(template.formatter)
+        log.info(
+            "loaded %s from %s: context %d, %d threads, chat template %s%s",
+            self.spec.id,
+            path,
+            self.spec.context_window,
+            threads,
+            template.name,
+            " (system prompt folded into the first user turn)" if template.folds_system else "",
+        )
+        return llm, template
+
+    # -- the Backend protocol --------------------------------------------
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens by the model's own tokenizer; None until ``load()`` has run."""
+        llm = self._llm
+        if llm is None:
+            return None
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        await self.load()
+        llm, template = self._llm, self._template
+        assert template is not None
+        messages = normalize_messages(request.messages, fold_system=template.folds_system)
+
+        waiter = asyncio.ensure_future(self._busy.acquire())
+        try:
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=KEEPALIVE_S)
+                if not waiter.done():
+                    yield Delta()
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._busy.release()
+            else:
+                waiter.cancel()
+            raise
+        if self._closed:
+            self._busy.release()
+            raise BackendUnavailable(f"the local model {self.spec.id} has been shut down")
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        cancel = threading.Event()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def emit(item: _Item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone: nobody is reading
+                cancel.set()
+
+        def on_thread_exit() -> None:
+            self._running = None
+            self._busy.release()
+            if not finished.done():
+                finished.set_result(None)
+
+        def run() -> None:
+            try:
+                self._generate(llm, messages, request, cancel, emit)
+            finally:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(on_thread_exit)
+
+        thread = threading.Thread(target=run, name=f"llamacpp-{self.spec.id}", daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            self._busy.release()
+            raise
+        self._running = cancel
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        item = await queue.get()
+                except TimeoutError:
+                    yield Delta()
+                    continue
+                if isinstance(item, str):
+                    yield Delta(text=item)
+                elif isinstance(item, _Finished):
+                    yield Delta(finish_reason=item.finish_reason, usage=item.usage)
+                    return
+                else:
+                    raise item.error
+        finally:
+            cancel.set()
+            # The thread stops at its next token (or aborts prompt processing);
+            # the turn is over only when it has, so a stop waits for it.
+            await asyncio.shield(finished)
+
+    async def aclose(self) -> None:
+        """Stop a running generation, wait for it, and free the model."""
+        self._closed = True
+        if self._running is not None:
+            self._running.set()
+        if self._loading is not None and not self._loading.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._loading)
+        async with self._busy:
+            llm, self._llm = self._llm, None
+            if llm is not None:
+                await asyncio.to_thread(llm.close)
+
+    # -- the generation thread -------------------------------------------
+
+    def _generate(
+        self,
+        llm: Any,
+        messages: list[dict[str, str]],
+        request: GenerationRequest,
+        cancel: threading.Event,
+        emit: Callable[[_Item], None],
+    ) -> None:
+        """Runs in the generation thread; reports through ``emit``."""
+        try:
+            self._generate_unchecked(llm, messages, request, cancel, emit)
+        except TurnError as exc:
+            emit(_Failed(exc))
+        except Exception as exc:
+            if cancel.is_set():
+                return  # the abort callback interrupted llama_decode on purpose
+            log.exception("local model %s failed", self.spec.id)
+            error = BackendUnavailable(f"the local model failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            emit(_Failed(error))
+
+    def _generate_unchecked(
+        self,
+        llm: Any,
+        messages: list[dict[str, str]],
+        request: GenerationRequest,
+        cancel: threading.Event,
+        emit: Callable[[_Item], None],
+    ) -> None:
+        assert self._template is not None
+        prompt_tokens = count_prompt_tokens(llm, self._template, messages)
+        n_ctx = int(llm.n_ctx())
+        if prompt_tokens >= n_ctx:
+            raise BackendError(
+                f"the prompt ({prompt_tokens} tokens) does not fit the context window of "
+                f"model {self.spec.id} ({n_ctx} tokens)"
+            )
+        stop = list(dict.fromkeys(s for s in [*self.spec.stop, *request.stop] if s))
+        options: dict[str, Any] = {}
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
+        parts: list[str] = []
+        finish: FinishReason = "stop"
+        with _AbortOn(llm, cancel) as abort:
+            chunks = llm.create_chat_completion(
+                messages=messages,
+                stream=True,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                stop=stop,
+                repeat_penalty=self.spec.repeat_penalty,
+                # llama-cpp-python derives the same seed for every call:
+                # without a fresh one, "regenerate" would repeat the reply.
+                seed=random.getrandbits(31),
+                **options,
+            )
+            try:
+                for chunk in chunks:
+                    # The prompt is processed: from here a check between tokens
+                    # is enough, and a callback per graph node would slow them.
+                    abort.disarm()
+                    if cancel.is_set():
+                        return
+                    choice = chunk["choices"][0]
+                    text = choice["delta"].get("content")
+                    if text:
+                        parts.append(text)
+                        emit(text)
+                    if choice.get("finish_reason") == "length":
+                        finish = "length"
+            finally:
+                chunks.close()
+        if cancel.is_set():
+            return
+        completion = llm.tokenize("".join(parts).encode("utf-8"), add_bos=False, special=False)
+        emit(
+            _Finished(finish, Usage(prompt_tokens=prompt_tokens, completion_tokens=len(completion)))
+        )
+
+
+class _AbortOn:
+    """While armed, llama_decode stops when ``cancel`` is set (it then fails
+    with "llama_decode returned 2", which the caller treats as a stop)."""
+
+    def __init__(self, llm: Any, cancel: threading.Event) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._ctx = llm.ctx
+        self._armed = False
+
+        def should_abort(_data: Any) -> bool:
+            return cancel.is_set()
+
+        # Kept referenced: llama.cpp holds only the raw function pointer.
+        self._callback = llama_cpp.ggml_abort_callback(should_abort)
+
+    def __enter__(self) -> _AbortOn:
+        self._lib.llama_set_abort_callback(self._ctx, self._callback, None)
+        self._armed = True
+        return self
+
+    def disarm(self) -> None:
+        if self._armed:
+            self._lib.llama_set_abort_callback(self._ctx, self._lib.ggml_abort_callback(), None)
+            self._armed = False
+
+    def __exit__(self, *exc: object) -> None:
+        self.disarm()
+
+
+# -- chat templates ---------------------------------------------------------
+
+
+def chat_template(llm: Any) -> ChatTemplate:
+    """The GGUF's own chat template, else the model family's built-in format.
+
+    The bundled Gemma 3 270M GGUF carries no template, and llama-cpp-python
+    then falls back to the Llama 2 ``[INST]`` format, which Gemma does not
+    know; its built-in ``gemma`` format is used instead. That format drops a
+    system message (Gemma has no system role), so whether a template keeps the
+    system message is probed, and when it does not, the system prompt is
+    folded into the first user turn, as Gemma's official template does.
+    """
+    from llama_cpp import llama_chat_format
+
+    metadata: dict[str, str] = llm.metadata
+    formatter: Any = None
+    name = ""
+    template = metadata.get("tokenizer.chat_template")
+    if template:
+        try:
+            eos, bos = llm.token_eos(), llm.token_bos()
+            formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=_token_text(llm, eos),
+                bos_token=_token_text(llm, bos),
+                stop_token_ids=[eos],
+            )
+            name = "from the GGUF"
+        except Exception as exc:  # a template jinja2 cannot compile
+            log.warning("the GGUF's chat template is unusable (%s); using a built-in one", exc)
+    if formatter is None:
+        if metadata.get("general.architecture", "").startswith("gemma"):
+            formatter, name = llama_chat_format.format_gemma, "gemma (built in)"
+        else:
+            # What llama-cpp-python itself falls back to.
+            formatter, name = llama_chat_format.format_llama2, "llama-2 (built in)"
+    return ChatTemplate(formatter=formatter, name=name, folds_system=not keeps_system(formatter))
+
+
+def keeps_system(formatter: Any) -> bool:
+    """Whether ``formatter`` renders a system message (rather than refusing or
+    silently dropping it)."""
+    probe = [
+        {"role": "system", "content": _SYSTEM_PROBE},
+        {"role": "user", "content": "Hello"},
+    ]
+    try:
+        prompt = formatter(messages=probe).prompt
+    except Exception:
+        return False
+    return _SYSTEM_PROBE in prompt
+
+
+def normalize_messages(
+    messages: list[dict[str, str]], *, fold_system: bool
+) -> list[dict[str, str]]:
+    """Messages any chat template accepts: user and assistant alternating,
+    starting with user, with the system prompt first or folded into the first
+    user turn. Consecutive same-role messages are joined, empty ones and a
+    leading assistant message dropped, unknown roles read as user."""
+    system = "\n\n".join(
+        m["content"] for m in messages if m.get("role") == "system" and m.get("content")
+    )
+    turns: list[dict[str, str]] = []
+    for m in messages:
+        role, content = m.get("role"), m.get("content") or ""
+        if role == "system" or not content.strip():
+            continue
+        role = "assistant" if role == "assistant" else "user"
+        if turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": turns[-1]["content"] + "\n\n" + content}
+        elif turns or role == "user":
+            turns.append({"role": role, "content": content})
+    if not turns:
+        return [{"role": "user", "content": system}]
+    if not system:
+        return turns
+    if fold_system:
+        first = turns[0]
+        return [{"role": "user", "content": system + "\n\n" + first["content"]}, *turns[1:]]
+    return [{"role": "system", "content": system}, *turns]
+
+
+def format_prompt(template: ChatTemplate, messages: list[dict[str, str]]) -> Any:
+    """The template's rendering (a llama-cpp-python ChatFormatterResponse)."""
+    return template.formatter(messages=messages)
+
+
+def count_prompt_tokens(llm: Any, template: ChatTemplate, messages: list[dict[str, str]]) -> int:
+    """Tokens of the whole prompt as llama-cpp-python will feed it."""
+    rendered = format_prompt(template, messages)
+    tokens = llm.tokenize(
+        rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+    )
+    return len(tokens)
+
+
+def _chat_handler(formatter: Any) -> Any:
+    from llama_cpp import llama_chat_format
+
+    return llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)
+
+
+def _token_text(llm: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return str(llm.detokenize([token], special=True).decode("utf-8", errors="ignore"))
+
+
+def _cpu_count() -> int:
+    """CPUs this process may use (a container's CPU set, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    # A load whose every waiter was cancelled must not log "exception never retrieved".
+    if not task.cancelled():
+        task.exception()
