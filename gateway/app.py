@@ -32,11 +32,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = cfg.keys
-        redis = make_redis(cfg.redis_url, max_connections=cfg.redis_pool_size)
+        gateway_id = new_id()[:12]
+        name = f"tidechat-gateway-{gateway_id}"
+        redis = make_redis(cfg.redis_url, max_connections=cfg.redis_pool_size, client_name=name)
         # The reader blocks in XREAD: its own single connection, with a socket
         # timeout above the block time.
-        reader = make_redis(cfg.redis_url, block_ms=READER_BLOCK_MS, max_connections=1)
-        gateway_id = new_id()[:12]
+        reader = make_redis(
+            cfg.redis_url, block_ms=READER_BLOCK_MS, max_connections=1, client_name=name
+        )
         hub = SessionHub(
             reader,
             redis,

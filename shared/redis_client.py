@@ -15,12 +15,19 @@ from shared.keys import BLOCK_SOCKET_GRACE_S
 COMMAND_TIMEOUT_S = 5.0
 
 
-def make_redis(url: str, *, block_ms: int | None = None, max_connections: int = 32) -> Redis:
+def make_redis(
+    url: str,
+    *,
+    block_ms: int | None = None,
+    max_connections: int = 32,
+    client_name: str | None = None,
+) -> Redis:
     """A client for ``url`` with a bounded pool: callers wait for a free
     connection rather than opening more, so a process holds at most
     ``max_connections`` however many sockets or turns it serves.
 
-    ``block_ms``: the longest BLOCK this client will issue; its socket
+    ``client_name`` shows in ``CLIENT LIST``, so an operator can tell whose
+    connections are whose. ``block_ms``: the longest BLOCK this client will issue; its socket
     timeout is set above it, so a blocked read is not taken for a dead
     connection. Commands retry a few times with jittered backoff on connection
     errors, so a Redis restart is ridden out rather than crashed on.
@@ -36,6 +43,7 @@ def make_redis(url: str, *, block_ms: int | None = None, max_connections: int = 
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=30,
+        client_name=client_name,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )

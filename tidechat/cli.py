@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,7 +55,10 @@ def run_worker(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         redis = make_redis(
-            settings.redis_url, block_ms=WORKER_BLOCK_MS, max_connections=settings.concurrency + 8
+            settings.redis_url,
+            block_ms=WORKER_BLOCK_MS,
+            max_connections=settings.concurrency + 8,
+            client_name=f"tidechat-worker-{os.getpid()}",
         )
         try:
             worker = Worker(

@@ -57,7 +57,10 @@ def test_without_a_file_the_local_model_is_the_default() -> None:
     [
         ("[[models]]\nid = 'x'\nbackend = 'hf'\n", "needs `model`"),
         ("[[models]]\nid = 'x'\nbackend = 'magic'\n", "models.0"),
-        ("[[models]]\nid = 'x'\nbackend = 'scripted'\n[[models]]\nid = 'x'\nbackend = 'scripted'\n", "twice"),
+        (
+            "[[models]]\nid = 'x'\nbackend = 'scripted'\n[[models]]\nid = 'x'\nbackend = 'scripted'\n",
+            "twice",
+        ),
         ("models = [", "not valid TOML"),
         ("[[models]]\nid = 'x'\nbackend = 'scripted'\ncolour = 'red'\n", "colour"),
     ],

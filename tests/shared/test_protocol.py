@@ -51,13 +51,20 @@ def test_stored_event_gets_its_event_id_spliced_in() -> None:
     assert fields["t"] == "stream_chunk"
     frame = frame_with_event_id("171-3", fields["d"])
     decoded = json.loads(frame)
-    assert decoded == {"event_id": "171-3", "type": "stream_chunk", "turn_id": "t1", "chunk": 'he said "hi"\n'}
+    assert decoded == {
+        "event_id": "171-3",
+        "type": "stream_chunk",
+        "turn_id": "t1",
+        "chunk": 'he said "hi"\n',
+    }
     assert isinstance(parse_event(frame), StreamChunkEvent)
 
 
 def test_stream_end_carries_the_whole_message() -> None:
     msg = Message(id="a1", parent_id="u1", role="assistant", content="done", finish_reason="stop")
-    frame = frame_with_event_id("1-0", encode_event(StreamEndEvent(turn_id="a1", conversation_id="c", message=msg))["d"])
+    frame = frame_with_event_id(
+        "1-0", encode_event(StreamEndEvent(turn_id="a1", conversation_id="c", message=msg))["d"]
+    )
     parsed = parse_event(frame)
     assert isinstance(parsed, StreamEndEvent)
     assert parsed.message.content == "done"

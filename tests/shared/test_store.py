@@ -37,9 +37,19 @@ async def add(store: ConversationStore, cid: str, msg: Message, owner: str | Non
 async def test_a_tree_keeps_every_version_and_derives_children(store: ConversationStore) -> None:
     conv = await store.create("alice", title="Trip", system_prompt="be brief", model="m")
     await add(store, conv.id, Message(id="u1", role="user", content="hi", created_at=1), "alice")
-    await add(store, conv.id, Message(id="a1", parent_id="u1", role="assistant", content="one", created_at=2))
-    await add(store, conv.id, Message(id="a2", parent_id="u1", role="assistant", content="two", created_at=3))
-    await add(store, conv.id, Message(id="u2", parent_id="a1", role="user", content="more", created_at=4))
+    await add(
+        store,
+        conv.id,
+        Message(id="a1", parent_id="u1", role="assistant", content="one", created_at=2),
+    )
+    await add(
+        store,
+        conv.id,
+        Message(id="a2", parent_id="u1", role="assistant", content="two", created_at=3),
+    )
+    await add(
+        store, conv.id, Message(id="u2", parent_id="a1", role="user", content="more", created_at=4)
+    )
 
     got = await store.get_owned(conv.id, "alice")
     assert got.messages["u1"].children == ["a1", "a2"]
@@ -73,7 +83,12 @@ async def test_head_reads_what_a_turn_needs(store: ConversationStore) -> None:
     conv = await store.create("alice", model="m")
     await add(store, conv.id, Message(id="u1", role="user", content="hi"))
     head = await store.owned_head(conv.id, "alice", "u1")
-    assert (head.current_id, head.model, head.message_role, head.message_exists) == ("u1", "m", "user", True)
+    assert (head.current_id, head.model, head.message_role, head.message_exists) == (
+        "u1",
+        "m",
+        "user",
+        True,
+    )
     head = await store.owned_head(conv.id, "alice", "nope")
     assert head.message_exists is False
 
@@ -82,7 +97,12 @@ async def test_list_pages_newest_first_and_searches_text(store: ConversationStor
     ids = []
     for i in range(7):
         conv = await store.create("alice", title=f"chat {i}")
-        await add(store, conv.id, Message(id=f"u{i}", role="user", content=f"about topic{i % 2}", created_at=100 + i), "alice")
+        await add(
+            store,
+            conv.id,
+            Message(id=f"u{i}", role="user", content=f"about topic{i % 2}", created_at=100 + i),
+            "alice",
+        )
         ids.append(conv.id)
     await store.create("bob", title="chat of bob")
 
@@ -112,5 +132,8 @@ async def test_update_and_delete(store: ConversationStore) -> None:
 
 
 def test_fallback_title_is_the_first_words() -> None:
-    assert title_from_text("  How do   tides work on the moon and why exactly?") == "How do tides work on the moon and"
+    assert (
+        title_from_text("  How do   tides work on the moon and why exactly?")
+        == "How do tides work on the moon and"
+    )
     assert title_from_text("   ") == "New chat"

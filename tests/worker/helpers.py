@@ -33,8 +33,14 @@ def settings(redis_url: str, **overrides: Any) -> WorkerSettings:
 
 
 async def queue_turn(
-    redis: Redis, spec: ModelSpec, content: str = "Hello, worker?", *, user: str = "u1",
-    session: str = "sessionA1", conversation_id: str | None = None, parent_id: str | None = None,
+    redis: Redis,
+    spec: ModelSpec,
+    content: str = "Hello, worker?",
+    *,
+    user: str = "u1",
+    session: str = "sessionA1",
+    conversation_id: str | None = None,
+    parent_id: str | None = None,
 ) -> TurnRequest:
     """Store a user message (new conversation unless given) and queue its turn."""
     store = ConversationStore(redis, KEYS)
@@ -42,8 +48,12 @@ async def queue_turn(
         conversation_id = (await store.create(user, model=spec.id)).id
     msg = Message(id=new_id(), parent_id=parent_id, role="user", content=content)
     turn = TurnRequest(
-        turn_id=new_id(), session_id=session, user_id=user, conversation_id=conversation_id,
-        parent_id=msg.id, model=spec.id,
+        turn_id=new_id(),
+        session_id=session,
+        user_id=user,
+        conversation_id=conversation_id,
+        parent_id=msg.id,
+        model=spec.id,
     )
     pipe = redis.pipeline(transaction=False)
     store.queue_add_message(pipe, conversation_id, msg, owner=user)

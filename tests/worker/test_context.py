@@ -16,8 +16,12 @@ def chat(n: int, size: int = 100) -> list[Message]:
     out = []
     parent = None
     for i in range(n):
-        m = Message(id=f"m{i}", parent_id=parent, role="user" if i % 2 == 0 else "assistant",
-                    content=f"{i}:" + "x" * size)
+        m = Message(
+            id=f"m{i}",
+            parent_id=parent,
+            role="user" if i % 2 == 0 else "assistant",
+            content=f"{i}:" + "x" * size,
+        )
         out.append(m)
         parent = m.id
     return out
@@ -46,11 +50,14 @@ def test_long_chat_keeps_the_newest_messages_that_fit() -> None:
     assert prompt.messages[-1]["content"] == branch[-1].content
     kept = [m["content"] for m in prompt.messages[1:]]
     # contiguous newest history, oldest dropped first, opening with the user
-    assert kept == [m.content for m in branch[-len(kept):]]
+    assert kept == [m.content for m in branch[-len(kept) :]]
     assert prompt.messages[1]["role"] == "user"
     # and it is full: one more message would not have fitted
     next_older = branch[-len(kept) - 1]
-    assert prompt.tokens + estimate_tokens(next_older.content) + MESSAGE_OVERHEAD_TOKENS > budget(s) - 40
+    assert (
+        prompt.tokens + estimate_tokens(next_older.content) + MESSAGE_OVERHEAD_TOKENS
+        > budget(s) - 40
+    )
 
 
 def test_a_real_tokenizer_is_used_when_the_backend_has_one() -> None:

@@ -10,7 +10,14 @@ from redis.asyncio import Redis
 from shared.keys import WORKER_GROUP
 from shared.models_file import ScriptedModel
 from shared.store import ConversationStore
-from tests.worker.helpers import KEYS, queue_turn, running_worker, session_events, settings, wait_event
+from tests.worker.helpers import (
+    KEYS,
+    queue_turn,
+    running_worker,
+    session_events,
+    settings,
+    wait_event,
+)
 
 FAST = ScriptedModel(id="fast", backend="scripted", reply_tokens=64)
 SLOW = ScriptedModel(id="slow", backend="scripted", reply_tokens=400, tokens_per_second=40)
@@ -37,7 +44,11 @@ async def test_a_turn_is_streamed_stored_and_acknowledged(redis: Redis, redis_ur
     assert content.startswith("".join(chunks))
     conv = await stored(redis, turn.conversation_id)
     reply = conv.messages[turn.turn_id]
-    assert (reply.content, reply.finish_reason, reply.parent_id) == (content, "stop", turn.parent_id)
+    assert (reply.content, reply.finish_reason, reply.parent_id) == (
+        content,
+        "stop",
+        turn.parent_id,
+    )
     assert reply.usage is not None and reply.usage.completion_tokens == 64
     assert conv.current_id == turn.turn_id
     assert conv.title == "Tell me about tides"
@@ -74,7 +85,9 @@ async def test_a_stop_from_another_user_is_ignored(redis: Redis, redis_url: str)
     assert end["message"]["finish_reason"] == "stop"
 
 
-async def test_a_turn_stopped_before_it_started_does_not_generate(redis: Redis, redis_url: str) -> None:
+async def test_a_turn_stopped_before_it_started_does_not_generate(
+    redis: Redis, redis_url: str
+) -> None:
     turn = await queue_turn(redis, SLOW)
     await redis.set(KEYS.cancel(turn.turn_id), "u1", ex=60)
     async with running_worker(redis, settings(redis_url), [SLOW]):
@@ -83,9 +96,13 @@ async def test_a_turn_stopped_before_it_started_does_not_generate(redis: Redis, 
     assert end["message"]["content"] == ""
 
 
-async def test_unavailable_backend_is_retried_then_dead_lettered(redis: Redis, redis_url: str) -> None:
+async def test_unavailable_backend_is_retried_then_dead_lettered(
+    redis: Redis, redis_url: str
+) -> None:
     spec = ScriptedModel(id="flaky", backend="scripted", fail_on="POISON", fail_status=503)
-    async with running_worker(redis, settings(redis_url, backend_retries=2), [spec, FAST]) as worker:
+    async with running_worker(
+        redis, settings(redis_url, backend_retries=2), [spec, FAST]
+    ) as worker:
         bad = await queue_turn(redis, spec, "POISON please", session="sessionB1")
         good = await queue_turn(redis, spec, "a fine question", session="sessionB2")
         error = await wait_event(redis, bad.session_id, "error", turn_id=bad.turn_id)
@@ -112,7 +129,9 @@ async def test_a_refused_request_is_not_retried(redis: Redis, redis_url: str) ->
     assert (await redis.xpending(KEYS.prompts("default"), WORKER_GROUP))["pending"] == 0
 
 
-async def test_a_turn_abandoned_by_a_dead_worker_is_taken_over(redis: Redis, redis_url: str) -> None:
+async def test_a_turn_abandoned_by_a_dead_worker_is_taken_over(
+    redis: Redis, redis_url: str
+) -> None:
     turn = await queue_turn(redis, FAST, "who takes over?")
     # A worker that read the turn and died: the entry stays pending to it.
     await redis.xgroup_create(KEYS.prompts("default"), WORKER_GROUP, id="0", mkstream=True)
@@ -131,7 +150,9 @@ async def test_a_turn_abandoned_by_a_dead_worker_is_taken_over(redis: Redis, red
     assert int(await redis.hget(KEYS.metrics("default"), "takeovers") or 0) == 1
 
 
-async def test_a_turn_whose_workers_keep_dying_is_dead_lettered(redis: Redis, redis_url: str) -> None:
+async def test_a_turn_whose_workers_keep_dying_is_dead_lettered(
+    redis: Redis, redis_url: str
+) -> None:
     turn = await queue_turn(redis, FAST, "poison")
     await redis.xgroup_create(KEYS.prompts("default"), WORKER_GROUP, id="0", mkstream=True)
     await redis.xreadgroup(WORKER_GROUP, "ghost", {KEYS.prompts("default"): ">"}, count=1)
@@ -165,10 +186,15 @@ async def test_a_reply_already_stored_is_not_generated_twice(redis: Redis, redis
 async def test_concurrency_limits_turns_in_flight(redis: Redis, redis_url: str) -> None:
     spec = ScriptedModel(id="s", backend="scripted", reply_tokens=10, tokens_per_second=50)
     async with running_worker(redis, settings(redis_url, concurrency=2), [spec]) as worker:
-        turns = [await queue_turn(redis, spec, f"q{i}", session=f"session{i:04d}") for i in range(5)]
+        turns = [
+            await queue_turn(redis, spec, f"q{i}", session=f"session{i:04d}") for i in range(5)
+        ]
         peak = 0
         async with asyncio.timeout(20):
-            while not all([await redis.xlen(KEYS.session(t.session_id)) > 1 for t in turns]) or worker._running:
+            while (
+                not all([await redis.xlen(KEYS.session(t.session_id)) > 1 for t in turns])
+                or worker._running
+            ):
                 peak = max(peak, len(worker._running))
                 await asyncio.sleep(0.01)
         for t in turns:

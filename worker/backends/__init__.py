@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from shared.models_file import HFModel, LlamaCppModel, ModelSpec, ScriptedModel
@@ -33,7 +34,12 @@ class BackendPool:
         if isinstance(spec, HFModel):
             from worker.backends.hf import HFBackend
 
-            return HFBackend(spec, self._hf_token, idle_timeout=self._idle_timeout)
+            # Each model names the variable holding its token; HF_TOKEN's value
+            # comes through the settings (it may live in .env).
+            token = (
+                self._hf_token if spec.token_env == "HF_TOKEN" else os.environ.get(spec.token_env)
+            )
+            return HFBackend(spec, token, idle_timeout=self._idle_timeout)
         if isinstance(spec, LlamaCppModel):
             from worker.backends.llamacpp import LlamaCppBackend
 

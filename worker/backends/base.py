@@ -34,7 +34,10 @@ class Delta:
 
 
 class Backend(Protocol):
-    spec: ModelSpec
+    @property
+    def spec(self) -> ModelSpec:
+        """The models-file entry this backend serves."""
+        ...
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Generate a reply; each item is the next piece of text."""

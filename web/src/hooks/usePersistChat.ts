@@ -30,7 +30,8 @@ export function usePersistChat(state: ChatState, intervalMs = 250): void {
     return () => {
       window.removeEventListener("pagehide", flush);
       document.removeEventListener("visibilitychange", flush);
-      flush();
+      // No final write on unmount: that is log-out, which has just cleared the tab's storage.
+      if (timer.current !== null) clearTimeout(timer.current);
     };
   }, []);
 
