@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 import time
-from typing import Annotated
+from typing import Annotated, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -80,8 +80,10 @@ class AuthService:
         return await self._start_session(user)
 
     async def login(self, creds: Credentials) -> Session:
-        uid = await self.redis.hget(self.keys.usernames(), creds.username.strip().casefold())
-        record = await self.redis.hgetall(self.keys.user(uid)) if uid else {}
+        # Casts: redis-py types replies as bytes | str; our client decodes them.
+        username = creds.username.strip().casefold()
+        uid = cast("str | None", await self.redis.hget(self.keys.usernames(), username))
+        record = cast(dict[str, str], await self.redis.hgetall(self.keys.user(uid))) if uid else {}
         stored = record.get("password_hash")
         if not uid or not stored or not await self._verify(stored, creds.password):
             raise ApiError("unauthorized", "wrong username or password")
@@ -107,10 +109,10 @@ class AuthService:
     async def user_for_token(self, token: str | None) -> UserInfo | None:
         if not token or len(token) > 256:
             return None
-        uid = await self.redis.get(self.keys.auth_token(_token_hash(token)))
+        uid = cast("str | None", await self.redis.get(self.keys.auth_token(_token_hash(token))))
         if not uid:
             return None
-        record = await self.redis.hgetall(self.keys.user(uid))
+        record = cast(dict[str, str], await self.redis.hgetall(self.keys.user(uid)))
         return _user(uid, record) if record else None
 
 

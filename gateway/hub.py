@@ -17,13 +17,16 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import KeyT, StreamIdT
 
+from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
-from shared.streams import frame_with_event_id
+from shared.streams import StreamEntries, StreamResponse, frame_with_event_id
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class SessionHub:
     async def start(self) -> None:
         # The wake stream's cursor must be concrete before the first XREAD so a
         # wake written between two reads is not skipped.
-        last = await self._redis.xrevrange(self._wake_key, count=1)
+        last = cast(StreamEntries | None, await self._redis.xrevrange(self._wake_key, count=1))
         self._wake_cursor = last[0][0] if last else "0-0"
         self._task = asyncio.create_task(self._run(), name="session-hub")
         self._ttl_task = asyncio.create_task(self._refresh_ttls(), name="session-ttl")
@@ -110,9 +113,7 @@ class SessionHub:
     async def stop(self) -> None:
         for task in (self._task, self._ttl_task):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await self._redis.delete(self._wake_key)
 
@@ -121,7 +122,7 @@ class SessionHub:
         the live end when ``after`` is None."""
         key = self._keys.session(session_id)
         if after is None:
-            last = await self._redis.xrevrange(key, count=1)
+            last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
         sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
         self._subs.setdefault(key, set()).add(sub)
@@ -160,9 +161,12 @@ class SessionHub:
             for key, (ms, seq) in self._cursors.items():
                 streams[key] = f"{ms}-{seq}"
             try:
-                response = await self._reader.xread(
-                    streams, count=READER_COUNT, block=READER_BLOCK_MS
+                # redis-py types ``streams`` as an invariant dict[KeyT, StreamIdT]
+                # (it only reads it), and the reply loosely for all client kinds.
+                reply = await self._reader.xread(
+                    cast(dict[KeyT, StreamIdT], streams), count=READER_COUNT, block=READER_BLOCK_MS
                 )
+                response = cast(StreamResponse, reply)
                 self.connected.set()
                 backoff = 0.05
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

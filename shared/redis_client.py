@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.keys import BLOCK_SOCKET_GRACE_S
+from shared.rjson import json_get
 
 #: Socket timeout of clients that never block: a healthy Redis answers in
 #: well under this.
@@ -53,7 +54,7 @@ def make_redis(
 async def has_json_module(redis: Redis) -> bool:
     """Whether the server understands JSON commands (Redis 8, or RedisJSON loaded)."""
     try:
-        await redis.execute_command("JSON.GET", "tc:__probe__", "$")
+        await json_get(redis, "tc:__probe__", "$")
     except Exception as exc:  # ResponseError: unknown command
         if "unknown command" in str(exc).lower():
             return False

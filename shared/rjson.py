@@ -10,8 +10,8 @@ ids (``$.messages["<id>"]``), which is safe because ids are restricted to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -28,8 +28,18 @@ def dumps(value: Any) -> str:
 async def get_paths(redis: Redis, key: str, *paths: str) -> dict[str, Any] | None:
     """``JSON.GET key path...``: each path's first match (None if it matches
     nothing), or None when the key does not exist."""
-    raw = await redis.execute_command("JSON.GET", key, *paths)
+    raw = await json_get(redis, key, *paths)
     return decode_paths(raw, paths)
+
+
+async def json_get(redis: Redis, key: str, *paths: str) -> str | None:
+    """``JSON.GET key path...``, undecoded: None when the key does not exist.
+
+    redis-py leaves ``Redis.execute_command`` unannotated; on our
+    ``decode_responses=True`` clients the reply is the JSON text.
+    """
+    execute = cast(Callable[..., Awaitable[object]], redis.execute_command)
+    return cast("str | None", await execute("JSON.GET", key, *paths))
 
 
 def decode_paths(raw: str | None, paths: Iterable[str]) -> dict[str, Any] | None:

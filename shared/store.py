@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -62,7 +62,7 @@ class ConversationStore:
     # --- reads -------------------------------------------------------------
 
     async def get(self, cid: str) -> Conversation | None:
-        raw = await self.redis.execute_command("JSON.GET", self.keys.conversation(cid), "$")
+        raw = await rjson.json_get(self.redis, self.keys.conversation(cid), "$")
         if raw is None:
             return None
         decoded = rjson.decode_paths(raw, ["$"])
@@ -120,8 +120,12 @@ class ConversationStore:
         max_score: str = "+inf" if after_score is None else str(after_score)
         last: tuple[int, str] | None = None
         while len(found) < limit:
-            rows = await self.redis.zrevrangebyscore(
-                key, max_score, "-inf", start=offset, num=batch, withscores=True
+            # WITHSCORES on a decode_responses client: (member, score) pairs.
+            rows = cast(
+                list[tuple[str, float]],
+                await self.redis.zrevrangebyscore(
+                    key, max_score, "-inf", start=offset, num=batch, withscores=True
+                ),
             )
             if not rows:
                 return found, None

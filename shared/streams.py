@@ -17,6 +17,14 @@ from shared.protocol import ErrorCode, _Event
 
 TurnKind = Literal["message", "regenerate", "edit"]
 
+#: Stream entries (XRANGE, XREVRANGE) as our clients return them. redis-py
+#: types replies for every client (bytes or str, RESP2 or RESP3 shapes); ours
+#: are ``decode_responses=True`` with redis-py's default (RESP2) reply shapes.
+StreamEntries = list[tuple[str, dict[str, str]]]
+#: An XREAD / XREADGROUP reply on those clients: each stream with its entries.
+#: (XREADGROUP with ``>`` never answers deleted entries, so no ``None`` fields.)
+StreamResponse = list[tuple[str, StreamEntries]]
+
 
 class TurnRequest(BaseModel):
     """One turn to generate: an entry on ``prompts(pool)``.

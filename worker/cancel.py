@@ -72,4 +72,6 @@ class CancelWatcher:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 self.connected.clear()
-                await pubsub.aclose()
+                # redis-py leaves PubSub.aclose unannotated (its typed alias,
+                # reset(), is deprecated and warns).
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

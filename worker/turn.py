@@ -84,7 +84,7 @@ class TurnRunner:
         # a session that expired has nobody to read the event.
         pipe.xadd(
             self.keys.session(session_id),
-            encode_event(event),  # type: ignore[arg-type]
+            encode_event(event),
             maxlen=SESSION_MAXLEN,
             approximate=True,
             nomkstream=True,

@@ -20,16 +20,19 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import KeyT, StreamIdT
 
+from shared.aio import cancel_and_wait
 from shared.keys import HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
-from shared.streams import decode_turn
+from shared.streams import StreamResponse, decode_turn
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
@@ -133,8 +136,7 @@ class Worker:
             await self._drain()
         finally:
             for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+                await cancel_and_wait(task)
             with contextlib.suppress(*_REDIS_DOWN):
                 pipe = self.redis.pipeline(transaction=False)
                 for pool in self.pools:
@@ -164,7 +166,7 @@ class Worker:
     # --- reading turns -------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        streams = {self.keys.prompts(pool): ">" for pool in self.pools}
+        streams: dict[KeyT, StreamIdT] = {self.keys.prompts(pool): ">" for pool in self.pools}
         pool_of = {self.keys.prompts(pool): pool for pool in self.pools}
         backoff = 0.1
         while not self._stopping.is_set():
@@ -186,12 +188,11 @@ class Worker:
             if not read.done():
                 # Shutting down: abandon the blocked read (its connection is
                 # dropped); anything it was handed is handed back in _drain.
-                read.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_REDIS_DOWN):
-                    await read
+                await cancel_and_wait(read)
                 break
             try:
-                response = read.result()
+                # redis-py types the reply loosely, for every kind of client.
+                response = cast(StreamResponse, read.result())
                 backoff = 0.1
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -231,7 +232,7 @@ class Worker:
             self.started_turns += 1
             task = asyncio.create_task(self._run_turn(delivery), name=f"turn-{turn.turn_id}")
         self._running[entry_id] = _Running(pool, task)
-        task.add_done_callback(lambda _t, eid=entry_id: self._done(eid))
+        task.add_done_callback(lambda _t: self._done(entry_id))
 
     def _done(self, entry_id: str) -> None:
         self._running.pop(entry_id, None)
@@ -301,7 +302,7 @@ class Worker:
         todo = False
         for (pool, running_ids), rows in zip(by_pool.items(), pending, strict=True):
             ours = {row["message_id"] for row in rows}
-            ids = [eid for eid in running_ids if eid in ours]
+            ids: list[StreamIdT] = [eid for eid in running_ids if eid in ours]
             if ids:
                 todo = True
                 refresh.xclaim(
@@ -376,9 +377,7 @@ class Worker:
             )
             await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
         leftovers = list(self._running.values())
-        for running in leftovers:
-            running.task.cancel()
-        await asyncio.gather(*(r.task for r in leftovers), return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(r.task) for r in leftovers))
         with contextlib.suppress(*_REDIS_DOWN):
             await self._hand_back()
 
@@ -392,7 +391,7 @@ class Worker:
             rows = await self.redis.xpending_range(
                 key, WORKER_GROUP, min="-", max="+", count=10_000, consumername=self.consumer
             )
-            ids = [row["message_id"] for row in rows]
+            ids: list[StreamIdT] = [row["message_id"] for row in rows]
             if ids:
                 await self.redis.xclaim(
                     key, WORKER_GROUP, self.consumer, 0, ids, idle=_HANDBACK_IDLE_MS, justid=True

@@ -87,7 +87,7 @@ def parse_frame(text: str) -> Any:
         if "union_tag_invalid" in kinds:
             raise FrameError(f"unknown frame type {raw.get('type')!r}", raw) from exc
         details = [dict(e, loc=e["loc"][1:]) for e in errors]
-        raise FrameError(describe_validation(details), raw) from exc  # type: ignore[arg-type]
+        raise FrameError(describe_validation(details), raw) from exc
 
 
 class Connection:

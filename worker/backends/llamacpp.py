@@ -81,7 +81,12 @@ class _Failed:
     error: TurnError
 
 
-_Item = str | _Finished | _Failed
+class _Exited:
+    """The thread has ended; after neither a finish nor a failure, it was
+    interrupted from outside (``aclose``)."""
+
+
+_Item = str | _Finished | _Failed | _Exited
 
 
 class LlamaCppBackend:
@@ -234,6 +239,7 @@ class LlamaCppBackend:
         def on_thread_exit() -> None:
             self._running = None
             self._busy.release()
+            queue.put_nowait(_Exited())
             if not finished.done():
                 finished.set_result(None)
 
@@ -264,8 +270,12 @@ class LlamaCppBackend:
                 elif isinstance(item, _Finished):
                     yield Delta(finish_reason=item.finish_reason, usage=item.usage)
                     return
-                else:
+                elif isinstance(item, _Failed):
                     raise item.error
+                else:
+                    raise BackendUnavailable(
+                        f"the local model {self.spec.id} was shut down during the reply"
+                    )
         finally:
             cancel.set()
             # The thread stops at its next token (or aborts prompt processing);

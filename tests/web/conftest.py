@@ -1,0 +1,119 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright (never its own
+browser download) against a real stack: gateway serving web/dist, workers with
+scripted models, real Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.stack import Stack, running_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_DIST = ROOT / "web" / "dist"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("TIDECHAT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+#: fast: answers at once. slow: long enough to stop, reload or watch mid-reply.
+MODELS = """
+[[models]]
+id = "scripted"
+label = "Scripted (fast)"
+backend = "scripted"
+reply_tokens = 48
+tokens_per_second = 0
+
+[[models]]
+id = "slow"
+label = "Scripted (slow)"
+backend = "scripted"
+reply_tokens = 240
+tokens_per_second = 40
+"""
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must provide it)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        _missing("Debian's chromium is not installed (apt-get install chromium)")
+    if not (WEB_DIST / "index.html").is_file():
+        _missing("web/dist is not built (cd web && npm ci && npm run build)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def web_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(
+        redis_url, tmp_path_factory.mktemp("webstack"), models=MODELS, workers=2
+    ) as stack:
+        yield stack
+
+
+@dataclass
+class Watch:
+    """What a page did that a user would notice: JS dialogs and uncaught errors."""
+
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def watch() -> Watch:
+    return Watch()
+
+
+def new_page(browser: Any, watch: Watch, **context_args: Any) -> Any:
+    options: dict[str, Any] = {
+        "viewport": {"width": 1280, "height": 800},
+        "accept_downloads": True,
+        "color_scheme": "light",
+        **context_args,
+    }
+    context = browser.new_context(**options)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+
+    def on_dialog(dialog: Any) -> None:
+        watch.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    return page
+
+
+@pytest.fixture
+def page(browser: Any, watch: Watch) -> Iterator[Any]:
+    p = new_page(browser, watch)
+    try:
+        yield p
+    finally:
+        p.context.close()
+    assert watch.errors == [], f"uncaught errors in the page: {watch.errors}"

@@ -1,0 +1,94 @@
+import { Braces, FileText, MoreHorizontal, PanelLeftOpen, ScrollText, SquarePen, Trash2 } from "lucide-react";
+import { useState } from "react";
+import { api } from "../../api/client";
+import { useChatActions } from "../../contexts/ChatContext";
+import type { ChatConversation } from "../../state/types";
+import { ConfirmDialog } from "../ui/ConfirmDialog";
+import { IconButton } from "../ui/IconButton";
+import { Menu, type MenuItem } from "../ui/Menu";
+import { ConnectionStatus } from "./ConnectionStatus";
+import { ModelSelect } from "./ModelSelect";
+import { SystemPromptEditor } from "./SystemPromptEditor";
+import "./header.css";
+
+export interface ChatHeaderProps {
+  conversation: ChatConversation | undefined;
+  model: string | null;
+  onModelChange: (id: string) => void;
+  sidebarHidden: boolean;
+  onOpenSidebar: () => void;
+}
+
+/** Start a download of the export (the server names the file with Content-Disposition). */
+function download(url: string): void {
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = "";
+  a.rel = "noopener";
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
+  const actions = useChatActions();
+  const [promptOpen, setPromptOpen] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const id = conversation?.id ?? null;
+
+  const items: MenuItem[] = [{ label: "System prompt", icon: <ScrollText size={16} />, onSelect: () => setPromptOpen(true) }];
+  if (id) {
+    items.push(
+      { label: "Export as Markdown", icon: <FileText size={16} />, onSelect: () => download(api.exportUrl(id, "markdown")) },
+      { label: "Export as JSON", icon: <Braces size={16} />, onSelect: () => download(api.exportUrl(id, "json")) },
+      { label: "Delete", icon: <Trash2 size={16} />, danger: true, onSelect: () => setConfirmDelete(true) },
+    );
+  }
+
+  return (
+    <header className="chat-header">
+      <div className="chat-header__start">
+        {sidebarHidden && (
+          <>
+            <IconButton label="Open sidebar" onClick={onOpenSidebar}>
+              <PanelLeftOpen size={20} />
+            </IconButton>
+            <IconButton label="New chat" onClick={() => actions.open(null)} className="chat-header__new">
+              <SquarePen size={20} />
+            </IconButton>
+          </>
+        )}
+        <ModelSelect models={actions.models} value={model} onChange={onModelChange} />
+      </div>
+      <h1 className="chat-header__title" title={conversation?.title}>
+        {conversation?.title || (id ? "" : "New chat")}
+      </h1>
+      <div className="chat-header__end">
+        <ConnectionStatus />
+        <Menu label="Conversation options" trigger={<MoreHorizontal size={20} />} items={items} />
+      </div>
+      <SystemPromptEditor
+        open={promptOpen}
+        initial={conversation?.systemPrompt ?? ""}
+        onClose={() => setPromptOpen(false)}
+        onSave={(prompt) => {
+          setPromptOpen(false);
+          if (id) void actions.update(id, { system_prompt: prompt });
+          else void actions.create({ system_prompt: prompt, model });
+        }}
+      />
+      <ConfirmDialog
+        open={confirmDelete}
+        title="Delete conversation?"
+        message={`"${conversation?.title || "This conversation"}" and all its messages will be deleted. This can't be undone.`}
+        confirmLabel="Delete"
+        danger
+        onCancel={() => setConfirmDelete(false)}
+        onConfirm={() => {
+          setConfirmDelete(false);
+          if (id) void actions.remove(id);
+        }}
+      />
+    </header>
+  );
+}

@@ -1,0 +1,94 @@
+import { MoreHorizontal, Pencil, Trash2 } from "lucide-react";
+import { memo, useState } from "react";
+import type { ConversationSummary } from "../../protocol.gen";
+import { Menu } from "../ui/Menu";
+
+export interface ConversationItemProps {
+  conversation: ConversationSummary;
+  active: boolean;
+  onOpen: (id: string) => void;
+  onRename: (id: string, title: string) => void;
+  onDelete: (conversation: ConversationSummary) => void;
+}
+
+/** One row of the sidebar: opens on click; rename inline (F2 or the menu); delete via the menu. */
+export const ConversationItem = memo(function ConversationItem({ conversation, active, onOpen, onRename, onDelete }: ConversationItemProps) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(conversation.title);
+  const title = conversation.title || "New chat";
+
+  const commit = () => {
+    setEditing(false);
+    const next = draft.trim();
+    if (next && next !== conversation.title) onRename(conversation.id, next);
+  };
+
+  if (editing) {
+    return (
+      <li className="conv-item conv-item--editing">
+        <input
+          className="conv-item__input"
+          aria-label="Conversation title"
+          autoFocus
+          value={draft}
+          maxLength={200}
+          onChange={(e) => setDraft(e.target.value)}
+          onFocus={(e) => e.currentTarget.select()}
+          onBlur={commit}
+          onKeyDown={(e) => {
+            if (e.key === "Enter") {
+              e.preventDefault();
+              commit();
+            } else if (e.key === "Escape") {
+              e.preventDefault();
+              e.stopPropagation();
+              setEditing(false);
+              setDraft(conversation.title);
+            }
+          }}
+        />
+      </li>
+    );
+  }
+
+  return (
+    <li className={`conv-item ${active ? "conv-item--active" : ""}`}>
+      <a
+        className="conv-item__link"
+        href={`/c/${conversation.id}`}
+        aria-current={active ? "page" : undefined}
+        title={title}
+        onClick={(e) => {
+          if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+          e.preventDefault();
+          onOpen(conversation.id);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "F2") {
+            e.preventDefault();
+            setDraft(conversation.title);
+            setEditing(true);
+          }
+        }}
+      >
+        {title}
+      </a>
+      <Menu
+        label={`Options for ${title}`}
+        trigger={<MoreHorizontal size={16} />}
+        triggerClassName="conv-item__menu icon-btn icon-btn--sm"
+        items={[
+          {
+            label: "Rename",
+            icon: <Pencil size={16} />,
+            onSelect: () => {
+              setDraft(conversation.title);
+              setEditing(true);
+            },
+          },
+          { label: "Delete", icon: <Trash2 size={16} />, danger: true, onSelect: () => onDelete(conversation) },
+        ]}
+      />
+    </li>
+  );
+});

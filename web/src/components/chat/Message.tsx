@@ -1,0 +1,107 @@
+import { AlertTriangle, Info } from "lucide-react";
+import { memo, useState } from "react";
+import { useChatActions } from "../../contexts/ChatContext";
+import type { ChatMessage } from "../../state/types";
+import { Button } from "../ui/Button";
+import { Spinner } from "../ui/Spinner";
+import { Markdown } from "./Markdown";
+import { MessageActions } from "./MessageActions";
+import { MessageEditor } from "./MessageEditor";
+import { TypingIndicator } from "./TypingIndicator";
+import "./message.css";
+
+export interface MessageProps {
+  conversationId: string;
+  message: ChatMessage;
+  siblings: string[];
+  /** A reply is being generated in this conversation (editing and regenerating wait). */
+  busy: boolean;
+  /** Place in the feed (aria-posinset / aria-setsize). */
+  position: number;
+  setSize: number;
+}
+
+const FINISH_NOTES: Partial<Record<NonNullable<ChatMessage["finishReason"]>, string>> = {
+  stopped: "Stopped",
+  length: "Cut off at the length limit",
+};
+
+function AssistantBody({ message }: { message: ChatMessage }) {
+  const waiting = message.status === "streaming" && message.content === "";
+  return (
+    <>
+      {message.status === "retrying" && (
+        <p className="msg-note msg-note--retry">
+          <Spinner label="Retrying" /> Retrying the reply…
+        </p>
+      )}
+      {waiting ? <TypingIndicator /> : message.content && <Markdown content={message.content} />}
+    </>
+  );
+}
+
+/** One message of the conversation: a question bubble or a reply, with its actions. */
+export const Message = memo(function Message({ conversationId, message, siblings, busy, position, setSize }: MessageProps) {
+  const actions = useChatActions();
+  const [editing, setEditing] = useState(false);
+  const isUser = message.role === "user";
+  const inFlight = message.status === "streaming" || message.status === "retrying";
+  const finishNote = message.finishReason ? FINISH_NOTES[message.finishReason] : undefined;
+
+  return (
+    <article
+      className={`msg msg--${message.role} ${editing ? "msg--editing" : ""}`}
+      aria-label={isUser ? "You said" : "Assistant said"}
+      aria-posinset={position}
+      aria-setsize={setSize}
+      data-message-id={message.id}
+      data-status={message.status}
+    >
+      <div className="msg__inner">
+        {message.notice && (
+          <p className="msg-note">
+            <Info size={14} aria-hidden /> {message.notice}
+          </p>
+        )}
+        {isUser ? (
+          editing ? (
+            <MessageEditor
+              initial={message.content}
+              onCancel={() => setEditing(false)}
+              onSave={(content) => {
+                setEditing(false);
+                actions.edit(conversationId, message, content);
+              }}
+            />
+          ) : (
+            <div className="msg-bubble">{message.content}</div>
+          )
+        ) : (
+          <div className={`msg-body ${inFlight && message.content ? "msg-body--streaming" : ""}`}>
+            <AssistantBody message={message} />
+          </div>
+        )}
+        {message.error && (
+          <div className="msg-error" role="alert">
+            <AlertTriangle size={16} aria-hidden />
+            <span>{message.error.message || "The reply failed."}</span>
+            <Button size="sm" onClick={() => actions.regenerate(conversationId, message)} disabled={busy}>
+              Retry
+            </Button>
+          </div>
+        )}
+        {finishNote && !message.error && <p className="msg-note">{finishNote}</p>}
+        {!editing && !inFlight && (
+          <MessageActions
+            message={message}
+            siblings={siblings}
+            busy={busy}
+            onEdit={isUser ? () => setEditing(true) : undefined}
+            onRegenerate={!isUser && !message.error ? () => actions.regenerate(conversationId, message) : undefined}
+            onSelectSibling={(id) => actions.selectBranch(conversationId, id)}
+          />
+        )}
+      </div>
+    </article>
+  );
+});
