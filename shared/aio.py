@@ -7,7 +7,9 @@ import contextlib
 from typing import Any
 
 
-async def cancel_and_wait(task: asyncio.Task[Any], timeout: float = 5.0) -> bool:
+# ASYNC109: an outer asyncio.timeout() cannot stand in for ``timeout``: its own
+# cancel could be swallowed the same way, and the loop must keep re-cancelling.
+async def cancel_and_wait(task: asyncio.Task[Any], timeout: float = 5.0) -> bool:  # noqa: ASYNC109
     """Cancel ``task`` and wait until it has really ended; True if it did.
 
     redis-py (8.x) can swallow a cancellation that lands while a reply is

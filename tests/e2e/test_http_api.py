@@ -143,7 +143,7 @@ def test_sse_chat_streams_a_turn_and_search_finds_its_text(stack: Stack) -> None
             "POST", "/api/chat", json={"content": "And beavers?", "conversation_id": cid}
         ) as r:
             second = sse_events(r.read().decode())
-        assert [e["type"] for e in second][0] == "user_message"
+        assert second[0]["type"] == "user_message"
         conv = http.get(f"/api/conversations/{cid}").json()
         assert len(conv["messages"]) == 4
         hits = http.get("/api/conversations?q=BEAVERS").json()["items"]
@@ -193,19 +193,19 @@ def test_closed_sign_up_keeps_the_first_admin(
 ) -> None:
     # A separate deployment: its own key prefix, sign-up closed.
     env = {"TIDECHAT_SIGNUP_OPEN": "false", "TIDECHAT_KEY_PREFIX": f"{unique('closed')}:"}
-    with running_stack(redis_url, tmp_path_factory.mktemp("closed"), workers=1, env=env) as closed:
-        with httpx.Client(base_url=closed.url) as http:
-            r = http.post(
-                "/api/auth/signup", json={"username": "founder", "password": "first account"}
-            )
-            assert r.status_code == 201
-            assert r.json()["user"]["is_admin"] is True
-            r = http.post(
-                "/api/auth/signup", json={"username": "latecomer", "password": "second account"}
-            )
-            assert r.status_code == 403
-            assert r.json()["error"]["code"] == "forbidden"
-            assert "closed" in r.json()["error"]["message"]
+    with (
+        running_stack(redis_url, tmp_path_factory.mktemp("closed"), workers=1, env=env) as closed,
+        httpx.Client(base_url=closed.url) as http,
+    ):
+        r = http.post("/api/auth/signup", json={"username": "founder", "password": "first account"})
+        assert r.status_code == 201
+        assert r.json()["user"]["is_admin"] is True
+        r = http.post(
+            "/api/auth/signup", json={"username": "latecomer", "password": "second account"}
+        )
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "forbidden"
+        assert "closed" in r.json()["error"]["message"]
 
 
 def test_openapi_documents_the_api(stack: Stack) -> None:

@@ -56,7 +56,7 @@ async def test_each_subscriber_gets_its_own_session_in_order(hub: SessionHub, re
     got_a = await take(a, 5)
     got_b = await take(b, 5)
     assert [d.frame.count('"a') for d in got_a] == [1] * 5
-    assert ['"chunk":"a%d"' % i in d.frame for i, d in enumerate(got_a)] == [True] * 5
+    assert [f'"chunk":"a{i}"' in d.frame for i, d in enumerate(got_a)] == [True] * 5
     assert all('"chunk":"b' in d.frame for d in got_b)
     assert b.queue.empty()
 

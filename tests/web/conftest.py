@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
 ]
 
 #: fast: answers at once. slow: long enough to stop, reload or watch mid-reply.
+#: flaky: fails (a 400 from the "backend") on questions containing FAIL-BACKEND.
 MODELS = """
 [[models]]
 id = "scripted"
@@ -44,6 +45,15 @@ label = "Scripted (slow)"
 backend = "scripted"
 reply_tokens = 240
 tokens_per_second = 40
+
+[[models]]
+id = "flaky"
+label = "Scripted (fails on FAIL-BACKEND)"
+backend = "scripted"
+reply_tokens = 24
+tokens_per_second = 0
+fail_on = "FAIL-BACKEND"
+fail_status = 400
 """
 
 

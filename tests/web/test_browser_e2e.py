@@ -163,6 +163,76 @@ def test_streamed_reply_then_stop(web_stack: Stack, page: Any) -> None:
     expect(page.get_by_role("navigation", name="Conversations")).to_contain_text("harbour")
 
 
+def test_auto_scroll_stops_when_reading_back(web_stack: Stack, browser: Any, watch: Watch) -> None:
+    page = new_page(browser, watch, viewport={"width": 900, "height": 420})
+    feed = "document.querySelector('.message-list__scroll')"
+    at_bottom = f"() => {{ const el = {feed}; return el.scrollHeight - el.scrollTop - el.clientHeight < 50; }}"
+    try:
+        sign_up(page, web_stack.url)
+        choose_model(page, "slow")
+        send(page, "A reply taller than the window")
+        # Following the reply while it grows past the window...
+        page.wait_for_function(f"() => {feed}?.scrollHeight > {feed}.clientHeight + 150")
+        assert page.evaluate(at_bottom)
+        jump = page.get_by_role("button", name="Jump to latest message")
+        expect(jump).to_have_count(0)
+        # ...until the reader scrolls up: then the view stays put.
+        page.locator(".message-list__scroll").hover()
+        page.mouse.wheel(0, -300)
+        expect(jump).to_be_visible()
+        held = page.evaluate(f"{feed}.scrollTop")
+        height = page.evaluate(f"{feed}.scrollHeight")
+        page.wait_for_function(f"() => {feed}.scrollHeight > {height} + 100")
+        assert abs(page.evaluate(f"{feed}.scrollTop") - held) < 5
+        jump.click()
+        page.wait_for_function(at_bottom)
+        expect(jump).to_have_count(0)
+        wait_reply_done(page)
+        assert page.evaluate(at_bottom)
+    finally:
+        page.context.close()
+    assert watch.errors == []
+
+
+def test_failed_reply_shows_error_with_retry(web_stack: Stack, page: Any) -> None:
+    sign_up(page, web_stack.url)
+    choose_model(page, "flaky")
+    send(page, "Please FAIL-BACKEND now")
+    alert = page.locator(".msg").get_by_role("alert")
+    expect(alert).to_be_visible(timeout=20_000)
+    expect(alert).to_contain_text(re.compile(r"\w"))
+    expect(page.get_by_role("button", name="Stop generating")).to_have_count(0)
+    alert.get_by_role("button", name="Retry").click()
+    expect(page.locator(".msg").get_by_role("alert")).to_be_visible(timeout=20_000)
+    # The conversation still works: switch model and ask again.
+    choose_model(page, "scripted")
+    send(page, "And now something that works")
+    expect(wait_reply_done(page)).to_contain_text("And now something that works")
+
+
+def test_model_and_system_prompt_are_saved(web_stack: Stack, page: Any) -> None:
+    sign_up(page, web_stack.url)
+    send(page, "Settings test")
+    wait_reply_done(page)
+    cid = active_conversation_id(page)
+    choose_model(page, "slow")
+    page.get_by_role("button", name="Conversation options").click()
+    page.get_by_role("menuitem", name="System prompt").click()
+    dialog = page.get_by_role("dialog", name="System prompt")
+    dialog.get_by_role("textbox", name="System prompt").fill("Answer like a sailor.")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    deadline = time.monotonic() + 10
+    while True:
+        stored = api(page, "GET", f"/api/conversations/{cid}")
+        if stored["model"] == "slow" and stored["system_prompt"] == "Answer like a sailor.":
+            break
+        assert time.monotonic() < deadline, stored
+        page.wait_for_timeout(100)
+    page.reload()
+    expect(page.get_by_label("Model")).to_have_value("slow")
+
+
 def test_regenerate_and_switch_branches(web_stack: Stack, page: Any) -> None:
     sign_up(page, web_stack.url)
     send(page, "Name three sea birds")
@@ -248,6 +318,32 @@ def test_rename_search_and_delete(web_stack: Stack, page: Any) -> None:
     expect(sidebar.get_by_role("link", name="Renamed stripes")).to_have_count(0)
     listed = api(page, "GET", "/api/conversations")["items"]
     assert [c["title"] for c in listed if "stripes" in c["title"]] == []
+
+
+def test_sidebar_pages_and_collapses(web_stack: Stack, page: Any) -> None:
+    sign_up(page, web_stack.url)
+    page.evaluate(
+        """async () => { for (let i = 0; i < 60; i++) await fetch('/api/conversations', {
+            method: 'POST', headers: {'content-type': 'application/json'},
+            body: JSON.stringify({title: `Paged chat ${String(i).padStart(2, '0')}`})}); }"""
+    )
+    page.reload()
+    links = page.get_by_role("navigation", name="Conversations").get_by_role("link")
+    expect(links.first).to_have_text("Paged chat 59")  # newest first
+    expect(links).to_have_count(50)
+    # The next page loads when the end of the list comes into view.
+    page.locator(".conv-list").evaluate("el => el.scrollTop = el.scrollHeight")
+    expect(links).to_have_count(60)
+    expect(links.last).to_have_text("Paged chat 00")
+
+    page.get_by_role("button", name="Collapse sidebar").click()
+    sidebar = page.get_by_role("complementary", name="Sidebar")
+    expect(sidebar).to_be_hidden()
+    page.reload()  # remembered
+    expect(page.get_by_role("button", name="Open sidebar")).to_be_visible()
+    expect(sidebar).to_be_hidden()
+    page.get_by_role("button", name="Open sidebar").click()
+    expect(sidebar).to_be_visible()
 
 
 def test_export_downloads_the_conversation(web_stack: Stack, page: Any, tmp_path: Path) -> None:
@@ -475,6 +571,9 @@ def test_phone_width_360(web_stack: Stack, browser: Any, watch: Watch) -> None:
         page.get_by_role("button", name="Open sidebar").click()
         drawer = page.get_by_role("navigation", name="Conversations")
         expect(drawer.get_by_role("link")).to_have_count(1)
+        page.wait_for_function(
+            "() => getComputedStyle(document.querySelector('.shell__sidebar')).transform === 'none'"
+        )
         shot(page, "phone-drawer")
         page.get_by_role("button", name="New chat").first.click()
         expect(page.get_by_role("heading", name="What can I help with?")).to_be_visible()
@@ -482,6 +581,7 @@ def test_phone_width_360(web_stack: Stack, browser: Any, watch: Watch) -> None:
         page.get_by_role("button", name="Open sidebar").click()
         drawer.get_by_role("link").first.click()
         expect(last_reply(page)).to_contain_text("You said: Is this usable")
+        expect(drawer).to_be_hidden()
         shot(page, "phone-chat")
     finally:
         page.context.close()
@@ -613,6 +713,7 @@ def test_screenshots_light_dark_phone(web_stack: Stack, page: Any) -> None:
     page.emulate_media(color_scheme="dark")
     shot(page, "chat-dark")
     page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.get_by_role("complementary", name="Sidebar")).to_be_hidden()
     shot(page, "phone-dark")
     for name in ("login", "new-chat", "chat-light", "chat-dark", "phone-dark"):
         assert (ARTIFACTS / f"web-{name}.png").stat().st_size > 3_000

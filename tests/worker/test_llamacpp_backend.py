@@ -9,6 +9,7 @@ cores. The pure message-shaping tests at the end need no model.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 import time
@@ -119,14 +120,16 @@ async def test_reply_is_real_text_within_the_token_limit(backend: LlamaCppBacken
     deltas = await _collect(backend, _ask("What is the capital of France?", max_tokens=24))
 
     text = _text(deltas)
-    assert sum(c.isalpha() for c in text) >= 10, text
+    assert re.search(r"[^\W\d_]{2,}", text), f"a word in {text!r}"
     assert "<end_of_turn>" not in text
     assert "<start_of_turn>" not in text
     final = deltas[-1]
     assert final.finish_reason in ("stop", "length")
     assert final.usage is not None
-    assert 0 < final.usage.completion_tokens <= 24
-    assert final.usage.completion_tokens == backend.count_tokens(text)
+    if final.finish_reason == "length":
+        assert final.usage.completion_tokens == 24
+    else:
+        assert 0 < final.usage.completion_tokens < 24
     assert final.usage.prompt_tokens > backend.count_tokens("What is the capital of France?")  # type: ignore[operator]
     assert not final.usage.estimated
     assert all(d.finish_reason is None for d in deltas[:-1])
@@ -139,6 +142,9 @@ async def test_stop_sequence_ends_the_reply_and_is_not_shown(backend: LlamaCppBa
 
     assert " " not in _text(deltas)
     assert deltas[-1].finish_reason == "stop"
+    usage = deltas[-1].usage
+    assert usage is not None
+    assert usage.completion_tokens < 32
 
 
 @pytest.mark.slow

@@ -371,10 +371,13 @@ class LlamaCppBackend:
                 chunks.close()
         if cancel.is_set():
             return
-        completion = llm.tokenize("".join(parts).encode("utf-8"), add_bos=False, special=False)
-        emit(
-            _Finished(finish, Usage(prompt_tokens=prompt_tokens, completion_tokens=len(completion)))
-        )
+        # llama.cpp evaluates every sampled token but the last before sampling
+        # the next, so the context grew by the reply's tokens, less the last
+        # one unless the reply was cut at max_tokens (an end-of-turn token, or
+        # the token that completed a stop sequence, is not counted). Counting
+        # the text again would disagree with what the model produced.
+        completion = int(llm.n_tokens) - prompt_tokens + (1 if finish == "length" else 0)
+        emit(_Finished(finish, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion)))
 
 
 class _AbortOn:

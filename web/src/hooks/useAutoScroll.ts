@@ -12,7 +12,7 @@ export interface AutoScroll {
 
 /**
  * Follow new content while the reader is at the bottom; stop as soon as they
- * scroll up (wheel, touch, keys or the scrollbar) and resume when they come
+ * scroll up (wheel, touch, keys, the scrollbar) and resume when they come
  * back down. Growth is seen with a ResizeObserver on the content, so it works
  * for streamed text, new messages and late-measured virtual rows alike.
  */
@@ -33,11 +33,15 @@ export function useAutoScroll(
     const toBottom = () => {
       el.scrollTop = el.scrollHeight;
     };
+    let lastTop = el.scrollTop;
     const onScroll = () => {
       const distance = el.scrollHeight - el.scrollTop - el.clientHeight;
       const bottom = distance <= THRESHOLD;
-      // Only the reader un-sticks us (below); reaching the bottom again re-sticks.
+      // Back at the bottom re-sticks; moving up away from it (scrollbar, find-in-page,
+      // anything) un-sticks. Growth never scrolls by itself, so it can't un-stick us.
       if (bottom) stuck.current = true;
+      else if (el.scrollTop < lastTop - 1) stuck.current = false;
+      lastTop = el.scrollTop;
       setAtBottom(bottom);
     };
     const unstick = () => {
@@ -51,10 +55,6 @@ export function useAutoScroll(
     const onKey = (e: KeyboardEvent) => {
       if (["ArrowUp", "PageUp", "Home"].includes(e.key) && e.target === el) unstick();
     };
-    const onPointerDown = (e: PointerEvent) => {
-      // A press on the scrollbar (outside the content box) starts a drag.
-      if (e.target === el && e.offsetX > el.clientWidth) unstick();
-    };
     const observer = new ResizeObserver(() => {
       if (stuck.current) toBottom();
     });
@@ -63,14 +63,12 @@ export function useAutoScroll(
     el.addEventListener("wheel", onWheel, { passive: true });
     el.addEventListener("touchmove", unstick, { passive: true });
     el.addEventListener("keydown", onKey);
-    el.addEventListener("pointerdown", onPointerDown);
     return () => {
       observer.disconnect();
       el.removeEventListener("scroll", onScroll);
       el.removeEventListener("wheel", onWheel);
       el.removeEventListener("touchmove", unstick);
       el.removeEventListener("keydown", onKey);
-      el.removeEventListener("pointerdown", onPointerDown);
     };
   }, [scrollRef, contentRef]);
 

@@ -244,12 +244,16 @@ function onStreamEnd(state: ChatState, event: StreamEndEvent): ChatState {
   const turn = state.turns[event.turn_id];
   let conv = state.conversations[event.conversation_id] ?? emptyConversation(event.conversation_id);
   const placeholderId = turn?.messageId ?? null;
+  // An error before the reply existed left a note; the stored (failed) reply replaces it.
+  const noteId = localErrorId(event.turn_id);
   const wasCurrent =
     conv.currentId === null ||
     conv.currentId === event.message.id ||
     conv.currentId === event.message.parent_id ||
+    conv.currentId === noteId ||
     (placeholderId !== null && conv.currentId === placeholderId);
   if (placeholderId && placeholderId !== event.message.id) conv = dropMessage(conv, placeholderId);
+  if (conv.messages[noteId]) conv = dropMessage(conv, noteId);
   const message = normalizeMessage(event.message, conv.messages[event.message.id]);
   conv = putMessage(conv, message);
   conv = {
@@ -304,7 +308,7 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
       }));
     } else {
       // The turn failed before a reply existed: note the error under the question.
-      const id = `local-error-${turn.turnId}`;
+      const id = localErrorId(turn.turnId);
       conv = putMessage(conv, {
         id,
         parentId: turn.parentId,
@@ -411,6 +415,10 @@ function applyLocal(state: ChatState, action: LocalAction): ChatState {
     case "toast_dismissed":
       return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
   }
+}
+
+function localErrorId(turnId: string): string {
+  return `local-error-${turnId}`;
 }
 
 function withConversation(state: ChatState, conv: ChatConversation): ChatState {

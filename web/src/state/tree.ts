@@ -86,3 +86,18 @@ export function newestLeaf(conv: ChatConversation, id: string): string {
     current = m.children[m.children.length - 1]!;
   }
 }
+
+/**
+ * The newest message of the branch that the server knows: where a new message
+ * is attached. Skips the client's own notes (an error with no stored reply).
+ */
+export function storedLeaf(conv: ChatConversation): string | null {
+  let id = conv.currentId;
+  while (id !== null) {
+    const m = conv.messages[id];
+    if (!m) return null;
+    if (!m.localOnly && m.status !== "streaming" && m.status !== "retrying") return id;
+    id = m.parentId;
+  }
+  return null;
+}

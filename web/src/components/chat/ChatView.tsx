@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useChatActions, useChatState } from "../../contexts/ChatContext";
 import { pendingFor, rows, runningTurn } from "../../state/selectors";
+import { storedLeaf } from "../../state/tree";
 import { Spinner } from "../ui/Spinner";
 import { ToastList } from "../ui/ToastList";
 import { ChatHeader } from "./ChatHeader";
@@ -73,7 +74,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   }, [generating, stop]);
 
   const send = (content: string) => {
-    const parentId = conversation?.currentId ?? null;
+    const parentId = conversation ? storedLeaf(conversation) : null;
     actions.send(content, activeId, activeId ? parentId : null, model);
     setFollowToken((t) => t + 1);
   };
@@ -99,7 +100,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
       ) : showEmpty ? (
         <EmptyState onPick={send} />
       ) : (
-        <MessageList conversation={conversation} rows={rowList} busy={generating} online={online} followToken={followToken} />
+        <MessageList key={activeId ?? "new"} conversation={conversation} rows={rowList} busy={generating} online={online} followToken={followToken} />
       )}
       <Composer
         generating={generating}

@@ -29,7 +29,8 @@ function estimate(row: Row | undefined): number {
 /**
  * The conversation, virtualized: only rows near the viewport are in the DOM,
  * so a 2,000-message conversation opens at once and Markdown off screen is
- * never rendered. A feed (ARIA) of articles; the status line in ChatView
+ * never rendered. Keyed by conversation, so each opens fresh at its bottom.
+ * A feed (ARIA) of articles; the status line in ChatView
  * speaks for it, so streamed tokens are not read out one by one.
  */
 export function MessageList({ conversation, rows, busy, online, followToken }: MessageListProps) {
@@ -43,18 +44,19 @@ export function MessageList({ conversation, rows, busy, online, followToken }: M
     overscan: 4,
     paddingStart: 16,
     paddingEnd: 24,
+    // Open at the bottom: the first render already shows the newest messages, not the oldest.
+    initialOffset: () => rows.reduce((sum, row) => sum + estimate(row), 0),
   });
   const lastIndex = rows.length - 1;
   const { atBottom, stickToBottom } = useAutoScroll(scrollRef, contentRef, () => {
     if (lastIndex >= 0) virtualizer.scrollToIndex(lastIndex, { align: "end" });
   });
 
-  // A new conversation on screen, or a message sent: go to the newest message.
-  const conversationId = conversation?.id ?? null;
+  // On opening (the list is keyed by conversation) and after sending: go to the newest message.
   useLayoutEffect(() => {
     stickToBottom();
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [conversationId, followToken]);
+  }, [followToken]);
 
   // Rows measured after the first paint can leave us short of the end; settle once more.
   useEffect(() => {

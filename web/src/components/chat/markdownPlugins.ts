@@ -7,10 +7,10 @@
  * renders as plain text.
  */
 import type { Options } from "react-markdown";
-import rehypeHighlight from "rehype-highlight";
 import rehypeKatex from "rehype-katex";
 import remarkGfm from "remark-gfm";
 import remarkMath from "remark-math";
+import { rehypeHighlightCode } from "./rehypeHighlightCode";
 
 interface MdNode {
   type: string;
@@ -33,5 +33,5 @@ export const rehypePlugins: Options["rehypePlugins"] = [
   // KaTeX: `trust` stays false, so \href{javascript:...} and friends are refused.
   [rehypeKatex, { throwOnError: false, strict: "ignore", output: "htmlAndMathml" }],
   // No auto-detection: guessing the language of every fence is slow and often wrong.
-  [rehypeHighlight, { detect: false }],
+  rehypeHighlightCode,
 ];

@@ -3,7 +3,7 @@ import type { ServerEvent } from "../../protocol.gen";
 import { initialState, reduce, reduceAll, type ChatAction } from "../reducer";
 import { restoreState, snapshotOf } from "../persist";
 import { rows, runningTurn } from "../selectors";
-import { branch, newestLeaf, siblingsOf } from "../tree";
+import { branch, newestLeaf, siblingsOf, storedLeaf } from "../tree";
 import type { ChatState } from "../types";
 import { ev, msg, resetIds, turnEvents, view } from "./fixtures";
 
@@ -177,6 +177,28 @@ describe("errors", () => {
     state = reduce(state, ev.error({ code: "rate_limited", message: "Slow down", conversation_id: "conv1" }));
     expect(state.conversations.conv1!.currentId).toBe("a1");
     expect(state.toasts.map((t) => t.message)).toEqual(["Slow down"]);
+  });
+
+  it("replaces its note with the stored failed reply when one follows (error, then stream_end)", () => {
+    const [user] = turnEvents({});
+    const state = reduceAll(withConversation(), [
+      user!,
+      ev.error({ code: "backend_error", message: "Bad request upstream", turn_id: "t1", conversation_id: "conv1" }),
+      ev.end({ turn_id: "t1", conversation_id: "conv1", message: msg("a1", "assistant", "", { parent_id: "u1", finish_reason: "error", error: { code: "backend_error", message: "Bad request upstream" } }) }),
+    ]);
+    const shown = branch(state.conversations.conv1!);
+    expect(shown.map((m) => [m.id, m.status])).toEqual([["u1", "done"], ["a1", "failed"]]);
+    expect(Object.keys(state.conversations.conv1!.messages).sort()).toEqual(["a1", "u1"]);
+    expect(storedLeaf(state.conversations.conv1!)).toBe("a1");
+  });
+
+  it("attaches the next question under the question when the failed reply was never stored", () => {
+    const [user] = turnEvents({});
+    const state = reduceAll(withConversation(), [
+      user!,
+      ev.error({ code: "backend_unavailable", message: "No worker", turn_id: "t1", conversation_id: "conv1" }),
+    ]);
+    expect(storedLeaf(state.conversations.conv1!)).toBe("u1");
   });
 
   it("marks a stored reply that ended in error as failed", () => {
