@@ -100,10 +100,16 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         message = Message(id=new_id(), role="user", content=frame.content)
         if frame.conversation_id is None:
             conv = Conversation(
-                id=new_id(), owner=uid, title=title_from_text(frame.content), model=spec.id,
-                created_at=now(), updated_at=now(),
+                id=new_id(),
+                owner=uid,
+                title=title_from_text(frame.content),
+                model=spec.id,
+                created_at=now(),
+                updated_at=now(),
             )
-            await socket.send_text(ConversationCreatedEvent(conversation=conv.view()).model_dump_json())
+            await socket.send_text(
+                ConversationCreatedEvent(conversation=conv.view()).model_dump_json()
+            )
             conv.messages[message.id] = message
             conv.current_id = message.id
             store.queue_save(pipe, conv)
@@ -115,7 +121,9 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
             store.queue_add_message(pipe, cid, message, owner=uid)
         await pipe.execute()
         await socket.send_text(
-            UserMessageEvent(conversation_id=cid, message=message, client_id=frame.client_id).model_dump_json()
+            UserMessageEvent(
+                conversation_id=cid, message=message, client_id=frame.client_id
+            ).model_dump_json()
         )
         # Load the branch and build the prompt exactly as a worker does.
         paths = ["$.system_prompt", "$.messages"]
@@ -127,7 +135,10 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         turn_id = new_id()
         await socket.send_text(
             StreamStartEvent(
-                turn_id=turn_id, conversation_id=cid, message_id=turn_id, parent_id=message.id,
+                turn_id=turn_id,
+                conversation_id=cid,
+                message_id=turn_id,
+                parent_id=message.id,
                 model=spec.id,
             ).model_dump_json()
         )
@@ -149,15 +160,24 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
             total_timeout=600,
         )
         reply = Message(
-            id=turn_id, parent_id=message.id, role="assistant", content=outcome.text,
-            model=spec.id, finish_reason=outcome.finish_reason, usage=outcome.usage,
+            id=turn_id,
+            parent_id=message.id,
+            role="assistant",
+            content=outcome.text,
+            model=spec.id,
+            finish_reason=outcome.finish_reason,
+            usage=outcome.usage,
         )
         if reply.usage is None:
-            reply.usage = Usage(prompt_tokens=prompt.tokens, completion_tokens=estimate_tokens(outcome.text))
+            reply.usage = Usage(
+                prompt_tokens=prompt.tokens, completion_tokens=estimate_tokens(outcome.text)
+            )
         pipe = redis.pipeline(transaction=False)
         store.queue_add_message(pipe, cid, reply)
         await pipe.execute()
-        await socket.send_text(StreamEndEvent(turn_id=turn_id, conversation_id=cid, message=reply).model_dump_json())
+        await socket.send_text(
+            StreamEndEvent(turn_id=turn_id, conversation_id=cid, message=reply).model_dump_json()
+        )
 
     return app
 

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,16 +55,26 @@ class ClientStats:
     errors: int = 0
 
 
-async def client_loop(url: str, token: str, stats: ClientStats, stop_at: float, measure_from: float) -> None:
-    async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                                  max_size=2**24, compression=None) as ws:
+async def client_loop(
+    url: str, token: str, stats: ClientStats, stop_at: float, measure_from: float
+) -> None:
+    async with websockets.connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=2**24,
+        compression=None,
+    ) as ws:
         await ws.recv()  # hello
         cid: str | None = None
         n = 0
         while time.monotonic() < stop_at:
             if n % TURNS_PER_CONVERSATION == 0:
                 cid = None
-            frame = {"type": "message", "content": f"question {n} about the tides", "conversation_id": cid}
+            frame = {
+                "type": "message",
+                "content": f"question {n} about the tides",
+                "conversation_id": cid,
+            }
             sent = time.monotonic()
             await ws.send(json.dumps(frame))
             first: float | None = None
@@ -119,14 +128,25 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (robust to a noisy machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def gateway_connections(r: redis_sync.Redis) -> int:
     return sum(1 for c in r.client_list() if str(c.get("name", "")).startswith("tidechat-gateway-"))
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
-    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=handle, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     handle.close()
     return proc
 
@@ -168,28 +188,52 @@ class Result:
     errors: int
 
 
-def run_phase(mode: str, base: str, ws_url: str, r: redis_sync.Redis, gateway_pid: int,
-              clients: int, seconds: float, warmup: float) -> Result:
+def run_phase(
+    mode: str,
+    base: str,
+    ws_url: str,
+    r: redis_sync.Redis,
+    gateway_pid: int,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    cpu_pids: dict[str, list[int]],
+) -> Result:
     tokens = []
     with httpx.Client(base_url=base, timeout=30) as http:
         for i in range(min(clients, 20)):
             name = f"{mode}{clients}u{i}{os.getpid()}"
-            resp = http.post("/api/auth/signup", json={"username": name, "password": "benchmark pw"})
+            resp = http.post(
+                "/api/auth/signup", json={"username": name, "password": "benchmark pw"}
+            )
             resp.raise_for_status()
             tokens.append(resp.json()["token"])
     stats = [ClientStats() for _ in range(clients)]
-    print(f"[{mode}] {clients} client(s), {warmup:.0f} s warm-up + {seconds:.0f} s", file=sys.stderr, flush=True)
+    cpu_used: dict[str, float] = {}
+    print(
+        f"[{mode}] {clients} client(s), {warmup:.0f} s warm-up + {seconds:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
     async def main() -> tuple[dict[str, int], int]:
         start = time.monotonic()
         measure_from = start + warmup
         stop_at = measure_from + seconds
-        loop_tasks = [asyncio.create_task(client_loop(ws_url, tokens[i % len(tokens)], stats[i], stop_at, measure_from))
-                      for i in range(clients)]
+        loop_tasks = [
+            asyncio.create_task(
+                client_loop(ws_url, tokens[i % len(tokens)], stats[i], stop_at, measure_from)
+            )
+            for i in range(clients)
+        ]
         await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
         before = command_calls(r)
+        cpu_before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in cpu_pids.items()}
         await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
         after = command_calls(r)
+        cpu_used.update(
+            {k: sum(cpu_seconds(p) for p in pids) - cpu_before[k] for k, pids in cpu_pids.items()}
+        )
         conns = gateway_connections(r)
         await asyncio.gather(*loop_tasks)
         return {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}, conns
@@ -198,22 +242,32 @@ def run_phase(mode: str, base: str, ws_url: str, r: redis_sync.Redis, gateway_pi
     commands = sum(per_command.values())
     turns = sum(s.turns for s in stats)
     if turns:
-        mix = ", ".join(f"{k} {v / turns:.2f}" for k, v in sorted(per_command.items(), key=lambda kv: -kv[1]))
+        cpu = ", ".join(f"{k} {v / turns * 1000:.2f} ms" for k, v in cpu_used.items())
+        print(f"[{mode}] CPU per turn: {cpu}", file=sys.stderr, flush=True)
+        mix = ", ".join(
+            f"{k} {v / turns:.2f}" for k, v in sorted(per_command.items(), key=lambda kv: -kv[1])
+        )
         print(f"[{mode}] commands per turn by kind: {mix}", file=sys.stderr, flush=True)
     ttft = [t for s in stats for t in s.ttft]
     lat = [t for s in stats for t in s.latency]
     return Result(
-        mode=mode, clients=clients, turns_per_s=turns / seconds,
-        ttft_p50_ms=pct(ttft, 50) * 1000, ttft_p99_ms=pct(ttft, 99) * 1000,
+        mode=mode,
+        clients=clients,
+        turns_per_s=turns / seconds,
+        ttft_p50_ms=pct(ttft, 50) * 1000,
+        ttft_p99_ms=pct(ttft, 99) * 1000,
         latency_p50_ms=pct(lat, 50) * 1000,
         commands_per_turn=commands / turns if turns else float("nan"),
-        gateway_rss_mb=rss_mb(gateway_pid), gateway_redis_connections=conns,
+        gateway_rss_mb=rss_mb(gateway_pid),
+        gateway_redis_connections=conns,
         errors=sum(s.errors for s in stats),
     )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -226,52 +280,104 @@ def main() -> int:
     models = workdir / "models.toml"
     models.write_text(MODELS)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL"))}
-    env.update({"REDIS_URL": server.url, "TIDECHAT_MODELS": str(models), "TIDECHAT_LOG_LEVEL": "warning",
-                "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0", "TIDECHAT_MAX_QUEUED_TURNS": "100000"})
+    env.update(
+        {
+            "REDIS_URL": server.url,
+            "TIDECHAT_MODELS": str(models),
+            "TIDECHAT_LOG_LEVEL": "warning",
+            "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
+            "TIDECHAT_MAX_QUEUED_TURNS": "100000",
+        }
+    )
     r = redis_sync.Redis.from_url(server.url, decode_responses=True)
     results: list[Result] = []
     try:
         # tidechat: gateway + 2 workers
         port = free_port()
-        gw = spawn(["-m", "tidechat.cli", "gateway", "--port", str(port)], env, workdir / "gateway.log")
-        workers = [spawn(["-m", "tidechat.cli", "worker", "--concurrency", str(args.worker_concurrency)],
-                         env, workdir / f"worker{i}.log") for i in range(2)]
+        gw = spawn(
+            ["-m", "tidechat.cli", "gateway", "--port", str(port)], env, workdir / "gateway.log"
+        )
+        workers = [
+            spawn(
+                ["-m", "tidechat.cli", "worker", "--concurrency", str(args.worker_concurrency)],
+                env,
+                workdir / f"worker{i}.log",
+            )
+            for i in range(2)
+        ]
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/ready")
+        redis_pid = server.process.pid if server.process else 0
+        pids = {"gateway": [gw.pid], "workers": [w.pid for w in workers], "redis": [redis_pid]}
         for clients in (1, args.clients):
-            results.append(run_phase("tidechat", base, base.replace("http", "ws") + "/ws", r, gw.pid,
-                                     clients, args.seconds, args.warmup))
+            results.append(
+                run_phase(
+                    "tidechat",
+                    base,
+                    base.replace("http", "ws") + "/ws",
+                    r,
+                    gw.pid,
+                    clients,
+                    args.seconds,
+                    args.warmup,
+                    pids,
+                )
+            )
         stop([gw, *workers])
         r.flushall()
         # direct: the gateway process runs the backend itself
         port = free_port()
-        direct = spawn(["-m", "bench.direct_server", "--port", str(port)], env, workdir / "direct.log")
+        direct = spawn(
+            ["-m", "bench.direct_server", "--port", str(port)], env, workdir / "direct.log"
+        )
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/docs")
+        pids = {"gateway": [direct.pid], "redis": [redis_pid]}
         for clients in (1, args.clients):
-            results.append(run_phase("direct", base, base.replace("http", "ws") + "/ws", r, direct.pid,
-                                     clients, args.seconds, args.warmup))
+            results.append(
+                run_phase(
+                    "direct",
+                    base,
+                    base.replace("http", "ws") + "/ws",
+                    r,
+                    direct.pid,
+                    clients,
+                    args.seconds,
+                    args.warmup,
+                    pids,
+                )
+            )
         stop([direct])
     finally:
         server.stop()
 
-    header = (f"{'mode':<9} {'clients':>7} {'turns/s':>8} {'ttft p50':>9} {'ttft p99':>9} "
-              f"{'turn p50':>9} {'cmds/turn':>9} {'gw RSS':>8} {'gw conns':>8} {'errors':>6}")
+    header = (
+        f"{'mode':<9} {'clients':>7} {'turns/s':>8} {'ttft p50':>9} {'ttft p99':>9} "
+        f"{'turn p50':>9} {'cmds/turn':>9} {'gw RSS':>8} {'gw conns':>8} {'errors':>6}"
+    )
     print(header)
     print("-" * len(header))
     for res in results:
-        print(f"{res.mode:<9} {res.clients:>7} {res.turns_per_s:>8.1f} {res.ttft_p50_ms:>7.2f}ms "
-              f"{res.ttft_p99_ms:>7.2f}ms {res.latency_p50_ms:>7.2f}ms {res.commands_per_turn:>9.1f} "
-              f"{res.gateway_rss_mb:>6.0f}MB {res.gateway_redis_connections:>8} {res.errors:>6}")
+        print(
+            f"{res.mode:<9} {res.clients:>7} {res.turns_per_s:>8.1f} {res.ttft_p50_ms:>7.2f}ms "
+            f"{res.ttft_p99_ms:>7.2f}ms {res.latency_p50_ms:>7.2f}ms {res.commands_per_turn:>9.1f} "
+            f"{res.gateway_rss_mb:>6.0f}MB {res.gateway_redis_connections:>8} {res.errors:>6}"
+        )
     by = {(x.mode, x.clients): x for x in results}
     t1, tn = by[("tidechat", 1)], by[("tidechat", args.clients)]
     d1, dn = by[("direct", 1)], by[("direct", args.clients)]
     print()
-    print(f"turns/s at {args.clients} clients: tidechat {tn.turns_per_s:.0f} vs direct {dn.turns_per_s:.0f} "
-          f"(ratio {tn.turns_per_s / dn.turns_per_s:.2f}; targets: >= 1.0 and >= 500/s)")
-    print(f"added TTFT over direct, 1 client, p50: {t1.ttft_p50_ms - d1.ttft_p50_ms:+.2f} ms (target <= 2 ms)")
-    print(f"TTFT p99 at {args.clients} clients: tidechat {tn.ttft_p99_ms:.1f} ms, direct {dn.ttft_p99_ms:.1f} ms, "
-          f"added {tn.ttft_p99_ms - dn.ttft_p99_ms:+.1f} ms (target <= 15 ms)")
+    print(
+        f"turns/s at {args.clients} clients: tidechat {tn.turns_per_s:.0f} vs direct {dn.turns_per_s:.0f} "
+        f"(ratio {tn.turns_per_s / dn.turns_per_s:.2f}; targets: >= 1.0 and >= 500/s)"
+    )
+    print(
+        f"added TTFT over direct, 1 client, p50: {t1.ttft_p50_ms - d1.ttft_p50_ms:+.2f} ms (target <= 2 ms)"
+    )
+    print(
+        f"TTFT p99 at {args.clients} clients: tidechat {tn.ttft_p99_ms:.1f} ms, direct {dn.ttft_p99_ms:.1f} ms, "
+        f"added {tn.ttft_p99_ms - dn.ttft_p99_ms:+.1f} ms (target <= 15 ms)"
+    )
     print(f"Redis commands per 64-token turn: {tn.commands_per_turn:.1f} (target <= 16)")
     print(f"logs: {workdir}")
     return 0

@@ -81,6 +81,7 @@ class TurnService:
         self.busy_refusals = 0
         self._lag: dict[str, tuple[int, float]] = {}
         self._queued: dict[str, int] = {}
+        self._ttl_set: dict[str, float] = {}
 
     # --- checks ----------------------------------------------------------------
 
@@ -146,6 +147,24 @@ class TurnService:
         # No worker has ever joined: everything queued is waiting.
         return int(await self.redis.xlen(self.keys.prompts(pool)))
 
+    def _needs_ttl(self, session_id: str) -> bool:
+        """Whether this turn should (re)set its session stream's TTL.
+
+        Once per session every third of the TTL is enough: the stream then
+        expires between 2/3 and all of the TTL after its last turn (and the
+        reader keeps the streams of connected sockets alive meanwhile), at a
+        fraction of a command per turn instead of one.
+        """
+        t = time.monotonic()
+        last = self._ttl_set.get(session_id)
+        if last is not None and t - last < self.session_ttl / 3:
+            return False
+        self._ttl_set[session_id] = t
+        if len(self._ttl_set) > 100_000:
+            cutoff = t - self.session_ttl / 3
+            self._ttl_set = {k: v for k, v in self._ttl_set.items() if v > cutoff}
+        return True
+
     # --- writes ----------------------------------------------------------------
 
     def _queue_event(self, pipe: Pipeline, session_id: str, event: _Event) -> None:
@@ -176,7 +195,8 @@ class TurnService:
             parent_id=parent_id,
             model=spec.id,
         )
-        pipe.expire(self.keys.session(session_id), self.session_ttl)
+        if self._needs_ttl(session_id):
+            pipe.expire(self.keys.session(session_id), self.session_ttl)
         pipe.xadd(self.keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
         self.turns_submitted += 1
         self._queued[spec.pool] = self._queued.get(spec.pool, 0) + 1

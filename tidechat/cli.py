@@ -7,7 +7,8 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from shared.models_file import ModelsFileError
 
@@ -18,6 +19,17 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def run_async(coro: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop where it is installed (it comes with uvicorn[standard]):
+    the worker's hot path is event-loop bound."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -73,7 +85,7 @@ def run_worker(args: argparse.Namespace) -> int:
         finally:
             await redis.aclose()
 
-    asyncio.run(main())
+    run_async(main())
     return 0
 
 

@@ -4,22 +4,34 @@ user pressed Stop.
 The gateway writes ``cancel(turn_id)`` (value: the requesting user, with a
 TTL) and publishes ``turn_id user_id`` on the cancel channel. Every worker
 listens on that channel with one connection and sets the event of the turn
-it runs; the key covers turns that had not started yet (checked when a turn
-starts) and a worker that was briefly disconnected from pub/sub. A stop only
-counts when it comes from the turn's own user.
+it runs. A stop for a turn no worker has started yet is remembered by every
+listening worker for the key's TTL, so whichever starts it sees the stop
+without reading Redis. Only a turn queued before this worker's subscription
+was last (re)established could have had its stop published unseen; for
+those the worker reads the key. A stop only counts when it comes from the
+turn's own user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.keys import CANCEL_TTL_S
+
 log = logging.getLogger(__name__)
+
+#: Turns queued this long before the subscription started still get their
+#: cancel key read, in case the gateway's clock runs ahead of the worker's.
+CLOCK_SKEW_MARGIN_S = 5.0
+#: Stops remembered for turns not started here (a stop costs ~100 bytes).
+_EARLY_MAX = 100_000
 
 
 @dataclass(slots=True)
@@ -33,13 +45,26 @@ class CancelWatcher:
         self._redis = redis
         self._channel = channel
         self._watches: dict[str, _Watch] = {}
+        #: Stops for turns not (yet) running here: turn id -> (user, seen at).
+        self._early: dict[str, tuple[str, float]] = {}
+        #: Wall-clock time the current subscription started (None: not subscribed).
+        self._since: float | None = None
         self.connected = asyncio.Event()
+
+    def may_have_missed(self, queued_at: float) -> bool:
+        """Whether a stop for a turn queued at ``queued_at`` (gateway clock)
+        could have been published while this worker was not listening. The
+        margin covers clock skew between machines."""
+        return self._since is None or queued_at < self._since + CLOCK_SKEW_MARGIN_S
 
     def watch(self, turn_id: str, user_id: str) -> asyncio.Event:
         """The event set when this turn's user asks to stop it."""
         w = self._watches.get(turn_id)
         if w is None:
             w = self._watches[turn_id] = _Watch(user_id)
+        early = self._early.pop(turn_id, None)
+        if early is not None and early[0] == user_id:
+            w.event.set()
         return w.event
 
     def unwatch(self, turn_id: str) -> None:
@@ -47,8 +72,17 @@ class CancelWatcher:
 
     def request(self, turn_id: str, user_id: str) -> None:
         w = self._watches.get(turn_id)
-        if w is not None and w.user_id == user_id:
-            w.event.set()
+        if w is not None:
+            if w.user_id == user_id:
+                w.event.set()
+            return
+        now = time.time()
+        self._early[turn_id] = (user_id, now)
+        if len(self._early) > _EARLY_MAX:
+            cutoff = now - CANCEL_TTL_S
+            self._early = {k: v for k, v in self._early.items() if v[1] > cutoff}
+            while len(self._early) > _EARLY_MAX:  # still too many: drop the oldest
+                self._early.pop(next(iter(self._early)))
 
     async def run(self) -> None:
         """Listen until cancelled, resubscribing after connection loss."""
@@ -57,6 +91,7 @@ class CancelWatcher:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
+                self._since = time.time()
                 self.connected.set()
                 backoff = 0.1
                 while True:
@@ -71,6 +106,7 @@ class CancelWatcher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                self._since = None
                 self.connected.clear()
                 # redis-py leaves PubSub.aclose unannotated (its typed alias,
                 # reset(), is deprecated and warns).

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from shared.conversation import FinishReason, Usage
-from worker.backends.base import Backend, GenerationRequest
+from worker.backends.base import Backend, Delta, GenerationRequest
 from worker.coalesce import Coalescer
 from worker.errors import BackendTimeout, TurnError
 
@@ -66,7 +66,7 @@ class _Attempt:
 
 
 async def _consume(
-    stream: AsyncIterator[object],
+    stream: AsyncIterator[Delta],
     state: _Attempt,
     coalescer: Coalescer,
     *,
@@ -79,16 +79,13 @@ async def _consume(
     try:
         async with asyncio.timeout(min(last_push + idle_timeout, deadline)) as timer:
             async for delta in stream:
-                text = getattr(delta, "text", "")
-                if text:
-                    state.parts.append(text)
-                    coalescer.add(text)
-                reason = getattr(delta, "finish_reason", None)
-                if reason is not None:
-                    state.finish_reason = reason
-                usage = getattr(delta, "usage", None)
-                if usage is not None:
-                    state.usage = usage
+                if delta.text:
+                    state.parts.append(delta.text)
+                    coalescer.add(delta.text)
+                if delta.finish_reason is not None:
+                    state.finish_reason = delta.finish_reason
+                if delta.usage is not None:
+                    state.usage = delta.usage
                 now = loop.time()
                 if now - last_push > _IDLE_RESCHEDULE_S:
                     last_push = now

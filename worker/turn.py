@@ -104,13 +104,45 @@ class TurnRunner:
     async def run(self, d: Delivery) -> None:
         turn = d.turn
         paths = ["$.owner", "$.system_prompt", "$.messages"]
+        # One round trip: read the conversation and, optimistically, tell the
+        # client its reply has started (the conversation almost always
+        # exists; when it does not, an error follows).
         pipe = self.redis.pipeline(transaction=False)
         rjson.queue_get(pipe, self.keys.conversation(turn.conversation_id), *paths)
-        pipe.get(self.keys.cancel(turn.turn_id))
-        raw, stopped_by = await pipe.execute()
-        doc = rjson.decode_paths(raw, paths)
+        check_cancel = self.cancels.may_have_missed(turn.created_at)
+        if check_cancel:
+            pipe.get(self.keys.cancel(turn.turn_id))
+        if d.restart_reason:
+            self._queue_event(
+                pipe,
+                turn.session_id,
+                StreamRestartEvent(turn_id=turn.turn_id, reason=d.restart_reason),
+            )
+        self._queue_event(
+            pipe,
+            turn.session_id,
+            StreamStartEvent(
+                turn_id=turn.turn_id,
+                conversation_id=turn.conversation_id,
+                message_id=turn.turn_id,
+                parent_id=turn.parent_id,
+                model=turn.model,
+            ),
+        )
+        results = await pipe.execute()
+        doc = rjson.decode_paths(results[0], paths)
+        stop = self.cancels.watch(turn.turn_id, turn.user_id)
+        if check_cancel and results[1] == turn.user_id:
+            stop.set()
+        try:
+            await self._run(d, doc, stop)
+        finally:
+            self.cancels.unwatch(turn.turn_id)
+
+    async def _run(self, d: Delivery, doc: dict[str, Any] | None, stop: asyncio.Event) -> None:
+        turn = d.turn
         if doc is None or doc["$.owner"] != turn.user_id:
-            await self._abandon(d, ConversationGone("the conversation no longer exists"))
+            await self.finish(d, None, ConversationGone("the conversation no longer exists"))
             return
         messages: dict[str, dict[str, Any]] = doc["$.messages"] or {}
         if turn.turn_id in messages:
@@ -120,7 +152,8 @@ class TurnRunner:
             return
         branch = _branch(messages, turn.parent_id)
         if not branch:
-            await self._abandon(d, ConversationGone("the message to answer no longer exists"))
+            error = ConversationGone("the message to answer no longer exists")
+            await self.finish(d, None, error)
             return
         spec = self.catalog.get(turn.model)
         if spec is None:
@@ -132,28 +165,7 @@ class TurnRunner:
         if load is not None:
             await load()
         prompt = build_prompt(spec, doc["$.system_prompt"] or "", branch, backend.count_tokens)
-        stop = self.cancels.watch(turn.turn_id, turn.user_id)
-        if stopped_by == turn.user_id:
-            stop.set()
-        try:
-            if d.restart_reason:
-                await self._send(
-                    turn.session_id,
-                    StreamRestartEvent(turn_id=turn.turn_id, reason=d.restart_reason),
-                )
-            await self._send(
-                turn.session_id,
-                StreamStartEvent(
-                    turn_id=turn.turn_id,
-                    conversation_id=turn.conversation_id,
-                    message_id=turn.turn_id,
-                    parent_id=turn.parent_id,
-                    model=spec.id,
-                ),
-            )
-            outcome = await self._generate(d, spec, backend, prompt, stop)
-        finally:
-            self.cancels.unwatch(turn.turn_id)
+        outcome = await self._generate(d, spec, backend, prompt, stop)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
@@ -225,17 +237,27 @@ class TurnRunner:
         )
 
     async def finish(
-        self, d: Delivery, reply: Message, error: TurnError | None, *, dead: bool | None = None
+        self,
+        d: Delivery,
+        reply: Message | None,
+        error: TurnError | None,
+        *,
+        dead: bool | None = None,
     ) -> None:
         """Store the reply, tell the client, acknowledge: one pipeline.
 
+        ``reply`` None: nothing to store (the conversation is gone); the
+        client gets the error and a ``stream_end`` with an empty failed reply.
         ``dead``: also record the turn on the dead-letter stream (default: when
         the error was retryable, i.e. retries ran out)."""
         if dead is None:
             dead = error is not None and error.retryable
         turn = d.turn
         pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_add_message(pipe, turn.conversation_id, reply)
+        if reply is not None:
+            self.store.queue_add_message(pipe, turn.conversation_id, reply)
+        else:
+            reply = self.reply_message(d, "", "error", None, error, None)
         if error is not None:
             self._queue_event(
                 pipe,
@@ -271,22 +293,6 @@ class TurnRunner:
             entry_id=d.entry_id,
         )
         pipe.xadd(self.keys.dead(d.pool), {"d": letter.model_dump_json()}, maxlen=10_000)
-
-    async def _abandon(self, d: Delivery, error: TurnError) -> None:
-        """Acknowledge a turn that cannot run, telling the client why."""
-        pipe = self.redis.pipeline(transaction=False)
-        self._queue_event(
-            pipe,
-            d.turn.session_id,
-            ErrorEvent(
-                code=error.code,
-                message=error.message,
-                turn_id=d.turn.turn_id,
-                conversation_id=d.turn.conversation_id,
-            ),
-        )
-        pipe.xack(self.keys.prompts(d.pool), WORKER_GROUP, d.entry_id)
-        await pipe.execute()
 
     async def _title(
         self, d: Delivery, spec: ModelSpec, backend: Backend, question: str, answer: str

@@ -180,7 +180,8 @@ async def test_a_reply_already_stored_is_not_generated_twice(redis: Redis, redis
         again = await wait_event(redis, turn.session_id, "stream_end", turn_id=turn.turn_id)
     assert again["message"] == first["message"]
     events = await session_events(redis, turn.session_id)
-    assert [e["type"] for e in events] == ["stream_end"]
+    # no chunk: nothing was generated; the stored reply is sent again
+    assert [e["type"] for e in events] == ["stream_start", "stream_end"]
 
 
 async def test_concurrency_limits_turns_in_flight(redis: Redis, redis_url: str) -> None:
@@ -215,3 +216,18 @@ async def test_shutdown_hands_unfinished_turns_back(redis: Redis, redis_url: str
         await wait_event(redis, turn.session_id, "stream_restart", turn_id=turn.turn_id)
         took = time.monotonic() - started
     assert took < 3
+
+
+async def test_a_stop_for_a_queued_turn_is_remembered_without_a_redis_read(
+    redis: Redis, redis_url: str
+) -> None:
+    busy = ScriptedModel(id="busy", backend="scripted", reply_tokens=30, tokens_per_second=60)
+    async with running_worker(redis, settings(redis_url, concurrency=1), [busy]):
+        first = await queue_turn(redis, busy, "occupy the only slot", session="sessionF1")
+        await wait_event(redis, first.session_id, "stream_chunk", turn_id=first.turn_id)
+        queued = await queue_turn(redis, busy, "never mind", session="sessionF2")
+        # only the pub/sub announcement, no key: the worker must remember it
+        await redis.publish(KEYS.cancel_channel(), f"{queued.turn_id} u1")
+        end = await wait_event(redis, queued.session_id, "stream_end", turn_id=queued.turn_id)
+    assert end["message"]["finish_reason"] == "stopped"
+    assert end["message"]["content"] == ""

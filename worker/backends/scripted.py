@@ -54,6 +54,10 @@ _VOCABULARY = [
 ]
 
 
+#: Tokens generated between two yields to the event loop at full speed.
+_BURST = 16
+
+
 def scripted_words(request: GenerationRequest, count: int) -> list[str]:
     """The reply, as words, for a request: a pure function of the last user message."""
     question = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
@@ -97,8 +101,10 @@ class ScriptedBackend:
                 delay = start + i / spec.tokens_per_second - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            else:
-                # Let other turns and stop requests run between tokens.
+            elif i % _BURST == 1:
+                # As fast as it can: tokens come in bursts, as a fast server's
+                # network reads deliver them, with other turns (and stop
+                # requests) running between bursts.
                 await asyncio.sleep(0)
             emitted += 1
             yield Delta(text=word if i == 0 else " " + word)

@@ -26,6 +26,9 @@ export function AppShell() {
   useEffect(() => {
     if (!phone) setDrawerOpen(false);
   }, [phone]);
+  useEffect(() => {
+    void import("./Markdown"); // fetch the renderer now, before the first message needs it
+  }, []);
 
   const sidebarVisible = phone ? drawerOpen : !collapsed;
   const className = ["shell", phone ? "shell--phone" : "", sidebarVisible ? "shell--sidebar-open" : "shell--sidebar-closed"].join(" ");

@@ -1,14 +1,25 @@
 import { AlertTriangle, Info } from "lucide-react";
-import { memo, useState } from "react";
+import { lazy, memo, Suspense, useState } from "react";
 import { useChatActions } from "../../contexts/ChatContext";
 import type { ChatMessage } from "../../state/types";
 import { Button } from "../ui/Button";
 import { Spinner } from "../ui/Spinner";
-import { Markdown } from "./Markdown";
 import { MessageActions } from "./MessageActions";
 import { MessageEditor } from "./MessageEditor";
 import { TypingIndicator } from "./TypingIndicator";
 import "./message.css";
+
+// Markdown, KaTeX and highlight.js are most of the bundle: load them after sign-in
+// (AppShell prefetches), so the log-in page comes up fast. Until then: plain text.
+const Markdown = lazy(() => import("./Markdown").then((m) => ({ default: m.Markdown })));
+
+function RichText({ content }: { content: string }) {
+  return (
+    <Suspense fallback={<div className="md md--plain">{content}</div>}>
+      <Markdown content={content} />
+    </Suspense>
+  );
+}
 
 export interface MessageProps {
   conversationId: string;
@@ -35,7 +46,7 @@ function AssistantBody({ message }: { message: ChatMessage }) {
           <Spinner label="Retrying" /> Retrying the reply…
         </p>
       )}
-      {waiting ? <TypingIndicator /> : message.content && <Markdown content={message.content} />}
+      {waiting ? <TypingIndicator /> : message.content && <RichText content={message.content} />}
     </>
   );
 }

@@ -1,0 +1,26 @@
+import { render, renderHook } from "@testing-library/react";
+import { describe, expect, it, vi } from "vitest";
+import { useChatActions, useChatState } from "../ChatContext";
+import { useAuth } from "../AuthContext";
+import { ThemeProvider, useTheme } from "../ThemeContext";
+
+describe("context hooks", () => {
+  it("throw outside their provider instead of reading a silent default", () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    expect(() => renderHook(() => useChatState())).toThrow(/inside <ChatStateProvider>/);
+    expect(() => renderHook(() => useChatActions())).toThrow(/inside <ChatActionsProvider>/);
+    expect(() => renderHook(() => useAuth())).toThrow(/inside <AuthProvider>/);
+  });
+
+  it("work inside it", () => {
+    function Probe() {
+      return <span>{useTheme().preference}</span>;
+    }
+    const { container } = render(
+      <ThemeProvider>
+        <Probe />
+      </ThemeProvider>,
+    );
+    expect(container.textContent).toBe("system");
+  });
+});
