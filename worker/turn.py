@@ -152,13 +152,12 @@ class TurnRunner:
             return
         branch = _branch(messages, turn.parent_id)
         if not branch:
-            error = ConversationGone("the message to answer no longer exists")
-            await self.finish(d, None, error)
+            await self.finish(d, None, ConversationGone("the message to answer no longer exists"))
             return
         spec = self.catalog.get(turn.model)
         if spec is None:
-            error = UnknownModel(f"model {turn.model!r} is no longer offered")
-            await self.finish(d, self.reply_message(d, "", "error", None, error, None), error)
+            unknown = UnknownModel(f"model {turn.model!r} is no longer offered")
+            await self.finish(d, self.reply_message(d, "", "error", None, unknown, None), unknown)
             return
         backend = self.backends.get(spec)
         load = getattr(backend, "load", None)
