@@ -146,9 +146,12 @@ def default_models(hf_token_set: bool) -> list[ModelSpec]:
             backend="llamacpp",
             pool="local",
             context_window=8192,
-            max_tokens=512,
+            # A tiny base model rarely ends a reply on its own: keep replies short.
+            max_tokens=256,
             temperature=0.7,
             repeat_penalty=1.15,
+            # Its titles are worse than the question's first words.
+            auto_title=False,
         )
     ]
     if hf_token_set:

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst", action="store_true", help="exit when the queues are empty and nothing runs"
     )
     wk.set_defaults(func=run_worker)
+
+    from tidechat import up
+
+    up.add_parser(sub)
     return parser
 
 

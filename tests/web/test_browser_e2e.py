@@ -620,12 +620,26 @@ def test_two_thousand_messages_open_in_under_a_second(web_stack: Stack, page: An
     link = page.get_by_role("link", name="Two thousand messages")
     expect(link).to_be_visible()
 
-    started = time.perf_counter()
-    link.click()
-    expect(page.get_by_text("Answer 1999.")).to_be_visible()
-    opened = time.perf_counter() - started
+    # Timed in the page: from the click to the frame that shows the newest message.
+    opened = (
+        page.evaluate(
+            """(id) => new Promise((resolve) => {
+                const t0 = performance.now();
+                document.querySelector(`a[href="/c/${id}"]`).click();
+                const check = () => [...document.querySelectorAll('.msg-body')]
+                    .some((e) => e.textContent.includes('Answer 1999.'))
+                    ? resolve(performance.now() - t0) : requestAnimationFrame(check);
+                requestAnimationFrame(check);
+            })""",
+            conv["id"],
+        )
+        / 1000
+    )
     rendered = page.locator("article.msg").count()
-    print(f"\n2,000-message conversation opened in {opened * 1000:.0f} ms ({rendered} rows in the DOM)")
+    print(
+        f"\n2,000-message conversation opened in {opened * 1000:.0f} ms"
+        f" ({rendered} rows in the DOM)"
+    )
     assert opened < 1.0
     assert rendered < 60, "off-screen messages are rendered"
 
@@ -683,7 +697,12 @@ def test_screenshots_light_dark_phone(web_stack: Stack, page: Any) -> None:
             "title": "How ocean tides work",
             "current_id": "a2",
             "messages": {
-                "u1": {"id": "u1", "role": "user", "content": "How do tides work?", "created_at": t},
+                "u1": {
+                    "id": "u1",
+                    "role": "user",
+                    "content": "How do tides work?",
+                    "created_at": t,
+                },
                 "a1": {
                     "id": "a1",
                     "parent_id": "u1",

@@ -10,8 +10,6 @@
  * which is the truth whatever chunks were seen.
  */
 import type {
-  ConversationSummary,
-  ConversationView,
   ErrorEvent,
   ServerEvent,
   StreamEndEvent,
@@ -20,24 +18,21 @@ import type {
 } from "../protocol.gen";
 import { dropMessage, emptyConversation, mergeView, placeholderTime, putMessage, updateMessage } from "./conversation";
 import { isAlreadyApplied, isEventId } from "./eventId";
+import { applyLocal, type LocalAction } from "./localActions";
+import {
+  addToast,
+  bumpSummary,
+  isRunning,
+  localErrorId,
+  summaryOf,
+  withConversation,
+  withSummary,
+} from "./stateHelpers";
 import { normalizeMessage } from "./tree";
-import type { ChatConversation, ChatState, PendingMessage, Toast, Turn } from "./types";
+import type { ChatConversation, ChatState, Turn } from "./types";
 
-export type LocalAction =
-  /** Server events batched by the socket hook (one render per batch); applied one by one. */
-  | { type: "server_events"; events: ServerEvent[] }
-  | { type: "conversation_loaded"; conversation: ConversationView }
-  | { type: "list_loaded"; items: ConversationSummary[]; nextCursor: string | null; reset: boolean }
-  | { type: "list_status"; status: ChatState["list"]["status"] }
-  | { type: "conversation_removed"; conversationId: string }
-  | { type: "select"; conversationId: string | null }
-  | { type: "select_branch"; conversationId: string; currentId: string | null }
-  | { type: "message_queued"; pending: PendingMessage }
-  | { type: "pending_discarded"; clientId: string }
-  | { type: "regenerate_requested"; conversationId: string; parentId: string }
-  | { type: "stop_requested"; turnId: string }
-  | { type: "toast"; kind: Toast["kind"]; message: string }
-  | { type: "toast_dismissed"; id: number };
+export { isRunning };
+export type { LocalAction };
 
 export type ChatAction = ServerEvent | LocalAction;
 
@@ -74,13 +69,8 @@ export function initialState(partial: Partial<ChatState> = {}): ChatState {
   };
 }
 
-const RUNNING: ReadonlySet<Turn["status"]> = new Set(["queued", "streaming", "retrying", "stopping"]);
-
-export function isRunning(turn: Turn | undefined): boolean {
-  return turn !== undefined && RUNNING.has(turn.status);
-}
-
 export function reduce(state: ChatState, action: ChatAction): ChatState {
+  if (action.type === "server_events") return reduceAll(state, action.events);
   if (!isServerEvent(action)) return applyLocal(state, action);
   const eventId = action.event_id;
   if (isEventId(eventId)) {
@@ -347,106 +337,3 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
   return addToast({ ...next, awaitingReply }, "error", event.message);
 }
 
-function applyLocal(state: ChatState, action: LocalAction): ChatState {
-  switch (action.type) {
-    case "server_events":
-      return reduceAll(state, action.events);
-    case "conversation_loaded": {
-      const view = action.conversation;
-      const conv = mergeView(state.conversations[view.id], view);
-      // A reply the server has stored is over, whatever the client last heard.
-      let turns = state.turns;
-      for (const turn of Object.values(state.turns)) {
-        const stored = turn.messageId ? view.messages?.[turn.messageId] : undefined;
-        if (turn.conversationId === view.id && isRunning(turn) && stored?.finish_reason) {
-          turns = { ...turns, [turn.turnId]: { ...turn, status: "done" } };
-        }
-      }
-      return { ...withConversation(state, conv), turns, list: withSummary(state.list, summaryOf(view)) };
-    }
-    case "list_loaded": {
-      const byId: Record<string, ConversationSummary> = action.reset ? {} : { ...state.list.byId };
-      for (const item of action.items) byId[item.id] = item;
-      return { ...state, list: { byId, nextCursor: action.nextCursor, status: "loaded" } };
-    }
-    case "list_status":
-      return { ...state, list: { ...state.list, status: action.status } };
-    case "conversation_removed": {
-      const conversations = { ...state.conversations };
-      delete conversations[action.conversationId];
-      const byId = { ...state.list.byId };
-      delete byId[action.conversationId];
-      return {
-        ...state,
-        conversations,
-        list: { ...state.list, byId },
-        pending: state.pending.filter((p) => p.conversationId !== action.conversationId),
-        activeId: state.activeId === action.conversationId ? null : state.activeId,
-      };
-    }
-    case "select":
-      return state.activeId === action.conversationId ? state : { ...state, activeId: action.conversationId };
-    case "select_branch": {
-      const conv = state.conversations[action.conversationId];
-      return conv ? withConversation(state, { ...conv, currentId: action.currentId }) : state;
-    }
-    case "message_queued":
-      return { ...state, pending: [...state.pending, action.pending] };
-    case "pending_discarded":
-      return { ...state, pending: state.pending.filter((p) => p.clientId !== action.clientId) };
-    case "regenerate_requested": {
-      const conv = state.conversations[action.conversationId];
-      if (!conv) return state;
-      return {
-        ...withConversation(state, { ...conv, currentId: action.parentId }),
-        awaitingReply: {
-          ...state.awaitingReply,
-          [conv.id]: { parentId: action.parentId, previousCurrentId: conv.currentId },
-        },
-      };
-    }
-    case "stop_requested": {
-      const turn = state.turns[action.turnId];
-      if (!turn || !isRunning(turn)) return state;
-      return { ...state, turns: { ...state.turns, [turn.turnId]: { ...turn, status: "stopping" } } };
-    }
-    case "toast":
-      return addToast(state, action.kind, action.message);
-    case "toast_dismissed":
-      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
-  }
-}
-
-function localErrorId(turnId: string): string {
-  return `local-error-${turnId}`;
-}
-
-function withConversation(state: ChatState, conv: ChatConversation): ChatState {
-  return { ...state, conversations: { ...state.conversations, [conv.id]: conv } };
-}
-
-function summaryOf(view: ConversationView): ConversationSummary {
-  return {
-    id: view.id,
-    title: view.title,
-    model: view.model ?? null,
-    created_at: view.created_at,
-    updated_at: view.updated_at,
-  };
-}
-
-function withSummary(list: ChatState["list"], summary: ConversationSummary): ChatState["list"] {
-  return { ...list, byId: { ...list.byId, [summary.id]: summary } };
-}
-
-function bumpSummary(list: ChatState["list"], id: string, at: number): ChatState["list"] {
-  const summary = list.byId[id];
-  if (!summary || summary.updated_at >= at) return list;
-  return withSummary(list, { ...summary, updated_at: at });
-}
-
-function addToast(state: ChatState, kind: Toast["kind"], message: string): ChatState {
-  const toast = { id: state.nextToastId, kind, message };
-  // Keep the last few: a burst of failures should not bury the screen.
-  return { ...state, toasts: [...state.toasts.slice(-3), toast], nextToastId: state.nextToastId + 1 };
-}

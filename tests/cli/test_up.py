@@ -1,0 +1,241 @@
+"""``tidechat up`` as a user runs it: a subprocess with its own data dir,
+the embedded local model, its own Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tidechat.local_redis import LocalRedis, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children's children included)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def user_env() -> dict[str, str]:
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL", "HF_"))
+    }
+
+
+@contextmanager
+def tidechat_up(
+    data_dir: Path, port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tidechat.cli",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env={**user_env(), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 240
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "tidechat is running at" in line:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError("".join(seen))
+        else:
+            raise AssertionError("tidechat up exited:\n" + "".join(seen))
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def chat_and_stop(url: str, token: str) -> tuple[str, str]:
+    """Send a message, let a few chunks of the model's reply arrive, stop it."""
+    async with websockets.connect(
+        url.replace("http", "ws") + "/ws", additional_headers={"Authorization": f"Bearer {token}"}
+    ) as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        await ws.send(json.dumps({"type": "message", "content": "Tell me about the sea."}))
+        chunks = 0
+        cid = ""
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "user_message":
+                cid = frame["conversation_id"]
+            elif frame["type"] == "stream_chunk":
+                chunks += 1
+                if chunks == 3:
+                    await ws.send(json.dumps({"type": "stop", "turn_id": frame["turn_id"]}))
+            elif frame["type"] == "stream_end":
+                message = frame["message"]
+                assert message["finish_reason"] == "stopped"
+                assert message["content"].strip()
+                assert message["model"] == "gemma-3-270m"
+                return cid, message["content"]
+
+
+async def test_up_runs_chats_keeps_history_and_leaves_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tidechat_up(data, port) as up:
+        assert httpx.get(url + "/ready").json()["ready"] is True
+        token = httpx.post(
+            url + "/api/auth/signup", json={"username": "newbie", "password": "first time here"}
+        ).json()["token"]
+        cid, text = await chat_and_stop(url, token)
+        children = descendants(up.pid)
+        assert len(children) >= 3  # redis-server, gateway, worker
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+    assert not [pid for pid in children if alive(pid)], "a child outlived `tidechat up`"
+    assert (data / "redis" / "appendonlydir").is_dir()  # AOF on
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tidechat_up(data, port):
+        r = httpx.post(
+            url + "/api/auth/login", json={"username": "newbie", "password": "first time here"}
+        )
+        assert r.status_code == 200
+        conv = httpx.get(
+            f"{url}/api/conversations/{cid}",
+            headers={"Authorization": f"Bearer {r.json()['token']}"},
+        ).json()
+        replies = [m for m in conv["messages"].values() if m["role"] == "assistant"]
+        assert [m["content"] for m in replies] == [text]
+        assert replies[0]["finish_reason"] == "stopped"
+
+
+def run_up_expecting_failure(tmp_path: Path, port: int, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tidechat.cli",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        env={**user_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    return proc.stderr
+
+
+def test_a_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        err = run_up_expecting_failure(tmp_path, port, {})
+    assert f"port {port} is in use" in err
+
+
+def test_redis_without_json_is_reported(tmp_path: Path) -> None:
+    plain = subprocess.Popen(
+        ["redis-server", "--port", str(p := free_port()), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        err = run_up_expecting_failure(
+            tmp_path, free_port(), {"REDIS_URL": f"redis://127.0.0.1:{p}/0"}
+        )
+    finally:
+        plain.terminate()
+        plain.wait()
+    assert "no JSON module" in err
+
+
+def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(sys.executable, bin_dir / "python3")
+    err = run_up_expecting_failure(tmp_path, free_port(), {"PATH": str(bin_dir)})
+    assert "redis-server was not found" in err
+    assert "apt-get install redis-server" in err
+
+
+def test_a_missing_model_file_is_reported(tmp_path: Path) -> None:
+    models = tmp_path / "models.toml"
+    models.write_text('[[models]]\nid = "mine"\nbackend = "llamacpp"\npath = "/nope/model.gguf"\n')
+    err = run_up_expecting_failure(tmp_path, free_port(), {"TIDECHAT_MODELS": str(models)})
+    assert "/nope/model.gguf does not exist" in err
+
+
+def test_local_redis_survives_a_restart_with_aof(tmp_path: Path) -> None:
+    import redis as redis_sync
+
+    server = LocalRedis(tmp_path / "r")
+    server.start()
+    client = redis_sync.Redis.from_url(server.url)
+    client.execute_command("JSON.SET", "doc", "$", '{"kept": true}')
+    server.stop()
+    server.start()
+    client = redis_sync.Redis.from_url(server.url)
+    assert json.loads(client.execute_command("JSON.GET", "doc", "$")) == [{"kept": True}]
+    server.stop()
+    assert shutil.which("redis-server")

@@ -1,0 +1,317 @@
+"""``tidechat up``: the whole system on one machine, in one process tree.
+
+Starts (unless ``REDIS_URL`` names a server) a ``redis-server`` with RedisJSON
+and AOF persistence in the data directory, the gateway, and ``--workers``
+worker processes serving every pool of the models file; waits until the
+gateway is ready and prints its URL. Ctrl-C or SIGTERM stops the children in
+order (workers, which hand back unfinished turns; the gateway; Redis last,
+so it writes its data) and leaves no process behind. Each child also gets
+SIGTERM from the kernel if this process dies without cleaning up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis as redis_sync
+
+from shared.local_model import LocalModelError, bundled_model_path
+from shared.models_file import LlamaCppModel, ModelsFileError
+from shared.paths import default_data_dir
+from shared.settings import CommonSettings
+from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
+
+#: How long a child gets to stop after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 30.0
+#: How long ``up`` waits for ``/ready`` (the first start loads the model).
+READY_TIMEOUT_S = 300.0
+_PR_SET_PDEATHSIG = 1
+
+
+class UpError(RuntimeError):
+    """Something keeps tidechat from starting; the message says what to do."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask the kernel to SIGTERM this child when ``up`` dies (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    log: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
+            preexec_fn=_die_with_parent,
+        )
+        handle.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print(
+                f"tidechat: {self.name} did not stop in {timeout:.0f}s; killing it", file=sys.stderr
+            )
+            proc.kill()
+            proc.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Up:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir: Path = (args.data_dir or default_data_dir()).expanduser().resolve()
+        self.logs = self.data_dir / "logs"
+        self.redis: LocalRedis | None = None
+        self.children: list[Child] = []
+        self._stopping = False
+
+    def _env(self, redis_url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["REDIS_URL"] = redis_url
+        env["TIDECHAT_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _prepare_models(self) -> None:
+        """Check the models file and assemble the bundled model in the
+        foreground, so its progress bar shows here and not in a worker's log."""
+        settings = CommonSettings()
+        try:
+            catalog = settings.load_models()
+        except ModelsFileError as exc:
+            raise UpError(str(exc)) from exc
+        for spec in catalog.models:
+            if not isinstance(spec, LlamaCppModel):
+                continue
+            if spec.path:
+                if not Path(spec.path).expanduser().is_file():
+                    raise UpError(
+                        f"model {spec.id!r}: the GGUF file {spec.path} does not exist; "
+                        "fix `path` in the models file (TIDECHAT_MODELS)"
+                    )
+                continue
+            try:
+                bundled_model_path(self.data_dir, progress=True)
+            except LocalModelError as exc:
+                raise UpError(str(exc)) from exc
+
+    def _start_redis(self) -> str:
+        url = os.environ.get("REDIS_URL")
+        if url:
+            self._check_external_redis(url)
+            return url
+        self.redis = LocalRedis(
+            self.data_dir / "redis", port=self.args.redis_port, appendfsync=self.args.appendfsync
+        )
+        try:
+            self.redis.start()
+        except LocalRedisError as exc:
+            raise UpError(str(exc)) from exc
+        return self.redis.url
+
+    def _check_external_redis(self, url: str) -> None:
+        try:
+            client = redis_sync.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+            client.ping()
+        except redis_sync.RedisError as exc:
+            raise UpError(f"cannot reach Redis at REDIS_URL ({exc}); is it running?") from exc
+        try:
+            client.execute_command("JSON.GET", "tc:__probe__", "$")  # type: ignore[no-untyped-call]
+        except redis_sync.ResponseError as exc:
+            raise UpError(
+                "the Redis at REDIS_URL has no JSON module: use Redis 8 (JSON is built in) or "
+                "load RedisJSON (--loadmodule rejson.so); or unset REDIS_URL and tidechat "
+                "starts its own"
+            ) from exc
+        finally:
+            client.close()
+
+    def start(self) -> str:
+        if port_in_use(
+            self.args.port, self.args.host if self.args.host != "0.0.0.0" else "127.0.0.1"
+        ):
+            raise UpError(
+                f"port {self.args.port} is in use; choose another with --port "
+                "or stop what is using it"
+            )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._prepare_models()
+        redis_url = self._start_redis()
+        env = self._env(redis_url)
+        python = sys.executable
+        for i in range(self.args.workers):
+            self.children.append(
+                Child(
+                    f"worker-{i + 1}",
+                    [python, "-m", "tidechat.cli", "worker"],
+                    self.logs / f"worker-{i + 1}.log",
+                    env,
+                )
+            )
+        self.children.append(
+            Child(
+                "gateway",
+                [
+                    python,
+                    "-m",
+                    "tidechat.cli",
+                    "gateway",
+                    "--host",
+                    self.args.host,
+                    "--port",
+                    str(self.args.port),
+                ],
+                self.logs / "gateway.log",
+                env,
+            )
+        )
+        for child in self.children:
+            child.start()
+        host = "127.0.0.1" if self.args.host in ("0.0.0.0", "::") else self.args.host
+        url = f"http://{host}:{self.args.port}"
+        self._wait_ready(url)
+        return url
+
+    def _wait_ready(self, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = ""
+        while time.monotonic() < deadline and not self._stopping:
+            for child in self.children:
+                if not child.alive():
+                    raise UpError(f"{child.name} exited while starting:\n{child.tail()}")
+            try:
+                r = httpx.get(url + "/ready", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = r.text
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.25)
+        raise UpError(f"tidechat did not become ready in {READY_TIMEOUT_S:.0f}s: {last}")
+
+    def supervise(self) -> None:
+        """Restart a worker that dies (with backoff); stop if the gateway or Redis dies."""
+        while not self._stopping:
+            time.sleep(0.5)
+            if (
+                self.redis is not None
+                and self.redis.process is not None
+                and self.redis.process.poll() is not None
+            ):
+                raise UpError(
+                    "redis-server exited; see " + str(self.data_dir / "redis" / "redis.log")
+                )
+            for child in self.children:
+                if child.alive() or self._stopping:
+                    continue
+                if child.name == "gateway":
+                    raise UpError(f"the gateway exited:\n{child.tail()}")
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                if len(child.restarts) > 5:
+                    raise UpError(f"{child.name} keeps exiting:\n{child.tail()}")
+                print(f"tidechat: {child.name} exited; restarting it", file=sys.stderr)
+                child.start()
+
+    def stop(self) -> None:
+        """Workers first (they hand back what they run), then the gateway, Redis last."""
+        self._stopping = True
+        workers = [c for c in self.children if c.name != "gateway"]
+        for child in workers:
+            if child.alive() and child.process is not None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in workers:
+            child.stop()
+        for child in self.children:
+            child.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def run_up(args: argparse.Namespace) -> int:
+    up = Up(args)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        url = up.start()
+        print(f"tidechat is running at {url}  (logs: {up.logs}; Ctrl-C to stop)", flush=True)
+        up.supervise()
+        return 0
+    except KeyboardInterrupt:
+        print("\ntidechat: stopping...", file=sys.stderr, flush=True)
+        return 0
+    except UpError as exc:
+        print(f"tidechat: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        up.stop()
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "up",
+        help="run everything locally: Redis (unless REDIS_URL), the gateway and workers",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where Redis data, the model and logs live (default: $TIDECHAT_DATA_DIR "
+        "or ~/.local/share/tidechat)",
+    )
+    p.add_argument(
+        "--redis-port", type=int, default=0, help="port of the local Redis (default: a free one)"
+    )
+    p.add_argument(
+        "--appendfsync",
+        choices=["everysec", "always"],
+        default="everysec",
+        help="AOF fsync policy of the local Redis: everysec (default; a machine crash may "
+        "lose the last second) or always (every write on disk first; slower)",
+    )
+    p.set_defaults(func=run_up)

@@ -1,0 +1,91 @@
+/** Local actions: what the user does and what HTTP answers, applied to the same state as server events. */
+import type { ConversationSummary, ConversationView, ServerEvent } from "../protocol.gen";
+import { mergeView } from "./conversation";
+import { addToast, isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
+import type { ChatState, PendingMessage, Toast } from "./types";
+
+export type LocalAction =
+  /** Server events batched by the socket hook (one render per batch); applied one by one. */
+  | { type: "server_events"; events: ServerEvent[] }
+  | { type: "conversation_loaded"; conversation: ConversationView }
+  | { type: "list_loaded"; items: ConversationSummary[]; nextCursor: string | null; reset: boolean }
+  | { type: "list_status"; status: ChatState["list"]["status"] }
+  | { type: "conversation_removed"; conversationId: string }
+  | { type: "select"; conversationId: string | null }
+  | { type: "select_branch"; conversationId: string; currentId: string | null }
+  | { type: "message_queued"; pending: PendingMessage }
+  | { type: "pending_discarded"; clientId: string }
+  | { type: "regenerate_requested"; conversationId: string; parentId: string }
+  | { type: "stop_requested"; turnId: string }
+  | { type: "toast"; kind: Toast["kind"]; message: string }
+  | { type: "toast_dismissed"; id: number };
+
+/** What the user and HTTP responses do to the state (no server event involved). */
+export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type: "server_events" }>): ChatState {
+  switch (action.type) {
+    case "conversation_loaded": {
+      const view = action.conversation;
+      const conv = mergeView(state.conversations[view.id], view);
+      // A reply the server has stored is over, whatever the client last heard.
+      let turns = state.turns;
+      for (const turn of Object.values(state.turns)) {
+        const stored = turn.messageId ? view.messages?.[turn.messageId] : undefined;
+        if (turn.conversationId === view.id && isRunning(turn) && stored?.finish_reason) {
+          turns = { ...turns, [turn.turnId]: { ...turn, status: "done" } };
+        }
+      }
+      return { ...withConversation(state, conv), turns, list: withSummary(state.list, summaryOf(view)) };
+    }
+    case "list_loaded": {
+      const byId: Record<string, ConversationSummary> = action.reset ? {} : { ...state.list.byId };
+      for (const item of action.items) byId[item.id] = item;
+      return { ...state, list: { byId, nextCursor: action.nextCursor, status: "loaded" } };
+    }
+    case "list_status":
+      return { ...state, list: { ...state.list, status: action.status } };
+    case "conversation_removed": {
+      const conversations = { ...state.conversations };
+      delete conversations[action.conversationId];
+      const byId = { ...state.list.byId };
+      delete byId[action.conversationId];
+      return {
+        ...state,
+        conversations,
+        list: { ...state.list, byId },
+        pending: state.pending.filter((p) => p.conversationId !== action.conversationId),
+        activeId: state.activeId === action.conversationId ? null : state.activeId,
+      };
+    }
+    case "select":
+      return state.activeId === action.conversationId ? state : { ...state, activeId: action.conversationId };
+    case "select_branch": {
+      const conv = state.conversations[action.conversationId];
+      return conv ? withConversation(state, { ...conv, currentId: action.currentId }) : state;
+    }
+    case "message_queued":
+      return { ...state, pending: [...state.pending, action.pending] };
+    case "pending_discarded":
+      return { ...state, pending: state.pending.filter((p) => p.clientId !== action.clientId) };
+    case "regenerate_requested": {
+      const conv = state.conversations[action.conversationId];
+      if (!conv) return state;
+      return {
+        ...withConversation(state, { ...conv, currentId: action.parentId }),
+        awaitingReply: {
+          ...state.awaitingReply,
+          [conv.id]: { parentId: action.parentId, previousCurrentId: conv.currentId },
+        },
+      };
+    }
+    case "stop_requested": {
+      const turn = state.turns[action.turnId];
+      if (!turn || !isRunning(turn)) return state;
+      return { ...state, turns: { ...state.turns, [turn.turnId]: { ...turn, status: "stopping" } } };
+    }
+    case "toast":
+      return addToast(state, action.kind, action.message);
+    case "toast_dismissed":
+      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
+  }
+}
+
