@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from shared.keys import WORKER_DEAD_AFTER_S, WORKER_GROUP, Keys
+from shared.queue_status import pending_by_consumer
 
 if TYPE_CHECKING:
     from gateway.deps import Services
@@ -21,10 +22,13 @@ async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
     stream = keys.prompts(pool)
     stats: dict[str, Any] = {"queued": 0, "pending": 0, "oldest_pending_seconds": 0.0}
     try:
-        for group in await redis.xinfo_groups(stream):
-            if group.get("name") == WORKER_GROUP:
-                stats["queued"] = int(group.get("lag") or 0)
-                stats["pending"] = int(group.get("pending") or 0)
+        groups = {g.get("name"): g for g in await redis.xinfo_groups(stream)}
+        group = groups.get(WORKER_GROUP)
+        if group is None:  # no worker has joined yet: everything queued is waiting
+            stats["queued"] = int(await redis.xlen(stream))
+        else:
+            stats["queued"] = int(group.get("lag") or 0)
+            stats["pending"] = int(group.get("pending") or 0)
         if stats["pending"]:
             oldest = await redis.xpending_range(stream, WORKER_GROUP, "-", "+", 1)
             if oldest:
@@ -103,6 +107,12 @@ async def render_metrics(services: Services) -> str:
             stats["live_workers"] = live
             for name, value in stats.items():
                 rows.setdefault(name, []).append((float(value), {"pool": pool}))
+            for c in await pending_by_consumer(services.redis, keys, pool):
+                labels = {"pool": pool, "consumer": c.name}
+                rows.setdefault("consumer_pending", []).append((c.pending, labels))
+                rows.setdefault("consumer_max_idle_seconds", []).append(
+                    (c.max_idle_seconds, labels)
+                )
         for name, values in rows.items():
             kind = "counter" if name in ("takeovers",) else "gauge"
             metric(f"tidechat_pool_{name}", kind, f"Pool {name.replace('_', ' ')}.", values)

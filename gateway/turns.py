@@ -18,7 +18,7 @@ from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError
 from shared.conversation import Conversation, Message, new_id, now
-from shared.keys import CANCEL_TTL_S, SESSION_MAXLEN, WORKER_GROUP, Keys
+from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -185,6 +185,7 @@ class TurnService:
         spec: ModelSpec,
         kind: TurnKind,
         turn_id: str | None = None,
+        client_id: str | None = None,
     ) -> str:
         turn = TurnRequest(
             turn_id=turn_id or new_id(),
@@ -194,6 +195,7 @@ class TurnService:
             conversation_id=cid,
             parent_id=parent_id,
             model=spec.id,
+            client_id=client_id,
         )
         if self._needs_ttl(session_id):
             pipe.expire(self.keys.session(session_id), self.session_ttl)
@@ -202,8 +204,18 @@ class TurnService:
         self._queued[spec.pool] = self._queued.get(spec.pool, 0) + 1
         return turn.turn_id
 
-    async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str:
-        """A new user message and a turn to answer it; returns the turn id."""
+    async def first_time(self, session_id: str, client_id: str | None) -> bool:
+        """False when a frame with this ``client_id`` was already accepted in
+        this session: a client that lost its socket resends what it could not
+        see acknowledged, and it must not become a second message."""
+        if client_id is None:
+            return True
+        key = self.keys.client_frame(session_id, client_id)
+        return bool(await self.redis.set(key, "1", nx=True, ex=CLIENT_ID_TTL_S))
+
+    async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
+        """A new user message and a turn to answer it; returns the turn id
+        (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
         pipe = self.redis.pipeline(transaction=False)
         if frame.conversation_id is None:
@@ -244,7 +256,7 @@ class TurnService:
             pipe, user, session_id, cid, message, spec, "message", frame.client_id
         )
 
-    async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str:
+    async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
         """A sibling of a user message with new content, and a turn to answer it."""
         self._check_content(frame.content)
         head = await self._head(user, frame.conversation_id, frame.message_id)
@@ -272,7 +284,9 @@ class TurnService:
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
-    ) -> str:
+    ) -> str | None:
+        if not await self.first_time(session_id, client_id):
+            return None
         turn_id = new_id()
         self._queue_event(
             pipe,
@@ -281,11 +295,13 @@ class TurnService:
                 conversation_id=cid, message=message, client_id=client_id, turn_id=turn_id
             ),
         )
-        self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id)
+        self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
         await pipe.execute()
         return turn_id
 
-    async def regenerate(self, user: UserInfo, session_id: str, frame: RegenerateFrame) -> str:
+    async def regenerate(
+        self, user: UserInfo, session_id: str, frame: RegenerateFrame
+    ) -> str | None:
         """A new sibling reply to the user message that ``message_id`` answers.
 
         ``message_id`` may also name the user message itself (a reply that
@@ -303,8 +319,19 @@ class TurnService:
         spec = self._model(frame.model, head.model)
         await self._check_capacity(spec)
         self.limiter.check(user.id)
+        if not await self.first_time(session_id, frame.client_id):
+            return None
         pipe = self.redis.pipeline(transaction=False)
-        turn_id = self._queue_turn(pipe, user, session_id, head.id, parent_id, spec, "regenerate")
+        turn_id = self._queue_turn(
+            pipe,
+            user,
+            session_id,
+            head.id,
+            parent_id,
+            spec,
+            "regenerate",
+            client_id=frame.client_id,
+        )
         await pipe.execute()
         return turn_id
 

@@ -49,6 +49,9 @@ SESSION_MAXLEN = 10_000
 CHUNK_INTERVAL_S = 0.02
 CHUNK_MAX_CHARS = 1_024
 
+#: How long a frame's ``client_id`` is remembered to drop resent duplicates.
+CLIENT_ID_TTL_S = 900
+
 #: A stop request outlives the turn it names by at most this long.
 CANCEL_TTL_S = 600
 
@@ -102,6 +105,10 @@ class Keys:
     def auth_token(self, token_hash: str) -> str:
         """String: user id for a sign-in token (stored hashed), with a TTL."""
         return f"{self.prefix}auth:{token_hash}"
+
+    def client_frame(self, session_id: str, client_id: str) -> str:
+        """String set once per (session, client_id): a resent frame is ignored."""
+        return f"{self.prefix}sent:{session_id}:{client_id}"
 
     def cancel(self, turn_id: str) -> str:
         """Stop request for a turn: value is the requesting user id, with TTL."""

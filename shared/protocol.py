@@ -58,6 +58,9 @@ class RegenerateFrame(_Frame):
     conversation_id: Id
     message_id: Id
     model: str | None = None
+    #: Echoed on the turn's ``stream_start``; a frame sent twice with the same
+    #: ``client_id`` in one session is acted on once.
+    client_id: Annotated[str, Field(max_length=128)] | None = None
 
 
 class EditFrame(_Frame):
@@ -139,6 +142,8 @@ class StreamStartEvent(_Event):
     message_id: str
     parent_id: str
     model: str
+    #: The ``client_id`` of the frame that asked for this reply, if it had one.
+    client_id: str | None = None
 
 
 class StreamChunkEvent(_Event):

@@ -42,6 +42,8 @@ class TurnRequest(BaseModel):
     parent_id: Id
     model: str
     created_at: float = Field(default_factory=now)
+    #: The ``client_id`` of the frame that asked for the turn, for ``stream_start``.
+    client_id: str | None = None
 
 
 class DeadLetter(BaseModel):

@@ -127,6 +127,7 @@ class TurnRunner:
                 message_id=turn.turn_id,
                 parent_id=turn.parent_id,
                 model=turn.model,
+                client_id=turn.client_id,
             ),
         )
         results = await pipe.execute()
@@ -296,10 +297,17 @@ class TurnRunner:
     async def _title(
         self, d: Delivery, spec: ModelSpec, backend: Backend, question: str, answer: str
     ) -> None:
-        title = title_from_text(question)
+        fallback = title_from_text(question)
+        title = fallback
         if spec.auto_title:
             made = await make_title(backend, question, answer)
             title = made or title
+        # A title the user chose while the first reply was on its way wins.
+        current = await rjson.get_paths(
+            self.redis, self.keys.conversation(d.turn.conversation_id), "$.title"
+        )
+        if current is None or current["$.title"] not in (fallback, "New chat"):
+            return
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_title(pipe, d.turn.conversation_id, title)
         self._queue_event(

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from gateway.deps import ServicesDep
 from gateway.metrics import pool_stats, render_metrics
 from shared.keys import WORKER_DEAD_AFTER_S
+from shared.queue_status import pending_by_consumer
 from shared.redis_client import has_json_module
 
 router = APIRouter()
@@ -41,6 +42,11 @@ async def ready(services: ServicesDep) -> JSONResponse:
                 services.settings.keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf"
             )
             stats = await pool_stats(services.redis, services.settings.keys, pool)
+            holders = await pending_by_consumer(services.redis, services.settings.keys, pool)
+            stats["consumers"] = {
+                c.name: {"pending": c.pending, "max_idle_seconds": c.max_idle_seconds}
+                for c in holders
+            }
             pools[pool] = {"live_workers": live, **stats}
             ok = ok and live > 0
         checks["pools"] = pools
@@ -48,6 +54,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         ok = False
     checks["reader"] = "ok" if services.hub.connected.is_set() else "waiting"
+    checks["resumes"] = services.resumes
     return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
 

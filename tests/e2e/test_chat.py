@@ -303,3 +303,85 @@ async def test_the_session_cookie_works_on_the_websocket(stack: Stack) -> None:
     ) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello" and hello["user"]["username"] == name
+
+
+async def test_a_resent_frame_with_the_same_client_id_is_acted_on_once(stack: Stack) -> None:
+    token = stack.signup(unique("dup"))
+    session = unique("sess")
+    sock = await ChatSocket.connect(stack.ws_url, token, session=session)
+    frame = {"type": "message", "content": "only once please", "client_id": "c-42"}
+    await sock.send(frame)
+    first = await sock.wait_type("user_message")
+    await sock.wait_type("stream_end", turn_id=first["turn_id"])
+    await sock.close()
+    # the socket dropped before the client saw the ack: it resends on a new one
+    again = await ChatSocket.connect(stack.ws_url, token, session=session)
+    await again.send(frame)
+    await again.send({"type": "ping"})
+    await again.wait_type("pong")
+    await again.send(
+        {
+            "type": "regenerate",
+            "conversation_id": first["conversation_id"],
+            "message_id": first["message"]["id"],
+            "client_id": "r-1",
+        }
+    )
+    start = await again.wait_type("stream_start")
+    assert start["client_id"] == "r-1"
+    await again.wait_type("stream_end", turn_id=start["turn_id"])
+    mark = len(again.frames)
+    await again.send(
+        {
+            "type": "regenerate",
+            "conversation_id": first["conversation_id"],
+            "message_id": first["message"]["id"],
+            "client_id": "r-1",
+        }
+    )
+    await again.send({"type": "ping"})
+    await again.wait_for(lambda f: f["type"] == "pong", start=mark)
+    # a new frame after it: had the duplicate been queued, it would have started first
+    await again.send(
+        {
+            "type": "regenerate",
+            "conversation_id": first["conversation_id"],
+            "message_id": first["message"]["id"],
+            "client_id": "r-2",
+        }
+    )
+    r2 = await again.wait_type("stream_start", client_id="r-2")
+    await again.wait_type("stream_end", turn_id=r2["turn_id"])
+    assert [f["client_id"] for f in again.frames if f["type"] == "stream_start"] == ["r-1", "r-2"]
+    with stack.client(token) as http:
+        conv = http.get(f"/api/conversations/{first['conversation_id']}").json()
+    users = [m for m in conv["messages"].values() if m["role"] == "user"]
+    replies = [m for m in conv["messages"].values() if m["role"] == "assistant"]
+    assert [u["content"] for u in users] == ["only once please"]
+    assert len(replies) == 3  # the reply and two regenerations, not three
+    assert not any(f["type"] == "user_message" for f in again.frames)
+    await again.close()
+
+
+async def test_a_title_the_user_set_is_not_overwritten(stack: Stack) -> None:
+    token = stack.signup(unique("title"))
+    sock = await ChatSocket.connect(stack.ws_url, token)
+    await sock.send({"type": "message", "content": "rename me quickly", "model": "slow"})
+    user_msg = await sock.wait_type("user_message")
+    cid = user_msg["conversation_id"]
+    with stack.client(token) as http:
+        assert (
+            http.patch(f"/api/conversations/{cid}", json={"title": "My own title"}).status_code
+            == 200
+        )
+    await sock.send({"type": "stop", "turn_id": user_msg["turn_id"]})
+    await sock.wait_type("stream_end", turn_id=user_msg["turn_id"])
+    # the title step runs after the reply: give it the chance to (wrongly) act
+    await sock.send({"type": "message", "content": "second", "conversation_id": cid})
+    second = await sock.wait_type("user_message", conversation_id=cid, client_id=None)
+    await sock.wait_for(lambda f: f["type"] == "stream_end" and f["turn_id"] != user_msg["turn_id"])
+    assert second
+    with stack.client(token) as http:
+        assert http.get(f"/api/conversations/{cid}").json()["title"] == "My own title"
+    assert not any(f["type"] == "title" for f in sock.frames)
+    await sock.close()

@@ -63,6 +63,7 @@ export interface RegenerateFrame {
   conversation_id: string;
   message_id: string;
   model?: string | null;
+  client_id?: string | null;
 }
 /**
  * A new sibling of user message ``message_id`` with new content, and a reply.
@@ -257,6 +258,7 @@ export interface StreamStartEvent {
   message_id: string;
   parent_id: string;
   model: string;
+  client_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
