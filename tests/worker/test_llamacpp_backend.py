@@ -23,13 +23,8 @@ from shared.conversation import Message, new_id
 from shared.models_file import LlamaCppModel
 from worker.backends import llamacpp
 from worker.backends.base import Delta, GenerationRequest
-from worker.backends.llamacpp import (
-    LlamaCppBackend,
-    ModelFileError,
-    format_prompt,
-    keeps_system,
-    normalize_messages,
-)
+from worker.backends.llama_templates import format_prompt, keeps_system, normalize_messages
+from worker.backends.llamacpp import LlamaCppBackend, ModelFileError
 from worker.context import build_prompt
 from worker.errors import BackendError, BackendUnavailable
 

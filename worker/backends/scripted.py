@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 
 from shared.conversation import Usage
-from shared.models_file import ScriptedModel
+from shared.models_file import CRASH_STATUS, ScriptedModel
 from worker.backends.base import Delta, GenerationRequest
 from worker.errors import BackendError, BackendRateLimited, BackendUnavailable, TurnError
 from worker.tokens import estimate_tokens
@@ -89,6 +90,10 @@ class ScriptedBackend:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         spec = self.spec
         if spec.fail_on and any(spec.fail_on in m["content"] for m in request.messages):
+            if spec.fail_status == CRASH_STATUS:
+                # As a native crash in a model library would: no cleanup, no
+                # hand-back; the turns this process held stay pending.
+                os._exit(70)
             raise _failure(spec.fail_status, f"scripted failure ({spec.fail_status})")
         limit = min(spec.reply_tokens, request.max_tokens)
         words = scripted_words(request, spec.reply_tokens)
