@@ -45,7 +45,7 @@ def raw_round(
     """(time to first token, tokens/s after it, tokens) of one raw streamed reply."""
     start = time.perf_counter()
     first = last = 0.0
-    pieces = 0
+    finish = None
     for chunk in llm.create_chat_completion(
         messages=messages,
         stream=True,
@@ -54,14 +54,16 @@ def raw_round(
         repeat_penalty=REPEAT_PENALTY,
         seed=int(time.time()),
     ):
-        if chunk["choices"][0]["delta"].get("content"):
+        choice = chunk["choices"][0]
+        finish = choice.get("finish_reason") or finish
+        if choice["delta"].get("content"):
             now = time.perf_counter()
             if not first:
                 first = now
             last = now
-            pieces += 1
-    tokens = max_tokens  # the model never stops early at this length (checked below)
-    return first - start, (tokens - 1) / (last - first), pieces
+    if finish != "length":
+        print(f"raw: the model stopped early ({finish})", file=sys.stderr)
+    return first - start, (max_tokens - 1) / (last - first)
 
 
 async def tidechat_round(url: str, token: str) -> tuple[float, float, int, str]:
@@ -166,7 +168,7 @@ def main() -> int:
         asyncio.run(tidechat_round(url, token))  # warm both sides up once
         raw_round(llm, messages, args.max_tokens)
         for i in range(args.rounds):
-            ttft, tps, pieces = raw_round(llm, messages, args.max_tokens)
+            ttft, tps = raw_round(llm, messages, args.max_tokens)
             raw.append((ttft, tps))
             t_ttft, t_tps, tokens, finish = asyncio.run(tidechat_round(url, token))
             if tokens != args.max_tokens or finish != "length":
