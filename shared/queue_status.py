@@ -64,7 +64,7 @@ async def pending_by_consumer(
     """
     stream = keys.prompts(pool)
     try:
-        consumers = cast(list[dict[str, Any]], await redis.xinfo_consumers(stream, WORKER_GROUP))
+        consumers: list[dict[str, Any]] = await redis.xinfo_consumers(stream, WORKER_GROUP)
     except ResponseError:  # no stream, or no worker has created the group yet
         return []
     holders = {

@@ -113,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wk.set_defaults(func=run_worker)
 
-    from tidechat import up
+    from tidechat import ops, up
 
     up.add_parser(sub)
+    ops.add_parser(sub)
     return parser
 
 

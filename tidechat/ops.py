@@ -116,6 +116,18 @@ async def _run(
         await redis.aclose()
 
 
+def raise_if_cancelled() -> None:
+    """End a loop of blocking reads whose cancellation (Ctrl-C) was swallowed.
+
+    redis-py (8.x) can swallow a cancel that lands while a reply is read (see
+    ``shared.aio.cancel_and_wait``); the task still counts it as cancelling,
+    so a loop that checks after every read stops within one BLOCK.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 # --- formatting shared by the commands --------------------------------------
 
 
@@ -153,6 +165,10 @@ def one_line(text: str, width: int | None) -> str:
     if width is not None and len(quoted) > width:
         return quoted[: max(width - 4, 1)] + '..."'
     return quoted
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def short(id_: str | None, n: int = 8) -> str:

@@ -27,6 +27,8 @@ from tidechat.ops import (
     entry_ms,
     local_time,
     one_line,
+    plural,
+    raise_if_cancelled,
     seconds,
     short,
     terminal_width,
@@ -38,7 +40,7 @@ PAGE = 1_000
 _ENTRY_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 
 #: Width of everything before the text column of a timeline line.
-_PREFIX_WIDTH = 12 + 1 + 8 + 1 + 16 + 1 + 14 + 1 + 8 + 1 + 7 + 1
+_PREFIX_WIDTH = 12 + 1 + 8 + 1 + 16 + 1 + 20 + 1 + 8 + 1 + 7 + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ def decode(entry_id: str, fields: dict[str, str]) -> Event:
 def describe(event: Event, width: int | None) -> str:
     """The text of an event: what a person reading the timeline wants to see."""
     d = event.data
-    message = d.get("message") if isinstance(d.get("message"), dict) else {}
+    found = d.get("message")
+    message: dict[str, Any] = found if isinstance(found, dict) else {}
     match event.type:
         case "stream_chunk":
             return one_line(str(d.get("chunk", "")), width)
@@ -90,10 +93,13 @@ def describe(event: Event, width: int | None) -> str:
                 head += f", {usage.get('prompt_tokens')}->{usage.get('completion_tokens')} tok"
             head += "] "
             error = message.get("error")
+            content = str(message.get("content", ""))
             if error:
                 head += f"{error.get('code')}: {error.get('message')} "
+                if not content:  # a failed reply usually has no text
+                    return head.rstrip()
             rest = None if width is None else max(width - len(head), 10)
-            return head + one_line(str(message.get("content", "")), rest)
+            return head + one_line(content, rest)
         case "stream_start":
             return (
                 f"model={d.get('model')} conversation={short(d.get('conversation_id'))} "
@@ -118,14 +124,12 @@ def line(event: Event, previous_ms: int | None, width: int | None) -> str:
     delta = "" if previous_ms is None else f"+{(event.ms - previous_ms) / 1000:.3f}"
     text_width = None if width is None else max(width - _PREFIX_WIDTH, 24)
     return (
-        f"{local_time(event.ms)} {delta:>8} {event.entry_id:<16} {event.type:<14} "
+        f"{local_time(event.ms)} {delta:>8} {event.entry_id:<16} {event.type:<20} "
         f"{short(event.turn_id):<8} {event.size:>6}B {describe(event, text_width)}"
     )
 
 
-HEADER = (
-    f"{'TIME':<12} {'+SECONDS':>8} {'EVENT ID':<16} {'TYPE':<14} {'TURN':<8} {'SIZE':>7} TEXT"
-)
+HEADER = f"{'TIME':<12} {'+SECONDS':>8} {'EVENT ID':<16} {'TYPE':<20} {'TURN':<8} {'SIZE':>7} TEXT"
 
 
 async def read_events(redis: Redis, key: str, start: str = "-") -> AsyncIterator[list[Event]]:
@@ -198,7 +202,7 @@ async def replay_session(ops: Ops, args: argparse.Namespace) -> int:
                 "or a Unix time in ms"
             )
         start = args.from_id
-    kind = await ops.redis.type(key)
+    kind = str(await ops.redis.type(key))
     if kind == "none":
         raise OpsError(
             f"session {sid!r} not found: it never existed, or it expired (session streams "
@@ -213,7 +217,7 @@ async def replay_session(ops: Ops, args: argparse.Namespace) -> int:
         ttl = await ops.redis.ttl(key)
         expiry = f"expires in {seconds(ttl)}" if ttl >= 0 else "no expiry set"
         shown = "" if start == "-" else f", from {start}"
-        print(f"session {sid}: {length} events{shown}; {expiry}", file=out)
+        print(f"session {sid}: {plural(length, 'event')}{shown}; {expiry}", file=out)
         print(HEADER, file=out)
     last_id = "0-0" if start == "-" else _before(start)
     previous_ms: int | None = None
@@ -224,7 +228,7 @@ async def replay_session(ops: Ops, args: argparse.Namespace) -> int:
             previous_ms, last_id = event.ms, event.entry_id
             count += 1
     if not args.json and not args.follow:
-        print(f"({count} events shown)", file=out)
+        print(f"({plural(count, 'event')} shown)", file=out)
     if args.follow:
         await _follow(ops.redis, key, last_id, previous_ms, width, args.json)
     return 0
@@ -261,6 +265,7 @@ async def _follow(
         response = cast(
             StreamResponse, await redis.xread({key: last_id}, count=PAGE, block=BLOCK_MS)
         )
+        raise_if_cancelled()
         if not response:
             if not await redis.exists(key):
                 print("-- the session stream expired --", file=sys.stderr)

@@ -1,0 +1,296 @@
+"""``tidechat streams`` and ``tidechat dead list|retry``: the prompt and
+dead-letter streams as an operator needs to see them.
+
+The headline figures of each pool (queued, pending, oldest pending age, dead
+letters, takeovers) come from the same function as ``/ready`` and
+``/metrics``, so the command and the dashboards never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from pydantic import ValidationError
+from redis.exceptions import WatchError
+
+from gateway.metrics import pool_stats
+from shared import rjson
+from shared.conversation import now
+from shared.keys import FIELD_DATA, WORKER_DEAD_AFTER_S
+from shared.queue_status import ConsumerPending, live_workers, pending_by_consumer
+from shared.streams import DeadLetter, StreamEntries, encode_turn
+from tidechat.ops import (
+    Ops,
+    OpsError,
+    entry_ms,
+    local_time,
+    one_line,
+    plural,
+    seconds,
+    terminal_width,
+)
+
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: Pending entries listed per consumer in the text output (``--json``: all sampled).
+_ENTRIES_SHOWN = 5
+
+
+@dataclass(slots=True)
+class DeadRow:
+    """A dead-letter entry, or what can be said about a malformed one."""
+
+    entry_id: str
+    pool: str
+    letter: DeadLetter | None
+    #: The error of a malformed entry (a prompt-stream entry that did not parse).
+    problem: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"entry_id": self.entry_id, "pool": self.pool}
+        if self.letter is None:
+            return {**base, "malformed": True, "error": self.problem}
+        letter = self.letter.model_dump(mode="json")
+        # The letter's own entry_id is the turn's old prompt-stream entry.
+        letter["prompt_entry_id"] = letter.pop("entry_id")
+        return {**base, **letter}
+
+
+def decode_dead(pool: str, entry_id: str, fields: dict[str, str]) -> DeadRow:
+    if FIELD_DATA in fields:
+        try:
+            return DeadRow(entry_id, pool, DeadLetter.model_validate_json(fields[FIELD_DATA]))
+        except ValidationError as exc:
+            return DeadRow(entry_id, pool, None, f"unreadable dead letter: {exc}")
+    return DeadRow(entry_id, pool, None, fields.get("error") or "malformed entry")
+
+
+# --- tidechat streams --------------------------------------------------------------
+
+
+async def pool_report(ops: Ops, pool: str, dead_shown: int) -> dict[str, Any]:
+    redis, keys = ops.redis, ops.keys
+    stream = keys.prompts(pool)
+    report: dict[str, Any] = {"pool": pool, "stream": stream}
+    report["length"] = int(await redis.xlen(stream))
+    report.update(await pool_stats(redis, keys, pool))
+    report["counters"] = {k: int(v) for k, v in (await redis.hgetall(keys.metrics(pool))).items()}
+    workers = await live_workers(redis, keys, pool)
+    report["live_workers"] = len(workers)
+    report["workers"] = [
+        {"name": name, "heartbeat_seconds_ago": round(age, 3)}
+        for name, age in sorted(workers.items())
+    ]
+    holders = await pending_by_consumer(redis, keys, pool)
+    turn_ids = await _turn_ids(ops, stream, holders)
+    report["consumers"] = [
+        {
+            "name": c.name,
+            "live": c.name in workers,
+            "pending": c.pending,
+            "seen_seconds_ago": c.seen_seconds_ago,
+            "max_idle_seconds": c.max_idle_seconds,
+            "entries": [{**asdict(e), "turn_id": turn_ids.get(e.entry_id)} for e in c.entries],
+        }
+        for c in holders
+    ]
+    rows = cast(StreamEntries, await redis.xrevrange(keys.dead(pool), count=max(dead_shown, 0)))
+    report["newest_dead_letters"] = [
+        decode_dead(pool, eid, fields).summary() for eid, fields in rows
+    ]
+    return report
+
+
+async def _turn_ids(ops: Ops, stream: str, holders: list[ConsumerPending]) -> dict[str, str]:
+    """The turn ids of the pending entries the text output shows (one XRANGE each,
+    pipelined); the others are left out of ``--json`` too, to keep it cheap."""
+    ids = [e.entry_id for c in holders for e in c.entries[:_ENTRIES_SHOWN]]
+    if not ids:
+        return {}
+    pipe = ops.redis.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xrange(stream, min=entry_id, max=entry_id)
+    found: dict[str, str] = {}
+    for entry_id, rows in zip(ids, await pipe.execute(), strict=True):
+        data = rows[0][1].get(FIELD_DATA, "") if rows else ""
+        try:
+            found[entry_id] = str(json.loads(data)["turn_id"])
+        except (ValueError, KeyError, TypeError):
+            found[entry_id] = "(trimmed or malformed)"
+    return found
+
+
+async def streams(ops: Ops, args: argparse.Namespace) -> int:
+    reports = [await pool_report(ops, pool, args.dead) for pool in await ops.pools()]
+    if args.json:
+        print(json.dumps({"pools": reports}, indent=2))
+        return 0
+    width = terminal_width()
+    for report in reports:
+        _print_pool(report, width)
+    return 0
+
+
+def _print_pool(r: dict[str, Any], width: int) -> None:
+    out = sys.stdout
+    print(f"pool {r['pool']}  ({r['stream']})", file=out)
+    print(
+        f"  stream     {r['length']} entries; {r['queued']} waiting for a worker (group lag); "
+        f"{r['pending']} being generated",
+        file=out,
+    )
+    names = ", ".join(
+        f"{w['name']} ({seconds(w['heartbeat_seconds_ago'])} ago)" for w in r["workers"]
+    )
+    print(f"  workers    {r['live_workers']} live  {names}".rstrip(), file=out)
+    if r["pending"]:
+        oldest = seconds(r["oldest_pending_seconds"])
+        print(f"  pending    {r['pending']}; oldest queued {oldest} ago", file=out)
+    for c in r["consumers"]:
+        state = "live worker" if c["live"] else f"NO HEARTBEAT for {WORKER_DEAD_AFTER_S:.0f}s+"
+        print(
+            f"    {c['name']}  {c['pending']} pending, longest idle "
+            f"{seconds(c['max_idle_seconds'])}, last seen {seconds(c['seen_seconds_ago'])} ago"
+            f"  [{state}]",
+            file=out,
+        )
+        for e in c["entries"][:_ENTRIES_SHOWN]:
+            print(
+                f"      {e['entry_id']}  turn {e['turn_id']}  idle {seconds(e['idle_seconds'])}"
+                f"  delivered {e['deliveries']}x",
+                file=out,
+            )
+        if c["pending"] > _ENTRIES_SHOWN:
+            print(f"      ... and {c['pending'] - _ENTRIES_SHOWN} more", file=out)
+    counters = "  ".join(f"{k} {v}" for k, v in sorted(r["counters"].items()))
+    print(f"  counters   {counters or '-'}", file=out)
+    print(f"  dead       {plural(r['dead_letters'], 'dead letter')}", file=out)
+    for row in r["newest_dead_letters"]:
+        print("    " + _dead_line(row, width - 4), file=out)
+    print(file=out)
+
+
+def _dead_line(row: dict[str, Any], width: int) -> str:
+    when = local_time(entry_ms(row["entry_id"]), date=True)
+    if row.get("malformed"):
+        return f"{row['entry_id']}  {when}  malformed: {row['error']}"
+    turn = row["turn"]
+    error = f"{row['code']}: " + one_line(str(row["error"]), max(width - 8 - len(row["code"]), 30))
+    return (
+        f"{row['entry_id']}  {when}  turn {turn['turn_id']}  model {turn['model']}  "
+        f"delivered {row['deliveries']}x\n      {error}"
+    )
+
+
+# --- tidechat dead list | retry ---------------------------------------------------
+
+
+async def dead_list(ops: Ops, args: argparse.Namespace) -> int:
+    pools = [args.pool] if args.pool else await ops.pools()
+    rows: list[DeadRow] = []
+    for pool in pools:
+        key = ops.keys.dead(pool)
+        end = "+"
+        while True:  # newest first, a page at a time
+            page = cast(StreamEntries, await ops.redis.xrevrange(key, max=end, count=1_000))
+            rows += [decode_dead(pool, eid, fields) for eid, fields in page]
+            if len(page) < 1_000:
+                break
+            end = "(" + page[-1][0]
+    if args.json:
+        print(json.dumps([row.summary() for row in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no dead letters in {', '.join(pools)}")
+        return 0
+    width = terminal_width()
+    for row in rows:
+        summary = row.summary()
+        print(f"{row.pool}  " + _dead_line(summary, width - len(row.pool) - 2))
+        if row.letter is not None:
+            t = row.letter.turn
+            print(
+                f"      conversation {t.conversation_id}  session {t.session_id}  "
+                f"user {t.user_id}  kind {t.kind}"
+            )
+    print(f"({plural(len(rows), 'dead letter')}; `tidechat dead retry ID` queues one again)")
+    return 0
+
+
+async def dead_retry(ops: Ops, args: argparse.Namespace) -> int:
+    entry_id: str = args.entry_id
+    if not _ENTRY_ID.match(entry_id):
+        raise OpsError(f"{entry_id!r} is not a stream entry id (like 1712345678901-0)")
+    pools = [args.pool] if args.pool else await ops.pools()
+    for pool in pools:
+        rows = cast(StreamEntries, await ops.redis.xrange(ops.keys.dead(pool), entry_id, entry_id))
+        if rows:
+            return await _retry(ops, decode_dead(pool, entry_id, rows[0][1]))
+    raise OpsError(
+        f"no dead letter {entry_id} in pool {', '.join(pools)} (`tidechat dead list` shows them)"
+    )
+
+
+async def _retry(ops: Ops, row: DeadRow) -> int:
+    """Queue the turn again and remove its dead letter, in one transaction.
+
+    The failed attempt stored an empty assistant message with the turn's id
+    (``finish_reason`` "error"); a worker finding a reply already stored for a
+    turn only re-sends it, so that message is removed in the same
+    transaction and the retried turn stores its reply in its place: the
+    conversation still holds one reply for the turn, never two.
+    """
+    if row.letter is None:
+        raise OpsError(f"dead letter {row.entry_id} is malformed ({row.problem}); cannot retry")
+    turn = row.letter.turn.model_copy(update={"created_at": now()})
+    keys, redis = ops.keys, ops.redis
+    conv_key, dead_key = keys.conversation(turn.conversation_id), keys.dead(row.pool)
+    prompts = keys.prompts(row.pool)
+    message = rjson.message_path(turn.turn_id)
+    for _attempt in range(5):
+        async with redis.pipeline(transaction=True) as pipe:
+            try:
+                # WATCH: a concurrent retry of the same letter, or the reply
+                # landing meanwhile, makes this attempt start over.
+                await pipe.watch(conv_key, dead_key)
+                if not await pipe.xrange(dead_key, row.entry_id, row.entry_id):
+                    raise OpsError(f"dead letter {row.entry_id} was already retried or removed")
+                got = await rjson.get_paths(
+                    pipe, conv_key, "$.owner", "$.current_id", f"{message}.finish_reason"
+                )
+                if got is None:
+                    raise OpsError(
+                        f"conversation {turn.conversation_id} no longer exists; nothing to retry "
+                        f"(remove the letter with XDEL {dead_key} {row.entry_id})"
+                    )
+                failed = got[f"{message}.finish_reason"] == "error"
+                pipe.multi()  # type: ignore[no-untyped-call]
+                if failed:
+                    pipe.execute_command("JSON.DEL", conv_key, message)
+                    if got["$.current_id"] == turn.turn_id:
+                        rjson.queue_set(pipe, conv_key, "$.current_id", turn.parent_id)
+                pipe.xadd(prompts, encode_turn(turn))  # type: ignore[arg-type]
+                pipe.xdel(dead_key, row.entry_id)
+                results = await pipe.execute()
+            except WatchError:
+                continue
+        new_id = results[-2]
+        session_live = bool(await redis.exists(keys.session(turn.session_id)))
+        print(
+            f"requeued turn {turn.turn_id} (model {turn.model}) on {prompts} as entry {new_id}; "
+            f"dead letter {row.entry_id} removed"
+        )
+        if failed:
+            print(f"removed the failed reply stored for it in conversation {turn.conversation_id}")
+        print(
+            f"the reply streams to session {turn.session_id}"
+            if session_live
+            else f"session {turn.session_id} has expired: the reply is only stored in the "
+            "conversation"
+        )
+        return 0
+    raise OpsError(f"dead letter {row.entry_id} kept changing under the retry; try again")

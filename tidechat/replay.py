@@ -1,0 +1,326 @@
+"""``tidechat replay turn``: run a recorded turn again on today's workers, and
+put the new reply beside the recorded one.
+
+The replay runs in a throw-away copy of the conversation, not in the user's
+own: the copy holds the branch that led to the question (same message ids,
+same system prompt, same owner, so the worker builds the same prompt) and
+nothing else, lives ``--keep`` seconds, and is not in the owner's
+conversation list. A replay in the original conversation would add a sibling
+reply the user sees, move its ``current_id``, and could race a real
+regeneration; the copy leaves the user's tree exactly as it was, and the
+replay stays inspectable for a while (``tidechat replay session`` on the
+replay's session shows its timeline).
+
+The replay is an ordinary turn (a new ``turn_id``, its own session stream,
+queued on the model's pool) so it exercises the whole path the original
+took: queue, worker, backend, storage, events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TextIO, cast
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from shared import rjson
+from shared.conversation import Message, is_valid_id, new_id, now
+from shared.keys import CANCEL_TTL_S, SESSION_MAXLEN, WORKER_GROUP
+from shared.models_file import ModelSpec
+from shared.protocol import UserMessageEvent
+from shared.queue_status import live_workers
+from shared.store import TITLE_MAX_CHARS
+from shared.streams import StreamEntries, StreamResponse, TurnRequest, encode_event, encode_turn
+from tidechat.ops import (
+    BLOCK_MS,
+    Ops,
+    OpsError,
+    one_line,
+    raise_if_cancelled,
+    seconds,
+)
+from tidechat.queues import decode_dead
+from tidechat.replay_report import print_report
+from tidechat.timeline import PAGE, TurnTimeline, decode, turn_timeline
+
+#: Shortest turn-id prefix accepted (the timeline shows 8 characters).
+MIN_PREFIX = 6
+
+
+@dataclass(slots=True)
+class Found:
+    turn: TurnRequest
+    pool: str
+    #: The turn's prompt-stream entry id (when it was queued), if known.
+    entry_id: str | None
+    #: Where it was found: a prompt stream, or the dead-letter stream.
+    where: str
+    dead: str | None = None
+
+
+async def find_turn(ops: Ops, wanted: str) -> Found:
+    """The turn with id ``wanted`` (or the one whose id starts with it) on any
+    pool's prompt or dead-letter stream, newest entries first."""
+    if not is_valid_id(wanted) or len(wanted) < MIN_PREFIX:
+        raise OpsError(f"{wanted!r} is not a turn id (or its first {MIN_PREFIX}+ characters)")
+    needle = '"turn_id":"' + wanted
+    pools = await ops.pools()
+    found: dict[str, Found] = {}
+    for pool in pools:
+        dead_key = ops.keys.dead(pool)
+        for key in (ops.keys.prompts(pool), dead_key):
+            async for entry_id, data in _scan(ops.redis, key, needle):
+                try:
+                    if key == dead_key:
+                        row = decode_dead(pool, entry_id, {"d": data})
+                        if row.letter is None:
+                            continue
+                        turn, queued_id = row.letter.turn, row.letter.entry_id
+                        dead = f"{entry_id} ({row.letter.code}: {row.letter.error})"
+                    else:
+                        turn, queued_id, dead = (
+                            TurnRequest.model_validate_json(data),
+                            entry_id,
+                            None,
+                        )
+                except ValidationError:
+                    continue
+                if not turn.turn_id.startswith(wanted):
+                    continue
+                hit = found.setdefault(turn.turn_id, Found(turn, pool, queued_id, key))
+                hit.dead = hit.dead or dead
+                hit.entry_id = hit.entry_id or queued_id
+    if not found:
+        raise OpsError(
+            f"turn {wanted} not found on the prompt or dead-letter streams of pool "
+            f"{', '.join(pools)} (a wrong id, or trimmed away)"
+        )
+    if len(found) > 1:
+        raise OpsError(f"{wanted} matches several turns: {', '.join(sorted(found))}")
+    return next(iter(found.values()))
+
+
+async def _scan(redis: Redis, key: str, needle: str) -> AsyncIterator[tuple[str, str]]:
+    """Entries of ``key`` whose payload contains ``needle``, newest first."""
+    end = "+"
+    while True:
+        rows = cast(StreamEntries, await redis.xrevrange(key, max=end, count=PAGE))
+        for entry_id, fields in rows:
+            data = fields.get("d", "")
+            if needle in data:
+                yield entry_id, data
+        if len(rows) < PAGE:
+            return
+        end = "(" + rows[-1][0]
+
+
+def _branch(messages: dict[str, Any], leaf_id: str) -> list[str]:
+    """Ids on the path from the root to ``leaf_id``, root first."""
+    path: list[str] = []
+    node: str | None = leaf_id
+    while node is not None and node in messages and node not in path:
+        path.append(node)
+        node = messages[node].get("parent_id")
+    return path[::-1]
+
+
+class Progress:
+    """Progress on stderr: one line redrawn on a terminal, milestones otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._drawn = False
+
+    def note(self, text: str) -> None:
+        self.clear()
+        print(text, file=self.stream, flush=True)
+
+    def live(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text)
+            self.stream.flush()
+            self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self._drawn = False
+
+
+async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
+    redis, keys = ops.redis, ops.keys
+    found = await find_turn(ops, args.turn_id)
+    old = found.turn
+    raw = await rjson.json_get(redis, keys.conversation(old.conversation_id), "$")
+    doc = rjson.decode_paths(raw, ["$"])
+    conv = doc["$"] if doc else None
+    if not isinstance(conv, dict):
+        raise OpsError(f"conversation {old.conversation_id} no longer exists; nothing to replay")
+    messages: dict[str, Any] = conv.get("messages") or {}
+    if old.parent_id not in messages:
+        raise OpsError(f"message {old.parent_id}, the question of turn {old.turn_id}, is gone")
+    model = args.model or old.model
+    spec = ops.catalog.get(model)
+    if spec is None:
+        offered = ", ".join(m.id for m in ops.catalog.models)
+        raise OpsError(
+            f"model {model!r} is not in the models file; pick one of {offered} (--model)"
+        )
+
+    question = Message.model_validate(messages[old.parent_id])
+    turn, first_event, entry_id = await _queue_replay(ops, old, conv, question, spec, args.keep)
+    session_key, prompts = keys.session(turn.session_id), keys.prompts(spec.pool)
+
+    progress = Progress(sys.stderr)
+    workers = await live_workers(redis, keys, spec.pool)
+    progress.note(
+        f"replaying turn {old.turn_id} as {turn.turn_id} on {prompts} (entry {entry_id}); "
+        f"{len(workers)} live worker(s) in pool {spec.pool}"
+    )
+    if not workers:
+        progress.note(f"  no live worker: start one (tidechat worker --pool {spec.pool})")
+    replayed = await _wait(ops, turn, session_key, first_event, prompts, entry_id, args, progress)
+    recorded = await turn_timeline(redis, keys.session(old.session_id), old.turn_id)
+    print_report(
+        found,
+        question,
+        conv,
+        messages.get(old.turn_id),
+        recorded,
+        turn,
+        replayed,
+        entry_id,
+        args,
+    )
+    return 0
+
+
+async def _queue_replay(
+    ops: Ops,
+    old: TurnRequest,
+    conv: dict[str, Any],
+    question: Message,
+    spec: ModelSpec,
+    keep: int,
+) -> tuple[TurnRequest, str, str]:
+    """Write the throw-away copy, the replay's session and its turn in one
+    transaction; returns the turn, its ``user_message`` event id and its
+    prompt-stream entry id."""
+    keys = ops.keys
+    messages: dict[str, Any] = conv.get("messages") or {}
+    copy_id, sid = new_id(), "replay-" + new_id()[:20]
+    ts = now()
+    copy = {
+        **conv,
+        "id": copy_id,
+        "title": f"Replay: {conv.get('title', '')}"[:TITLE_MAX_CHARS],
+        "model": spec.id,
+        "messages": {mid: messages[mid] for mid in _branch(messages, old.parent_id)},
+        "current_id": old.parent_id,
+        "created_at": ts,
+        "updated_at": ts,
+        "replay_of": {"conversation_id": old.conversation_id, "turn_id": old.turn_id},
+    }
+    update: dict[str, Any] = {
+        "turn_id": new_id(),
+        "session_id": sid,
+        "conversation_id": copy_id,
+        "model": spec.id,
+        "created_at": ts,
+    }
+    if "client_id" in TurnRequest.model_fields:
+        update["client_id"] = None
+    turn = old.model_copy(update=update)
+    session_key = keys.session(sid)
+    pipe = ops.redis.pipeline(transaction=True)
+    rjson.queue_set(pipe, keys.conversation(copy_id), "$", copy)
+    pipe.expire(keys.conversation(copy_id), keep)
+    # The session stream must exist first: workers never create one (NOMKSTREAM).
+    event = UserMessageEvent(conversation_id=copy_id, message=question, turn_id=turn.turn_id)
+    pipe.xadd(session_key, encode_event(event), maxlen=SESSION_MAXLEN, approximate=True)  # type: ignore[arg-type]
+    pipe.expire(session_key, keep)
+    pipe.xadd(keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
+    results = await pipe.execute()
+    return turn, str(results[2]), str(results[4])
+
+
+async def _wait(
+    ops: Ops,
+    turn: TurnRequest,
+    session_key: str,
+    after: str,
+    prompts: str,
+    entry_id: str,
+    args: argparse.Namespace,
+    progress: Progress,
+) -> TurnTimeline:
+    """Follow the replay's session stream until ``stream_end``, showing progress."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + args.timeout
+    timeline = TurnTimeline(turn.turn_id)
+    try:
+        while timeline.end is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise OpsError(await _timed_out(ops, turn, args.timeout))
+            block = max(1, int(min(BLOCK_MS, remaining * 1000)))
+            response = cast(
+                StreamResponse,
+                await ops.redis.xread({session_key: after}, count=PAGE, block=block),
+            )
+            raise_if_cancelled()
+            for _key, entries in response or []:
+                for eid, fields in entries:
+                    after = eid
+                    event = decode(eid, fields)
+                    started = timeline.started_ms
+                    timeline.add(event)
+                    if started is None and timeline.started_ms is not None:
+                        who = await _consumer_of(ops, prompts, entry_id)
+                        progress.note(
+                            f"  picked up{who} after {seconds(loop.time() - began)}; generating"
+                        )
+                    elif event.type in ("stream_restart", "error"):
+                        progress.note(f"  {event.type}: " + one_line(json.dumps(event.data), 120))
+            elapsed = seconds(loop.time() - began)
+            if timeline.started_ms is None:
+                progress.live(f"  waiting for a worker... {elapsed}")
+            else:
+                progress.live(f"  generating: {len(timeline.streamed)} chars, {elapsed}")
+    except asyncio.CancelledError:  # Ctrl-C: do not leave the replay running
+        await asyncio.shield(_stop(ops, turn))
+        raise
+    progress.note(f"  done in {seconds(loop.time() - began)}")
+    return timeline
+
+
+async def _consumer_of(ops: Ops, prompts: str, entry_id: str) -> str:
+    rows = await ops.redis.xpending_range(prompts, WORKER_GROUP, entry_id, entry_id, 1)
+    return f" by {rows[0]['consumer']!s}" if rows else ""
+
+
+async def _stop(ops: Ops, turn: TurnRequest) -> None:
+    """Ask whichever worker has (or will get) the replay to stop it, as the Stop button does."""
+    pipe = ops.redis.pipeline(transaction=False)
+    pipe.set(ops.keys.cancel(turn.turn_id), turn.user_id, ex=CANCEL_TTL_S)
+    pipe.publish(ops.keys.cancel_channel(), f"{turn.turn_id} {turn.user_id}")
+    await pipe.execute()
+
+
+async def _timed_out(ops: Ops, turn: TurnRequest, waited: float) -> str:
+    await _stop(ops, turn)
+    spec = ops.catalog.get(turn.model)
+    pool = spec.pool if spec else "?"
+    workers = await live_workers(ops.redis, ops.keys, pool)
+    return (
+        f"no reply within {waited:g}s ({len(workers)} live worker(s) in pool {pool}; "
+        f"`tidechat streams` shows the queue); the replay turn {turn.turn_id} was asked to stop"
+    )
