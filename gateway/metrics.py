@@ -87,7 +87,7 @@ async def render_metrics(services: Services) -> str:
         "tidechat_gateway_busy_total",
         "counter",
         "Turns refused with busy.",
-        [(services.turns.busy_refusals, None)],
+        [(services.turns.queue_guard.refusals, None)],
     )
     metric(
         "tidechat_gateway_resumes_total",

@@ -9,16 +9,13 @@ and before it, so no failure later on can lose it.
 
 from __future__ import annotations
 
-import time
-from collections import deque
-
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError
+from gateway.limits import QueueGuard, RateLimiter, SessionTtl
 from shared.conversation import Conversation, Message, new_id, now
-from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, WORKER_GROUP, Keys
+from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -32,29 +29,6 @@ from shared.protocol import (
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
 from shared.streams import TurnKind, TurnRequest, encode_event, encode_turn
-
-#: How long a pool's queue depth, read from Redis, is trusted (seconds).
-_CAPACITY_TTL_S = 0.25
-
-
-class RateLimiter:
-    """At most ``per_minute`` turns per user in any sliding minute (per process)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._seen: dict[str, deque[float]] = {}
-
-    def check(self, uid: str) -> None:
-        if self.per_minute <= 0:
-            return
-        t = time.monotonic()
-        window = self._seen.setdefault(uid, deque())
-        while window and window[0] <= t - 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            wait = int(window[0] + 60 - t) + 1
-            raise ApiError("rate_limited", f"too many messages; try again in {wait} s")
-        window.append(t)
 
 
 class TurnService:
@@ -74,14 +48,11 @@ class TurnService:
         self.store = ConversationStore(redis, keys)
         self.catalog = catalog
         self.max_message_chars = max_message_chars
-        self.max_queued_turns = max_queued_turns
         self.session_ttl = session_ttl
         self.limiter = RateLimiter(rate_limit_per_minute)
+        self.queue_guard = QueueGuard(redis, keys, max_queued_turns)
+        self.session_ttls = SessionTtl(session_ttl)
         self.turns_submitted = 0
-        self.busy_refusals = 0
-        self._lag: dict[str, tuple[int, float]] = {}
-        self._queued: dict[str, int] = {}
-        self._ttl_set: dict[str, float] = {}
 
     # --- checks ----------------------------------------------------------------
 
@@ -113,57 +84,6 @@ class TurnService:
         if message_id is not None and not head.message_exists:
             raise ApiError("not_found", "message not found in this conversation")
         return head
-
-    async def _check_capacity(self, spec: ModelSpec) -> None:
-        """Refuse at once (``busy``) rather than queue without bound.
-
-        The queue depth (the consumer group's lag) is read at most every
-        ``_CAPACITY_TTL_S`` per pool and counted up locally in between, so the
-        check costs no Redis command on most turns.
-        """
-        t = time.monotonic()
-        seen = self._lag.get(spec.pool)
-        if seen is None or t - seen[1] > _CAPACITY_TTL_S:
-            lag = await self._read_lag(spec.pool)
-            self._lag[spec.pool] = (lag, t)
-            self._queued[spec.pool] = 0
-        else:
-            lag = seen[0]
-        waiting = lag + self._queued.get(spec.pool, 0)
-        if waiting >= self.max_queued_turns:
-            self.busy_refusals += 1
-            raise ApiError(
-                "busy", f"{waiting} replies are already waiting for {spec.id}; try again shortly"
-            )
-
-    async def _read_lag(self, pool: str) -> int:
-        try:
-            groups = await self.redis.xinfo_groups(self.keys.prompts(pool))
-        except ResponseError:  # no stream yet: nothing is waiting
-            return 0
-        for group in groups:
-            if group.get("name") == WORKER_GROUP:
-                return int(group.get("lag") or 0)
-        # No worker has ever joined: everything queued is waiting.
-        return int(await self.redis.xlen(self.keys.prompts(pool)))
-
-    def _needs_ttl(self, session_id: str) -> bool:
-        """Whether this turn should (re)set its session stream's TTL.
-
-        Once per session every third of the TTL is enough: the stream then
-        expires between 2/3 and all of the TTL after its last turn (and the
-        reader keeps the streams of connected sockets alive meanwhile), at a
-        fraction of a command per turn instead of one.
-        """
-        t = time.monotonic()
-        last = self._ttl_set.get(session_id)
-        if last is not None and t - last < self.session_ttl / 3:
-            return False
-        self._ttl_set[session_id] = t
-        if len(self._ttl_set) > 100_000:
-            cutoff = t - self.session_ttl / 3
-            self._ttl_set = {k: v for k, v in self._ttl_set.items() if v > cutoff}
-        return True
 
     # --- writes ----------------------------------------------------------------
 
@@ -197,11 +117,11 @@ class TurnService:
             model=spec.id,
             client_id=client_id,
         )
-        if self._needs_ttl(session_id):
+        if self.session_ttls.due(session_id):
             pipe.expire(self.keys.session(session_id), self.session_ttl)
         pipe.xadd(self.keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
         self.turns_submitted += 1
-        self._queued[spec.pool] = self._queued.get(spec.pool, 0) + 1
+        self.queue_guard.queued(spec.pool)
         return turn.turn_id
 
     async def first_time(self, session_id: str, client_id: str | None) -> bool:
@@ -220,7 +140,7 @@ class TurnService:
         pipe = self.redis.pipeline(transaction=False)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
-            await self._check_capacity(spec)
+            await self.queue_guard.check(spec)
             self.limiter.check(user.id)
             ts = now()
             message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
@@ -241,7 +161,7 @@ class TurnService:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
-            await self._check_capacity(spec)
+            await self.queue_guard.check(spec)
             self.limiter.check(user.id)
             message = Message(
                 id=new_id(),
@@ -263,7 +183,7 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
-        await self._check_capacity(spec)
+        await self.queue_guard.check(spec)
         self.limiter.check(user.id)
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
@@ -317,7 +237,7 @@ class TurnService:
         if parent_id is None:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
-        await self._check_capacity(spec)
+        await self.queue_guard.check(spec)
         self.limiter.check(user.id)
         if not await self.first_time(session_id, frame.client_id):
             return None
