@@ -46,6 +46,7 @@ def raw_round(
     start = time.perf_counter()
     first = last = 0.0
     finish = None
+    pieces = 0
     for chunk in llm.create_chat_completion(
         messages=messages,
         stream=True,
@@ -61,9 +62,12 @@ def raw_round(
             if not first:
                 first = now
             last = now
+            pieces += 1
     if finish != "length":
         print(f"raw: the model stopped early ({finish})", file=sys.stderr)
-    return first - start, (max_tokens - 1) / (last - first)
+    # A streamed chunk is one token (llama-cpp-python yields per token).
+    tokens = max_tokens if finish == "length" else pieces
+    return first - start, (tokens - 1) / (last - first)
 
 
 async def tidechat_round(url: str, token: str) -> tuple[float, float, int, str]:
