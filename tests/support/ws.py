@@ -16,6 +16,21 @@ from websockets.asyncio.client import ClientConnection
 Event = dict[str, Any]
 
 
+def reply_text(frames: list[Event], turn_id: str, *, use_stream_end: bool = True) -> str:
+    """A turn's text as a client reducer builds it from ``frames``."""
+    text = ""
+    for f in frames:
+        if f.get("turn_id") != turn_id:
+            continue
+        if f["type"] in ("stream_start", "stream_restart"):
+            text = ""
+        elif f["type"] == "stream_chunk":
+            text += f["chunk"]
+        elif f["type"] == "stream_end" and use_stream_end:
+            text = f["message"]["content"]
+    return text
+
+
 class ChatSocket:
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -77,29 +92,11 @@ class ChatSocket:
     def text_of(self, turn_id: str) -> str:
         """The reply text as a client shows it: chunks since the last
         (re)start, replaced by the stored content at ``stream_end``."""
-        text = ""
-        for f in self.frames:
-            if f.get("turn_id") != turn_id:
-                continue
-            if f["type"] in ("stream_start", "stream_restart"):
-                text = ""
-            elif f["type"] == "stream_chunk":
-                text += f["chunk"]
-            elif f["type"] == "stream_end":
-                text = f["message"]["content"]
-        return text
+        return reply_text(self.frames, turn_id)
 
     def streamed_text_of(self, turn_id: str) -> str:
         """Only the chunks since the last (re)start, without ``stream_end``."""
-        text = ""
-        for f in self.frames:
-            if f.get("turn_id") != turn_id:
-                continue
-            if f["type"] in ("stream_start", "stream_restart"):
-                text = ""
-            elif f["type"] == "stream_chunk":
-                text += f["chunk"]
-        return text
+        return reply_text(self.frames, turn_id, use_stream_end=False)
 
     def event_ids(self) -> list[str]:
         return [f["event_id"] for f in self.frames if "event_id" in f]
