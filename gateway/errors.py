@@ -7,12 +7,18 @@ layer to an ``error`` frame. Library exceptions are mapped at the boundary.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.protocol import ErrorCode
+
+log = logging.getLogger(__name__)
 
 HTTP_STATUS: dict[str, int] = {
     "bad_request": 400,
@@ -67,3 +73,12 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def _storage_down(_: Request, exc: Exception) -> JSONResponse:
+        # Redis restarting or failing over: a moment's outage, not a bug (no 500
+        # and traceback); the client retries.
+        log.warning("storage unavailable: %s", exc)
+        body = error_body("internal", "storage is unavailable; try again shortly")
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})

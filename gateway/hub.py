@@ -126,7 +126,11 @@ class SessionHub:
             after = last[0][0] if last else "0-0"
         sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
         self._subs.setdefault(key, set()).add(sub)
-        await self._watch_from(key, sub.cursor)
+        try:
+            await self._watch_from(key, sub.cursor)
+        except BaseException:
+            self.unsubscribe(sub)  # the caller never gets it to unsubscribe
+            raise
         return sub
 
     async def reposition(self, sub: Subscriber, after: str) -> None:
@@ -176,6 +180,8 @@ class SessionHub:
                 backoff = min(backoff * 2, 2.0)
                 continue
             for key, entries in response or []:
+                if not entries:
+                    continue  # a stream created empty also ends a blocked XREAD
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue

@@ -242,6 +242,14 @@ class TurnService:
         if not await self.first_time(session_id, frame.client_id):
             return None
         pipe = self.redis.pipeline(transaction=False)
+        # Workers write only to session streams that exist, and no event of the
+        # gateway's goes with a regeneration: create this session's stream,
+        # empty, if it has none (a new tab, or one idle past the TTL), with its
+        # TTL. With the smallest id, the XADD fails harmlessly on a stream that
+        # exists.
+        session = self.keys.session(session_id)
+        pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
+        pipe.expire(session, self.session_ttl)
         turn_id = self._queue_turn(
             pipe,
             user,
@@ -252,7 +260,10 @@ class TurnService:
             "regenerate",
             client_id=frame.client_id,
         )
-        await pipe.execute()
+        _, *results = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
         return turn_id
 
     async def stop(self, user: UserInfo, frame: StopFrame) -> None:

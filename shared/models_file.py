@@ -70,6 +70,11 @@ class LlamaCppModel(_ModelBase):
     threads: Annotated[int, Field(ge=1)] | None = None
 
 
+#: ``fail_status`` of a scripted model whose failure kills the worker process
+#: (chaos tests of turns that crash every worker taking them).
+CRASH_STATUS = -1
+
+
 class ScriptedModel(_ModelBase):
     """Deterministic text at a set rate, for tests and benchmarks that measure
     the system rather than a model."""
@@ -81,7 +86,8 @@ class ScriptedModel(_ModelBase):
     #: Seconds before the first token (a model's prompt processing).
     first_token_delay: Annotated[float, Field(ge=0)] = 0
     #: A user message containing this text makes the backend fail (tests of
-    #: retries and dead letters); ``fail_status`` says how.
+    #: retries and dead letters); ``fail_status`` says how: an HTTP status, or
+    #: ``CRASH_STATUS`` (-1) for the worker process dying on the spot.
     fail_on: str | None = None
     fail_status: int = 500
     #: Scripted text makes no useful title: the first words are used instead.

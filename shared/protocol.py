@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.conversation import ConversationView, Id, Message
 
@@ -84,6 +84,15 @@ class ResumeFrame(_Frame):
 
     type: Literal["resume"]
     after: Annotated[str, Field(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+    @field_validator("after")
+    @classmethod
+    def _stream_id(cls, value: str) -> str:
+        # Redis refuses an id past two 64-bit numbers, and the gateway's one
+        # reader would then fail for every socket: refused here instead.
+        if any(int(part) >= 2**64 for part in value.split("-")):
+            raise ValueError("not an event id")
+        return value
 
 
 class PingFrame(_Frame):

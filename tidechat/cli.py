@@ -33,15 +33,14 @@ def run_async(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.app import create_app
     from gateway.config import GatewaySettings
+    from gateway.serve import serve
 
     settings = GatewaySettings()
     _logging(settings.log_level)
     app = create_app(settings)
-    uvicorn.run(
+    serve(
         app,
         host=args.host,
         port=args.port,

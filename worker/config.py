@@ -38,4 +38,7 @@ class WorkerSettings(CommonSettings):
     #: On SIGTERM, turns in flight get this long to finish before they are
     #: handed back to the other workers.
     drain_timeout_seconds: float = Field(default=20.0, ge=0)
+    #: How often acknowledged turns are trimmed off the head of the prompt
+    #: streams (XTRIM MINID ~, never past an entry still pending).
+    trim_interval_seconds: float = Field(default=30.0, gt=0)
     data_dir: Path = Field(default_factory=_default_data_dir)

@@ -32,7 +32,7 @@ from redis.typing import KeyT, StreamIdT
 from shared.aio import cancel_and_wait
 from shared.keys import HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
-from shared.streams import StreamResponse, decode_turn
+from shared.streams import StreamEntries, StreamResponse, decode_turn
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
@@ -58,6 +58,13 @@ class PoisonTurn(TurnError):
 class _Running:
     pool: str
     task: asyncio.Task[None]
+    #: A takeover on one of the turn's last tries (see ``_last_tries``).
+    suspect: bool = False
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def consumer_name() -> str:
@@ -110,6 +117,10 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._claim_cursors = dict.fromkeys(self.pools, "0-0")
+        #: The claim loop found every slot busy (or filled them all): the next
+        #: free slot goes to a takeover, so abandoned turns are not starved by
+        #: new ones while the queue stays long.
+        self._claim_owed = False
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -129,6 +140,7 @@ class Worker:
             asyncio.create_task(self.cancels.run(), name="cancel-listener"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._claim_loop(), name="claims"),
+            asyncio.create_task(self._trim_loop(), name="trim"),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -177,6 +189,10 @@ class Worker:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
+            if self._claim_owed:
+                self._claim_owed = False
+                await self._claim_all()
+                continue
             read = asyncio.ensure_future(
                 self.redis.xreadgroup(
                     WORKER_GROUP, self.consumer, streams, count=free, block=WORKER_BLOCK_MS
@@ -195,7 +211,8 @@ class Worker:
                 response = cast(StreamResponse, read.result())
                 backoff = 0.1
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # UNBLOCKED: the stream was deleted while this read waited on it.
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 log.warning("consumer group missing (Redis restarted empty?); recreating")
                 await self._ensure_groups()
@@ -231,8 +248,18 @@ class Worker:
             delivery = Delivery(entry_id, pool, turn, deliveries, restart_reason)
             self.started_turns += 1
             task = asyncio.create_task(self._run_turn(delivery), name=f"turn-{turn.turn_id}")
-        self._running[entry_id] = _Running(pool, task)
+        suspect = restart_reason is not None and self._last_tries(deliveries)
+        self._running[entry_id] = _Running(pool, task, suspect)
         task.add_done_callback(lambda _t: self._done(entry_id))
+
+    def _last_tries(self, deliveries: int) -> bool:
+        """Whether a takeover is one of the turn's last two tries before the
+        dead letter. The turns whose workers died with it were taken over
+        with it as often, so its last tries run as the only such turn on
+        their worker: a turn that kills its workers is dead-lettered alone,
+        not with the turns that happened to run beside it."""
+        limit = self.settings.max_deliveries
+        return limit - 1 <= deliveries <= limit
 
     def _done(self, entry_id: str) -> None:
         self._running.pop(entry_id, None)
@@ -272,7 +299,7 @@ class Worker:
         while True:
             try:
                 await self._heartbeat()
-            except _REDIS_DOWN as exc:
+            except (*_REDIS_DOWN, ResponseError) as exc:  # NOGROUP: the read loop recreates it
                 log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_S)
 
@@ -316,42 +343,57 @@ class Worker:
             await asyncio.sleep(self.settings.claim_interval_seconds)
             if self._stopping.is_set():
                 continue
-            try:
-                for pool in self.pools:
-                    await self._claim(pool)
-            except _REDIS_DOWN as exc:
-                log.warning("claim loop: %s", exc)
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
+            await self._claim_all()
+
+    async def _claim_all(self) -> None:
+        try:
+            for pool in self.pools:
+                await self._claim(pool)
+        except _REDIS_DOWN as exc:
+            log.warning("claim loop: %s", exc)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
 
     async def _claim(self, pool: str) -> None:
         free = self.settings.concurrency - len(self._running)
         if free <= 0:
+            self._claim_owed = True
             return
         key = self.keys.prompts(pool)
-        cursor, entries, *_ = await self.redis.xautoclaim(
-            key,
-            WORKER_GROUP,
-            self.consumer,
-            min_idle_time=int(self.settings.claim_idle_seconds * 1000),
-            start_id=self._claim_cursors[pool],
-            count=free,
+        idle_ms = int(self.settings.claim_idle_seconds * 1000)
+        scan = free * 10
+        # redis-py types both replies loosely, for every kind of client.
+        rows = cast(
+            list[dict[str, str]],
+            await self.redis.xpending_range(
+                key, WORKER_GROUP, min=self._claim_cursors[pool], max="+", count=scan, idle=idle_ms
+            ),
         )
-        self._claim_cursors[pool] = cursor
-        entries = [(eid, fields) for eid, fields in entries if fields is not None]
+        # The next pass goes on after the last entry looked at, or from the start.
+        self._claim_cursors[pool] = f"({rows[-1]['message_id']}" if len(rows) == scan else "0-0"
+        suspects = sum(r.suspect for r in self._running.values())
+        counts: dict[str, int] = {}
+        for row in rows:
+            delivered = int(row["times_delivered"])
+            if self._last_tries(delivered + 1):
+                if suspects:
+                    continue
+                suspects += 1
+            counts[row["message_id"]] = delivered + 1
+            if len(counts) == free:
+                self._claim_owed = True  # more may be waiting
+                break
+        if not counts:
+            return
+        # XCLAIM with the threshold again: another worker may have been faster.
+        claimed = cast(
+            StreamEntries,
+            await self.redis.xclaim(key, WORKER_GROUP, self.consumer, idle_ms, list(counts)),
+        )
+        entries = [(eid, fields) for eid, fields in claimed if fields is not None]
         if not entries:
             return
-        ids = [eid for eid, _ in entries]
-        rows = await self.redis.xpending_range(
-            key,
-            WORKER_GROUP,
-            min=ids[0],
-            max=ids[-1],
-            count=len(ids) * 2 + 16,
-            consumername=self.consumer,
-        )
-        counts = {row["message_id"]: int(row["times_delivered"]) for row in rows}
         self.takeovers += len(entries)
         await self.redis.hincrby(self.keys.metrics(pool), "takeovers", len(entries))
         for entry_id, fields in entries:
@@ -363,6 +405,42 @@ class Worker:
                 deliveries=counts.get(entry_id, 2),
                 restart_reason="the worker generating this reply stopped; starting again",
             )
+
+    async def _trim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.trim_interval_seconds)
+            for pool in self.pools:
+                try:
+                    await self.trim(pool)
+                except (*_REDIS_DOWN, ResponseError) as exc:
+                    log.warning("trimming %s: %s", pool, exc)
+
+    async def trim(self, pool: str) -> int:
+        """Drop the acknowledged turns at the head of a prompt stream; return
+        how many went.
+
+        XTRIM MINID ~ up to the older of the oldest pending entry and the
+        group's last-delivered id: everything before both has been read and
+        acknowledged, so no pending entry (a takeover needs its fields) and
+        no undelivered one is ever trimmed. One stuck pending entry holds the
+        trim back, until it is taken over and acknowledged or dead-lettered.
+        Every worker does it (it is idempotent); periodic, not per turn.
+        """
+        key = self.keys.prompts(pool)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xinfo_groups(key)
+        pipe.xpending(key, WORKER_GROUP)
+        groups, pending = await pipe.execute(raise_on_error=False)
+        if isinstance(groups, Exception) or isinstance(pending, Exception):
+            return 0  # no stream or no group yet: nothing to trim
+        floor = next(
+            (str(g["last-delivered-id"]) for g in groups if g["name"] == WORKER_GROUP), "0-0"
+        )
+        if pending["pending"] and _id_key(str(pending["min"])) < _id_key(floor):
+            floor = str(pending["min"])
+        if floor == "0-0":
+            return 0
+        return int(await self.redis.xtrim(key, minid=floor, approximate=True))
 
     # --- shutdown -------------------------------------------------------------
 

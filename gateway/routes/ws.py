@@ -49,6 +49,9 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 
+#: What a client is told when Redis cannot be reached.
+STORAGE_DOWN = "storage is unavailable; nothing was sent, try again"
+
 
 def error_frame(
     code: ErrorCode,
@@ -67,7 +70,10 @@ class FrameError(Exception):
     def __init__(self, message: str, raw: Any = None) -> None:
         super().__init__(message)
         self.message = message
-        self.client_id = raw.get("client_id") if isinstance(raw, dict) else None
+        client_id = raw.get("client_id") if isinstance(raw, dict) else None
+        # Echoed only if it is one: a refused frame may hold anything there.
+        valid = isinstance(client_id, str) and len(client_id) <= 128
+        self.client_id = client_id if valid else None
 
 
 def parse_frame(text: str) -> Any:
@@ -126,7 +132,16 @@ class Connection:
         after = frame.after if isinstance(frame, ResumeFrame) else None
         if after is not None:
             services.resumes += 1
-        self.sub = await services.hub.subscribe(self.session_id, after)
+        try:
+            self.sub = await services.hub.subscribe(self.session_id, after)
+        except RedisError as exc:
+            # No session stream, no delivery: the client reconnects and
+            # resumes once Redis is back (the frame was not acted on).
+            log.warning("cannot follow session %s: %s", self.session_id, exc)
+            client_id = getattr(frame, "client_id", None)
+            await self.ws.send_text(error_frame("internal", STORAGE_DOWN, client_id=client_id))
+            await self.ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect and resume")
+            return
         sender = asyncio.create_task(self._send_loop(self.sub), name="ws-sender")
         try:
             if problem is not None:
@@ -181,13 +196,7 @@ class Connection:
             )
         except RedisError:
             log.exception("storage failed while handling a %s frame", frame.type)
-            self._offer(
-                error_frame(
-                    "internal",
-                    "storage is unavailable; nothing was sent, try again",
-                    client_id=client_id,
-                )
-            )
+            self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
     async def _send_loop(self, sub: Subscriber) -> None:
         while True:
@@ -203,7 +212,14 @@ class Connection:
 async def websocket(ws: WebSocket, session: str | None = None) -> None:
     services: Services = ws.app.state.services
     token = token_from(ws.headers.get("authorization"), ws.cookies.get(COOKIE_NAME))
-    user = await services.auth.user_for_token(token)
+    try:
+        user = await services.auth.user_for_token(token)
+    except RedisError:
+        # Not "unauthorized": the client must retry, not sign in again.
+        await ws.accept()
+        await ws.send_text(error_frame("internal", STORAGE_DOWN))
+        await ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect shortly")
+        return
     await ws.accept()
     if user is None:
         await ws.send_text(error_frame("unauthorized", "sign in first"))
