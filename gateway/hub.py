@@ -158,9 +158,26 @@ class SessionHub:
         pipe.expire(self._wake_key, 3600)
         await pipe.execute()
 
+    @property
+    def healthy(self) -> bool:
+        """The reader is running and its connection answers."""
+        return self.connected.is_set() and self._task is not None and not self._task.done()
+
     async def _run(self) -> None:
         backoff = 0.05
         while True:
+            if not self.connected.is_set():
+                # Know the connection works before a read that may block long.
+                try:
+                    await self._reader.ping()
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    log.warning(
+                        "session reader cannot reach Redis (%s); retrying in %.2fs", exc, backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                self.connected.set()
             streams: dict[str, str] = {self._wake_key: self._wake_cursor}
             for key, (ms, seq) in self._cursors.items():
                 streams[key] = f"{ms}-{seq}"
@@ -176,6 +193,13 @@ class SessionHub:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.connected.clear()
                 log.warning("session reader lost Redis (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            except Exception:
+                # The one reader of every socket here must not die of a bad
+                # reply; it logs, waits and reads again.
+                log.exception("session reader failed; reading again in %.2fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue

@@ -14,6 +14,7 @@ from redis.asyncio.client import Pipeline
 
 from gateway.errors import ApiError
 from gateway.limits import QueueGuard, RateLimiter, SessionTtl
+from gateway.once import Once
 from shared.conversation import Conversation, Message, new_id, now
 from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
@@ -52,6 +53,7 @@ class TurnService:
         self.limiter = RateLimiter(rate_limit_per_minute)
         self.queue_guard = QueueGuard(redis, keys, max_queued_turns)
         self.session_ttls = SessionTtl(session_ttl)
+        self.once = Once(redis, CLIENT_ID_TTL_S)
         self.turns_submitted = 0
 
     # --- checks ----------------------------------------------------------------
@@ -124,14 +126,14 @@ class TurnService:
         self.queue_guard.queued(spec.pool)
         return turn.turn_id
 
-    async def first_time(self, session_id: str, client_id: str | None) -> bool:
-        """False when a frame with this ``client_id`` was already accepted in
-        this session: a client that lost its socket resends what it could not
-        see acknowledged, and it must not become a second message."""
-        if client_id is None:
-            return True
-        key = self.keys.client_frame(session_id, client_id)
-        return bool(await self.redis.set(key, "1", nx=True, ex=CLIENT_ID_TTL_S))
+    def _guard(self, session_id: str, client_id: str | None) -> str | None:
+        return None if client_id is None else self.keys.client_frame(session_id, client_id)
+
+    @staticmethod
+    def _raise_first(errors: list[Exception | None]) -> None:
+        for error in errors:
+            if error is not None:
+                raise error
 
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
         """A new user message and a turn to answer it; returns the turn id
@@ -205,8 +207,6 @@ class TurnService:
         kind: TurnKind,
         client_id: str | None,
     ) -> str | None:
-        if not await self.first_time(session_id, client_id):
-            return None
         turn_id = new_id()
         self._queue_event(
             pipe,
@@ -216,7 +216,10 @@ class TurnService:
             ),
         )
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        await pipe.execute()
+        errors = await self.once.execute(pipe, self._guard(session_id, client_id))
+        if errors is None:
+            return None  # a resent duplicate: acted on already
+        self._raise_first(errors)
         return turn_id
 
     async def regenerate(
@@ -239,8 +242,6 @@ class TurnService:
         spec = self._model(frame.model, head.model)
         await self.queue_guard.check(spec)
         self.limiter.check(user.id)
-        if not await self.first_time(session_id, frame.client_id):
-            return None
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
         # gateway's goes with a regeneration: create this session's stream,
@@ -260,10 +261,10 @@ class TurnService:
             "regenerate",
             client_id=frame.client_id,
         )
-        _, *results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+        errors = await self.once.execute(pipe, self._guard(session_id, frame.client_id))
+        if errors is None:
+            return None  # a resent duplicate: acted on already
+        self._raise_first(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 
     async def stop(self, user: UserInfo, frame: StopFrame) -> None:

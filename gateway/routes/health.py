@@ -53,7 +53,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
     except (RedisError, OSError) as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         ok = False
-    checks["reader"] = "ok" if services.hub.connected.is_set() else "waiting"
+    reader_ok = services.hub.healthy
+    checks["reader"] = "ok" if reader_ok else "not reading"
+    ok = ok and reader_ok
     checks["resumes"] = services.resumes
     return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 

@@ -50,7 +50,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 
 #: What a client is told when Redis cannot be reached.
-STORAGE_DOWN = "storage is unavailable; nothing was sent, try again"
+STORAGE_DOWN = (
+    "storage is unavailable; your last request may not have gone through: "
+    "send it again (with the same client_id it is acted on once)"
+)
 
 
 def error_frame(

@@ -166,8 +166,15 @@ async def test_from_skips_earlier_events_and_follow_prints_new_ones(
     assert types[0] == "stream_start" and "user_message" not in types
     assert f"from {start}" in out
     # A bare millisecond time works too (Redis fills in the sequence).
-    code, out, _ = await run(capsys, "replay", "session", sid, "--from", start.split("-")[0])
-    assert code == 0 and timeline_rows(out)[0][3] == "stream_start"
+    ms = start.split("-")[0]
+    code, out, _ = await run(capsys, "replay", "session", sid, "--from", ms)
+    rows = timeline_rows(out)
+    assert code == 0
+    assert "stream_start" in [row[3] for row in rows]
+    # everything from that millisecond on (an earlier event may share it), nothing before
+    assert all(int(row[2].split("-")[0]) >= int(ms) for row in rows)
+    all_rows = timeline_rows((await run(capsys, "replay", "session", sid))[1])
+    assert len(rows) == sum(int(row[2].split("-")[0]) >= int(ms) for row in all_rows)
 
     # --follow, as a user runs it: old events, then new ones as they come, until Ctrl-C.
     follow = await asyncio.create_subprocess_exec(
