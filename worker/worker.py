@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from typing import cast
@@ -33,6 +32,7 @@ from shared.aio import cancel_and_wait
 from shared.keys import HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
 from shared.streams import StreamEntries, StreamResponse, decode_turn
+from worker import upkeep
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
@@ -42,10 +42,6 @@ from worker.turn import Delivery, TurnRunner
 log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-#: Idle time (ms) given to entries handed back on shutdown: far past any claim
-#: threshold, so the next claim loop of another worker takes them at once.
-_HANDBACK_IDLE_MS = 24 * 3600 * 1000
 
 
 class PoisonTurn(TurnError):
@@ -60,11 +56,6 @@ class _Running:
     task: asyncio.Task[None]
     #: A takeover on one of the turn's last tries (see ``_last_tries``).
     suspect: bool = False
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def consumer_name() -> str:
@@ -304,39 +295,12 @@ class Worker:
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _heartbeat(self) -> None:
-        now_ms = int(time.time() * 1000)
-        by_pool: dict[str, list[str]] = {}
+        by_pool: dict[str, list[str]] = {pool: [] for pool in self.pools}
         for entry_id, running in self._running.items():
             by_pool.setdefault(running.pool, []).append(entry_id)
-        pipe = self.redis.pipeline(transaction=False)
-        for pool in self.pools:
-            pipe.zadd(self.keys.workers(pool), {self.consumer: now_ms})
-            pipe.zremrangebyscore(self.keys.workers(pool), "-inf", now_ms - 3600_000)
-        for pool in by_pool:
-            pipe.xpending_range(
-                self.keys.prompts(pool),
-                WORKER_GROUP,
-                min="-",
-                max="+",
-                count=self.settings.concurrency * 4,
-                consumername=self.consumer,
-            )
-        results = await pipe.execute()
-        pending = results[2 * len(self.pools) :]
-        # Refresh only entries still ours: one another worker has taken over
-        # (we were frozen past the threshold) is not stolen back.
-        refresh = self.redis.pipeline(transaction=False)
-        todo = False
-        for (pool, running_ids), rows in zip(by_pool.items(), pending, strict=True):
-            ours = {row["message_id"] for row in rows}
-            ids: list[StreamIdT] = [eid for eid in running_ids if eid in ours]
-            if ids:
-                todo = True
-                refresh.xclaim(
-                    self.keys.prompts(pool), WORKER_GROUP, self.consumer, 0, ids, justid=True
-                )
-        if todo:
-            await refresh.execute()
+        await upkeep.heartbeat(
+            self.redis, self.keys, self.consumer, by_pool, self.settings.concurrency * 4
+        )
 
     async def _claim_loop(self) -> None:
         while True:
@@ -416,31 +380,9 @@ class Worker:
                     log.warning("trimming %s: %s", pool, exc)
 
     async def trim(self, pool: str) -> int:
-        """Drop the acknowledged turns at the head of a prompt stream; return
-        how many went.
-
-        XTRIM MINID ~ up to the older of the oldest pending entry and the
-        group's last-delivered id: everything before both has been read and
-        acknowledged, so no pending entry (a takeover needs its fields) and
-        no undelivered one is ever trimmed. One stuck pending entry holds the
-        trim back, until it is taken over and acknowledged or dead-lettered.
-        Every worker does it (it is idempotent); periodic, not per turn.
-        """
-        key = self.keys.prompts(pool)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xinfo_groups(key)
-        pipe.xpending(key, WORKER_GROUP)
-        groups, pending = await pipe.execute(raise_on_error=False)
-        if isinstance(groups, Exception) or isinstance(pending, Exception):
-            return 0  # no stream or no group yet: nothing to trim
-        floor = next(
-            (str(g["last-delivered-id"]) for g in groups if g["name"] == WORKER_GROUP), "0-0"
-        )
-        if pending["pending"] and _id_key(str(pending["min"])) < _id_key(floor):
-            floor = str(pending["min"])
-        if floor == "0-0":
-            return 0
-        return int(await self.redis.xtrim(key, minid=floor, approximate=True))
+        """Drop the acknowledged turns at the head of a prompt stream (see
+        ``upkeep.trim``); return how many went."""
+        return await upkeep.trim(self.redis, self.keys, pool)
 
     # --- shutdown -------------------------------------------------------------
 
@@ -460,20 +402,6 @@ class Worker:
             await self._hand_back()
 
     async def _hand_back(self) -> None:
-        """Mark every entry still pending to this worker as long idle, so the
-        next claim loop of another worker takes it at once (Redis Streams have
-        no "unclaim"; the idle time is what XAUTOCLAIM looks at)."""
-        handed = 0
-        for pool in self.pools:
-            key = self.keys.prompts(pool)
-            rows = await self.redis.xpending_range(
-                key, WORKER_GROUP, min="-", max="+", count=10_000, consumername=self.consumer
-            )
-            ids: list[StreamIdT] = [row["message_id"] for row in rows]
-            if ids:
-                await self.redis.xclaim(
-                    key, WORKER_GROUP, self.consumer, 0, ids, idle=_HANDBACK_IDLE_MS, justid=True
-                )
-                handed += len(ids)
+        handed = await upkeep.hand_back(self.redis, self.keys, self.consumer, self.pools)
         if handed:
             log.info("handed back %d turn(s) to the other workers", handed)

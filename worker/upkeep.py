@@ -1,0 +1,100 @@
+"""Keeping a pool's streams healthy: what every worker does besides running
+turns. Each function is one round of a periodic duty (or of shutdown), with
+its Redis client, key names and consumer passed in."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+from redis.typing import StreamIdT
+
+from shared.keys import WORKER_GROUP, Keys
+
+#: Idle time (ms) given to entries handed back on shutdown: far past any claim
+#: threshold, so the next claim loop of another worker takes them at once.
+HANDBACK_IDLE_MS = 24 * 3600 * 1000
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def heartbeat(
+    redis: Redis, keys: Keys, consumer: str, running: dict[str, list[str]], scan: int
+) -> None:
+    """Say this worker is alive (for ``/ready``), and refresh the idle time of
+    the entries it is generating, so nobody takes them over.
+
+    ``running``: entry ids in flight, by pool (every served pool is a key).
+    Only entries still this worker's are refreshed: one another worker has
+    taken over (this one was frozen past the threshold) is not stolen back.
+    """
+    now_ms = int(time.time() * 1000)
+    pipe = redis.pipeline(transaction=False)
+    for pool in running:
+        pipe.zadd(keys.workers(pool), {consumer: now_ms})
+        pipe.zremrangebyscore(keys.workers(pool), "-inf", now_ms - 3600_000)
+    busy = [pool for pool, ids in running.items() if ids]
+    for pool in busy:
+        pipe.xpending_range(
+            keys.prompts(pool), WORKER_GROUP, min="-", max="+", count=scan, consumername=consumer
+        )
+    results = await pipe.execute()
+    pending = results[2 * len(running) :]
+    refresh = redis.pipeline(transaction=False)
+    todo = False
+    for pool, rows in zip(busy, pending, strict=True):
+        ours = {row["message_id"] for row in rows}
+        ids: list[StreamIdT] = [eid for eid in running[pool] if eid in ours]
+        if ids:
+            todo = True
+            refresh.xclaim(keys.prompts(pool), WORKER_GROUP, consumer, 0, ids, justid=True)
+    if todo:
+        await refresh.execute()
+
+
+async def trim(redis: Redis, keys: Keys, pool: str) -> int:
+    """Drop the acknowledged turns at the head of a prompt stream; return how
+    many went.
+
+    XTRIM MINID ~ up to the older of the oldest pending entry and the group's
+    last-delivered id: everything before both has been read and acknowledged,
+    so no pending entry (a takeover needs its fields) and no undelivered one
+    is ever trimmed. One stuck pending entry holds the trim back, until it is
+    taken over and acknowledged or dead-lettered. Every worker does it (it is
+    idempotent); periodic, not per turn.
+    """
+    key = keys.prompts(pool)
+    pipe = redis.pipeline(transaction=False)
+    pipe.xinfo_groups(key)
+    pipe.xpending(key, WORKER_GROUP)
+    groups, pending = await pipe.execute(raise_on_error=False)
+    if isinstance(groups, Exception) or isinstance(pending, Exception):
+        return 0  # no stream or no group yet: nothing to trim
+    floor = next((str(g["last-delivered-id"]) for g in groups if g["name"] == WORKER_GROUP), "0-0")
+    if pending["pending"] and id_key(str(pending["min"])) < id_key(floor):
+        floor = str(pending["min"])
+    if floor == "0-0":
+        return 0
+    return int(await redis.xtrim(key, minid=floor, approximate=True))
+
+
+async def hand_back(redis: Redis, keys: Keys, consumer: str, pools: list[str]) -> int:
+    """Mark every entry still pending to ``consumer`` as long idle, so the next
+    claim loop of another worker takes it at once (Redis Streams have no
+    "unclaim"; idle time is what a claim looks at). Returns how many."""
+    handed = 0
+    for pool in pools:
+        key = keys.prompts(pool)
+        rows = await redis.xpending_range(
+            key, WORKER_GROUP, min="-", max="+", count=10_000, consumername=consumer
+        )
+        ids: list[StreamIdT] = [row["message_id"] for row in rows]
+        if ids:
+            await redis.xclaim(
+                key, WORKER_GROUP, consumer, 0, ids, idle=HANDBACK_IDLE_MS, justid=True
+            )
+            handed += len(ids)
+    return handed
