@@ -6,7 +6,9 @@ fast as it can) and the same load generator.
     python -m bench.pipeline                 # defaults: 100 clients, 10 s a phase
     python -m bench.pipeline --clients 100 --seconds 15
 
-Prints, per mode: turns/s, time to first token at the client (p50/p99) and
+Prints, per mode: turns/s, time to first token at the client (p50/p99: the
+first frame with reply text, a stream_chunk or, for a reply generated within
+one coalescing window, the stream_end that carries all of it) and
 what tidechat adds over direct, Redis commands per turn (INFO commandstats
 before/after), the gateway's RSS and its Redis connections. The load
 generator shares the machine's cores with everything it measures, so it is
@@ -89,6 +91,9 @@ async def client_loop(
                         if first is None and '"type":"stream_chunk"' in head:
                             first = time.monotonic()
                         elif '"type":"stream_end"' in head:
+                            # A reply generated within one coalescing window
+                            # comes whole in stream_end: that is its first text.
+                            first = first or time.monotonic()
                             at = raw.index('"conversation_id":"') + 19
                             cid = raw[at : raw.index('"', at)]
                             break

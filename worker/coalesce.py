@@ -6,7 +6,8 @@ bytes each. The coalescer sends the first piece at once (time to first token
 matters most), then at most one chunk per ``interval``, or sooner once the
 buffer holds ``max_chars``. At most one flush is in flight, so chunks stay in
 order. What is still buffered at the end is not flushed: ``stream_end``
-carries the whole reply.
+carries the whole reply (so a reply generated in one go, before the first
+flush could run, is sent as ``stream_end`` alone).
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ class Coalescer:
             self.chunks_sent += 1
             await self._flush(text)
 
+    def stop(self) -> None:
+        """The producer is done: no new flush starts (``stream_end`` carries
+        what is buffered). Called at once when the last piece is in, so a
+        flush task that has not run yet does not repeat the whole reply."""
+        self._closing = True
+        self._wake.set()
+        self._big.set()
+
     async def close(self) -> None:
         """Stop flushing. A flush in flight is awaited (never cancelled half-way,
         so nothing overtakes it); text still waiting for its interval is dropped."""
-        self._closing = True
+        self.stop()
         task, self._task = self._task, None
-        if task is None:
-            return
-        self._wake.set()
-        self._big.set()
-        await task
+        if task is not None:
+            await task

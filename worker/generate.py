@@ -95,6 +95,7 @@ async def _consume(
             raise TurnTimeLimit() from exc
         raise BackendTimeout(f"the model sent nothing for {idle_timeout:g} s") from exc
     finally:
+        coalescer.stop()
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -55,8 +55,10 @@ _VOCABULARY = [
 ]
 
 
-#: Tokens generated between two yields to the event loop at full speed.
-_BURST = 16
+#: Tokens generated between two yields to the event loop at full speed: a
+#: short reply comes out in one go, as from an instant model; a long one lets
+#: other turns and stop requests run every so often.
+_BURST = 256
 
 
 def scripted_words(request: GenerationRequest, count: int) -> list[str]:
@@ -106,10 +108,7 @@ class ScriptedBackend:
                 delay = start + i / spec.tokens_per_second - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            elif i % _BURST == 1:
-                # As fast as it can: tokens come in bursts, as a fast server's
-                # network reads deliver them, with other turns (and stop
-                # requests) running between bursts.
+            elif i and i % _BURST == 0:
                 await asyncio.sleep(0)
             emitted += 1
             yield Delta(text=word if i == 0 else " " + word)
