@@ -79,10 +79,11 @@ class TurnRunner:
 
     # --- events ------------------------------------------------------------
 
-    def _queue_event(self, pipe: Any, session_id: str, event: _Event) -> None:
-        # NOMKSTREAM: only the gateway creates session streams (with their TTL);
-        # a session that expired has nobody to read the event.
-        pipe.xadd(
+    def _queue_event(self, target: Any, session_id: str, event: _Event) -> Any:
+        """XADD ``event`` on ``target``: a pipeline (queued) or the client
+        (returns the awaitable). NOMKSTREAM: only the gateway creates session
+        streams (with their TTL); a session that expired has nobody to read it."""
+        return target.xadd(
             self.keys.session(session_id),
             encode_event(event),
             maxlen=SESSION_MAXLEN,
@@ -91,13 +92,7 @@ class TurnRunner:
         )
 
     async def _send(self, session_id: str, event: _Event) -> None:
-        await self.redis.xadd(
-            self.keys.session(session_id),
-            encode_event(event),  # type: ignore[arg-type]
-            maxlen=SESSION_MAXLEN,
-            approximate=True,
-            nomkstream=True,
-        )
+        await self._queue_event(self.redis, session_id, event)
 
     # --- the turn ------------------------------------------------------------
 
