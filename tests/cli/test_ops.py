@@ -40,7 +40,8 @@ KEYS = Keys("tc:")
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    models = scripted_models(reply_tokens=24)
+    # A reply paced over ~150 ms, so it streams in several chunks.
+    models = scripted_models(reply_tokens=24, tokens_per_second=160)
     with running_stack(redis_url, tmp_path_factory.mktemp("ops"), models=models, workers=1) as s:
         yield s
 
