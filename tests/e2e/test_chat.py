@@ -291,6 +291,10 @@ async def test_websocket_needs_a_session(stack: Stack) -> None:
     assert sock.close_code == 4401
     bad = await ChatSocket.connect(stack.ws_url, "not-a-real-token")
     assert (await bad.wait_type("error"))["code"] == "unauthorized"
+    await asyncio.wait_for(bad.closed.wait(), 5)
+    assert bad.close_code == 4401
+    await sock.close()
+    await bad.close()
 
 
 async def test_the_session_cookie_works_on_the_websocket(stack: Stack) -> None:
