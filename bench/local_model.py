@@ -39,10 +39,8 @@ REPEAT_PENALTY = 1.15
 TEMPERATURE = 0.7
 
 
-def raw_round(
-    llm: Any, messages: list[dict[str, str]], max_tokens: int
-) -> tuple[float, float, int]:
-    """(time to first token, tokens/s after it, tokens) of one raw streamed reply."""
+def raw_round(llm: Any, messages: list[dict[str, str]], max_tokens: int) -> tuple[float, float]:
+    """(time to first token, tokens/s after it) of one raw streamed reply."""
     start = time.perf_counter()
     first = last = 0.0
     finish = None

@@ -8,13 +8,16 @@ buffer holds ``max_chars``. At most one flush is in flight, so chunks stay in
 order. What is still buffered at the end is not flushed: ``stream_end``
 carries the whole reply (so a reply generated in one go, before the first
 flush could run, is sent as ``stream_end`` alone).
+
+A piece that arrives inside the interval costs a list append and nothing
+else: one loop timer per chunk, never a task or a timer per token. That
+matters most for the local model, whose CPU-bound threads lose more than
+the worker spends whenever the worker wakes on every token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Awaitable, Callable
 
 from shared.keys import CHUNK_INTERVAL_S, CHUNK_MAX_CHARS
@@ -33,60 +36,81 @@ class Coalescer:
         self._flush = flush
         self._interval = interval
         self._max_chars = max_chars
+        self._loop = asyncio.get_running_loop()
         self._buffer: list[str] = []
         self._size = 0
-        self._wake = asyncio.Event()
-        self._big = asyncio.Event()
-        self._last = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._last = float("-inf")
+        #: The pending start of the next flush (soon, or at the interval's end).
+        self._timer: asyncio.Handle | None = None
+        self._in_flight: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
         self._closing = False
         self.chunks_sent = 0
 
     def add(self, text: str) -> None:
-        if not text:
+        if not text or self._closing:
             return
         self._buffer.append(text)
         self._size += len(text)
-        if self._task is None and not self._closing:
-            self._task = asyncio.create_task(self._run(), name="coalescer")
-        self._wake.set()
-        if self._size >= self._max_chars:
-            self._big.set()
+        self._schedule()
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            if self._closing:
-                return
-            self._wake.clear()
-            wait = self._last + self._interval - time.monotonic()
-            if wait > 0 and self._size < self._max_chars:
-                self._big.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._big.wait(), wait)
-                if self._closing:
-                    return
-            if not self._buffer:
-                continue
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            self._size = 0
-            self._last = time.monotonic()
-            self.chunks_sent += 1
+    def _schedule(self) -> None:
+        """Make sure a flush will start, unless one is in flight (its end
+        schedules the next). A flush that is due starts on the loop's next
+        turn, not inside ``add``: pieces added in the same turn join it, and
+        a ``stop`` right after the last piece still cancels it."""
+        if self._closing or self._in_flight is not None or not self._buffer:
+            return
+        due = self._last + self._interval
+        if self._size >= self._max_chars or self._loop.time() >= due:
+            if isinstance(self._timer, asyncio.TimerHandle):
+                self._timer.cancel()
+                self._timer = None
+            if self._timer is None:
+                self._timer = self._loop.call_soon(self._on_timer)
+        elif self._timer is None:
+            self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._closing and self._in_flight is None and self._buffer:
+            self._start()
+
+    def _start(self) -> None:
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        self._size = 0
+        self._last = self._loop.time()
+        self.chunks_sent += 1
+        self._in_flight = asyncio.create_task(self._send(text), name="coalescer-flush")
+
+    async def _send(self, text: str) -> None:
+        try:
             await self._flush(text)
+        except BaseException as exc:  # kept for close(); no further flush starts
+            self._error = exc
+            self._closing = True
+        finally:
+            self._in_flight = None
+        self._schedule()
 
     def stop(self) -> None:
         """The producer is done: no new flush starts (``stream_end`` carries
         what is buffered). Called at once when the last piece is in, so a
-        flush task that has not run yet does not repeat the whole reply."""
+        flush that has not started does not repeat the whole reply."""
         self._closing = True
-        self._wake.set()
-        self._big.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def close(self) -> None:
         """Stop flushing. A flush in flight is awaited (never cancelled half-way,
-        so nothing overtakes it); text still waiting for its interval is dropped."""
+        so nothing overtakes it), and its failure raised; text still waiting
+        for its interval is dropped."""
         self.stop()
-        task, self._task = self._task, None
+        task = self._in_flight
         if task is not None:
-            await task
+            await asyncio.shield(task)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

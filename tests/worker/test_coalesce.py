@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import time
 
+import pytest
+
 from worker.coalesce import Coalescer
 
 
@@ -76,3 +78,54 @@ async def test_close_waits_for_a_flush_in_flight_and_drops_the_tail() -> None:
 async def _until(cond: object) -> None:
     while not cond():  # type: ignore[operator]
         await asyncio.sleep(0.001)
+
+
+async def test_a_reply_added_and_stopped_in_one_go_sends_no_chunk() -> None:
+    sent: list[str] = []
+
+    async def flush(text: str) -> None:
+        sent.append(text)
+
+    c = Coalescer(flush, interval=0.02)
+    for piece in ("the ", "whole ", "reply"):
+        c.add(piece)
+    c.stop()  # the producer finished before the loop turned: stream_end carries it
+    await asyncio.sleep(0.05)
+    await c.close()
+    assert sent == []
+
+
+async def test_pieces_inside_the_interval_wait_for_one_timer() -> None:
+    sent: list[str] = []
+
+    async def flush(text: str) -> None:
+        sent.append(text)
+
+    c = Coalescer(flush, interval=0.05)
+    c.add("a")
+    await asyncio.wait_for(_until(lambda: sent == ["a"]), 1.0)
+    for piece in "bcd":
+        c.add(piece)
+        await asyncio.sleep(0.005)
+    assert sent == ["a"]  # still inside the interval
+    await asyncio.wait_for(_until(lambda: len(sent) == 2), 1.0)
+    await c.close()
+    assert sent == ["a", "bcd"]
+
+
+async def test_a_failed_flush_stops_flushing_and_close_raises_it() -> None:
+    calls: list[str] = []
+
+    async def failing(text: str) -> None:
+        calls.append(text)
+        raise ConnectionError("redis went away")
+
+    c = Coalescer(failing, interval=0.0)
+    c.add("x")
+    await asyncio.wait_for(_until(lambda: calls == ["x"]), 1.0)
+    await asyncio.sleep(0)
+    c.add("y")
+    await asyncio.sleep(0.02)
+    assert calls == ["x"]
+    with pytest.raises(ConnectionError, match="redis went away"):
+        await c.close()

@@ -77,7 +77,13 @@ class _Exited:
     interrupted from outside (``aclose``)."""
 
 
-_Item = str | _Finished | _Failed | _Exited
+class _Keepalive:
+    """Nothing came for a while: the reader yields an empty delta."""
+
+
+_KEEPALIVE = _Keepalive()
+
+_Item = str | _Finished | _Failed | _Exited | _Keepalive
 
 
 class LlamaCppBackend:
@@ -248,14 +254,26 @@ class LlamaCppBackend:
             self._busy.release()
             raise
         self._running = cancel
+        # One timer every KEEPALIVE_S, not one per token: a keepalive goes in
+        # the queue when nothing else came since the last tick.
+        received = seen_at_tick = 0
+        ticker: asyncio.TimerHandle
+
+        def tick() -> None:
+            nonlocal seen_at_tick, ticker
+            if received == seen_at_tick:
+                queue.put_nowait(_KEEPALIVE)
+            seen_at_tick = received
+            ticker = loop.call_later(KEEPALIVE_S, tick)
+
+        ticker = loop.call_later(KEEPALIVE_S, tick)
         try:
             while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_S):
-                        item = await queue.get()
-                except TimeoutError:
+                item = await queue.get()
+                if item is _KEEPALIVE:
                     yield Delta()
                     continue
+                received += 1
                 if isinstance(item, str):
                     yield Delta(text=item)
                 elif isinstance(item, _Finished):
@@ -268,6 +286,7 @@ class LlamaCppBackend:
                         f"the local model {self.spec.id} was shut down during the reply"
                     )
         finally:
+            ticker.cancel()
             cancel.set()
             # The thread stops at its next token (or aborts prompt processing);
             # the turn is over only when it has, so a stop waits for it.
