@@ -49,6 +49,10 @@ def run_gateway(args: argparse.Namespace) -> int:
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=5,
         access_log=False,
+        # Frames are small JSON (a chunk is a few words): compressing each one
+        # costs CPU on both ends and a zlib context per socket (tens of KB)
+        # for little saved; history and exports travel over HTTP instead.
+        ws_per_message_deflate=False,
     )
     return 0
 
