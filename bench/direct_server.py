@@ -188,7 +188,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8100)
     args = parser.parse_args()
     app = create_direct_app(GatewaySettings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # The same WebSocket settings as tidechat's gateway (no permessage-deflate).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        ws_per_message_deflate=False,
+    )
 
 
 if __name__ == "__main__":
