@@ -63,7 +63,7 @@ class Coalescer:
             return
         due = self._last + self._interval
         if self._size >= self._max_chars or self._loop.time() >= due:
-            if isinstance(self._timer, asyncio.TimerHandle):
+            if isinstance(self._timer, asyncio.TimerHandle):  # set for later: go now
                 self._timer.cancel()
                 self._timer = None
             if self._timer is None:
@@ -72,9 +72,10 @@ class Coalescer:
             self._timer = self._loop.call_at(due, self._on_timer)
 
     def _on_timer(self) -> None:
+        # Still true: stop() cancels the timer, none is set while a flush is
+        # in flight, and only a flush empties the buffer.
         self._timer = None
-        if not self._closing and self._in_flight is None and self._buffer:
-            self._start()
+        self._start()
 
     def _start(self) -> None:
         text = "".join(self._buffer)

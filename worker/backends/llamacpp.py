@@ -256,14 +256,14 @@ class LlamaCppBackend:
         self._running = cancel
         # One timer every KEEPALIVE_S, not one per token: a keepalive goes in
         # the queue when nothing else came since the last tick.
-        received = seen_at_tick = 0
+        quiet = True
         ticker: asyncio.TimerHandle
 
         def tick() -> None:
-            nonlocal seen_at_tick, ticker
-            if received == seen_at_tick:
+            nonlocal quiet, ticker
+            if quiet:
                 queue.put_nowait(_KEEPALIVE)
-            seen_at_tick = received
+            quiet = True
             ticker = loop.call_later(KEEPALIVE_S, tick)
 
         ticker = loop.call_later(KEEPALIVE_S, tick)
@@ -273,7 +273,7 @@ class LlamaCppBackend:
                 if item is _KEEPALIVE:
                     yield Delta()
                     continue
-                received += 1
+                quiet = False
                 if isinstance(item, str):
                     yield Delta(text=item)
                 elif isinstance(item, _Finished):
