@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 import websockets
 
+from bench.harness import clean_env, spawn, stop, wait_http
 from shared.local_model import bundled_model_path
 from tidechat.local_redis import LocalRedis, free_port
 from worker.backends.llama_templates import chat_handler, chat_template, normalize_messages
@@ -135,42 +135,22 @@ def main() -> int:
 
     redis = LocalRedis(workdir / "redis", persistence=False)
     redis.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL"))}
-    env.update(
-        {
-            "REDIS_URL": redis.url,
-            "TIDECHAT_MODELS": str(models),
-            "TIDECHAT_LOG_LEVEL": "warning",
-            "TIDECHAT_DATA_DIR": str(workdir / "data"),
-        }
+    env = clean_env(
+        REDIS_URL=redis.url,
+        TIDECHAT_MODELS=str(models),
+        TIDECHAT_LOG_LEVEL="warning",
+        TIDECHAT_DATA_DIR=str(workdir / "data"),
     )
     port = free_port()
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tidechat.cli", "gateway", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [sys.executable, "-m", "tidechat.cli", "worker", "--concurrency", "1"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        spawn(["-m", "tidechat.cli", "gateway", "--port", str(port)], env, workdir / "gateway.log"),
+        spawn(["-m", "tidechat.cli", "worker", "--concurrency", "1"], env, workdir / "worker.log"),
     ]
     url = f"http://127.0.0.1:{port}"
     raw: list[tuple[float, float]] = []
     through: list[tuple[float, float]] = []
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_http(url + "/ready", timeout=120)  # the worker loads the model first
         token = httpx.post(
             url + "/api/auth/signup", json={"username": "bench", "password": "benchmark pw"}
         ).json()["token"]
@@ -193,10 +173,7 @@ def main() -> int:
                 flush=True,
             )
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+        stop(procs)
         redis.stop()
 
     raw_ttft = statistics.median(t for t, _ in raw) * 1000

@@ -22,19 +22,17 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import redis as redis_sync
 import websockets
 
+from bench.harness import clean_env, cpu_seconds, pct, rss_mb, run_async, spawn, stop, wait_http
 from tidechat.local_redis import LocalRedis, free_port
 
 MODELS = """
@@ -111,22 +109,6 @@ async def client_loop(
                 stats.latency.append(done - sent)
 
 
-def run_async(coro: Any) -> Any:
-    """uvloop when installed: the load generator shares the machine, keep it cheap."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-
 def command_calls(r: redis_sync.Redis) -> dict[str, int]:
     """Calls per command so far, without the benchmark's own INFO/CLIENT LIST."""
     stats = r.info("commandstats")
@@ -137,57 +119,8 @@ def command_calls(r: redis_sync.Redis) -> dict[str, int]:
     }
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (robust to a noisy machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def gateway_connections(r: redis_sync.Redis) -> int:
     return sum(1 for c in r.client_list() if str(c.get("name", "")).startswith("tidechat-gateway-"))
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    handle.close()
-    return proc
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 @dataclass
@@ -297,15 +230,12 @@ def main() -> int:
     server.start()
     models = workdir / "models.toml"
     models.write_text(MODELS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL"))}
-    env.update(
-        {
-            "REDIS_URL": server.url,
-            "TIDECHAT_MODELS": str(models),
-            "TIDECHAT_LOG_LEVEL": "warning",
-            "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
-            "TIDECHAT_MAX_QUEUED_TURNS": "100000",
-        }
+    env = clean_env(
+        REDIS_URL=server.url,
+        TIDECHAT_MODELS=str(models),
+        TIDECHAT_LOG_LEVEL="warning",
+        TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
+        TIDECHAT_MAX_QUEUED_TURNS="100000",
     )
     r = redis_sync.Redis.from_url(server.url, decode_responses=True)
     results: list[Result] = []
