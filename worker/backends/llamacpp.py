@@ -9,8 +9,8 @@ the event loop.
 
 One llama context runs one generation at a time, so ``stream()`` holds an
 asyncio lock for the whole generation and a second turn waits for it. The
-generation itself runs in a thread of its own and hands its pieces to the
-event loop through an asyncio queue. Closing the stream (the worker cancels the
+generation itself runs in a thread of its own (``llama_thread.py``) and hands
+its pieces to the event loop through an asyncio queue. Closing the stream (the worker cancels the
 task reading it when a user presses stop) sets an event that the thread checks
 between tokens; while the prompt is being processed, which takes seconds for a
 long prompt on a small CPU, a llama.cpp abort callback checks the same event,
@@ -29,14 +29,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from shared.conversation import FinishReason, Usage
 from shared.local_model import INSTALL_HINT, LocalModelError, bundled_model_path
 from shared.models_file import LlamaCppModel
 from worker.backends.base import Delta, GenerationRequest
@@ -44,10 +41,10 @@ from worker.backends.llama_templates import (
     ChatTemplate,
     chat_handler,
     chat_template,
-    count_prompt_tokens,
     normalize_messages,
 )
-from worker.errors import BackendError, BackendUnavailable, TurnError
+from worker.backends.llama_thread import Failed, Finished, ThreadItem, generate
+from worker.errors import BackendError, BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +58,6 @@ class ModelFileError(BackendError):
     which path and how to fix it."""
 
 
-@dataclass(slots=True)
-class _Finished:
-    finish_reason: FinishReason
-    usage: Usage
-
-
-@dataclass(slots=True)
-class _Failed:
-    error: TurnError
-
-
 class _Exited:
     """The thread has ended; after neither a finish nor a failure, it was
     interrupted from outside (``aclose``)."""
@@ -83,7 +69,7 @@ class _Keepalive:
 
 _KEEPALIVE = _Keepalive()
 
-_Item = str | _Finished | _Failed | _Exited | _Keepalive
+_Item = ThreadItem | _Exited | _Keepalive
 
 
 class LlamaCppBackend:
@@ -242,7 +228,7 @@ class LlamaCppBackend:
 
         def run() -> None:
             try:
-                self._generate(llm, messages, request, cancel, emit)
+                generate(llm, template, self.spec, messages, request, cancel, emit)
             finally:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(on_thread_exit)
@@ -276,10 +262,10 @@ class LlamaCppBackend:
                 quiet = False
                 if isinstance(item, str):
                     yield Delta(text=item)
-                elif isinstance(item, _Finished):
+                elif isinstance(item, Finished):
                     yield Delta(finish_reason=item.finish_reason, usage=item.usage)
                     return
-                elif isinstance(item, _Failed):
+                elif isinstance(item, Failed):
                     raise item.error
                 else:
                     raise BackendUnavailable(
@@ -304,121 +290,6 @@ class LlamaCppBackend:
             llm, self._llm = self._llm, None
             if llm is not None:
                 await asyncio.to_thread(llm.close)
-
-    # -- the generation thread -------------------------------------------
-
-    def _generate(
-        self,
-        llm: Any,
-        messages: list[dict[str, str]],
-        request: GenerationRequest,
-        cancel: threading.Event,
-        emit: Callable[[_Item], None],
-    ) -> None:
-        """Runs in the generation thread; reports through ``emit``."""
-        try:
-            self._generate_unchecked(llm, messages, request, cancel, emit)
-        except TurnError as exc:
-            emit(_Failed(exc))
-        except Exception as exc:
-            if cancel.is_set():
-                return  # the abort callback interrupted llama_decode on purpose
-            log.exception("local model %s failed", self.spec.id)
-            error = BackendUnavailable(f"the local model failed: {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            emit(_Failed(error))
-
-    def _generate_unchecked(
-        self,
-        llm: Any,
-        messages: list[dict[str, str]],
-        request: GenerationRequest,
-        cancel: threading.Event,
-        emit: Callable[[_Item], None],
-    ) -> None:
-        assert self._template is not None
-        prompt_tokens = count_prompt_tokens(llm, self._template, messages)
-        n_ctx = int(llm.n_ctx())
-        if prompt_tokens >= n_ctx:
-            raise BackendError(
-                f"the prompt ({prompt_tokens} tokens) does not fit the context window of "
-                f"model {self.spec.id} ({n_ctx} tokens)"
-            )
-        stop = list(dict.fromkeys(s for s in [*self.spec.stop, *request.stop] if s))
-        options: dict[str, Any] = {}
-        if request.top_p is not None:
-            options["top_p"] = request.top_p
-        parts: list[str] = []
-        finish: FinishReason = "stop"
-        with _AbortOn(llm, cancel) as abort:
-            chunks = llm.create_chat_completion(
-                messages=messages,
-                stream=True,
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-                stop=stop,
-                repeat_penalty=self.spec.repeat_penalty,
-                # llama-cpp-python derives the same seed for every call:
-                # without a fresh one, "regenerate" would repeat the reply.
-                seed=random.getrandbits(31),
-                **options,
-            )
-            try:
-                for chunk in chunks:
-                    # The prompt is processed: from here a check between tokens
-                    # is enough, and a callback per graph node would slow them.
-                    abort.disarm()
-                    if cancel.is_set():
-                        return
-                    choice = chunk["choices"][0]
-                    text = choice["delta"].get("content")
-                    if text:
-                        parts.append(text)
-                        emit(text)
-                    if choice.get("finish_reason") == "length":
-                        finish = "length"
-            finally:
-                chunks.close()
-        if cancel.is_set():
-            return
-        # llama.cpp evaluates every sampled token but the last before sampling
-        # the next, so the context grew by the reply's tokens, less the last
-        # one unless the reply was cut at max_tokens (an end-of-turn token, or
-        # the token that completed a stop sequence, is not counted). Counting
-        # the text again would disagree with what the model produced.
-        completion = int(llm.n_tokens) - prompt_tokens + (1 if finish == "length" else 0)
-        emit(_Finished(finish, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion)))
-
-
-class _AbortOn:
-    """While armed, llama_decode stops when ``cancel`` is set (it then fails
-    with "llama_decode returned 2", which the caller treats as a stop)."""
-
-    def __init__(self, llm: Any, cancel: threading.Event) -> None:
-        import llama_cpp
-
-        self._lib = llama_cpp
-        self._ctx = llm.ctx
-        self._armed = False
-
-        def should_abort(_data: Any) -> bool:
-            return cancel.is_set()
-
-        # Kept referenced: llama.cpp holds only the raw function pointer.
-        self._callback = llama_cpp.ggml_abort_callback(should_abort)
-
-    def __enter__(self) -> _AbortOn:
-        self._lib.llama_set_abort_callback(self._ctx, self._callback, None)
-        self._armed = True
-        return self
-
-    def disarm(self) -> None:
-        if self._armed:
-            self._lib.llama_set_abort_callback(self._ctx, self._lib.ggml_abort_callback(), None)
-            self._armed = False
-
-    def __exit__(self, *exc: object) -> None:
-        self.disarm()
 
 
 def _cpu_count() -> int:
