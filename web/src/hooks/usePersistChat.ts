@@ -1,6 +1,6 @@
 import { useEffect, useRef } from "react";
 import { snapshotOf } from "../state/persist";
-import { STORAGE_KEYS, safeSet } from "../state/session";
+import { STORAGE_KEYS, safeSet } from "../net/session";
 import type { ChatState } from "../state/types";
 
 /**
