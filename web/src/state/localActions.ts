@@ -1,8 +1,8 @@
 /** Local actions: what the user does and what HTTP answers, applied to the same state as server events. */
 import type { ConversationSummary, ConversationView, ServerEvent } from "../protocol.gen";
 import { mergeView } from "./conversation";
-import { addToast, isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
-import type { ChatState, PendingMessage, Toast } from "./types";
+import { isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
+import type { ChatState, PendingMessage } from "./types";
 
 export type LocalAction =
   /** Server events batched by the socket hook (one render per batch); applied one by one. */
@@ -16,9 +16,7 @@ export type LocalAction =
   | { type: "message_queued"; pending: PendingMessage }
   | { type: "pending_discarded"; clientId: string }
   | { type: "regenerate_requested"; conversationId: string; parentId: string }
-  | { type: "stop_requested"; turnId: string }
-  | { type: "toast"; kind: Toast["kind"]; message: string }
-  | { type: "toast_dismissed"; id: number };
+  | { type: "stop_requested"; turnId: string };
 
 /** What the user and HTTP responses do to the state (no server event involved). */
 export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type: "server_events" }>): ChatState {
@@ -82,10 +80,6 @@ export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type
       if (!turn || !isRunning(turn)) return state;
       return { ...state, turns: { ...state.turns, [turn.turnId]: { ...turn, status: "stopping" } } };
     }
-    case "toast":
-      return addToast(state, action.kind, action.message);
-    case "toast_dismissed":
-      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
   }
 }
 

@@ -21,7 +21,7 @@ import { dropMessage, emptyConversation, mergeView, placeholderTime, putMessage,
 import { isAlreadyApplied, isEventId } from "./eventId";
 import { applyLocal, type LocalAction } from "./localActions";
 import {
-  addToast,
+  addNotice,
   bumpSummary,
   isRunning,
   localErrorId,
@@ -53,8 +53,8 @@ export function initialState(partial: Partial<ChatState> = {}): ChatState {
     activeId: null,
     awaitingReply: {},
     announcement: "",
-    toasts: [],
-    nextToastId: 1,
+    notices: [],
+    nextNoticeId: 1,
     ...partial,
   };
 }
@@ -324,6 +324,6 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
   }
   const awaitingReply = { ...state.awaitingReply };
   for (const cid of Object.keys(awaiting)) delete awaitingReply[cid];
-  return addToast({ ...next, awaitingReply }, "error", event.message);
+  return addNotice({ ...next, awaitingReply }, event.message);
 }
 

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { ChatProvider } from "../../contexts/ChatContext";
+import { ToastProvider } from "../../contexts/ToastContext";
 import { useMediaQuery } from "../../hooks/useMediaQuery";
 import { ChatView } from "./ChatView";
 import { Sidebar } from "./Sidebar";
@@ -34,16 +35,18 @@ export function AppShell() {
   const className = ["shell", phone ? "shell--phone" : "", sidebarVisible ? "shell--sidebar-open" : "shell--sidebar-closed"].join(" ");
 
   return (
-    <ChatProvider>
-      <div className={className}>
-        <div className="shell__sidebar" inert={!sidebarVisible}>
-          <Sidebar isDrawer={phone} onClose={() => (phone ? setDrawerOpen(false) : setCollapsed(true))} />
+    <ToastProvider>
+      <ChatProvider>
+        <div className={className}>
+          <div className="shell__sidebar" inert={!sidebarVisible}>
+            <Sidebar isDrawer={phone} onClose={() => (phone ? setDrawerOpen(false) : setCollapsed(true))} />
+          </div>
+          {phone && drawerOpen && <div className="shell__backdrop" onClick={() => setDrawerOpen(false)} aria-hidden />}
+          <div className="shell__main" inert={phone && drawerOpen}>
+            <ChatView sidebarHidden={!sidebarVisible} onOpenSidebar={() => (phone ? setDrawerOpen(true) : setCollapsed(false))} />
+          </div>
         </div>
-        {phone && drawerOpen && <div className="shell__backdrop" onClick={() => setDrawerOpen(false)} aria-hidden />}
-        <div className="shell__main" inert={phone && drawerOpen}>
-          <ChatView sidebarHidden={!sidebarVisible} onOpenSidebar={() => (phone ? setDrawerOpen(true) : setCollapsed(false))} />
-        </div>
-      </div>
-    </ChatProvider>
+      </ChatProvider>
+    </ToastProvider>
   );
 }

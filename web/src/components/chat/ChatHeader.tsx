@@ -1,8 +1,7 @@
 import { Braces, FileText, MoreHorizontal, PanelLeftOpen, ScrollText, SquarePen, Trash2 } from "lucide-react";
-import { useState } from "react";
+import { memo, useState } from "react";
 import { api } from "../../api/client";
 import { useChatActions } from "../../contexts/ChatContext";
-import type { ChatConversation } from "../../state/types";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu, type MenuItem } from "../ui/Menu";
@@ -11,8 +10,12 @@ import { ModelSelect } from "./ModelSelect";
 import { SystemPromptEditor } from "./SystemPromptEditor";
 import "./header.css";
 
+/** Only what the header shows, so it stays as it is while a reply streams. */
 export interface ChatHeaderProps {
-  conversation: ChatConversation | undefined;
+  /** null: a new chat. */
+  conversationId: string | null;
+  title: string;
+  systemPrompt: string;
   model: string | null;
   onModelChange: (id: string) => void;
   sidebarHidden: boolean;
@@ -30,11 +33,10 @@ function download(url: string): void {
   a.remove();
 }
 
-export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
+export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, systemPrompt, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
   const actions = useChatActions();
   const [promptOpen, setPromptOpen] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const id = conversation?.id ?? null;
 
   const items: MenuItem[] = [{ label: "System prompt", icon: <ScrollText size={16} />, onSelect: () => setPromptOpen(true) }];
   if (id) {
@@ -60,8 +62,8 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
         )}
         <ModelSelect models={actions.models} value={model} onChange={onModelChange} />
       </div>
-      <h1 className="chat-header__title" title={conversation?.title}>
-        {conversation?.title || (id ? "" : "New chat")}
+      <h1 className="chat-header__title" title={title || undefined}>
+        {title || (id ? "" : "New chat")}
       </h1>
       <div className="chat-header__end">
         <ConnectionStatus />
@@ -69,7 +71,7 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
       </div>
       <SystemPromptEditor
         open={promptOpen}
-        initial={conversation?.systemPrompt ?? ""}
+        initial={systemPrompt}
         onClose={() => setPromptOpen(false)}
         onSave={(prompt) => {
           setPromptOpen(false);
@@ -80,7 +82,7 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
       <ConfirmDialog
         open={confirmDelete}
         title="Delete conversation?"
-        message={`"${conversation?.title || "This conversation"}" and all its messages will be deleted. This can't be undone.`}
+        message={`"${title || "This conversation"}" and all its messages will be deleted. This can't be undone.`}
         confirmLabel="Delete"
         danger
         onCancel={() => setConfirmDelete(false)}
@@ -91,4 +93,4 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
       />
     </header>
   );
-}
+});

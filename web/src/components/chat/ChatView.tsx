@@ -1,13 +1,15 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { useChatActions, useChatState } from "../../contexts/ChatContext";
-import { pendingFor, rows, runningTurn } from "../../state/selectors";
+import { useChatActions, useChatStatus, useChatStore } from "../../contexts/ChatContext";
+import { useChatSelector } from "../../hooks/useChatSelector";
+import { rows, runningTurn } from "../../state/selectors";
 import { storedLeaf } from "../../state/tree";
 import { Spinner } from "../ui/Spinner";
-import { ToastList } from "../ui/ToastList";
+import { Announcer } from "./Announcer";
 import { ChatHeader } from "./ChatHeader";
 import { Composer } from "./Composer";
 import { EmptyState } from "./EmptyState";
 import { MessageList } from "./MessageList";
+import { Toasts } from "./Toasts";
 import "./chat.css";
 
 export interface ChatViewProps {
@@ -15,29 +17,37 @@ export interface ChatViewProps {
   onOpenSidebar: () => void;
 }
 
-/** The open conversation (or a new chat): header, messages, composer. */
+/**
+ * The open conversation (or a new chat): header, messages, composer. This
+ * re-renders while a reply streams (it shows the reply); the header and the
+ * composer get only values that stay the same meanwhile, and are memoized.
+ */
 export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
-  const { state, connection, loadingActive } = useChatState();
+  const store = useChatStore();
+  const { connection, loadingActive } = useChatStatus();
   const actions = useChatActions();
-  const activeId = state.activeId;
-  const conversation = activeId ? state.conversations[activeId] : undefined;
+  const activeId = useChatSelector((s) => s.activeId);
+  const conversation = useChatSelector((s) => (activeId ? s.conversations[activeId] : undefined));
+  const turn = useChatSelector((s) => runningTurn(s, activeId));
+  const awaiting = useChatSelector((s) => activeId !== null && s.awaitingReply[activeId] !== undefined);
+  const allPending = useChatSelector((s) => s.pending);
   const [draftModel, setDraftModel] = useState<string | null>(null);
   const [followToken, setFollowToken] = useState(0);
   const online = connection.state === "connected";
 
-  const turn = runningTurn(state, activeId);
-  const awaiting = activeId !== null && state.awaitingReply[activeId] !== undefined;
-  const pending = useMemo(() => pendingFor(state, activeId), [state, activeId]);
+  const pending = useMemo(() => allPending.filter((p) => p.conversationId === activeId), [allPending, activeId]);
   const unanswered = pending.some((p) => p.error === null);
   const waiting = Boolean(turn && !turn.messageId) || awaiting || (unanswered && online);
   const rowList = useMemo(() => rows(conversation, pending, waiting), [conversation, pending, waiting]);
   // From the moment a message is sent until its reply ends: the send button is Stop.
   const generating = Boolean(turn) || awaiting || unanswered;
-  const model = conversation ? (conversation.model ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
+  const conversationModel = conversation?.model;
+  const model = conversation ? (conversationModel ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
+  const title = conversation?.title ?? "";
 
   useEffect(() => {
-    document.title = conversation?.title ? `${conversation.title} · tidechat` : "tidechat";
-  }, [conversation?.title]);
+    document.title = title ? `${title} · tidechat` : "tidechat";
+  }, [title]);
 
   // Stop pressed before the reply had a turn id (message not acknowledged yet, regenerate
   // not started): stop it as soon as the turn is known.
@@ -73,27 +83,40 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
     return () => document.removeEventListener("keydown", onKey);
   }, [generating, stop]);
 
-  const send = (content: string) => {
-    const parentId = conversation ? storedLeaf(conversation) : null;
-    actions.send(content, activeId, activeId ? parentId : null, model);
-    setFollowToken((t) => t + 1);
-  };
+  // Reads the conversation when called, not when rendered: the composer keeps the same callback while a reply streams.
+  const send = useCallback(
+    (content: string) => {
+      const conv = activeId ? store.getState().conversations[activeId] : undefined;
+      const parentId = conv ? storedLeaf(conv) : null;
+      actions.send(content, activeId, activeId ? parentId : null, model);
+      setFollowToken((t) => t + 1);
+    },
+    [store, activeId, actions, model],
+  );
 
-  const showEmpty = rowList.length === 0 && !(loadingActive && !conversation?.loaded);
+  const onModelChange = useCallback(
+    (id: string) => {
+      if (activeId) void actions.update(activeId, { model: id });
+      else setDraftModel(id);
+    },
+    [activeId, actions],
+  );
+
+  const loading = loadingActive && !conversation?.loaded;
+  const showEmpty = rowList.length === 0 && !loading;
 
   return (
     <main className="chat" aria-label="Chat">
       <ChatHeader
-        conversation={conversation}
+        conversationId={conversation?.id ?? null}
+        title={title}
+        systemPrompt={conversation?.systemPrompt ?? ""}
         model={model}
-        onModelChange={(id) => {
-          if (activeId) void actions.update(activeId, { model: id });
-          else setDraftModel(id);
-        }}
+        onModelChange={onModelChange}
         sidebarHidden={sidebarHidden}
         onOpenSidebar={onOpenSidebar}
       />
-      {loadingActive && !conversation?.loaded ? (
+      {loading ? (
         <div className="chat__loading">
           <Spinner label="Loading conversation" />
         </div>
@@ -110,10 +133,8 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
         onStop={stop}
         focusKey={activeId}
       />
-      <div className="visually-hidden" role="status" aria-live="polite" data-testid="chat-status">
-        {state.announcement}
-      </div>
-      <ToastList toasts={state.toasts} onDismiss={actions.dismissToast} />
+      <Announcer />
+      <Toasts />
     </main>
   );
 }

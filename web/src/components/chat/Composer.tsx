@@ -1,5 +1,5 @@
 import { ArrowUp, Square } from "lucide-react";
-import { useEffect, useId, useRef, useState } from "react";
+import { memo, useEffect, useId, useRef, useState } from "react";
 import { TextArea } from "../ui/TextArea";
 import "./composer.css";
 
@@ -15,7 +15,7 @@ export interface ComposerProps {
 }
 
 /** The message box: Enter sends, Shift+Enter is a new line, Esc (anywhere in the chat) stops. */
-export function Composer({ generating, stopping, online, onSend, onStop, focusKey }: ComposerProps) {
+export const Composer = memo(function Composer({ generating, stopping, online, onSend, onStop, focusKey }: ComposerProps) {
   const [value, setValue] = useState("");
   const ref = useRef<HTMLTextAreaElement>(null);
   const hintId = useId();
@@ -73,4 +73,4 @@ export function Composer({ generating, stopping, online, onSend, onStop, focusKe
       </p>
     </form>
   );
-}
+});

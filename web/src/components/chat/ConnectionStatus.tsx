@@ -1,11 +1,11 @@
 import { CloudOff, RefreshCw } from "lucide-react";
-import { useChatActions, useChatState } from "../../contexts/ChatContext";
+import { useChatActions, useChatStatus } from "../../contexts/ChatContext";
 import { useNow } from "../../hooks/useNow";
 import "./header.css";
 
 /** Connected: nothing. Otherwise a pill saying what's happening, with "Retry now" while waiting. */
 export function ConnectionStatus() {
-  const { connection } = useChatState();
+  const { connection } = useChatStatus();
   const { reconnectNow } = useChatActions();
   const now = useNow(1000, connection.state === "reconnecting");
 

@@ -1,7 +1,9 @@
 import { FileUp, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
 import { useCallback, useRef, useState } from "react";
 import { useAuth } from "../../contexts/AuthContext";
-import { useChatActions, useChatState } from "../../contexts/ChatContext";
+import { useChatActions } from "../../contexts/ChatContext";
+import { useToast } from "../../contexts/ToastContext";
+import { useChatSelector } from "../../hooks/useChatSelector";
 import { useConversationList } from "../../hooks/useConversationList";
 import type { ConversationSummary } from "../../protocol.gen";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
@@ -19,8 +21,9 @@ export interface SidebarProps {
 
 export function Sidebar({ isDrawer, onClose }: SidebarProps) {
   const { user, logout } = useAuth();
-  const { state } = useChatState();
+  const activeId = useChatSelector((s) => s.activeId);
   const actions = useChatActions();
+  const { toast } = useToast();
   const [query, setQuery] = useState("");
   const [toDelete, setToDelete] = useState<ConversationSummary | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
@@ -74,7 +77,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
       </div>
       <ConversationList
         items={list.items}
-        activeId={state.activeId}
+        activeId={activeId}
         loading={list.loading}
         error={list.error}
         hasMore={list.hasMore}
@@ -117,7 +120,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
             try {
               data = JSON.parse(await file.text());
             } catch {
-              actions.toast("That file isn't a JSON export.");
+              toast("That file isn't a JSON export.");
               return;
             }
             await actions.importExport(data);
