@@ -31,6 +31,7 @@ CHROMIUM_ARGS = [
 
 #: fast: answers at once. slow: long enough to stop, reload or watch mid-reply.
 #: flaky: fails (a 400 from the "backend") on questions containing FAIL-BACKEND.
+#: patient: a long pause before the first token, as a busy local model keeps a turn waiting.
 MODELS = """
 [[models]]
 id = "scripted"
@@ -54,6 +55,14 @@ reply_tokens = 24
 tokens_per_second = 0
 fail_on = "FAIL-BACKEND"
 fail_status = 400
+
+[[models]]
+id = "patient"
+label = "Scripted (patient)"
+backend = "scripted"
+reply_tokens = 12
+tokens_per_second = 0
+first_token_delay = 6
 """
 
 

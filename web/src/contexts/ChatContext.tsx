@@ -34,6 +34,9 @@ export interface ChatStatus {
   connection: ConnectionStatus;
   /** The open conversation is being fetched over HTTP. */
   loadingActive: boolean;
+  /** Its load failed and there is nothing to show; `retryLoad` tries again. */
+  loadError: string | null;
+  retryLoad: () => void;
 }
 
 const [ChatStoreContext, useChatStore] = createStrictContext<ChatStore>("ChatStore");
@@ -74,7 +77,7 @@ export function ChatProvider({ children }: { children: ReactNode }) {
   const outbox = useMemo(() => new Outbox(sessionStorage, STORAGE_KEYS.outbox), []);
   const store = useMemo(() => restoredStore(outbox), [outbox]);
   const initialLastEventId = useRef(store.getState().lastEventId).current;
-  const { models, defaultModel } = useModels();
+  const { models, defaultModel, maxMessageChars } = useModels();
   const onUnauthorized = useCallback(() => void recheck(), [recheck]);
 
   usePersistChat(store);
@@ -100,11 +103,12 @@ export function ChatProvider({ children }: { children: ReactNode }) {
     onUnauthorized,
     models,
     defaultModel,
+    maxMessageChars,
   });
 
   const status = useMemo(
-    () => ({ connection: socket.status, loadingActive: active.loadingActive }),
-    [socket.status, active.loadingActive],
+    () => ({ connection: socket.status, loadingActive: active.loadingActive, loadError: active.loadError, retryLoad: active.reload }),
+    [socket.status, active.loadingActive, active.loadError, active.reload],
   );
 
   return (

@@ -7,6 +7,8 @@ import { useRoute } from "./useRoute";
 export interface ActiveConversation {
   /** The open conversation is being fetched over HTTP. */
   loadingActive: boolean;
+  /** Its load failed (server away, network): what to say; `reload` tries again. */
+  loadError: string | null;
   /** The first load is in (or there was none to do): the socket may connect and resume. */
   ready: boolean;
   /** Fetch the open conversation again (after a reconnect: events may have been missed). */
@@ -26,6 +28,7 @@ export function useActiveConversation(
   const activeId = useSyncExternalStore(store.subscribe, () => store.getState().activeId);
   const [routeId, navigate] = useRoute();
   const [loadingActive, setLoadingActive] = useState(false);
+  const [loadError, setLoadError] = useState<string | null>(null);
   // The socket waits for the first HTTP load, so a resume after a reload lands on the loaded conversation.
   const [ready, setReady] = useState(activeId === null);
   const [reloadToken, setReloadToken] = useState(0);
@@ -49,6 +52,7 @@ export function useActiveConversation(
     }
     const controller = new AbortController();
     setLoadingActive(!known?.loaded);
+    setLoadError(null);
     api
       .getConversation(activeId, controller.signal)
       .then((view) => store.dispatch({ type: "conversation_loaded", conversation: view }))
@@ -59,6 +63,9 @@ export function useActiveConversation(
           navigate(null, { replace: true });
         } else if (exc instanceof ApiError && exc.status === 401) {
           callbacks.current.onUnauthorized();
+        } else if (!store.getState().conversations[activeId]?.loaded) {
+          // Nothing to show: say so where the conversation would be, not as an empty chat.
+          setLoadError(errorMessage(exc));
         } else {
           callbacks.current.toast(errorMessage(exc));
         }
@@ -72,5 +79,5 @@ export function useActiveConversation(
   }, [store, activeId, reloadToken, navigate]);
 
   const reload = useCallback(() => setReloadToken((t) => t + 1), []);
-  return { loadingActive, ready, reload, navigate };
+  return { loadingActive, loadError: activeId === null ? null : loadError, ready, reload, navigate };
 }

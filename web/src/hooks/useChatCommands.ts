@@ -11,6 +11,8 @@ import type { ChatMessage } from "../state/types";
 export interface ChatActions {
   models: ModelInfo[];
   defaultModel: string | null;
+  /** The longest message the gateway takes. */
+  maxMessageChars: number;
   open: (conversationId: string | null) => void;
   send: (content: string, conversationId: string | null, parentId: string | null, model: string | null) => void;
   stop: (turnId: string) => void;
@@ -19,13 +21,31 @@ export interface ChatActions {
   selectBranch: (conversationId: string, messageId: string) => void;
   retryPending: (clientId: string) => void;
   discardPending: (clientId: string) => void;
+  /** Take an unsent message back into the composer (e.g. too long): it leaves the list. */
+  editPending: (clientId: string) => void;
+  /**
+   * Stop messages of a conversation that are still waiting to be written to a
+   * socket (typed offline): they stay on screen as not sent. True if there was one.
+   */
+  cancelUnsent: (conversationId: string | null) => boolean;
   rename: (conversationId: string, title: string) => Promise<void>;
   remove: (conversationId: string) => Promise<void>;
   update: (conversationId: string, patch: { model?: string; system_prompt?: string }) => Promise<void>;
   create: (body: { system_prompt?: string; model?: string | null }) => Promise<void>;
+  /** A new chat with a system prompt: the conversation is made with it, then the first message goes in. */
+  startWithPrompt: (content: string, systemPrompt: string, model: string | null) => Promise<void>;
   importExport: (exported: unknown) => Promise<void>;
   loadList: (cursor: string | null) => Promise<void>;
   reconnectNow: () => void;
+}
+
+/** A file that is JSON but not an export fails validation: say that, not "messages: Field required". */
+function importFailure(exc: unknown): string {
+  if (!(exc instanceof ApiError)) return "Import failed.";
+  if (exc.code === "bad_request" && /Field required|Input should|Extra inputs|validation/i.test(exc.message)) {
+    return "Import failed: that file is not a tidechat conversation export (use “Export as JSON”).";
+  }
+  return `Import failed: ${exc.message}`;
 }
 
 export interface ChatCommandDeps {
@@ -38,6 +58,7 @@ export interface ChatCommandDeps {
   onUnauthorized: () => void;
   models: ModelInfo[];
   defaultModel: string | null;
+  maxMessageChars: number;
 }
 
 /**
@@ -47,7 +68,7 @@ export interface ChatCommandDeps {
  * each, through `withToast`.
  */
 export function useChatCommands(deps: ChatCommandDeps): ChatActions {
-  const { store, outbox, sendFrame, reconnectNow, navigate, toast, onUnauthorized, models, defaultModel } = deps;
+  const { store, outbox, sendFrame, reconnectNow, navigate, toast, onUnauthorized, models, defaultModel, maxMessageChars } = deps;
   return useMemo<ChatActions>(() => {
     const { dispatch, getState } = store;
 
@@ -100,6 +121,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
     return {
       models,
       defaultModel,
+      maxMessageChars,
       open: (conversationId) => navigate(conversationId),
       send,
       stop: (turnId) => {
@@ -135,6 +157,24 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         outbox.remove(clientId);
         dispatch({ type: "pending_discarded", clientId });
       },
+      editPending: (clientId) => {
+        const pending = getState().pending.find((p) => p.clientId === clientId);
+        if (!pending) return;
+        outbox.remove(clientId);
+        dispatch({ type: "pending_discarded", clientId });
+        dispatch({ type: "draft_requested", text: pending.content });
+      },
+      cancelUnsent: (conversationId) => {
+        const unsent = outbox.unsentClientIds();
+        let cancelled = false;
+        for (const p of getState().pending) {
+          if (p.conversationId !== conversationId || p.error !== null || !unsent.has(p.clientId)) continue;
+          outbox.remove(p.clientId);
+          dispatch({ type: "pending_failed", clientId: p.clientId, error: { code: "cancelled", message: "you stopped it before it was sent" } });
+          cancelled = true;
+        }
+        return cancelled;
+      },
       rename: withToast(async (conversationId, title) => applyView(await api.patchConversation(conversationId, { title }))),
       remove: withToast(async (conversationId) => {
         await api.deleteConversation(conversationId);
@@ -146,6 +186,17 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         applyView(view);
         navigate(view.id);
       }),
+      startWithPrompt: withToast(async (content, systemPrompt, model) => {
+        try {
+          const view = await api.createConversation({ system_prompt: systemPrompt, model });
+          applyView(view);
+          navigate(view.id);
+          send(content, view.id, null, model);
+        } catch (exc) {
+          dispatch({ type: "draft_requested", text: content }); // nothing sent: the text goes back to the box
+          throw exc;
+        }
+      }),
       importExport: withToast(
         async (exported) => {
           const view = await api.importConversation(exported);
@@ -153,7 +204,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
           navigate(view.id);
           toast("Conversation imported.", "info");
         },
-        (exc) => (exc instanceof ApiError ? `Import failed: ${exc.message}` : "Import failed."),
+        importFailure,
       ),
       loadList: async (cursor) => {
         dispatch({ type: "list_status", status: "loading" });
@@ -167,5 +218,5 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
       },
       reconnectNow,
     };
-  }, [store, outbox, sendFrame, reconnectNow, navigate, toast, onUnauthorized, models, defaultModel]);
+  }, [store, outbox, sendFrame, reconnectNow, navigate, toast, onUnauthorized, models, defaultModel, maxMessageChars]);
 }

@@ -15,6 +15,9 @@ export type LocalAction =
   | { type: "select_branch"; conversationId: string; currentId: string | null }
   | { type: "message_queued"; pending: PendingMessage }
   | { type: "pending_discarded"; clientId: string }
+  /** A message that will not be sent after all (stopped while it waited for the connection). */
+  | { type: "pending_failed"; clientId: string; error: PendingMessage["error"] }
+  | { type: "draft_requested"; text: string }
   | { type: "regenerate_requested"; conversationId: string; parentId: string }
   | { type: "stop_requested"; turnId: string };
 
@@ -64,6 +67,13 @@ export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type
       return { ...state, pending: [...state.pending, action.pending] };
     case "pending_discarded":
       return { ...state, pending: state.pending.filter((p) => p.clientId !== action.clientId) };
+    case "pending_failed":
+      return {
+        ...state,
+        pending: state.pending.map((p) => (p.clientId === action.clientId ? { ...p, error: action.error } : p)),
+      };
+    case "draft_requested":
+      return { ...state, draft: { id: (state.draft?.id ?? 0) + 1, text: action.text } };
     case "regenerate_requested": {
       const conv = state.conversations[action.conversationId];
       if (!conv) return state;

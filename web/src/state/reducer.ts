@@ -53,6 +53,7 @@ export function initialState(partial: Partial<ChatState> = {}): ChatState {
     activeId: null,
     awaitingReply: {},
     announcement: "",
+    draft: null,
     notices: [],
     nextNoticeId: 1,
     ...partial,

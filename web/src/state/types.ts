@@ -102,6 +102,8 @@ export interface ChatState {
   awaitingReply: Record<string, { parentId: string; previousCurrentId: string | null }>;
   /** Screen-reader announcement for the polite status line. */
   announcement: string;
+  /** Text to put back in the composer (a message taken back to edit); the id changes each time. */
+  draft: { id: number; text: string } | null;
   /** The newest few notices (ids increase), for the toast hook to show once each. */
   notices: Notice[];
   nextNoticeId: number;

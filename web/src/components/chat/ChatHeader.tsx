@@ -15,7 +15,9 @@ export interface ChatHeaderProps {
   /** null: a new chat. */
   conversationId: string | null;
   title: string;
+  /** The conversation's system prompt (or the one waiting for a new chat's first message). */
   systemPrompt: string;
+  onSystemPromptChange: (prompt: string) => void;
   model: string | null;
   onModelChange: (id: string) => void;
   sidebarHidden: boolean;
@@ -33,7 +35,7 @@ function download(url: string): void {
   a.remove();
 }
 
-export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, systemPrompt, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
+export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, systemPrompt, onSystemPromptChange, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
   const actions = useChatActions();
   const [promptOpen, setPromptOpen] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
@@ -61,6 +63,12 @@ export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, 
           </>
         )}
         <ModelSelect models={actions.models} value={model} onChange={onModelChange} />
+        {systemPrompt.trim() !== "" && (
+          <button type="button" className="prompt-chip" onClick={() => setPromptOpen(true)} aria-label="System prompt on" title={systemPrompt}>
+            <ScrollText size={14} aria-hidden />
+            <span className="prompt-chip__text">Prompt</span>
+          </button>
+        )}
       </div>
       <h1 className="chat-header__title" title={title || undefined}>
         {title || (id ? "" : "New chat")}
@@ -75,8 +83,7 @@ export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, 
         onClose={() => setPromptOpen(false)}
         onSave={(prompt) => {
           setPromptOpen(false);
-          if (id) void actions.update(id, { system_prompt: prompt });
-          else void actions.create({ system_prompt: prompt, model });
+          onSystemPromptChange(prompt);
         }}
       />
       <ConfirmDialog

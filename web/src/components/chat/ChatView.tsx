@@ -1,16 +1,25 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useChatActions, useChatStatus, useChatStore } from "../../contexts/ChatContext";
 import { useChatSelector } from "../../hooks/useChatSelector";
+import type { ConnectionStatus } from "../../net/connection";
 import { rows, runningTurn } from "../../state/selectors";
+import { plainTitle } from "../../state/titles";
 import { storedLeaf } from "../../state/tree";
+import { Button } from "../ui/Button";
 import { Spinner } from "../ui/Spinner";
 import { Announcer } from "./Announcer";
 import { ChatHeader } from "./ChatHeader";
-import { Composer } from "./Composer";
+import { Composer, type Reach } from "./Composer";
 import { EmptyState } from "./EmptyState";
 import { MessageList } from "./MessageList";
 import { Toasts } from "./Toasts";
 import "./chat.css";
+
+/** The browser's own offline is not the server being away: say which. A first connect is not trouble yet. */
+function reachOf(connection: ConnectionStatus): Reach {
+  if (connection.state === "connected" || (connection.state === "connecting" && connection.attempt === 0)) return "connected";
+  return connection.state === "offline" ? "offline" : "unreachable";
+}
 
 export interface ChatViewProps {
   sidebarHidden: boolean;
@@ -24,7 +33,7 @@ export interface ChatViewProps {
  */
 export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const store = useChatStore();
-  const { connection, loadingActive } = useChatStatus();
+  const { connection, loadingActive, loadError, retryLoad } = useChatStatus();
   const actions = useChatActions();
   const activeId = useChatSelector((s) => s.activeId);
   const conversation = useChatSelector((s) => (activeId ? s.conversations[activeId] : undefined));
@@ -32,8 +41,11 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const awaiting = useChatSelector((s) => activeId !== null && s.awaitingReply[activeId] !== undefined);
   const allPending = useChatSelector((s) => s.pending);
   const [draftModel, setDraftModel] = useState<string | null>(null);
+  // A system prompt set on a blank chat waits here: the conversation is made with it on the first message.
+  const [draftPrompt, setDraftPrompt] = useState("");
   const [followToken, setFollowToken] = useState(0);
   const online = connection.state === "connected";
+  const reach = reachOf(connection);
 
   const pending = useMemo(() => allPending.filter((p) => p.conversationId === activeId), [allPending, activeId]);
   const unanswered = pending.some((p) => p.error === null);
@@ -43,7 +55,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const generating = Boolean(turn) || awaiting || unanswered;
   const conversationModel = conversation?.model;
   const model = conversation ? (conversationModel ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
-  const title = conversation?.title ?? "";
+  const title = plainTitle(conversation?.title ?? "");
 
   useEffect(() => {
     document.title = title ? `${title} · tidechat` : "tidechat";
@@ -55,10 +67,12 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const stop = useCallback(() => {
     if (turn) {
       if (turn.status !== "stopping") actions.stop(turn.turnId);
+    } else if (actions.cancelUnsent(activeId)) {
+      // Never written to a socket (typed offline): it is not sent at all, and stays on screen to send later.
     } else if (generating) {
       stopWhenStarted.current = true;
     }
-  }, [turn, generating, actions]);
+  }, [turn, generating, actions, activeId]);
   useEffect(() => {
     if (turn && stopWhenStarted.current) {
       stopWhenStarted.current = false;
@@ -74,7 +88,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   // Esc stops the reply from anywhere in the chat (dialogs and the message editor handle their own Esc).
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      if (e.key !== "Escape" || e.defaultPrevented || !generating) return;
+      if (e.key !== "Escape" || e.shiftKey || e.defaultPrevented || !generating) return;
       if (document.querySelector("dialog[open], [role=menu]")) return;
       e.preventDefault();
       stop();
@@ -86,12 +100,25 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   // Reads the conversation when called, not when rendered: the composer keeps the same callback while a reply streams.
   const send = useCallback(
     (content: string) => {
+      if (activeId === null && draftPrompt) {
+        void actions.startWithPrompt(content, draftPrompt, model);
+        setDraftPrompt("");
+        return;
+      }
       const conv = activeId ? store.getState().conversations[activeId] : undefined;
       const parentId = conv ? storedLeaf(conv) : null;
       actions.send(content, activeId, activeId ? parentId : null, model);
       setFollowToken((t) => t + 1);
     },
-    [store, activeId, actions, model],
+    [store, activeId, actions, model, draftPrompt],
+  );
+
+  const onSystemPromptChange = useCallback(
+    (prompt: string) => {
+      if (activeId) void actions.update(activeId, { system_prompt: prompt });
+      else setDraftPrompt(prompt);
+    },
+    [activeId, actions],
   );
 
   const onModelChange = useCallback(
@@ -103,14 +130,16 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   );
 
   const loading = loadingActive && !conversation?.loaded;
-  const showEmpty = rowList.length === 0 && !loading;
+  const failed = loadError !== null && !conversation?.loaded;
+  const showEmpty = rowList.length === 0 && !loading && !failed;
 
   return (
     <main className="chat" aria-label="Chat">
       <ChatHeader
-        conversationId={conversation?.id ?? null}
+        conversationId={activeId}
         title={title}
-        systemPrompt={conversation?.systemPrompt ?? ""}
+        systemPrompt={activeId ? (conversation?.systemPrompt ?? "") : draftPrompt}
+        onSystemPromptChange={onSystemPromptChange}
         model={model}
         onModelChange={onModelChange}
         sidebarHidden={sidebarHidden}
@@ -120,6 +149,15 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
         <div className="chat__loading">
           <Spinner label="Loading conversation" />
         </div>
+      ) : failed ? (
+        <div className="chat__loading">
+          <div className="chat__problem" role="alert">
+            <p>
+              <strong>Couldn't load this conversation.</strong> {loadError}
+            </p>
+            <Button onClick={retryLoad}>Try again</Button>
+          </div>
+        </div>
       ) : showEmpty ? (
         <EmptyState onPick={send} />
       ) : (
@@ -128,7 +166,8 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
       <Composer
         generating={generating}
         stopping={turn?.status === "stopping"}
-        online={online}
+        reach={reach}
+        maxChars={actions.maxMessageChars}
         onSend={send}
         onStop={stop}
         focusKey={activeId}
