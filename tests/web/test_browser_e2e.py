@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.stack import Stack, running_stack
-from tests.web.conftest import ARTIFACTS, MODELS, Watch, new_page
+from tests.support.stack import Stack
+from tests.web.conftest import ARTIFACTS, Watch, new_page, own_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -752,13 +752,9 @@ def test_screenshots_light_dark_phone(web_stack: Stack, page: Any) -> None:
 
 @pytest.fixture(scope="module")
 def closed_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(
-        redis_url,
-        tmp_path_factory.mktemp("closedstack"),
-        models=MODELS,
-        workers=1,
-        # Its own key prefix: sign-up is closed after the first account, so start with none.
-        env={"TIDECHAT_SIGNUP_OPEN": "false", "TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:"},
+    # Its own key prefix: sign-up is closed after the first account, so start with none.
+    with own_stack(
+        redis_url, tmp_path_factory, "closedstack", TIDECHAT_SIGNUP_OPEN="false"
     ) as stack:
         yield stack
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.stack import Stack, running_stack
-from tests.web.conftest import MODELS, Watch, new_page
+from tests.support.stack import Stack
+from tests.web.conftest import Watch, new_page, own_stack
 from tests.web.test_browser_e2e import (
     PASSWORD,
     QUESTION,
@@ -309,14 +308,8 @@ def test_a_reply_that_has_not_started_says_it_is_waiting(
 
 @pytest.fixture(scope="module")
 def fresh_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A server with no account yet (its own key prefix)."""
-    with running_stack(
-        redis_url,
-        tmp_path_factory.mktemp("freshstack"),
-        models=MODELS,
-        workers=1,
-        env={"TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:"},
-    ) as stack:
+    """A server with no account yet."""
+    with own_stack(redis_url, tmp_path_factory, "freshstack") as stack:
         yield stack
 
 

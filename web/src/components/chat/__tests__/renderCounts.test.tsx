@@ -14,34 +14,11 @@ import { AuthProvider } from "../../../contexts/AuthContext";
 import { ChatProvider } from "../../../contexts/ChatContext";
 import { ThemeProvider } from "../../../contexts/ThemeContext";
 import { ToastProvider } from "../../../contexts/ToastContext";
-import type { ServerEvent } from "../../../protocol.gen";
+import { FakeSocket } from "../../../net/__tests__/fakeSocket";
 import { ev, msg, resetIds, view } from "../../../state/__tests__/fixtures";
 import { ChatView } from "../ChatView";
 import { ConnectionStatus } from "../ConnectionStatus";
 import { Sidebar } from "../Sidebar";
-
-class FakeSocket {
-  static all: FakeSocket[] = [];
-  readyState = 0;
-  onopen: ((ev: Event) => void) | null = null;
-  onmessage: ((ev: MessageEvent) => void) | null = null;
-  onclose: ((ev: CloseEvent) => void) | null = null;
-  onerror: ((ev: Event) => void) | null = null;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-    setTimeout(() => {
-      this.readyState = 1;
-      this.onopen?.(new Event("open"));
-    }, 0);
-  }
-  send(): void {}
-  close(): void {
-    this.readyState = 3;
-  }
-  receive(event: ServerEvent): void {
-    this.onmessage?.(new MessageEvent("message", { data: JSON.stringify(event) }));
-  }
-}
 
 const CONV = "conv1";
 const question = msg("u1", "user", "Tell me a story", { created_at: 200 });
@@ -125,7 +102,10 @@ describe("render counts while a reply streams", () => {
     await screen.findByRole("link", { name: "A story" });
     await wait(20);
     const socket = FakeSocket.all[0]!;
-    await act(async () => socket.receive({ type: "hello", session: "sid12345", user: { id: "u", username: "ann" } }));
+    await act(async () => {
+      socket.open();
+      socket.hello();
+    });
     await act(async () =>
       socket.receive(ev.start({ turn_id: "t1", conversation_id: CONV, message_id: "a1", parent_id: "u1", model: "scripted" })),
     );
