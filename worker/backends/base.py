@@ -24,6 +24,10 @@ class GenerationRequest:
     temperature: float = 0.7
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
+    #: Sampling seed, for reproducible replies (benchmarks, tests); None: a
+    #: fresh one each time, so "regenerate" gives a new reply. Backends that
+    #: cannot seed ignore it.
+    seed: int | None = None
 
 
 @dataclass(slots=True)

@@ -96,7 +96,7 @@ def _generate(
             repeat_penalty=spec.repeat_penalty,
             # llama-cpp-python derives the same seed for every call:
             # without a fresh one, "regenerate" would repeat the reply.
-            seed=random.getrandbits(31),
+            seed=request.seed if request.seed is not None else random.getrandbits(31),
             **options,
         )
         try:
