@@ -34,16 +34,15 @@ import re
 import statistics
 import sys
 import time
-from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from shared.conversation import Message, new_id
 from shared.local_model import bundled_model_path
-from shared.models_file import DEFAULT_LOCAL_MODEL_ID, LlamaCppModel, default_models
+from shared.models_file import LlamaCppModel, bundled_model, gguf_model
 from shared.paths import default_data_dir
-from worker.backends.base import GenerationRequest
+from worker.backends.base import GenerationRequest, prompt_framing
 from worker.backends.llamacpp import LlamaCppBackend
 from worker.context import build_prompt
 
@@ -201,7 +200,7 @@ async def _reply(
     """(text, finish reason, completion tokens, seconds) of one reply, built
     as the worker builds it."""
     spec = backend.spec
-    prompt = build_prompt(spec, "", branch, backend.count_tokens)
+    prompt = build_prompt(spec, "", branch, backend.count_tokens, prompt_framing(backend))
     request = GenerationRequest(
         messages=prompt.messages,
         max_tokens=spec.max_tokens,
@@ -213,12 +212,15 @@ async def _reply(
     parts: list[str] = []
     finish, tokens = "error", 0
     start = time.perf_counter()
-    async with aclosing(backend.stream(request)) as stream:
+    stream = backend.stream(request)
+    try:
         async for delta in stream:
             parts.append(delta.text)
             if delta.finish_reason is not None:
                 finish = delta.finish_reason
                 tokens = delta.usage.completion_tokens if delta.usage else 0
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
     # The worker stores the reply as streamed; only surrounding blanks are
     # what a user would not see.
     return "".join(parts).strip(), finish, tokens, time.perf_counter() - start
@@ -251,24 +253,33 @@ async def ask(backend: LlamaCppBackend, question: Question, seed: int) -> Scored
     )
 
 
-async def run(spec: LlamaCppModel, data_dir: Path, seed: int = 17) -> list[Scored]:
+@dataclass(slots=True)
+class Run:
+    results: list[Scored]
+    #: The prompt format the backend chose, for the report.
+    prompt_format: str
+
+
+async def run(spec: LlamaCppModel, data_dir: Path, seed: int = 17) -> Run:
     """Every question, in order, on one loaded model."""
     backend = LlamaCppBackend(spec, data_dir=data_dir)
     await backend.load()
     try:
-        return [await ask(backend, q, seed + i) for i, q in enumerate(QUESTIONS)]
+        results = [await ask(backend, q, seed + i) for i, q in enumerate(QUESTIONS)]
+        prompt_format = backend.prompt_format
+        return Run(results, prompt_format.name if prompt_format else "?")
     finally:
         await backend.aclose()
 
 
-def bundled_spec(data_dir: Path, **overrides: object) -> LlamaCppModel:
-    """The embedded default's local model (its settings as a user gets them),
-    with ``overrides``."""
-    base = next(m for m in default_models(False) if m.id == DEFAULT_LOCAL_MODEL_ID)
+def model_spec(data_dir: Path, model: Path | None = None, **overrides: object) -> LlamaCppModel:
+    """The local model as a user gets it: the bundled one with its settings,
+    or ``model`` as ``tidechat up --model`` runs it; with ``overrides``."""
+    base = gguf_model(model) if model else bundled_model()
     fields = base.model_dump(exclude_unset=False)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
     if fields.get("path") is None:
         fields["path"] = str(bundled_model_path(data_dir, progress=True))
-    fields.update({k: v for k, v in overrides.items() if v is not None})
     return LlamaCppModel.model_validate(fields)
 
 
@@ -283,14 +294,16 @@ def _row(r: Scored, width: int = 60) -> str:
     return f"{r.ask[:44]:<44} {r.tokens:>4} {reply:<{width}} {flags}"
 
 
-def report(results: list[Scored], spec: LlamaCppModel, show: bool) -> str:
+def report(outcome: Run, spec: LlamaCppModel, show: bool) -> str:
+    results, prompt_format = outcome.results, outcome.prompt_format
     s = summarize(results)
     lines = []
     if show:
         lines += [_row(r) for r in results] + [""]
     lines += [
-        f"{spec.id}: temperature {spec.temperature}, repeat penalty {spec.repeat_penalty}, "
-        f"max_tokens {spec.max_tokens}, {s.questions} questions",
+        f"{spec.id} ({prompt_format}): temperature {spec.temperature}, "
+        f"repeat penalty {spec.repeat_penalty}, max_tokens {spec.max_tokens}, "
+        f"{s.questions} questions",
         f"echoes the question   {s.echo_rate:6.0%}",
         f"expected keyword      {s.keyword_rate:6.0%}",
         f"stops cleanly         {s.clean_rate:6.0%}",
@@ -313,6 +326,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, help="a GGUF file (default: the bundled model)")
+    parser.add_argument(
+        "--prompt-format", choices=["chat", "dialogue"], help="default: from the GGUF"
+    )
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--repeat-penalty", type=float)
     parser.add_argument("--max-tokens", type=int)
@@ -323,20 +339,23 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = default_data_dir()
-    spec = bundled_spec(
+    spec = model_spec(
         data_dir,
-        path=str(args.model) if args.model else None,
+        args.model,
+        prompt_format=args.prompt_format,
         temperature=args.temperature,
         repeat_penalty=args.repeat_penalty,
         max_tokens=args.max_tokens,
         threads=args.threads,
     )
-    results = asyncio.run(run(spec, data_dir, args.seed))
+    outcome = asyncio.run(run(spec, data_dir, args.seed))
+    results = outcome.results
     if args.json:
         print(
             json.dumps(
                 {
                     "spec": spec.model_dump(),
+                    "prompt_format": outcome.prompt_format,
                     "summary": asdict(summarize(results)),
                     "results": [asdict(r) for r in results],
                 },
@@ -344,7 +363,7 @@ def main() -> int:
             )
         )
     else:
-        print(report(results, spec, args.show))
+        print(report(outcome, spec, args.show))
     return 0
 
 
