@@ -117,6 +117,9 @@ def main() -> int:
         f'path = "{model}"\ncontext_window = 8192\nmax_tokens = {args.max_tokens}\n'
         f"temperature = {TEMPERATURE}\nrepeat_penalty = {REPEAT_PENALTY}\n"
         f"threads = {args.threads}\nauto_title = false\n"
+        # The raw side's chat template, not the dialogue a base model gets by
+        # default: both sides must write the same 128 tokens.
+        'prompt_format = "chat"\n'
     )
 
     # The raw side: the same GGUF, context, threads and chat template as the worker.

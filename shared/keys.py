@@ -63,6 +63,13 @@ WORKER_DEAD_AFTER_S = 10.0
 #: Sign-in sessions (cookie or bearer token) last this long unless logged out.
 AUTH_TOKEN_TTL_S = 30 * 24 * 3600
 
+#: The largest context window a local model gets from its GGUF file (the
+#: length it was trained for) when the models file sets none: llama.cpp
+#: allocates the whole KV cache up front (an 8B Llama: 1 GB at 8,192 tokens,
+#: 16 GB at its 131,072), and a CPU takes minutes to read a prompt that long.
+#: A models file's ``context_window`` goes past it.
+LOCAL_CONTEXT_CAP = 8192
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

@@ -3,16 +3,25 @@
 Gateway and workers read the same file: the gateway to validate a request's
 ``model`` and to route the turn to the model's pool, the worker to build the
 backend that serves it. Without a file, the embedded default is the bundled
-local Gemma model, plus a Hugging Face model when ``HF_TOKEN`` is set.
+local Gemma model (or the GGUF named by ``tidechat up --model`` /
+``TIDECHAT_MODEL_PATH``), plus a Hugging Face model when ``HF_TOKEN`` is set.
+
+A local model's context window comes from its GGUF file (the length it was
+trained for, at most ``LOCAL_CONTEXT_CAP``) unless the models file sets it.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.gguf import GGUFError, context_length, looks_instruct, read_metadata
+from shared.keys import LOCAL_CONTEXT_CAP
+from shared.suggestions import Suggestion
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -36,6 +45,9 @@ class _ModelBase(BaseModel):
     #: Whether the worker asks this model for a conversation title after the
     #: first reply (else the first words of the question are used).
     auto_title: bool = True
+    #: What the empty chat offers to ask this model; None: its backend's
+    #: defaults (``shared/suggestions.py``), [] for none.
+    suggestions: list[Suggestion] | None = None
 
     @property
     def display_name(self) -> str:
@@ -68,6 +80,10 @@ class LlamaCppModel(_ModelBase):
     path: str | None = None
     repeat_penalty: Annotated[float, Field(ge=0.0)] = 1.1
     threads: Annotated[int, Field(ge=1)] | None = None
+    #: How conversations become the prompt: "chat" (the model's chat
+    #: template; instruct models) or "dialogue" (a plain-text transcript;
+    #: base models). None: decided from the GGUF's metadata.
+    prompt_format: Literal["chat", "dialogue"] | None = None
 
 
 #: ``fail_status`` of a scripted model whose failure kills the worker process
@@ -143,23 +159,76 @@ DEFAULT_LOCAL_MODEL_ID = "gemma-3-270m"
 DEFAULT_HF_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
-def default_models(hf_token_set: bool) -> list[ModelSpec]:
-    """The embedded default: the bundled local model, plus a Hub model with a token."""
-    models: list[ModelSpec] = [
-        LlamaCppModel(
-            id=DEFAULT_LOCAL_MODEL_ID,
-            label="Gemma 3 270M (local)",
-            backend="llamacpp",
-            pool="local",
-            context_window=8192,
-            # A tiny base model rarely ends a reply on its own: keep replies short.
-            max_tokens=256,
-            temperature=0.7,
-            repeat_penalty=1.15,
-            # Its titles are worse than the question's first words.
-            auto_title=False,
+def bundled_model() -> LlamaCppModel:
+    """The bundled Gemma 3 270M, with settings chosen by ``bench.quality``."""
+    return LlamaCppModel(
+        id=DEFAULT_LOCAL_MODEL_ID,
+        label="Gemma 3 270M (local)",
+        backend="llamacpp",
+        pool="local",
+        context_window=8192,
+        # Short answers to simple questions: a longer reply is a ramble.
+        max_tokens=256,
+        # Measured (docs/benchmarks.md): expected answers fall from 66% of
+        # the questions at 0.1 to 45% at 0.7; 0.1 still varies a regenerated
+        # reply where the model is unsure. 1.15 beat 1.0, 1.1 and 1.3.
+        temperature=0.1,
+        repeat_penalty=1.15,
+        # Asked for a title, a base model this small answers the question
+        # ("Paris"): the question's first words make a better one.
+        auto_title=False,
+    )
+
+
+def gguf_model(path: Path) -> LlamaCppModel:
+    """A local model for any GGUF file (``tidechat up --model``): named after
+    the file, its context window from the file."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise ModelsFileError(
+            f"the model file {path} does not exist (tidechat up --model, TIDECHAT_MODEL_PATH)"
         )
-    ]
+    try:
+        metadata = read_metadata(path)
+    except (GGUFError, OSError) as exc:
+        raise ModelsFileError(f"{path} is not a GGUF model file: {exc}") from exc
+    stem = path.name.removesuffix(".gguf")
+    slug = re.sub(r"[^a-z0-9_.:-]+", "-", stem.lower()).strip("-")[:64] or "local"
+    name = str(metadata.get("general.name") or stem)
+    return LlamaCppModel(
+        id=slug,
+        label=f"{name} (local)",
+        backend="llamacpp",
+        pool="local",
+        path=str(path.resolve()),
+        context_window=min(context_length(metadata) or LOCAL_CONTEXT_CAP, LOCAL_CONTEXT_CAP),
+        # A base model answers instead of titling; an instruct model titles.
+        auto_title=looks_instruct(metadata, path.name),
+    )
+
+
+def _with_file_context(spec: ModelSpec) -> ModelSpec:
+    """A local model whose entry sets no context window gets its file's
+    (when the file is on this machine: a gateway may not have it)."""
+    if (
+        not isinstance(spec, LlamaCppModel)
+        or spec.path is None
+        or "context_window" in spec.model_fields_set
+    ):
+        return spec
+    try:
+        trained = context_length(read_metadata(Path(spec.path).expanduser()))
+    except (GGUFError, OSError):
+        return spec
+    if trained is None:
+        return spec
+    return spec.model_copy(update={"context_window": min(trained, LOCAL_CONTEXT_CAP)})
+
+
+def default_models(hf_token_set: bool, model_path: Path | None = None) -> list[ModelSpec]:
+    """The embedded default: the bundled local model (or ``model_path``'s),
+    plus a Hub model with a token."""
+    models: list[ModelSpec] = [gguf_model(model_path) if model_path else bundled_model()]
     if hf_token_set:
         models.append(
             HFModel(
@@ -174,11 +243,21 @@ def default_models(hf_token_set: bool) -> list[ModelSpec]:
     return models
 
 
-def load_models(path: str | Path | None, *, hf_token_set: bool = False) -> ModelCatalog:
-    """Read and validate the models file, or return the embedded default."""
+def load_models(
+    path: str | Path | None, *, hf_token_set: bool = False, model_path: str | Path | None = None
+) -> ModelCatalog:
+    """Read and validate the models file, or return the embedded default
+    (with ``model_path``, a GGUF file, as its local model)."""
     if path is None or str(path) == "":
-        return ModelCatalog(default_models(hf_token_set))
+        gguf = Path(model_path) if model_path else None
+        return ModelCatalog(default_models(hf_token_set, gguf))
     file = Path(path)
+    if model_path:
+        raise ModelsFileError(
+            f"a models file ({file}, TIDECHAT_MODELS) and a model file ({model_path}, "
+            "--model or TIDECHAT_MODEL_PATH) are both set: add the model to the models "
+            "file with `path`, or unset TIDECHAT_MODELS"
+        )
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -192,4 +271,4 @@ def load_models(path: str | Path | None, *, hf_token_set: bool = False) -> Model
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ModelsFileError(f"models file {file} is invalid: {problems}") from exc
-    return ModelCatalog(parsed.models)
+    return ModelCatalog([_with_file_context(m) for m in parsed.models])

@@ -21,6 +21,9 @@ class CommonSettings(BaseSettings):
     )
     #: Path of the models file; unset means the embedded default.
     models: str | None = Field(default=None, validation_alias=AliasChoices("TIDECHAT_MODELS"))
+    #: A GGUF file to run as the local model instead of the bundled one
+    #: (``tidechat up --model``); only without a models file.
+    model_path: str | None = None
     hf_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("HF_TOKEN"))
     key_prefix: str = "tc:"
     log_level: str = "info"
@@ -30,4 +33,6 @@ class CommonSettings(BaseSettings):
         return Keys(self.key_prefix)
 
     def load_models(self) -> ModelCatalog:
-        return load_models(self.models, hf_token_set=self.hf_token is not None)
+        return load_models(
+            self.models, hf_token_set=self.hf_token is not None, model_path=self.model_path
+        )

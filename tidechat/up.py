@@ -105,6 +105,8 @@ class Up:
         env = dict(os.environ)
         env["REDIS_URL"] = redis_url
         env["TIDECHAT_DATA_DIR"] = str(self.data_dir)
+        if self.args.model:
+            env["TIDECHAT_MODEL_PATH"] = str(self.args.model.expanduser().resolve())
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -112,6 +114,8 @@ class Up:
         """Check the models file and assemble the bundled model in the
         foreground, so its progress bar shows here and not in a worker's log."""
         settings = CommonSettings()
+        if self.args.model:
+            settings.model_path = str(self.args.model.expanduser().resolve())
         try:
             catalog = settings.load_models()
         except ModelsFileError as exc:
@@ -297,6 +301,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH.gguf",
+        help="run this GGUF file as the local model instead of the bundled Gemma 3 270M, "
+        "with the context length it was trained for (default: $TIDECHAT_MODEL_PATH)",
+    )
     p.add_argument(
         "--data-dir",
         type=Path,

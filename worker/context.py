@@ -7,6 +7,11 @@ either is cut, with a visible notice, if it alone does not fit), then as many
 of the newest earlier messages on the branch as fit, oldest dropped first.
 Consecutive messages of the same role are joined, so every chat template
 sees strictly alternating turns.
+
+A prompt format may add text of its own around the messages (``Framing``): a
+base model's dialogue prompt has a preamble, always counted, and example
+exchanges, which go in only when the whole conversation fits with them: they
+are the first thing dropped when space runs out, before any message.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ SAFETY_MARGIN_TOKENS = 32
 SYSTEM_PROMPT_SHARE = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """Tokens a prompt format adds beyond each message's own text and role
+    markers (``MESSAGE_OVERHEAD_TOKENS``)."""
+
+    #: Always in the prompt (a preamble).
+    fixed: int = 0
+    #: In the prompt only when everything else fits with it (examples).
+    optional: int = 0
+
+
 @dataclass(slots=True)
 class Prompt:
     messages: list[dict[str, str]]
@@ -37,6 +53,8 @@ class Prompt:
     dropped: int = 0
     #: Shown to the user when a message had to be cut.
     notice: str | None = None
+    #: Whether the format's optional framing (the examples) fits too.
+    examples: bool = False
 
 
 def truncation_marker(kept: int, total: int) -> str:
@@ -75,8 +93,10 @@ def build_prompt(
     system_prompt: str,
     branch: list[Message],
     count: BackendCounter | None = None,
+    framing: Framing | None = None,
 ) -> Prompt:
-    """The model input for a reply to the last message of ``branch``."""
+    """The model input for a reply to the last message of ``branch``;
+    ``framing``: what the backend's prompt format adds (``prompt_framing``)."""
 
     def counter(text: str) -> int:
         counted = count(text) if count is not None else None
@@ -85,7 +105,8 @@ def build_prompt(
     def cost(text: str) -> int:
         return counter(text) + MESSAGE_OVERHEAD_TOKENS
 
-    budget = max(spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS, 64)
+    frame = framing or Framing()
+    budget = max(spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - frame.fixed, 64)
     # Failed replies with no text say nothing to the model.
     usable = [m for m in branch if m.content or m.role == "user"]
     if not usable:
@@ -115,9 +136,11 @@ def build_prompt(
 
     used = system_cost + question_cost
     kept: list[dict[str, str]] = []
+    everything = True
     for message in reversed(history):
         c = cost(message.content)
         if used + c > budget:
+            everything = False
             break
         kept.append({"role": message.role, "content": message.content})
         used += c
@@ -125,6 +148,10 @@ def build_prompt(
     # A chat should open with the user speaking after the system prompt.
     while kept and kept[0]["role"] != "user":
         used -= cost(kept.pop(0)["content"])
+
+    # The examples only when no message had to make way for them.
+    examples = everything and not notices and used + frame.optional <= budget
+    used += frame.fixed + (frame.optional if examples else 0)
 
     messages: list[dict[str, str]] = []
     if system:
@@ -135,4 +162,5 @@ def build_prompt(
         tokens=used,
         dropped=len(history) - len(kept),
         notice=" ".join(notices) or None,
+        examples=examples,
     )

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 TITLE_TIMEOUT_S = 15.0
 TITLE_MAX_TOKENS = 24
 _MAX_TITLE_CHARS = 80
+#: A title longer than this is a sentence the model wrote instead (a base
+#: model answers the question: "The sky is blue because the sun and ...").
+_MAX_TITLE_WORDS = 8
 
 _PROMPT = (
     "Write a title of at most six words for a chat that starts with the "
@@ -25,13 +28,25 @@ _PROMPT = (
 
 
 def clean_title(text: str) -> str | None:
-    """The first non-empty line, without quotes, markdown or trailing dots."""
+    """The first non-empty line, without quotes, markdown or trailing dots;
+    None when that is no usable title (see ``usable_title``)."""
     for line in text.splitlines():
         line = re.sub(r"^(title\s*:\s*)", "", line.strip(), flags=re.IGNORECASE)
-        line = line.strip(" \t\"'`*#_").rstrip(".:;,!").strip()
+        marks = " \t\"'`*#_"
+        line = line.strip(marks).rstrip(".:;,!").strip(marks)
         if line:
-            return line[:_MAX_TITLE_CHARS]
+            return line if usable_title(line) else None
     return None
+
+
+def usable_title(title: str) -> bool:
+    """A heading, not a sentence: a few words, one phrase, no speaker label."""
+    return (
+        len(title) <= _MAX_TITLE_CHARS
+        and len(title.split()) <= _MAX_TITLE_WORDS
+        and not re.search(r"[.!?]\s", title)
+        and not re.match(r"(?i)(user|assistant|question|answer)\s*:", title)
+    )
 
 
 async def make_title(backend: Backend, question: str, answer: str) -> str | None:

@@ -32,7 +32,7 @@ from shared.protocol import (
 )
 from shared.store import ConversationStore, title_from_text
 from shared.streams import DeadLetter, TurnRequest, encode_event
-from worker.backends import Backend, BackendPool, GenerationRequest
+from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
 from worker.context import Prompt, build_prompt
@@ -159,7 +159,13 @@ class TurnRunner:
         load = getattr(backend, "load", None)
         if load is not None:
             await load()
-        prompt = build_prompt(spec, doc["$.system_prompt"] or "", branch, backend.count_tokens)
+        prompt = build_prompt(
+            spec,
+            doc["$.system_prompt"] or "",
+            branch,
+            backend.count_tokens,
+            prompt_framing(backend),
+        )
         outcome = await self._generate(d, spec, backend, prompt, stop)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(

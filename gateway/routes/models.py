@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from gateway.deps import CurrentUser, ServicesDep
+from shared.suggestions import Suggestion, default_suggestions
 
 router = APIRouter()
 
@@ -16,6 +17,8 @@ class ModelInfo(BaseModel):
     context_window: int
     max_tokens: int
     default: bool
+    #: What the empty chat offers to ask this model.
+    suggestions: list[Suggestion]
 
 
 class ModelList(BaseModel):
@@ -36,6 +39,9 @@ async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
                 context_window=m.context_window,
                 max_tokens=m.max_tokens,
                 default=m is catalog.default,
+                suggestions=(
+                    m.suggestions if m.suggestions is not None else default_suggestions(m.backend)
+                ),
             )
             for m in catalog.models
         ],

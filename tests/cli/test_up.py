@@ -14,11 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
+from tests.support.gguf import patch_u32
 from tidechat.local_redis import LocalRedis, free_port
 
 pytestmark = pytest.mark.slow
@@ -61,7 +63,7 @@ def user_env() -> dict[str, str]:
 
 @contextmanager
 def tidechat_up(
-    data_dir: Path, port: int, env: dict[str, str] | None = None
+    data_dir: Path, port: int, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
         [
@@ -73,6 +75,7 @@ def tidechat_up(
             str(port),
             "--data-dir",
             str(data_dir),
+            *args,
         ],
         env={**user_env(), **(env or {})},
         stdout=subprocess.PIPE,
@@ -100,41 +103,42 @@ def tidechat_up(
             proc.stdout.close()
 
 
-async def chat_and_stop(url: str, token: str) -> tuple[str, str]:
-    """Send a message, let a few chunks of the model's reply arrive, stop it."""
+async def ask(url: str, token: str, question: str, *, stop: bool = False) -> tuple[str, Any]:
+    """Send a question over the WebSocket; its conversation id and the reply
+    as stored. ``stop``: stop the reply as soon as the turn is known."""
     async with websockets.connect(
         url.replace("http", "ws") + "/ws", additional_headers={"Authorization": f"Bearer {token}"}
     ) as ws:
         assert json.loads(await ws.recv())["type"] == "hello"
-        await ws.send(json.dumps({"type": "message", "content": "Tell me about the sea."}))
-        chunks = 0
+        await ws.send(json.dumps({"type": "message", "content": question}))
         cid = ""
         while True:
             frame = json.loads(await ws.recv())
             if frame["type"] == "user_message":
                 cid = frame["conversation_id"]
-            elif frame["type"] == "stream_chunk":
-                chunks += 1
-                if chunks == 3:
+                if stop:
                     await ws.send(json.dumps({"type": "stop", "turn_id": frame["turn_id"]}))
             elif frame["type"] == "stream_end":
-                message = frame["message"]
-                assert message["finish_reason"] == "stopped"
-                assert message["content"].strip()
-                assert message["model"] == "gemma-3-270m"
-                return cid, message["content"]
+                return cid, frame["message"]
 
 
 async def test_up_runs_chats_keeps_history_and_leaves_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    question = "What is the capital of France?"
     with tidechat_up(data, port) as up:
         assert httpx.get(url + "/ready").json()["ready"] is True
         token = httpx.post(
             url + "/api/auth/signup", json={"username": "newbie", "password": "first time here"}
         ).json()["token"]
-        cid, text = await chat_and_stop(url, token)
+        cid, answer = await ask(url, token, question)
+        assert answer["model"] == "gemma-3-270m"
+        assert answer["finish_reason"] == "stop", "the bundled model ends its answer"
+        assert answer["content"].strip()
+        assert not answer["content"].startswith("What is the capital"), answer["content"]
+        stopped_cid, stopped = await ask(url, token, "Why is the sky blue?", stop=True)
+        assert stopped["finish_reason"] == "stopped"
         children = descendants(up.pid)
         assert len(children) >= 3  # redis-server, gateway, worker
         up.send_signal(signal.SIGTERM)
@@ -149,16 +153,50 @@ async def test_up_runs_chats_keeps_history_and_leaves_nothing(tmp_path: Path) ->
             url + "/api/auth/login", json={"username": "newbie", "password": "first time here"}
         )
         assert r.status_code == 200
-        conv = httpx.get(
-            f"{url}/api/conversations/{cid}",
-            headers={"Authorization": f"Bearer {r.json()['token']}"},
-        ).json()
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        conv = httpx.get(f"{url}/api/conversations/{cid}", headers=auth).json()
         replies = [m for m in conv["messages"].values() if m["role"] == "assistant"]
-        assert [m["content"] for m in replies] == [text]
-        assert replies[0]["finish_reason"] == "stopped"
+        assert [(m["content"], m["finish_reason"]) for m in replies] == [
+            (answer["content"], "stop")
+        ]
+        conv = httpx.get(f"{url}/api/conversations/{stopped_cid}", headers=auth).json()
+        replies = [m for m in conv["messages"].values() if m["role"] == "assistant"]
+        assert [m["finish_reason"] for m in replies] == ["stopped"]
 
 
-def run_up_expecting_failure(tmp_path: Path, port: int, env: dict[str, str]) -> str:
+async def test_up_runs_a_gguf_you_bring_with_its_own_context(
+    tmp_path: Path, bundled_gguf: Path
+) -> None:
+    # A second model: the bundled file under another name, trained (it says)
+    # for a 2,048-token context.
+    mine = tmp_path / "models" / "My-Base-Model.Q4_K_M.gguf"
+    mine.parent.mkdir()
+    shutil.copyfile(bundled_gguf, mine)
+    patch_u32(mine, "gemma3.context_length", 2048)
+    data = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tidechat_up(data, port, args=("--model", str(mine))):
+        token = httpx.post(
+            url + "/api/auth/signup", json={"username": "byom", "password": "my own model"}
+        ).json()["token"]
+        models = httpx.get(url + "/api/models", headers={"Authorization": f"Bearer {token}"})
+        assert [(m["id"], m["label"], m["context_window"]) for m in models.json()["models"]] == [
+            ("my-base-model.q4_k_m", "Gemma 3 270m (local)", 2048)
+        ]
+        _, answer = await ask(url, token, "What is the capital of France?")
+        assert answer["model"] == "my-base-model.q4_k_m"
+        assert answer["finish_reason"] == "stop"
+        assert answer["content"].strip()
+    worker_log = (data / "logs" / "worker-1.log").read_text()
+    assert f"loaded my-base-model.q4_k_m from {mine}: context 2048" in worker_log
+    assert "prompt format: dialogue" in worker_log, "a base model without a chat template"
+    assert not (data / "models").exists(), "the bundled model was not needed"
+
+
+def run_up_expecting_failure(
+    tmp_path: Path, port: int, env: dict[str, str], args: tuple[str, ...] = ()
+) -> str:
     proc = subprocess.run(
         [
             sys.executable,
@@ -169,6 +207,7 @@ def run_up_expecting_failure(tmp_path: Path, port: int, env: dict[str, str]) -> 
             str(port),
             "--data-dir",
             str(tmp_path / "d"),
+            *args,
         ],
         env={**user_env(), **env},
         capture_output=True,
@@ -224,6 +263,19 @@ def test_a_missing_model_file_is_reported(tmp_path: Path) -> None:
     models.write_text('[[models]]\nid = "mine"\nbackend = "llamacpp"\npath = "/nope/model.gguf"\n')
     err = run_up_expecting_failure(tmp_path, free_port(), {"TIDECHAT_MODELS": str(models)})
     assert "/nope/model.gguf does not exist" in err
+
+
+def test_a_model_you_bring_that_is_missing_or_doubled_is_reported(tmp_path: Path) -> None:
+    err = run_up_expecting_failure(tmp_path, free_port(), {}, ("--model", "/nope/mine.gguf"))
+    assert "/nope/mine.gguf does not exist" in err
+    models = tmp_path / "models.toml"
+    models.write_text('[[models]]\nid = "s"\nbackend = "scripted"\n')
+    mine = tmp_path / "mine.gguf"
+    mine.write_bytes(b"GGUF")
+    err = run_up_expecting_failure(
+        tmp_path, free_port(), {"TIDECHAT_MODELS": str(models)}, ("--model", str(mine))
+    )
+    assert "are both set" in err
 
 
 def test_local_redis_survives_a_restart_with_aof(tmp_path: Path) -> None:

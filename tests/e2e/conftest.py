@@ -26,12 +26,14 @@ label = "Scripted (slow)"
 backend = "scripted"
 reply_tokens = 200
 tokens_per_second = 40
+suggestions = [{ title = "Wait for it", prompt = "Tell me a long story." }]
 
 [[models]]
 id = "flaky"
 backend = "scripted"
 fail_on = "FAIL-BACKEND"
 fail_status = 400
+suggestions = []
 """
 
 

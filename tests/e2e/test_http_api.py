@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from shared.suggestions import default_suggestions
 from tests.e2e.conftest import unique
 from tests.support.stack import Stack, running_stack
 
@@ -136,6 +137,12 @@ def test_conversations_create_list_search_page_rename_delete(stack: Stack) -> No
         models = http.get("/api/models").json()["models"]
         assert [m["id"] for m in models] == ["scripted", "slow", "flaky"]
         assert models[0]["default"] is True
+        # What the empty chat suggests: a backend's defaults, the models file's own, or none.
+        assert models[0]["suggestions"] == [s.model_dump() for s in default_suggestions("scripted")]
+        assert models[1]["suggestions"] == [
+            {"title": "Wait for it", "prompt": "Tell me a long story."}
+        ]
+        assert models[2]["suggestions"] == []
 
 
 def test_sse_chat_streams_a_turn_and_search_finds_its_text(stack: Stack) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.conversation import Message
 from shared.models_file import ScriptedModel
-from worker.context import SAFETY_MARGIN_TOKENS, build_prompt
+from worker.context import SAFETY_MARGIN_TOKENS, Framing, build_prompt
 from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 
@@ -99,3 +99,53 @@ def test_roles_alternate_even_after_a_failed_reply() -> None:
     ]
     prompt = build_prompt(spec(), "", branch)
     assert prompt.messages == [{"role": "user", "content": "first\n\nsecond"}]
+
+
+# -- a prompt format's own text (a base model's dialogue preamble and examples)
+
+
+def message_cost(m: Message) -> int:
+    return estimate_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS
+
+
+def test_a_preamble_is_counted_so_fewer_messages_fit() -> None:
+    s = spec()
+    branch = chat(101)
+    plain = build_prompt(s, "", branch)
+    framed = build_prompt(s, "", branch, framing=Framing(fixed=200))
+
+    assert framed.dropped > plain.dropped
+    assert framed.tokens <= budget(s), "preamble and messages together fit"
+    assert framed.tokens >= 200 + message_cost(branch[-1]), "the preamble is counted"
+
+
+def test_examples_go_in_when_the_whole_conversation_fits_with_them() -> None:
+    s = spec()
+    branch = chat(5)
+    prompt = build_prompt(s, "", branch, framing=Framing(fixed=30, optional=100))
+
+    assert prompt.examples
+    assert prompt.dropped == 0
+    assert prompt.tokens == 30 + 100 + sum(message_cost(m) for m in branch)
+
+
+def test_examples_are_dropped_before_any_message() -> None:
+    s = spec()
+    branch = chat(5)
+    messages = sum(message_cost(m) for m in branch)
+    # Room for the whole conversation, not for the examples too.
+    optional = budget(s) - 30 - messages + 1
+    prompt = build_prompt(s, "", branch, framing=Framing(fixed=30, optional=optional))
+
+    assert not prompt.examples
+    assert prompt.dropped == 0, "no message made way for the examples"
+    assert prompt.tokens == 30 + messages
+
+
+def test_no_examples_once_messages_are_dropped() -> None:
+    s = spec()
+    prompt = build_prompt(s, "", chat(101), framing=Framing(fixed=30, optional=1))
+
+    assert prompt.dropped > 0
+    assert not prompt.examples
+    assert prompt.tokens <= budget(s)

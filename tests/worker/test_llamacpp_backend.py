@@ -4,6 +4,11 @@ The model is assembled once per session into a temporary data directory and
 each test loads it afresh (about a second; the file stays in the page cache).
 Replies are kept short: the model writes a few dozen tokens a second on two
 cores. The pure message-shaping tests at the end need no model.
+
+The bundled model is a base model and gets the dialogue prompt, which ends a
+reply after a sentence or two; tests of stopping and shutting down a long
+reply use the chat template (``prompt_format = "chat"``), under which it
+rambles on.
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ import pytest
 from shared.conversation import Message, new_id
 from shared.models_file import LlamaCppModel
 from worker.backends import llamacpp
-from worker.backends.base import Delta, GenerationRequest
-from worker.backends.llama_templates import format_prompt, keeps_system, normalize_messages
+from worker.backends.base import Delta, GenerationRequest, prompt_framing
+from worker.backends.dialogue import Dialogue
+from worker.backends.llama_templates import (
+    ChatTemplate,
+    format_prompt,
+    keeps_system,
+    normalize_messages,
+)
 from worker.backends.llamacpp import LlamaCppBackend, ModelFileError
 from worker.context import build_prompt
 from worker.errors import BackendError, BackendUnavailable
@@ -36,10 +47,8 @@ STOP_DEADLINE_S = 0.5
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from shared.local_model import bundled_model_path
-
-    return bundled_model_path(tmp_path_factory.mktemp("data"), progress=False)
+def model_path(bundled_gguf: Path) -> Path:
+    return bundled_gguf
 
 
 def _spec(model_path: Path, **overrides: object) -> LlamaCppModel:
@@ -61,6 +70,17 @@ def _spec(model_path: Path, **overrides: object) -> LlamaCppModel:
 @pytest.fixture
 async def backend(model_path: Path) -> AsyncIterator[LlamaCppBackend]:
     b = LlamaCppBackend(_spec(model_path), data_dir=model_path.parent.parent)
+    await b.load()
+    try:
+        yield b
+    finally:
+        await b.aclose()
+
+
+@pytest.fixture
+async def rambling(model_path: Path) -> AsyncIterator[LlamaCppBackend]:
+    """The bundled model under the chat template: long replies to stop."""
+    b = LlamaCppBackend(_spec(model_path, prompt_format="chat"), data_dir=model_path.parent.parent)
     await b.load()
     try:
         yield b
@@ -143,7 +163,8 @@ async def test_stop_sequence_ends_the_reply_and_is_not_shown(backend: LlamaCppBa
 
 
 @pytest.mark.slow
-async def test_stop_mid_reply_ends_generation_at_once(backend: LlamaCppBackend) -> None:
+async def test_stop_mid_reply_ends_generation_at_once(rambling: LlamaCppBackend) -> None:
+    backend = rambling
     received: list[str] = []
     first_text = asyncio.Event()
 
@@ -217,10 +238,13 @@ async def test_long_conversation_fits_a_small_context_with_real_token_counts(
         parent = message.id
     branch.append(Message(id=new_id(), parent_id=parent, role="user", content="Name a sea bird."))
 
-    prompt = build_prompt(spec, "You are a helpful assistant.", branch, backend.count_tokens)
+    prompt = build_prompt(
+        spec, "You are a helpful assistant.", branch, backend.count_tokens, prompt_framing(backend)
+    )
     assert prompt.dropped > 0, "the conversation is longer than the context window"
 
-    request = GenerationRequest(messages=prompt.messages, max_tokens=8)
+    # The reply budget the prompt was built for (what the worker sends).
+    request = GenerationRequest(messages=prompt.messages, max_tokens=spec.max_tokens)
     deltas = await _collect(backend, request)
 
     assert _text(deltas).strip()
@@ -232,8 +256,9 @@ async def test_long_conversation_fits_a_small_context_with_real_token_counts(
 
 @pytest.mark.slow
 async def test_system_prompt_and_repeated_roles_reach_gemma_as_alternating_turns(
-    backend: LlamaCppBackend,
+    rambling: LlamaCppBackend,
 ) -> None:
+    backend = rambling
     messages = [
         {"role": "system", "content": "Answer in French."},
         {"role": "assistant", "content": "Bonjour!"},
@@ -243,8 +268,8 @@ async def test_system_prompt_and_repeated_roles_reach_gemma_as_alternating_turns
         {"role": "assistant", "content": "And you?"},
         {"role": "user", "content": "Good."},
     ]
-    template = backend.template
-    assert template is not None
+    template = backend.prompt_format
+    assert isinstance(template, ChatTemplate), "prompt_format = 'chat' keeps the template"
     # This GGUF has no chat template of its own: llama-cpp-python would fall
     # back to Llama 2's [INST] format, and its gemma format drops system text.
     assert template.folds_system
@@ -258,6 +283,53 @@ async def test_system_prompt_and_repeated_roles_reach_gemma_as_alternating_turns
     )
     deltas = await _collect(backend, GenerationRequest(messages=messages, max_tokens=8))
     assert deltas[-1].finish_reason in ("stop", "length")
+
+
+@pytest.mark.slow
+async def test_the_bundled_base_model_answers_in_a_dialogue_instead_of_echoing(
+    backend: LlamaCppBackend,
+) -> None:
+    assert isinstance(backend.prompt_format, Dialogue), "no chat template in the GGUF"
+    question = "What is the capital of France?"
+    deltas = await _collect(backend, _ask(question, max_tokens=24, temperature=0.0, seed=1))
+
+    text = _text(deltas)
+    assert "Paris" in text
+    assert not text.lower().startswith(question.lower()[:20]), text
+    assert text == text.lstrip(), "no blank before the answer"
+    assert "User:" not in text and "Assistant:" not in text
+    assert deltas[-1].finish_reason == "stop", "it ends by itself, before the user's next line"
+
+
+@pytest.mark.slow
+async def test_the_examples_make_way_for_the_conversation(model_path: Path) -> None:
+    backend = LlamaCppBackend(
+        _spec(model_path, context_window=320, max_tokens=16), data_dir=model_path.parent.parent
+    )
+    await backend.load()
+    try:
+        framing = prompt_framing(backend)
+        assert framing is not None and framing.fixed > 0 and framing.optional > 0
+        short = await _collect(backend, _ask("Hello!", max_tokens=16, temperature=0.0))
+        short_usage = short[-1].usage
+        assert short_usage is not None
+        assert short_usage.prompt_tokens > framing.fixed + framing.optional, "with examples"
+
+        # A question that leaves no room for the examples: they go, it stays whole.
+        long_question = "Describe this: " + "a small boat on a grey sea, " * 26
+        spec = backend.spec
+        branch = [Message(id=new_id(), parent_id=None, role="user", content=long_question)]
+        prompt = build_prompt(spec, "", branch, backend.count_tokens, framing)
+        assert not prompt.examples and prompt.notice is None
+        request = GenerationRequest(messages=prompt.messages, max_tokens=16, temperature=0.0)
+        deltas = await _collect(backend, request)
+        usage = deltas[-1].usage
+        assert usage is not None
+        assert usage.prompt_tokens + spec.max_tokens <= spec.context_window
+        question_tokens = backend.count_tokens(long_question) or 0
+        assert usage.prompt_tokens < framing.fixed + question_tokens + framing.optional
+    finally:
+        await backend.aclose()
 
 
 @pytest.mark.slow
@@ -286,8 +358,9 @@ async def test_concurrent_turns_take_turns_on_the_model(backend: LlamaCppBackend
 
 @pytest.mark.slow
 async def test_a_waiting_turn_reports_it_is_alive(
-    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+    rambling: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    backend = rambling
     monkeypatch.setattr(llamacpp, "KEEPALIVE_S", 0.05)
     first = asyncio.create_task(_collect(backend, _ask("Tell me a story.", max_tokens=24)))
     assert await _wait_until(backend._busy.locked, time.monotonic() + 5)
@@ -301,7 +374,9 @@ async def test_a_waiting_turn_reports_it_is_alive(
 
 @pytest.mark.slow
 async def test_shutdown_during_a_reply_ends_it_with_a_retryable_error(model_path: Path) -> None:
-    backend = LlamaCppBackend(_spec(model_path), data_dir=model_path.parent.parent)
+    backend = LlamaCppBackend(
+        _spec(model_path, prompt_format="chat"), data_dir=model_path.parent.parent
+    )
     await backend.load()
     first_text = asyncio.Event()
 

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from shared.models_file import HFModel, LlamaCppModel, ModelSpec, ScriptedModel
-from worker.backends.base import Backend, Delta, GenerationRequest
+from worker.backends.base import Backend, Delta, GenerationRequest, prompt_framing
 
-__all__ = ["Backend", "BackendPool", "Delta", "GenerationRequest"]
+__all__ = ["Backend", "BackendPool", "Delta", "GenerationRequest", "prompt_framing"]
 
 
 class BackendPool:

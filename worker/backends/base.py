@@ -15,6 +15,7 @@ from typing import Protocol
 
 from shared.conversation import FinishReason, Usage
 from shared.models_file import ModelSpec
+from worker.context import Framing
 
 
 @dataclass(slots=True)
@@ -24,6 +25,10 @@ class GenerationRequest:
     temperature: float = 0.7
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
+    #: Sampling seed, for reproducible replies (benchmarks, tests); None: a
+    #: fresh one each time, so "regenerate" gives a new reply. Backends that
+    #: cannot seed ignore it.
+    seed: int | None = None
 
 
 @dataclass(slots=True)
@@ -51,3 +56,12 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release what the backend holds (clients, loaded weights)."""
         ...
+
+
+def prompt_framing(backend: Backend) -> Framing | None:
+    """What a backend's prompt format adds around the messages (a base
+    model's dialogue preamble and examples), for the context budget. Only a
+    backend that renders prompts itself (llamacpp) has any: a chat API's
+    template is covered by the per-message overhead."""
+    framing = getattr(backend, "prompt_framing", None)
+    return framing() if callable(framing) else None

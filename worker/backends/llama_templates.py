@@ -1,17 +1,60 @@
 """Chat templates for GGUF models run by llama-cpp-python: which format turns
-messages into the model's prompt, and messages any template accepts."""
+messages into the model's prompt, and messages any template accepts.
+
+A prompt format (this module's ``ChatTemplate`` for instruct models,
+``dialogue.Dialogue`` for base models) renders a conversation into the
+tokens the generation thread feeds the model, with the stop sequences that
+end a reply.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from worker.context import Framing
 
 log = logging.getLogger(__name__)
 
 #: Text no chat template writes by itself: probes whether a template keeps a
 #: system message or silently drops it.
 _SYSTEM_PROBE = "tidechat-system-probe-7f3a"
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A prompt ready for ``Llama.create_completion``."""
+
+    tokens: list[int]
+    #: Strings that end the reply (the format's own, besides the model's).
+    stop: list[str] = field(default_factory=list)
+    #: llama-cpp-python StoppingCriteriaList from a chat formatter, if any.
+    stopping_criteria: Any = None
+    #: Drop the reply's leading whitespace (a dialogue's "Assistant:" is
+    #: followed by the model's " Paris").
+    lstrip: bool = False
+
+
+class PromptFormat(Protocol):
+    """How a conversation becomes the model's prompt."""
+
+    @property
+    def name(self) -> str:
+        """For logs: which format, from where."""
+        ...
+
+    def render(self, llm: Any, messages: list[dict[str, str]], room: int) -> Rendered:
+        """The prompt for a reply to the last user message, fitting in
+        ``room`` tokens if the format has anything to leave out; runs in the
+        generation thread (tokenizing a long prompt takes a while)."""
+        ...
+
+    def framing(self, count: Any) -> Framing | None:
+        """Tokens the format adds beyond each message's own and its role
+        markers, for the context budget; None when that is all."""
+        ...
 
 
 @dataclass(slots=True)
@@ -25,6 +68,22 @@ class ChatTemplate:
     #: Whether a system message must be folded into the first user turn
     #: because the template would drop it or refuse it.
     folds_system: bool
+
+    def render(self, llm: Any, messages: list[dict[str, str]], room: int) -> Rendered:
+        """What llama-cpp-python's chat handler would feed the model."""
+        result = format_prompt(self, normalize_messages(messages, fold_system=self.folds_system))
+        tokens = llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        stop = result.stop if isinstance(result.stop, list) else [result.stop]
+        return Rendered(
+            tokens=tokens,
+            stop=[s for s in stop if s],
+            stopping_criteria=result.stopping_criteria,
+        )
+
+    def framing(self, count: Any) -> Framing | None:
+        return None
 
 
 def chat_template(llm: Any) -> ChatTemplate:
@@ -113,16 +172,9 @@ def format_prompt(template: ChatTemplate, messages: list[dict[str, str]]) -> Any
     return template.formatter(messages=messages)
 
 
-def count_prompt_tokens(llm: Any, template: ChatTemplate, messages: list[dict[str, str]]) -> int:
-    """Tokens of the whole prompt as llama-cpp-python will feed it."""
-    rendered = format_prompt(template, messages)
-    tokens = llm.tokenize(
-        rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-    )
-    return len(tokens)
-
-
 def chat_handler(formatter: Any) -> Any:
+    """llama-cpp-python's own chat handler for ``formatter`` (the raw
+    baseline of ``bench.local_model``)."""
     from llama_cpp import llama_chat_format
 
     return llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)

@@ -18,7 +18,7 @@ from typing import Any
 from shared.conversation import FinishReason, Usage
 from shared.models_file import LlamaCppModel
 from worker.backends.base import GenerationRequest
-from worker.backends.llama_templates import ChatTemplate, count_prompt_tokens
+from worker.backends.llama_templates import PromptFormat
 from worker.errors import BackendError, BackendUnavailable, TurnError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ ThreadItem = str | Finished | Failed
 
 def generate(
     llm: Any,
-    template: ChatTemplate,
+    prompt_format: PromptFormat,
     spec: LlamaCppModel,
     messages: list[dict[str, str]],
     request: GenerationRequest,
@@ -52,7 +52,7 @@ def generate(
     reports each piece of text, then a ``Finished`` or a ``Failed``, through
     ``emit``. Returns early, reporting nothing more, once ``cancel`` is set."""
     try:
-        _generate(llm, template, spec, messages, request, cancel, emit)
+        _generate(llm, prompt_format, spec, messages, request, cancel, emit)
     except TurnError as exc:
         emit(Failed(exc))
     except Exception as exc:
@@ -66,37 +66,43 @@ def generate(
 
 def _generate(
     llm: Any,
-    template: ChatTemplate,
+    prompt_format: PromptFormat,
     spec: LlamaCppModel,
     messages: list[dict[str, str]],
     request: GenerationRequest,
     cancel: threading.Event,
     emit: Callable[[ThreadItem], None],
 ) -> None:
-    prompt_tokens = count_prompt_tokens(llm, template, messages)
     n_ctx = int(llm.n_ctx())
+    # llama.cpp rounds the context up (to a multiple of 256): the models
+    # file's window is the one the budget planned for.
+    room = min(n_ctx, spec.context_window) - request.max_tokens
+    rendered = prompt_format.render(llm, messages, room)
+    prompt_tokens = len(rendered.tokens)
     if prompt_tokens >= n_ctx:
         raise BackendError(
             f"the prompt ({prompt_tokens} tokens) does not fit the context window of "
             f"model {spec.id} ({n_ctx} tokens)"
         )
-    stop = list(dict.fromkeys(s for s in [*spec.stop, *request.stop] if s))
+    stop = list(dict.fromkeys(s for s in [*spec.stop, *request.stop, *rendered.stop] if s))
     options: dict[str, Any] = {}
     if request.top_p is not None:
         options["top_p"] = request.top_p
-    parts: list[str] = []
     finish: FinishReason = "stop"
+    leading = rendered.lstrip
     with _AbortOn(llm, cancel) as abort:
-        chunks = llm.create_chat_completion(
-            messages=messages,
+        # What llama-cpp-python's chat handler does after rendering, for any format.
+        chunks = llm.create_completion(
+            prompt=rendered.tokens,
             stream=True,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             stop=stop,
+            stopping_criteria=rendered.stopping_criteria,
             repeat_penalty=spec.repeat_penalty,
             # llama-cpp-python derives the same seed for every call:
             # without a fresh one, "regenerate" would repeat the reply.
-            seed=random.getrandbits(31),
+            seed=request.seed if request.seed is not None else random.getrandbits(31),
             **options,
         )
         try:
@@ -107,9 +113,11 @@ def _generate(
                 if cancel.is_set():
                     return
                 choice = chunk["choices"][0]
-                text = choice["delta"].get("content")
+                text = choice.get("text")
+                if text and leading:
+                    text = text.lstrip()
+                    leading = not text
                 if text:
-                    parts.append(text)
                     emit(text)
                 if choice.get("finish_reason") == "length":
                     finish = "length"

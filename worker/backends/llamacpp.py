@@ -34,16 +34,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from shared.gguf import looks_instruct
 from shared.local_model import INSTALL_HINT, LocalModelError, bundled_model_path
 from shared.models_file import LlamaCppModel
 from worker.backends.base import Delta, GenerationRequest
-from worker.backends.llama_templates import (
-    ChatTemplate,
-    chat_handler,
-    chat_template,
-    normalize_messages,
-)
+from worker.backends.dialogue import Dialogue
+from worker.backends.llama_templates import PromptFormat, chat_template
 from worker.backends.llama_thread import Failed, Finished, ThreadItem, generate
+from worker.context import Framing
 from worker.errors import BackendError, BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -83,7 +81,8 @@ class LlamaCppBackend:
         self.spec = spec
         self._data_dir = data_dir
         self._llm: Any = None
-        self._template: ChatTemplate | None = None
+        self._format: PromptFormat | None = None
+        self._framing: Framing | None = None
         self._loading: asyncio.Task[None] | None = None
         #: Held from the start of a generation until its thread has finished.
         self._busy = asyncio.Lock()
@@ -97,9 +96,14 @@ class LlamaCppBackend:
         return self._llm is not None
 
     @property
-    def template(self) -> ChatTemplate | None:
-        """The chat template in use, once loaded."""
-        return self._template
+    def prompt_format(self) -> PromptFormat | None:
+        """How conversations become this model's prompt, once loaded."""
+        return self._format
+
+    def prompt_framing(self) -> Framing | None:
+        """What the prompt format adds around the messages, for the context
+        budget; None until loaded (like ``count_tokens``)."""
+        return self._framing
 
     async def load(self) -> None:
         """Load the model (in a thread) unless it is loaded; safe to call often.
@@ -119,11 +123,12 @@ class LlamaCppBackend:
         await asyncio.shield(task)
 
     async def _load(self) -> None:
-        llm, template = await asyncio.to_thread(self._load_sync)
+        llm, prompt_format = await asyncio.to_thread(self._load_sync)
         if self._closed:  # shut down while loading
             await asyncio.to_thread(llm.close)
             raise BackendUnavailable(f"the local model {self.spec.id} has been shut down")
-        self._llm, self._template = llm, template
+        self._framing = prompt_format.framing(lambda text: _token_count(llm, text))
+        self._llm, self._format = llm, prompt_format
 
     def model_path(self) -> Path:
         """The GGUF to load: ``spec.path``, else the bundled model (assembled
@@ -135,7 +140,7 @@ class LlamaCppBackend:
         except LocalModelError as exc:
             raise ModelFileError(f"model {self.spec.id}: {exc}") from exc
 
-    def _load_sync(self) -> tuple[Any, ChatTemplate]:
+    def _load_sync(self) -> tuple[Any, PromptFormat]:
         path = self.model_path()
         if not path.is_file():
             raise ModelFileError(
@@ -164,18 +169,29 @@ class LlamaCppBackend:
                 f"model {self.spec.id}: could not load {path} ({exc}); is it a GGUF file "
                 "this version of llama-cpp-python supports?"
             ) from exc
-        template = chat_template(llm)
-        llm.chat_handler = chat_handler(template.formatter)
+        prompt_format = self._prompt_format(llm, path)
         log.info(
-            "loaded %s from %s: context %d, %d threads, chat template %s%s",
+            "loaded %s from %s: context %d, %d threads, prompt format: %s",
             self.spec.id,
             path,
             self.spec.context_window,
             threads,
-            template.name,
-            " (system prompt folded into the first user turn)" if template.folds_system else "",
+            prompt_format.name,
         )
-        return llm, template
+        return llm, prompt_format
+
+    def _prompt_format(self, llm: Any, path: Path) -> PromptFormat:
+        """The models file's ``prompt_format``, else what the GGUF says: an
+        instruct model keeps its chat template, a base model gets a dialogue."""
+        choice = self.spec.prompt_format
+        if choice is None:
+            choice = "chat" if looks_instruct(llm.metadata, path.name) else "dialogue"
+        if choice == "dialogue":
+            return Dialogue()
+        template = chat_template(llm)
+        if template.folds_system:
+            template.name += ", system prompt folded into the first user turn"
+        return template
 
     # -- the Backend protocol --------------------------------------------
 
@@ -184,13 +200,13 @@ class LlamaCppBackend:
         llm = self._llm
         if llm is None:
             return None
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return _token_count(llm, text)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         await self.load()
-        llm, template = self._llm, self._template
-        assert template is not None
-        messages = normalize_messages(request.messages, fold_system=template.folds_system)
+        llm, prompt_format = self._llm, self._format
+        assert prompt_format is not None
+        messages = request.messages
 
         waiter = asyncio.ensure_future(self._busy.acquire())
         try:
@@ -228,7 +244,7 @@ class LlamaCppBackend:
 
         def run() -> None:
             try:
-                generate(llm, template, self.spec, messages, request, cancel, emit)
+                generate(llm, prompt_format, self.spec, messages, request, cancel, emit)
             finally:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(on_thread_exit)
@@ -290,6 +306,10 @@ class LlamaCppBackend:
             llm, self._llm = self._llm, None
             if llm is not None:
                 await asyncio.to_thread(llm.close)
+
+
+def _token_count(llm: Any, text: str) -> int:
+    return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
 def _cpu_count() -> int:

@@ -16,12 +16,20 @@ export interface ConversationPage {
   next_cursor: string | null;
 }
 
+/** Something the empty chat offers to ask (a model's `suggestions`). */
+export interface Suggestion {
+  title: string;
+  prompt: string;
+}
+
 export interface ModelInfo {
   id: string;
   label: string | null;
   context_window: number;
   max_tokens: number;
   default: boolean;
+  /** What this model handles well, from the models file or its backend's defaults. */
+  suggestions: Suggestion[];
 }
 
 export interface ModelsResponse {

@@ -159,7 +159,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
           </div>
         </div>
       ) : showEmpty ? (
-        <EmptyState onPick={send} />
+        <EmptyState suggestions={actions.models.find((m) => m.id === model)?.suggestions ?? []} onPick={send} />
       ) : (
         <MessageList key={activeId ?? "new"} conversation={conversation} rows={rowList} busy={generating} online={online} followToken={followToken} />
       )}
