@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.errors import ApiError
+from gateway.jsonguard import clip
 from gateway.limits import QueueGuard, RateLimiter, SessionTtl
 from gateway.once import Once
 from shared.conversation import Conversation, Message, new_id, now
@@ -75,7 +76,7 @@ class TurnService:
             spec = self.catalog.default  # the conversation's model was retired
         if spec is None:
             offered = ", ".join(m.id for m in self.catalog.models)
-            raise ApiError("bad_request", f"unknown model {wanted!r}; offered: {offered}")
+            raise ApiError("bad_request", f"unknown model {clip(wanted)}; offered: {offered}")
         return spec
 
     async def _head(self, user: UserInfo, cid: str, message_id: str | None) -> ConversationHead:

@@ -37,7 +37,7 @@ def new_id() -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))  # match's `$` would pass a final newline
 
 
 def now() -> float:

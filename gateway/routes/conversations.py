@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
+from gateway.jsonguard import clip
 from shared.conversation import (
     Conversation,
     ConversationSummary,
@@ -79,7 +80,7 @@ async def _owned(services: ServicesDep, cid: str, uid: str) -> Conversation:
 def _check_model(services: ServicesDep, model: str | None) -> None:
     if model is not None and services.catalog.get(model) is None:
         offered = ", ".join(m.id for m in services.catalog.models)
-        raise ApiError("bad_request", f"unknown model {model!r}; offered: {offered}")
+        raise ApiError("bad_request", f"unknown model {clip(model)}; offered: {offered}")
 
 
 def _check_system_prompt(services: ServicesDep, text: str | None) -> None:
