@@ -63,6 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 rate_limit_per_minute=cfg.rate_limit_per_minute,
                 max_queued_turns=cfg.max_queued_turns,
                 session_ttl=cfg.session_ttl_seconds,
+                stops_per_minute=cfg.stops_per_minute,
             ),
             hub=hub,
             gateway_id=gateway_id,

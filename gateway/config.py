@@ -21,6 +21,10 @@ class GatewaySettings(CommonSettings):
     #: Turns waiting in one pool's queue beyond which new ones are refused
     #: with ``busy`` rather than queued without bound.
     max_queued_turns: int = Field(default=1_000, ge=1)
+    #: Stop frames one user may send per minute (all gateways together); a
+    #: stop is announced to every worker, so a flood would cost them all.
+    #: 0 turns the limit off.
+    stops_per_minute: int = Field(default=60, ge=0)
     #: A session stream lives this long after its last use.
     session_ttl_seconds: int = Field(default=900, ge=60)
     #: Events a slow socket may fall behind before it is closed (it resumes).

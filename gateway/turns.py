@@ -16,8 +16,9 @@ from gateway.errors import ApiError
 from gateway.jsonguard import clip
 from gateway.limits import QueueGuard, RateLimiter, SessionTtl
 from gateway.once import Once
+from gateway.stops import StopGate
 from shared.conversation import Conversation, Message, new_id, now
-from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
+from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -44,6 +45,7 @@ class TurnService:
         rate_limit_per_minute: int,
         max_queued_turns: int,
         session_ttl: int,
+        stops_per_minute: int = 0,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -55,6 +57,7 @@ class TurnService:
         self.queue_guard = QueueGuard(redis, keys, max_queued_turns)
         self.session_ttls = SessionTtl(session_ttl)
         self.once = Once(redis, CLIENT_ID_TTL_S)
+        self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
     # --- checks ----------------------------------------------------------------
@@ -273,8 +276,8 @@ class TurnService:
 
         Workers only honour a stop from the turn's own user, so no ownership
         lookup is needed here; stopping a finished or unknown turn does nothing.
+        Stops are rate-limited per user and announced once per turn
+        (``gateway/stops.py``).
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.cancel(frame.turn_id), user.id, ex=CANCEL_TTL_S)
-        pipe.publish(self.keys.cancel_channel(), f"{frame.turn_id} {user.id}")
-        await pipe.execute()
+        await self.stops.check(user.id)
+        await self.stops.announce(user.id, frame.turn_id)

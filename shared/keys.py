@@ -114,6 +114,12 @@ class Keys:
         """Stop request for a turn: value is the requesting user id, with TTL."""
         return f"{self.prefix}cancel:{turn_id}"
 
+    def user_stops(self, uid: str) -> str:
+        """Counter of a user's stop frames in the current one-minute window
+        (expires with it): stops are announced to every worker, so a flood
+        is refused here."""
+        return f"{self.prefix}user:{{{uid}}}:stops"
+
     def cancel_channel(self) -> str:
         """Pub/sub channel announcing stop requests so workers react at once."""
         return f"{self.prefix}cancel"

@@ -4,12 +4,16 @@ no traceback (issue 18, finding 6; refused frames never echoed, finding 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 import websockets
 
+from shared.conversation import new_id
+from shared.redis_client import make_redis
 from tests.e2e.conftest import unique
+from tests.support.resuming import KEYS
 from tests.support.stack import Stack
 from tests.support.ws import ChatSocket
 
@@ -84,3 +88,51 @@ async def test_a_refused_frame_is_never_echoed_back(stack: Stack) -> None:
         assert (marker * 4) not in json.dumps(err)
     await still_serves(sock)
     await sock.close()
+
+
+async def test_a_stop_flood_is_refused_and_each_turn_is_announced_once(
+    stack: Stack, redis_url: str
+) -> None:
+    """Every stop announcement reaches every worker: 3,000 stop frames from
+    one socket must not become 3,000 announcements (issue 18, finding 4)."""
+    heard: list[str] = []
+    listener = make_redis(redis_url)
+    pubsub = listener.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(KEYS.cancel_channel())
+
+    async def listen() -> None:
+        async for message in pubsub.listen():
+            heard.append(str(message["data"]))
+
+    listening = asyncio.create_task(listen())
+    token = stack.signup(unique("stopper"))
+    sock = await ChatSocket.connect(stack.ws_url, token)
+    try:
+        await sock.wait_type("hello")
+        # The same turn stopped 50 times: announced once.
+        same = new_id()
+        for _ in range(50):
+            await sock.send({"type": "stop", "turn_id": same})
+        # Then 3,000 distinct ones, as fast as the socket takes them.
+        for _ in range(3_000):
+            await sock.send({"type": "stop", "turn_id": new_id()})
+        await sock.send({"type": "ping"})
+        await sock.wait_type("pong", timeout=60)
+        refused = [f for f in sock.frames if f.get("code") == "rate_limited"]
+        assert len(refused) >= 3_050 - 60
+        assert refused[0]["message"].startswith("too many stops")
+        # Every stop was handled before the pong: a marker published now is
+        # heard after every announcement the flood made.
+        await listener.publish(KEYS.cancel_channel(), "end-of-flood")
+        async with asyncio.timeout(10):
+            while "end-of-flood" not in heard:
+                await asyncio.sleep(0.05)
+        mine = [h for h in heard if h.endswith(" " + sock.frames[0]["user"]["id"])]
+        assert sum(h.startswith(same + " ") for h in mine) == 1
+        assert len(mine) <= 60
+        await still_serves(sock)
+    finally:
+        await sock.close()
+        listening.cancel()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await listener.aclose()
