@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import CommonSettings
 
@@ -36,3 +36,13 @@ class GatewaySettings(CommonSettings):
     cookie_secure: bool = False
     #: Built web client to serve at ``/``; default: ``web/dist`` of the checkout.
     web_dir: Path | None = None
+    #: Bearer token for ``/metrics`` and ``/ready``'s details (workers, queue
+    #: depths, sockets). Unset: ``/metrics`` is open (keep it off the public
+    #: network) and ``/ready`` only says ready or not, and why.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}``: empty means unset.
+        return None if value == "" else value
