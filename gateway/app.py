@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             keys,
             gateway_id=gateway_id,
             session_ttl=cfg.session_ttl_seconds,
-            buffer_events=cfg.socket_buffer_events,
+            buffer_bytes=cfg.socket_buffer_bytes,
         )
         services = Services(
             settings=cfg,

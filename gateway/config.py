@@ -27,8 +27,14 @@ class GatewaySettings(CommonSettings):
     stops_per_minute: int = Field(default=60, ge=0)
     #: A session stream lives this long after its last use.
     session_ttl_seconds: int = Field(default=900, ge=60)
-    #: Events a slow socket may fall behind before it is closed (it resumes).
-    socket_buffer_events: int = Field(default=20_000, ge=100)
+    #: Bytes of events waiting to be sent to one socket (or SSE stream):
+    #: past this the gateway stops reading that session's events until the
+    #: client catches up (they wait in Redis). Frames that are not events
+    #: (pong, errors) left unread past twice this close the socket with 1013.
+    socket_buffer_bytes: int = Field(default=1_048_576, ge=16_384)
+    #: A socket whose client has read nothing for this long (a write that
+    #: does not complete) is closed and dropped; the client resumes.
+    socket_write_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Redis connections this process may open for commands (plus one for
     #: the multiplexed reader), however many sockets it serves.
     redis_pool_size: int = Field(default=16, ge=2)

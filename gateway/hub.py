@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -45,30 +47,103 @@ class Delivery:
     frame: str
 
 
+#: What a subscriber's queue holds: session events, frames the socket
+#: handler sends directly (plain strings), and ``None``: close, the client
+#: let direct frames pile up past twice the budget.
+Item = Delivery | str | None
+
+
+def _size(item: Item) -> int:
+    if item is None:
+        return 0
+    return len(item.frame if isinstance(item, Delivery) else item)
+
+
 @dataclass(eq=False)
 class Subscriber:
-    """One reader of one session stream from a given point on.
+    """One reader of one session stream from a given point on, with a send
+    queue bounded in bytes (counted as characters of JSON).
 
-    ``queue`` holds frames in order: events from the stream (as ``Delivery``)
-    and, for sockets, frames the handler sends directly (plain strings).
-    ``None`` tells the sender to close: the subscriber fell too far behind.
+    Session events are *paced*: once ``budget`` bytes wait to be sent, the
+    hub stops handing this subscriber events (they stay in Redis, where they
+    live anyway) and its cursor stays put; when the sender has taken the
+    queue down to half the budget, the hub reads on from the cursor. So a
+    slow client (or a ``resume`` from far back) holds at most about one
+    budget here, however long the session. Frames sent directly (``pong``,
+    errors about bad frames) cannot wait in Redis: past twice the budget the
+    subscriber is closed (``None``), and the client reconnects and resumes.
     """
 
     session_id: str
     key: str
     cursor: StreamId
-    limit: int
-    queue: asyncio.Queue[Delivery | str | None] = field(default_factory=asyncio.Queue)
+    budget: int
+    _items: deque[Item] = field(default_factory=deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Bytes waiting in the queue.
+    queued_bytes: int = 0
+    #: Events are held back until the sender catches up.
+    paused: bool = False
     overflowed: bool = False
+    #: The hub's way to read on from ``cursor`` once a paused subscriber drains.
+    on_drained: Callable[[Subscriber], Awaitable[None]] | None = None
 
-    def offer(self, item: Delivery | str) -> None:
+    def _push(self, item: Item) -> None:
+        self._items.append(item)
+        self.queued_bytes += _size(item)
+        self._ready.set()
+
+    def offer(self, item: Delivery) -> bool:
+        """Queue a session event; False when paused (it is read again later)."""
+        if self.paused or self.overflowed:
+            return False
+        self._push(item)
+        if self.queued_bytes >= self.budget:
+            self.paused = True
+        return True
+
+    def say(self, frame: str) -> None:
+        """Queue a frame that is not a session event (it has no place in Redis)."""
         if self.overflowed:
             return
-        if self.queue.qsize() >= self.limit:
+        if self.queued_bytes + len(frame) > 2 * self.budget:
             self.overflowed = True
-            self.queue.put_nowait(None)
+            self._items.clear()
+            self.queued_bytes = 0
+            self._push(None)
             return
-        self.queue.put_nowait(item)
+        self._push(frame)
+
+    def rewind(self, cursor: StreamId) -> None:
+        """Deliver from ``cursor`` again: the events still queued are dropped
+        (a ``resume`` replaces what was pending instead of adding to it)."""
+        kept = [item for item in self._items if not isinstance(item, Delivery)]
+        self._items = deque(kept)
+        self.queued_bytes = sum(_size(item) for item in kept)
+        self.cursor = cursor
+        self.paused = False
+
+    @property
+    def pending(self) -> int:
+        """Items waiting to be sent."""
+        return len(self._items)
+
+    async def wait(self) -> None:
+        """Until an item waits to be sent (safe to time out: nothing is taken)."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def next(self) -> Item:
+        """The next item to send, in order; waits for one."""
+        await self.wait()
+        item = self._items.popleft()
+        self.queued_bytes -= _size(item)
+        if self.paused and self.queued_bytes <= self.budget // 2 and not self.overflowed:
+            self.paused = False
+            if self.on_drained is not None:
+                await self.on_drained(self)
+        return item
 
 
 class SessionHub:
@@ -80,7 +155,7 @@ class SessionHub:
         *,
         gateway_id: str,
         session_ttl: int,
-        buffer_events: int,
+        buffer_bytes: int,
     ) -> None:
         self._reader = reader
         self._redis = redis
@@ -88,7 +163,7 @@ class SessionHub:
         self._wake_key = keys.gateway_wake(gateway_id)
         self._wake_cursor = "$"
         self._session_ttl = session_ttl
-        self._buffer_events = buffer_events
+        self._buffer_bytes = buffer_bytes
         self._subs: dict[str, set[Subscriber]] = {}
         #: Where the reader continues each stream: the oldest point any of its
         #: subscribers still needs.
@@ -124,7 +199,9 @@ class SessionHub:
         if after is None:
             last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
-        sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
+        sub = Subscriber(
+            session_id, key, parse_id(after), self._buffer_bytes, on_drained=self._catch_up
+        )
         self._subs.setdefault(key, set()).add(sub)
         try:
             await self._watch_from(key, sub.cursor)
@@ -134,9 +211,21 @@ class SessionHub:
         return sub
 
     async def reposition(self, sub: Subscriber, after: str) -> None:
-        """Replay from an earlier point (a ``resume`` that is not the first frame)."""
-        sub.cursor = parse_id(after)
+        """Replay from another point (a ``resume`` that is not the first
+        frame), in place of whatever was still queued."""
+        sub.rewind(parse_id(after))
         await self._watch_from(sub.key, sub.cursor)
+
+    async def _catch_up(self, sub: Subscriber) -> None:
+        """A paused subscriber drained: read on from where it stopped."""
+        if sub not in self._subs.get(sub.key, ()):
+            return  # unsubscribed meanwhile
+        try:
+            await self._watch_from(sub.key, sub.cursor)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # The cursor is lowered already: the reader's next round (at most
+            # READER_BLOCK_MS away) starts there, woken or not.
+            log.warning("could not wake the session reader: %s", exc)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.key)
@@ -232,9 +321,8 @@ class SessionHub:
                 frame_with_event_id(event_id, fields[FIELD_DATA]),
             )
             for sub in covered:
-                if position > sub.cursor:
+                if position > sub.cursor and sub.offer(item):
                     sub.cursor = position
-                    sub.offer(item)
         self.events_read += len(entries)
         current = self._cursors.get(key)
         if current is not None and current >= read_from:

@@ -133,7 +133,7 @@ class Connection:
 
     def _offer(self, frame: str) -> None:
         assert self.sub is not None
-        self.sub.offer(frame)
+        self.sub.say(frame)
 
     async def serve(self) -> None:
         services = self.services
@@ -221,10 +221,12 @@ class Connection:
             self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
     async def _send_loop(self, sub: Subscriber) -> None:
+        # A client that stops reading is cut off by the server's WebSocket
+        # protocol after TIDECHAT_SOCKET_WRITE_TIMEOUT_SECONDS (gateway/serve.py).
         while True:
-            item = await sub.queue.get()
+            item = await sub.next()
             if item is None:
-                # Fell too far behind: the client reconnects and resumes.
+                # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
                 return
             await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
