@@ -38,6 +38,11 @@ class GatewaySettings(CommonSettings):
     #: Redis connections this process may open for commands (plus one for
     #: the multiplexed reader), however many sockets it serves.
     redis_pool_size: int = Field(default=16, ge=2)
+    #: Imports (``POST /api/conversations/import``): largest file, most
+    #: messages, deepest branch. Checked in a thread, in linear time.
+    import_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    import_max_messages: int = Field(default=10_000, ge=1)
+    import_max_depth: int = Field(default=5_000, ge=1)
     #: Set the Secure flag on the session cookie (serve over HTTPS).
     cookie_secure: bool = False
     #: Built web client to serve at ``/``; default: ``web/dist`` of the checkout.

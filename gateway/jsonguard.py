@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import re
 
-#: A JSON string literal, escapes included (linear: no nested quantifiers).
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+#: A JSON string literal, escapes included ("unrolled": linear, and fast in re).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SAME_BRACKETS = str.maketrans("{}", "[]")
 

@@ -213,6 +213,13 @@ class ConversationStore:
         rjson.queue_set(pipe, self.keys.conversation(conv.id), "$", conv.stored())
         pipe.zadd(self.keys.user_conversations(conv.owner), {conv.id: _score(conv.updated_at)})
 
+    def queue_save_json(
+        self, pipe: Pipeline, cid: str, owner: str, updated_at: float, stored_json: str
+    ) -> None:
+        """``queue_save`` for a document already serialized (an import, in a thread)."""
+        pipe.execute_command("JSON.SET", self.keys.conversation(cid), "$", stored_json)
+        pipe.zadd(self.keys.user_conversations(owner), {cid: _score(updated_at)})
+
     def queue_add_message(
         self,
         pipe: Pipeline,
