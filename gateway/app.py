@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.admission import Quotas
 from gateway.auth import AuthService
 from gateway.config import GatewaySettings
 from gateway.deps import Services
@@ -64,6 +65,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 max_queued_turns=cfg.max_queued_turns,
                 session_ttl=cfg.session_ttl_seconds,
                 stops_per_minute=cfg.stops_per_minute,
+                fair_turns_per_user=cfg.fair_turns_per_user,
+                max_waiting_per_user=cfg.max_waiting_turns_per_user,
+                quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
             ),
             hub=hub,
             gateway_id=gateway_id,

@@ -18,9 +18,18 @@ class GatewaySettings(CommonSettings):
     #: Messages (and regenerations, edits) one user may send per minute, per
     #: gateway process; 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=30, ge=0)
-    #: Turns waiting in one pool's queue beyond which new ones are refused
-    #: with ``busy`` rather than queued without bound.
+    #: Turns waiting in one pool (on its stream or in users' lines) beyond
+    #: which new ones are refused with ``busy`` rather than queued without bound.
     max_queued_turns: int = Field(default=1_000, ge=1)
+    #: Turns one user may have waiting in their own line of a pool (beyond
+    #: their ``fair_turns_per_user`` on the stream) before new ones get
+    #: ``busy``: a few accounts cannot fill the pool's queue for everyone.
+    max_waiting_turns_per_user: int = Field(default=20, ge=1)
+    #: Storage quotas per user (0: no limit): conversations, messages, and
+    #: bytes of message text. Past one, writes get ``quota_exceeded``.
+    quota_conversations: int = Field(default=2_000, ge=0)
+    quota_messages: int = Field(default=50_000, ge=0)
+    quota_bytes: int = Field(default=50_000_000, ge=0)
     #: Stop frames one user may send per minute (all gateways together); a
     #: stop is announced to every worker, so a flood would cost them all.
     #: 0 turns the limit off.

@@ -1,0 +1,106 @@
+"""What each user stores: conversations, messages and bytes of message text,
+counted in Redis as they are written (``user_usage(uid)``, a hash tagged by
+user), for the storage quotas the gateway enforces.
+
+The counters are deltas kept per user, not a scan of the documents, so they
+survive any change of where conversations live: every write that adds a
+message adds to its owner's counters in the same pipeline (the gateway for
+user messages, conversations and imports; a worker for each reply it stores
+the first time), and deleting a conversation subtracts what it held, read
+under WATCH in the same transaction as the delete.
+
+A user whose hash lacks the ``v`` field has never been counted (an account
+from before the counters existed): the first check of their quota counts
+their conversations once (``recount``) and marks the hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from shared.keys import Keys
+
+#: Counter fields, and the marker saying the user's counters are complete.
+CONVERSATIONS = "conversations"
+MESSAGES = "messages"
+BYTES = "bytes"
+COUNTED = "v"
+FIELDS = (CONVERSATIONS, MESSAGES, BYTES, COUNTED)
+
+#: Adds a user's existing conversations to their counters, once.
+_RECOUNT = """
+if redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'conversations', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'messages', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[3])
+redis.call('HSET', KEYS[1], 'v', '1')
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    conversations: int = 0
+    messages: int = 0
+    bytes: int = 0
+    #: False: the user was never counted (see ``recount``).
+    counted: bool = True
+
+
+def text_bytes(text: str) -> int:
+    """Bytes a message's text takes (UTF-8, as ``JSON.STRLEN`` counts)."""
+    return len(text.encode())
+
+
+def queue_add(
+    pipe: Pipeline,
+    keys: Keys,
+    uid: str,
+    *,
+    conversations: int = 0,
+    messages: int = 0,
+    nbytes: int = 0,
+) -> None:
+    """Add to (or, negative, take from) a user's counters on ``pipe``."""
+    key = keys.user_usage(uid)
+    for field, delta in ((CONVERSATIONS, conversations), (MESSAGES, messages), (BYTES, nbytes)):
+        if delta:
+            pipe.hincrby(key, field, delta)
+
+
+def queue_read(pipe: Pipeline, keys: Keys, uid: str) -> None:
+    pipe.hmget(keys.user_usage(uid), list(FIELDS))
+
+
+def parse(row: list[str | None]) -> Usage:
+    conversations, messages, nbytes, counted = row
+    return Usage(int(conversations or 0), int(messages or 0), int(nbytes or 0), counted is not None)
+
+
+async def conversation_size(redis: Redis | Pipeline, keys: Keys, cid: str) -> tuple[int, int]:
+    """Messages and bytes of message text one conversation holds (two cheap
+    RedisJSON reads: no document leaves Redis)."""
+    key = keys.conversation(cid)
+    count = cast(list[Any] | None, await redis.execute_command("JSON.OBJLEN", key, "$.messages"))
+    lengths = cast(
+        list[Any] | None, await redis.execute_command("JSON.STRLEN", key, "$.messages.*.content")
+    )
+    messages = int(count[0] or 0) if count else 0
+    return messages, sum(int(n or 0) for n in lengths or [])
+
+
+async def recount(redis: Redis, keys: Keys, uid: str) -> Usage:
+    """Count a never-counted user's conversations once, and mark them counted."""
+    cids = cast(list[str], await redis.zrange(keys.user_conversations(uid), 0, -1))
+    messages = nbytes = 0
+    for cid in cids:
+        m, b = await conversation_size(redis, keys, cid)
+        messages += m
+        nbytes += b
+    await redis.eval(_RECOUNT, 1, keys.user_usage(uid), len(cids), messages, nbytes)
+    row = cast(list[str | None], await redis.hmget(keys.user_usage(uid), list(FIELDS)))
+    return parse(row)
