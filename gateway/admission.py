@@ -131,17 +131,17 @@ class Admission:
             why = f"you have {held.conversations:,} conversations, the most an account may keep"
         elif adds.messages and q.messages and held.messages + adds.messages > q.messages:
             why = (
-                f"your conversations hold {held.messages:,} messages; an account may keep "
-                f"{q.messages:,}"
+                f"your conversations hold {held.messages:,} messages, the most an account "
+                f"may keep is {q.messages:,}"
             )
         elif q.bytes and held.bytes + adds.bytes > q.bytes:
             why = (
-                f"your conversations hold {_mb(held.bytes)} of text; an account may keep "
-                f"{_mb(q.bytes)}"
+                f"your conversations hold {_mb(held.bytes)} of text, the most an account "
+                f"may keep is {_mb(q.bytes)}"
             )
         if why is not None:
             self.quota_refusals += 1
-            raise ApiError("quota_exceeded", f"{why}: delete some conversations to make room")
+            raise ApiError("quota_exceeded", f"{why}; delete some conversations to make room")
 
 
 def _depth(groups: Any, length: Any) -> int:

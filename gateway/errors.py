@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -47,14 +47,17 @@ class ApiError(Exception):
 #: What a user is told when Redis refuses writes (``maxmemory`` reached,
 #: ``noeviction``): nothing they do will help, and nothing was saved.
 STORAGE_FULL = (
-    "the server's storage is full, so nothing new can be saved; "
-    "an administrator must make room (your message was not sent)"
+    "the server's storage is full, so nothing new can be saved until an administrator makes room"
 )
 
 
 def is_storage_full(exc: BaseException) -> bool:
-    """Redis refused a write: used memory is past ``maxmemory``."""
-    return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    """Redis refused a write: used memory is past ``maxmemory``. (redis-py
+    raises OutOfMemoryError; an error relayed from inside a script is a plain
+    ResponseError with Redis's own text.)"""
+    return isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    )
 
 
 def storage_full() -> ApiError:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.admission import Adds
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
 from gateway.imports import (
@@ -23,6 +24,7 @@ from gateway.imports import (
     read_body,
 )
 from gateway.jsonguard import clip
+from shared import usage
 from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
 from shared.store import TITLE_MAX_CHARS, NotFoundError
 
@@ -95,12 +97,17 @@ async def create_conversation(
 ) -> ConversationView:
     _check_model(services, body.model)
     _check_system_prompt(services, body.system_prompt)
+    await services.turns.admission.check(user.id, None, Adds(conversations=1))
+    pipe = services.redis.pipeline(transaction=False)
     conv = await services.store.create(
         user.id,
         title=body.title or "New chat",
         system_prompt=body.system_prompt,
         model=body.model or services.catalog.default.id,
+        pipe=pipe,
     )
+    usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
+    await pipe.execute()
     return conv.view()
 
 
@@ -207,11 +214,24 @@ async def import_conversation(
         max_depth=cfg.import_max_depth,
         max_system_prompt_chars=cfg.max_message_chars,
     )
+    # Refused before the body is read when the user cannot store another
+    # conversation; the whole size is checked once it is known.
+    await services.turns.admission.check(user.id, None, Adds(conversations=1))
     body = await read_body(request, limits.max_bytes)
     imported = await asyncio.to_thread(build_import, body, user.id, limits, services.catalog)
+    adds = Adds(1, imported.messages, imported.content_bytes)
+    await services.turns.admission.check(user.id, None, adds)
     conv = imported.conversation
     pipe = services.redis.pipeline(transaction=False)
     services.store.queue_save_json(pipe, conv.id, conv.owner, conv.updated_at, imported.stored_json)
+    usage.queue_add(
+        pipe,
+        services.settings.keys,
+        user.id,
+        conversations=1,
+        messages=imported.messages,
+        nbytes=imported.content_bytes,
+    )
     await pipe.execute()
     return Response(
         imported.view_json, status_code=status.HTTP_201_CREATED, media_type="application/json"

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocketState
 
 from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
-from gateway.errors import ApiError, describe_validation
+from gateway.errors import STORAGE_FULL, ApiError, describe_validation, is_storage_full
 from gateway.hub import Delivery, Subscriber
 from gateway.jsonguard import too_deep
 from shared.conversation import new_id
@@ -216,7 +216,11 @@ class Connection:
                     conversation_id=getattr(frame, "conversation_id", None),
                 )
             )
-        except RedisError:
+        except RedisError as exc:
+            if is_storage_full(exc):  # maxmemory reached: writes are refused
+                log.warning("storage full: a %s frame was refused", frame.type)
+                self._offer(error_frame("storage_full", STORAGE_FULL, client_id=client_id))
+                return
             log.exception("storage failed while handling a %s frame", frame.type)
             self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
