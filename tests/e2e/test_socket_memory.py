@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.deaf import DeafSocket
 from tests.e2e.conftest import unique
-from tests.support.deaf import DeafSocket
 from tests.support.stack import OPERATOR, Stack, running_stack, scripted_models
 from tests.support.ws import ChatSocket
 

@@ -1,7 +1,8 @@
 """A WebSocket client that sends but never reads: the attacker of issue 18's
-socket findings. A plain TCP socket with a tiny receive buffer does the
-upgrade, then only writes frames; the server's writes to it pile up until
-its own buffers are full (a library client would read in the background)."""
+socket findings (bench.isolation, tests/e2e/test_socket_memory.py). A plain
+TCP socket with a tiny receive buffer does the upgrade, then only writes
+frames; the server's writes to it pile up until its own buffers are full (a
+library client would read in the background)."""
 
 from __future__ import annotations
 
