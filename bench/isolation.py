@@ -10,7 +10,8 @@ the same run:
 
 - the socket attack: the attacker fills a session with long messages, then
   opens ``--deaf`` sockets on it that never read and sends ``--resumes``
-  ``resume`` frames (from the start) and pings on each. Printed: the
+  ``resume`` frames (from the start) and pings on each, one every ``--pace``
+  seconds. Printed: the
   gateway's RSS before and at its peak, whether and when the deaf sockets
   were dropped, and the bystander's turn latency before and during;
 - the queue attack: the attacker queues ``--queued`` slow turns at once;
@@ -166,6 +167,8 @@ async def socket_attack(base: str, args: argparse.Namespace, gateway_pid: int) -
 
     attack_start = time.monotonic()
     deaf = [DeafSocket(ws_url, attacker, session) for _ in range(args.deaf)]
+    # Paced, so each resume is read on its own: sent all at once, the resumes
+    # of many sockets are served by one read whose events they share.
     for _ in range(args.resumes):
         for d in deaf:
             try:
@@ -173,6 +176,7 @@ async def socket_attack(base: str, args: argparse.Namespace, gateway_pid: int) -
                 d.send({"type": "ping"})
             except OSError:
                 pass  # dropped already
+            await asyncio.sleep(args.pace)
     sent_s = time.monotonic() - attack_start
     peak = before
     loud: list[float] = []
@@ -251,7 +255,8 @@ def main() -> int:
     parser.add_argument("--resumes", type=int, default=20, help="resume frames per deaf socket")
     parser.add_argument("--session-turns", type=int, default=100)
     parser.add_argument("--message-kb", type=int, default=10, help="size of each filler message")
-    parser.add_argument("--observe", type=float, default=60.0, help="seconds to watch the attack")
+    parser.add_argument("--pace", type=float, default=0.02, help="seconds between resumes")
+    parser.add_argument("--observe", type=float, default=90.0, help="seconds to watch the attack")
     parser.add_argument("--queued", type=int, default=30, help="slow turns the attacker queues")
     args = parser.parse_args()
 

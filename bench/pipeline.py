@@ -236,6 +236,10 @@ def main() -> int:
         TIDECHAT_LOG_LEVEL="warning",
         TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
         TIDECHAT_MAX_QUEUED_TURNS="100000",
+        # The clients share 20 accounts (sign-up hashes are slow); each stands
+        # for a user of their own, whose turns all go straight to the stream.
+        TIDECHAT_FAIR_TURNS_PER_USER=str(args.clients),
+        TIDECHAT_MAX_WAITING_TURNS_PER_USER=str(args.clients),
     )
     r = redis_sync.Redis.from_url(server.url, decode_responses=True)
     results: list[Result] = []
