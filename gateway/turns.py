@@ -180,7 +180,9 @@ class TurnService:
             conv.messages[message.id] = message
             conv.current_id = message.id
             self.store.queue_save(pipe, conv)
-            usage.queue_add(pipe, self.keys, user.id, conversations=1, messages=1, nbytes=nbytes)
+            # Two messages: this one and its reply (the worker adds the reply's
+            # bytes, or takes the message back if it stores none).
+            usage.queue_add(pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes)
             cid = conv.id
         else:
             cid = frame.conversation_id
@@ -195,7 +197,7 @@ class TurnService:
                 content=frame.content,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
-            usage.queue_add(pipe, self.keys, user.id, messages=1, nbytes=nbytes)
+            usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
@@ -217,7 +219,7 @@ class TurnService:
         )
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
-        usage.queue_add(pipe, self.keys, user.id, messages=1, nbytes=nbytes)
+        usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
             pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
         )
@@ -277,6 +279,7 @@ class TurnService:
         session = self.keys.session(session_id)
         pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
         pipe.expire(session, self.session_ttl)
+        usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
         turn_id = self._queue_turn(
             pipe,
             user,

@@ -102,8 +102,8 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
 if not owner then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[2])
-local n = tonumber(redis.call('HGET', KEYS[3], owner) or '0')
-if owner == ARGV[3] and n <= tonumber(ARGV[4])
+if owner == ARGV[3] and redis.call('LLEN', KEYS[4]) > 0
+    and tonumber(redis.call('HGET', KEYS[3], owner) or '0') <= tonumber(ARGV[4])
     and promote(KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], owner) then
   return 1
 end

@@ -3,11 +3,13 @@ counted in Redis as they are written (``user_usage(uid)``, a hash tagged by
 user), for the storage quotas the gateway enforces.
 
 The counters are deltas kept per user, not a scan of the documents, so they
-survive any change of where conversations live: every write that adds a
-message adds to its owner's counters in the same pipeline (the gateway for
-user messages, conversations and imports; a worker for each reply it stores
-the first time), and deleting a conversation subtracts what it held, read
-under WATCH in the same transaction as the delete.
+survive any change of where conversations live: every write adds to its
+owner's counters in the same pipeline. The gateway counts new conversations,
+imports, and each turn's messages when it queues the turn: the user's
+message and the reply to come (so a worker adds one command, not two); the
+worker adds the reply's bytes when it first stores it, or takes the message
+back when it stores none. Deleting a conversation subtracts what it held,
+read under WATCH in the same transaction as the delete.
 
 A user whose hash lacks the ``v`` field has never been counted (an account
 from before the counters existed): the first check of their quota counts

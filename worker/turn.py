@@ -255,13 +255,14 @@ class TurnRunner:
             dead = error is not None and error.retryable
         turn = d.turn
         pipe = self.redis.pipeline(transaction=False)
-        counted = reply is not None and new
+        # The gateway counted this reply as a message when it queued the turn;
+        # its text is counted here, once (not again for a reply re-sent).
+        nbytes = usage.text_bytes(reply.content) if reply is not None and new else 0
         if reply is not None:
             self.store.queue_add_message(pipe, turn.conversation_id, reply)
-            if counted:
-                nbytes = usage.text_bytes(reply.content)
-                usage.queue_add(pipe, self.keys, turn.user_id, messages=1, nbytes=nbytes)
+            usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
         else:
+            usage.queue_add(pipe, self.keys, turn.user_id, messages=-1)  # none to store
             reply = self.reply_message(d, "", "error", None, error, None)
         if error is not None:
             self._queue_event(
@@ -290,11 +291,9 @@ class TurnRunner:
         if isinstance(results[0], Exception):
             # The conversation was deleted while the reply was generated.
             log.info("turn %s: reply not stored (%s)", turn.turn_id, results[0])
-            if counted:  # nothing was stored: take back what was counted
-                assert reply is not None
+            if new:  # nothing was stored: take back what was counted for it
                 undo = self.redis.pipeline(transaction=False)
-                nbytes = -usage.text_bytes(reply.content)
-                usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=nbytes)
+                usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
                 await undo.execute()
 
     def _queue_dead(self, pipe: Any, d: Delivery, error: TurnError) -> None:
