@@ -34,7 +34,7 @@ EXPORT_FORMAT = "tidechat.conversation.v1"
 class ConversationImport(BaseModel):
     """A JSON export (``GET .../export?format=json``) coming back in."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     title: Annotated[str, Field(max_length=TITLE_MAX_CHARS)] = "Imported chat"
     system_prompt: str = ""

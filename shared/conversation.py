@@ -62,7 +62,8 @@ class ErrorInfo(BaseModel):
 class Message(BaseModel):
     """One node of the message tree."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Timestamps are finite: JSON (and RedisJSON) has no NaN or Infinity.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     id: Id
     parent_id: Id | None = None

@@ -117,3 +117,21 @@ def test_imports_past_the_limits_are_refused_cheaply(stack: Stack) -> None:
         assert r.status_code == 400
         ok = http.post("/api/conversations/import", json=chain(4, 10))
         assert ok.status_code == 201 and len(ok.json()["messages"]) == 4
+
+
+def test_an_import_with_an_infinite_timestamp_is_a_bad_request(stack: Stack) -> None:
+    """JSON has no Infinity: Python's parser reads 1e999 as one, and RedisJSON
+    then refused the document (a 500)."""
+    token = stack.signup(unique("inf"))
+    body = json.dumps(chain(2, 3)).replace('"created_at": 1700000000', '"created_at": 1e999')
+    with stack.client(token) as http:
+        r = http.post(
+            "/api/conversations/import", content=body, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 400, r.text
+        r = http.post(
+            "/api/conversations/import",
+            content=body.replace("1e999", "1").replace('"title": "deep"', '"created_at": 1e999'),
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400, r.text
