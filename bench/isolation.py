@@ -30,17 +30,15 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
 from bench.deaf import DeafSocket
-from bench.harness import clean_env, rss_mb, run_async, spawn, stop, wait_http
-from tidechat.local_redis import LocalRedis, free_port
+from bench.harness import rss_mb, run_async, spawn, stop, wait_http, workspace
+from tidechat.local_redis import free_port
 
 MODELS = """
 [[models]]
@@ -260,16 +258,9 @@ def main() -> int:
     parser.add_argument("--queued", type=int, default=30, help="slow turns the attacker queues")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="tidechat-isolation-"))
-    server = LocalRedis(workdir / "redis", persistence=False)
-    server.start()
-    models = workdir / "models.toml"
-    models.write_text(MODELS)
-    env = clean_env(
-        REDIS_URL=server.url,
-        TIDECHAT_MODELS=str(models),
-        TIDECHAT_LOG_LEVEL="warning",
-        TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
+    workdir, server, env = workspace(
+        "tidechat-isolation-",
+        MODELS,
         TIDECHAT_METRICS_TOKEN=METRICS_TOKEN,
         # The queue attack is about fairness, not the per-user waiting cap.
         TIDECHAT_MAX_WAITING_TURNS_PER_USER=str(args.queued + 10),
