@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from gateway.deps import CurrentUser, ServicesDep
-from gateway.hub import Delivery
+from gateway.subscriber import Delivery
 from shared.conversation import Id, new_id
 from shared.protocol import TERMINAL_EVENT_TYPES, MessageFrame
 

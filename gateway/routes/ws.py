@@ -19,8 +19,8 @@ from starlette.websockets import WebSocketState
 from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
 from gateway.errors import STORAGE_FULL, ApiError, describe_validation, is_storage_full
-from gateway.hub import Delivery, Subscriber
 from gateway.jsonguard import too_deep
+from gateway.subscriber import Delivery, Subscriber
 from shared.conversation import new_id
 from shared.protocol import (
     EditFrame,

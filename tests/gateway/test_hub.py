@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway.hub import Delivery, SessionHub, Subscriber
+from gateway.hub import SessionHub
+from gateway.subscriber import Delivery, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis

@@ -11,7 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.hub import Delivery, SessionHub, Subscriber
+from gateway.hub import SessionHub
+from gateway.subscriber import Delivery, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
