@@ -83,26 +83,42 @@ def parse(row: list[str | None]) -> Usage:
     return Usage(int(conversations or 0), int(messages or 0), int(nbytes or 0), counted is not None)
 
 
-async def conversation_size(redis: Redis | Pipeline, keys: Keys, cid: str) -> tuple[int, int]:
-    """Messages and bytes of message text one conversation holds (two cheap
-    RedisJSON reads: no document leaves Redis)."""
+def _queue_size(pipe: Redis | Pipeline, keys: Keys, cid: str) -> list[Any]:
     key = keys.conversation(cid)
-    count = cast(list[Any] | None, await redis.execute_command("JSON.OBJLEN", key, "$.messages"))
-    lengths = cast(
-        list[Any] | None, await redis.execute_command("JSON.STRLEN", key, "$.messages.*.content")
-    )
+    return [
+        pipe.execute_command("JSON.OBJLEN", key, "$.messages"),
+        pipe.execute_command("JSON.STRLEN", key, "$.messages.*.content"),
+    ]
+
+
+def _size(count: list[Any] | None, lengths: list[Any] | None) -> tuple[int, int]:
     messages = int(count[0] or 0) if count else 0
     return messages, sum(int(n or 0) for n in lengths or [])
+
+
+async def conversation_size(redis: Redis | Pipeline, keys: Keys, cid: str) -> tuple[int, int]:
+    """Messages and bytes of message text one conversation holds (two cheap
+    RedisJSON reads: no document leaves Redis). ``redis`` may be a pipeline
+    in immediate mode (under WATCH)."""
+    count, lengths = [await reply for reply in _queue_size(redis, keys, cid)]
+    return _size(count, lengths)
 
 
 async def recount(redis: Redis, keys: Keys, uid: str) -> Usage:
     """Count a never-counted user's conversations once, and mark them counted."""
     cids = cast(list[str], await redis.zrange(keys.user_conversations(uid), 0, -1))
     messages = nbytes = 0
-    for cid in cids:
-        m, b = await conversation_size(redis, keys, cid)
-        messages += m
-        nbytes += b
+    for start in range(0, len(cids), 200):
+        pipe = redis.pipeline(transaction=False)
+        for cid in cids[start : start + 200]:
+            _queue_size(pipe, keys, cid)
+        replies = await pipe.execute(raise_on_error=False)
+        for count, lengths in zip(replies[::2], replies[1::2], strict=True):
+            if isinstance(count, Exception) or isinstance(lengths, Exception):
+                continue  # deleted meanwhile
+            m, b = _size(count, lengths)
+            messages += m
+            nbytes += b
     await redis.eval(_RECOUNT, 1, keys.user_usage(uid), len(cids), messages, nbytes)
     row = cast(list[str | None], await redis.hmget(keys.user_usage(uid), list(FIELDS)))
     return parse(row)
