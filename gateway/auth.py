@@ -52,6 +52,9 @@ class AuthService:
         self.signup_open = signup_open
         self._hasher = PasswordHasher()
 
+    async def has_users(self) -> bool:
+        return int(await self.redis.get(self.keys.user_count()) or 0) > 0
+
     async def signup(self, creds: Credentials) -> Session:
         name = creds.username.strip()
         if not _USERNAME_RE.match(name):
@@ -60,7 +63,7 @@ class AuthService:
             )
         if len(creds.password) < 8:
             raise ApiError("bad_request", "password must be at least 8 characters")
-        if not self.signup_open and int(await self.redis.get(self.keys.user_count()) or 0) > 0:
+        if not self.signup_open and await self.has_users():
             raise ApiError("forbidden", "sign-up is closed on this server; ask its admin")
         password_hash = await asyncio.to_thread(self._hasher.hash, creds.password)
         uid = new_id()

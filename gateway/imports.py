@@ -29,6 +29,8 @@ from shared.store import TITLE_MAX_CHARS
 #: may type); the whole file is bounded by ``ImportLimits.max_bytes``.
 IMPORT_MAX_CONTENT_CHARS = 1_000_000
 EXPORT_FORMAT = "tidechat.conversation.v1"
+#: An imported copy is told apart from its original in the list.
+IMPORTED_SUFFIX = " (imported)"
 
 
 class ConversationImport(BaseModel):
@@ -111,6 +113,13 @@ def check_tree(messages: dict[str, Message], max_depth: int) -> None:
             depth[seen] = level
 
 
+def imported_title(title: str) -> str:
+    """The copy's title: the original's with the suffix, once however often
+    it is re-imported."""
+    base = (title or "Imported chat").removesuffix(IMPORTED_SUFFIX)
+    return base[: TITLE_MAX_CHARS - len(IMPORTED_SUFFIX)] + IMPORTED_SUFFIX
+
+
 def build_import(
     body: bytes, owner: str, limits: ImportLimits, catalog: ModelCatalog
 ) -> ImportedConversation:
@@ -147,7 +156,7 @@ def build_import(
     conv = Conversation(
         id=new_id(),
         owner=owner,
-        title=body_model.title or "Imported chat",
+        title=imported_title(body_model.title),
         system_prompt=body_model.system_prompt,
         model=model or catalog.default.id,
         created_at=body_model.created_at or ts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel
 
 from gateway.auth import COOKIE_NAME, Credentials, Session
 from gateway.deps import CurrentUser, ServicesDep, request_token
@@ -47,6 +48,21 @@ async def logout(request: Request, services: ServicesDep) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE_NAME, path="/")
     return response
+
+
+class AuthStatus(BaseModel):
+    """What the sign-in page needs before anyone has signed in."""
+
+    #: False on a fresh install: the page opens on sign-up (the first account is admin).
+    has_users: bool
+    #: Whether a new account can be made now (sign-up open, or no account yet).
+    signup_open: bool
+
+
+@router.get("/status")
+async def auth_status(services: ServicesDep) -> AuthStatus:
+    has_users = await services.auth.has_users()
+    return AuthStatus(has_users=has_users, signup_open=services.auth.signup_open or not has_users)
 
 
 @router.get("/me")

@@ -6,6 +6,7 @@ import type { ConversationView } from "../protocol.gen";
 import type {
   ApiErrorBody,
   AuthResponse,
+  AuthStatus,
   ConversationPage,
   ConversationPatch,
   ModelsResponse,
@@ -59,6 +60,7 @@ export const api = {
     request<AuthResponse>("POST", "/api/auth/login", { username, password }),
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<User>("GET", "/api/auth/me"),
+  authStatus: () => request<AuthStatus>("GET", "/api/auth/status"),
 
   listConversations: (opts: { q?: string; cursor?: string | null; limit?: number } = {}, signal?: AbortSignal) => {
     const params = new URLSearchParams();

@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type Dispatch } from "react";
 import { socketUrl } from "../api/client";
 import type { ServerEvent } from "../protocol.gen";
-import { ChatConnection, type ConnectionStatus } from "../state/connection";
+import { ChatConnection, type ConnectionStatus } from "../net/connection";
 import { compareEventIds, isEventId } from "../state/eventId";
-import type { Outbox, QueuedFrame } from "../state/outbox";
+import type { Outbox, QueuedFrame } from "../net/outbox";
 import type { ChatAction } from "../state/reducer";
-import { sessionId } from "../state/session";
+import { sessionId } from "../net/session";
 
 export interface ChatSocketOptions {
   /** Connect only once the first HTTP load is in, so a resume lands on loaded state. */
