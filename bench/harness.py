@@ -9,11 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tidechat.local_redis import LocalRedis
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -22,6 +25,25 @@ def clean_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TIDECHAT_", "REDIS_URL"))}
     env.update(settings)
     return env
+
+
+def workspace(prefix: str, models: str, **settings: str) -> tuple[Path, LocalRedis, dict[str, str]]:
+    """A temporary directory with the models file and a Redis of its own
+    (started: stop it), and the environment tidechat's processes run with:
+    that Redis and models file, warnings only, no rate limit, plus ``settings``."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = LocalRedis(workdir / "redis", persistence=False)
+    server.start()
+    models_file = workdir / "models.toml"
+    models_file.write_text(models)
+    env = clean_env(
+        REDIS_URL=server.url,
+        TIDECHAT_MODELS=str(models_file),
+        TIDECHAT_LOG_LEVEL="warning",
+        TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
+        **settings,
+    )
+    return workdir, server, env
 
 
 def run_async(coro: Any) -> Any:

@@ -23,17 +23,15 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import redis as redis_sync
 import websockets
 
-from bench.harness import clean_env, cpu_seconds, pct, rss_mb, run_async, spawn, stop, wait_http
-from tidechat.local_redis import LocalRedis, free_port
+from bench.harness import cpu_seconds, pct, rss_mb, run_async, spawn, stop, wait_http, workspace
+from tidechat.local_redis import free_port
 
 MODELS = """
 [[models]]
@@ -225,17 +223,14 @@ def main() -> int:
     parser.add_argument("--worker-concurrency", type=int, default=64)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="tidechat-bench-"))
-    server = LocalRedis(workdir / "redis", persistence=False)
-    server.start()
-    models = workdir / "models.toml"
-    models.write_text(MODELS)
-    env = clean_env(
-        REDIS_URL=server.url,
-        TIDECHAT_MODELS=str(models),
-        TIDECHAT_LOG_LEVEL="warning",
-        TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
+    workdir, server, env = workspace(
+        "tidechat-bench-",
+        MODELS,
         TIDECHAT_MAX_QUEUED_TURNS="100000",
+        # The clients share 20 accounts (sign-up hashes are slow); each stands
+        # for a user of their own, whose turns all go straight to the stream.
+        TIDECHAT_FAIR_TURNS_PER_USER=str(args.clients),
+        TIDECHAT_MAX_WAITING_TURNS_PER_USER=str(args.clients),
     )
     r = redis_sync.Redis.from_url(server.url, decode_responses=True)
     results: list[Result] = []

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from gateway.admission import Quotas
 from gateway.auth import AuthService
 from gateway.config import GatewaySettings
 from gateway.deps import Services
@@ -46,7 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             keys,
             gateway_id=gateway_id,
             session_ttl=cfg.session_ttl_seconds,
-            buffer_events=cfg.socket_buffer_events,
+            buffer_bytes=cfg.socket_buffer_bytes,
         )
         services = Services(
             settings=cfg,
@@ -63,6 +64,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 rate_limit_per_minute=cfg.rate_limit_per_minute,
                 max_queued_turns=cfg.max_queued_turns,
                 session_ttl=cfg.session_ttl_seconds,
+                stops_per_minute=cfg.stops_per_minute,
+                fair_turns_per_user=cfg.fair_turns_per_user,
+                max_waiting_per_user=cfg.max_waiting_turns_per_user,
+                quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
             ),
             hub=hub,
             gateway_id=gateway_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import CommonSettings
 
@@ -18,17 +18,51 @@ class GatewaySettings(CommonSettings):
     #: Messages (and regenerations, edits) one user may send per minute, per
     #: gateway process; 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=30, ge=0)
-    #: Turns waiting in one pool's queue beyond which new ones are refused
-    #: with ``busy`` rather than queued without bound.
+    #: Turns waiting in one pool (on its stream or in users' lines) beyond
+    #: which new ones are refused with ``busy`` rather than queued without bound.
     max_queued_turns: int = Field(default=1_000, ge=1)
+    #: Turns one user may have waiting in their own line of a pool (beyond
+    #: their ``fair_turns_per_user`` on the stream) before new ones get
+    #: ``busy``: a few accounts cannot fill the pool's queue for everyone.
+    max_waiting_turns_per_user: int = Field(default=20, ge=1)
+    #: Storage quotas per user (0: no limit): conversations, messages, and
+    #: bytes of message text. Past one, writes get ``quota_exceeded``.
+    quota_conversations: int = Field(default=2_000, ge=0)
+    quota_messages: int = Field(default=50_000, ge=0)
+    quota_bytes: int = Field(default=50_000_000, ge=0)
+    #: Stop frames one user may send per minute (all gateways together); a
+    #: stop is announced to every worker, so a flood would cost them all.
+    #: 0 turns the limit off.
+    stops_per_minute: int = Field(default=60, ge=0)
     #: A session stream lives this long after its last use.
     session_ttl_seconds: int = Field(default=900, ge=60)
-    #: Events a slow socket may fall behind before it is closed (it resumes).
-    socket_buffer_events: int = Field(default=20_000, ge=100)
+    #: Bytes of events waiting to be sent to one socket (or SSE stream):
+    #: past this the gateway stops reading that session's events until the
+    #: client catches up (they wait in Redis). Frames that are not events
+    #: (pong, errors) left unread past twice this close the socket with 1013.
+    socket_buffer_bytes: int = Field(default=1_048_576, ge=16_384)
+    #: A socket whose client has read nothing for this long (a write that
+    #: does not complete) is closed and dropped; the client resumes.
+    socket_write_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Redis connections this process may open for commands (plus one for
     #: the multiplexed reader), however many sockets it serves.
     redis_pool_size: int = Field(default=16, ge=2)
+    #: Imports (``POST /api/conversations/import``): largest file, most
+    #: messages, deepest branch. Checked in a thread, in linear time.
+    import_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    import_max_messages: int = Field(default=10_000, ge=1)
+    import_max_depth: int = Field(default=5_000, ge=1)
     #: Set the Secure flag on the session cookie (serve over HTTPS).
     cookie_secure: bool = False
     #: Built web client to serve at ``/``; default: ``web/dist`` of the checkout.
     web_dir: Path | None = None
+    #: Bearer token for ``/metrics`` and ``/ready``'s details (workers, queue
+    #: depths, sockets). Unset: ``/metrics`` is open (keep it off the public
+    #: network) and ``/ready`` only says ready or not, and why.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}``: empty means unset.
+        return None if value == "" else value

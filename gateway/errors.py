@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +29,8 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "too_large": 413,
     "rate_limited": 429,
+    "quota_exceeded": 403,
+    "storage_full": 507,
     "busy": 503,
     "internal": 500,
 }
@@ -39,6 +42,26 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.status = status or HTTP_STATUS.get(code, 400)
+
+
+#: What a user is told when Redis refuses writes (``maxmemory`` reached,
+#: ``noeviction``): nothing they do will help, and nothing was saved.
+STORAGE_FULL = (
+    "the server's storage is full, so nothing new can be saved until an administrator makes room"
+)
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Redis refused a write: used memory is past ``maxmemory``. (redis-py
+    raises OutOfMemoryError; an error relayed from inside a script is a plain
+    ResponseError with Redis's own text.)"""
+    return isinstance(exc, OutOfMemoryError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    )
+
+
+def storage_full() -> ApiError:
+    return ApiError("storage_full", STORAGE_FULL)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -73,6 +96,15 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(ResponseError)
+    async def _refused(_: Request, exc: ResponseError) -> JSONResponse:
+        if is_storage_full(exc):
+            log.warning("storage full: a write was refused (%s)", exc)
+            error = storage_full()
+            return JSONResponse(error_body(error.code, error.message), status_code=error.status)
+        log.error("Redis refused a command: %s", exc, exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)
 
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)

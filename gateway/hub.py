@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
@@ -24,51 +23,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
+from gateway.subscriber import Delivery, StreamId, Subscriber
 from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
 from shared.streams import StreamEntries, StreamResponse, frame_with_event_id
 
 log = logging.getLogger(__name__)
 
-StreamId = tuple[int, int]
-
 
 def parse_id(event_id: str) -> StreamId:
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-@dataclass(slots=True, eq=False)
-class Delivery:
-    event_id: str
-    type: str
-    frame: str
-
-
-@dataclass(eq=False)
-class Subscriber:
-    """One reader of one session stream from a given point on.
-
-    ``queue`` holds frames in order: events from the stream (as ``Delivery``)
-    and, for sockets, frames the handler sends directly (plain strings).
-    ``None`` tells the sender to close: the subscriber fell too far behind.
-    """
-
-    session_id: str
-    key: str
-    cursor: StreamId
-    limit: int
-    queue: asyncio.Queue[Delivery | str | None] = field(default_factory=asyncio.Queue)
-    overflowed: bool = False
-
-    def offer(self, item: Delivery | str) -> None:
-        if self.overflowed:
-            return
-        if self.queue.qsize() >= self.limit:
-            self.overflowed = True
-            self.queue.put_nowait(None)
-            return
-        self.queue.put_nowait(item)
 
 
 class SessionHub:
@@ -80,7 +45,7 @@ class SessionHub:
         *,
         gateway_id: str,
         session_ttl: int,
-        buffer_events: int,
+        buffer_bytes: int,
     ) -> None:
         self._reader = reader
         self._redis = redis
@@ -88,7 +53,7 @@ class SessionHub:
         self._wake_key = keys.gateway_wake(gateway_id)
         self._wake_cursor = "$"
         self._session_ttl = session_ttl
-        self._buffer_events = buffer_events
+        self._buffer_bytes = buffer_bytes
         self._subs: dict[str, set[Subscriber]] = {}
         #: Where the reader continues each stream: the oldest point any of its
         #: subscribers still needs.
@@ -124,7 +89,9 @@ class SessionHub:
         if after is None:
             last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
-        sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
+        sub = Subscriber(
+            session_id, key, parse_id(after), self._buffer_bytes, on_drained=self._catch_up
+        )
         self._subs.setdefault(key, set()).add(sub)
         try:
             await self._watch_from(key, sub.cursor)
@@ -134,9 +101,21 @@ class SessionHub:
         return sub
 
     async def reposition(self, sub: Subscriber, after: str) -> None:
-        """Replay from an earlier point (a ``resume`` that is not the first frame)."""
-        sub.cursor = parse_id(after)
+        """Replay from another point (a ``resume`` that is not the first
+        frame), in place of whatever was still queued."""
+        sub.rewind(parse_id(after))
         await self._watch_from(sub.key, sub.cursor)
+
+    async def _catch_up(self, sub: Subscriber) -> None:
+        """A paused subscriber drained: read on from where it stopped."""
+        if sub not in self._subs.get(sub.key, ()):
+            return  # unsubscribed meanwhile
+        try:
+            await self._watch_from(sub.key, sub.cursor)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # The cursor is lowered already: the reader's next round (at most
+            # READER_BLOCK_MS away) starts there, woken or not.
+            log.warning("could not wake the session reader: %s", exc)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.key)
@@ -232,9 +211,8 @@ class SessionHub:
                 frame_with_event_id(event_id, fields[FIELD_DATA]),
             )
             for sub in covered:
-                if position > sub.cursor:
+                if position > sub.cursor and sub.offer(item):
                     sub.cursor = position
-                    sub.offer(item)
         self.events_read += len(entries)
         current = self._cursors.get(key)
         if current is not None and current >= read_from:

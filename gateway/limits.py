@@ -1,21 +1,13 @@
-"""What the gateway checks before it accepts a turn, and how often it
-refreshes a session stream's TTL: each kept in memory, so the common case
-costs no Redis command."""
+"""What the gateway checks in memory before it accepts a turn, and how often
+it refreshes a session stream's TTL, so the common case costs no Redis
+command. (What it checks in Redis is in ``gateway/admission.py``.)"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
-
 from gateway.errors import ApiError
-from shared.keys import WORKER_GROUP, Keys
-from shared.models_file import ModelSpec
-
-#: How long a pool's queue depth, read from Redis, is trusted (seconds).
-CAPACITY_TTL_S = 0.25
 
 
 class RateLimiter:
@@ -36,54 +28,6 @@ class RateLimiter:
             wait = int(window[0] + 60 - t) + 1
             raise ApiError("rate_limited", f"too many messages; try again in {wait} s")
         window.append(t)
-
-
-class QueueGuard:
-    """Refuse a turn at once (``busy``) rather than queue without bound.
-
-    The queue depth (the consumer group's lag) is read at most every
-    ``CAPACITY_TTL_S`` per pool and counted up locally in between, so the
-    check costs no Redis command on most turns.
-    """
-
-    def __init__(self, redis: Redis, keys: Keys, max_queued_turns: int) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.max_queued_turns = max_queued_turns
-        self.refusals = 0
-        self._lag: dict[str, tuple[int, float]] = {}
-        self._queued: dict[str, int] = {}
-
-    async def check(self, spec: ModelSpec) -> None:
-        t = time.monotonic()
-        seen = self._lag.get(spec.pool)
-        if seen is None or t - seen[1] > CAPACITY_TTL_S:
-            lag = await self._read_lag(spec.pool)
-            self._lag[spec.pool] = (lag, t)
-            self._queued[spec.pool] = 0
-        else:
-            lag = seen[0]
-        waiting = lag + self._queued.get(spec.pool, 0)
-        if waiting >= self.max_queued_turns:
-            self.refusals += 1
-            raise ApiError(
-                "busy", f"{waiting} replies are already waiting for {spec.id}; try again shortly"
-            )
-
-    def queued(self, pool: str) -> None:
-        """One more turn queued by this process since the depth was read."""
-        self._queued[pool] = self._queued.get(pool, 0) + 1
-
-    async def _read_lag(self, pool: str) -> int:
-        try:
-            groups = await self.redis.xinfo_groups(self.keys.prompts(pool))
-        except ResponseError:  # no stream yet: nothing is waiting
-            return 0
-        for group in groups:
-            if group.get("name") == WORKER_GROUP:
-                return int(group.get("lag") or 0)
-        # No worker has ever joined: everything queued is waiting.
-        return int(await self.redis.xlen(self.keys.prompts(pool)))
 
 
 class SessionTtl:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
-    """Queue depth (waiting for a worker), pending (being generated), oldest
-    pending age, dead letters and takeovers of one pool."""
+    """Queue depth (on the stream, waiting for a worker), turns waiting in
+    users' lines and how many users they belong to, pending (being
+    generated), oldest pending age, dead letters and takeovers of one pool."""
     stream = keys.prompts(pool)
     stats: dict[str, Any] = {"queued": 0, "pending": 0, "oldest_pending_seconds": 0.0}
     try:
@@ -36,6 +37,14 @@ async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
                 stats["oldest_pending_seconds"] = max(0.0, time.time() - ms / 1000)
     except ResponseError:
         pass  # the stream does not exist yet
+    # Turns waiting in users' own lines (shared/fairness.py): queued too,
+    # just not on the stream yet.
+    pipe = redis.pipeline(transaction=False)
+    pipe.hlen(keys.fair_waiting(pool))
+    pipe.scard(keys.fair_lines(pool))
+    waiting, waiting_users = await pipe.execute()
+    stats["waiting"] = int(waiting)
+    stats["waiting_users"] = int(waiting_users)
     stats["dead_letters"] = int(await redis.xlen(keys.dead(pool)))
     counters = await redis.hgetall(keys.metrics(pool))
     stats["takeovers"] = int(counters.get("takeovers", 0))
@@ -87,7 +96,19 @@ async def render_metrics(services: Services) -> str:
         "tidechat_gateway_busy_total",
         "counter",
         "Turns refused with busy.",
-        [(services.turns.queue_guard.refusals, None)],
+        [(services.turns.admission.refusals, None)],
+    )
+    metric(
+        "tidechat_gateway_quota_refusals_total",
+        "counter",
+        "Requests refused with quota_exceeded.",
+        [(services.turns.admission.quota_refusals, None)],
+    )
+    metric(
+        "tidechat_gateway_stops_refused_total",
+        "counter",
+        "Stop frames refused past the per-user limit.",
+        [(services.turns.stops.refused, None)],
     )
     metric(
         "tidechat_gateway_resumes_total",

@@ -12,11 +12,16 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.errors import ApiError
-from gateway.limits import QueueGuard, RateLimiter, SessionTtl
+from gateway.admission import Adds, Admission, Quotas
+from gateway.errors import ApiError, is_storage_full, storage_full
+from gateway.jsonguard import clip
+from gateway.limits import RateLimiter, SessionTtl
 from gateway.once import Once
+from gateway.stops import StopGate
+from shared import usage
 from shared.conversation import Conversation, Message, new_id, now
-from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
+from shared.fairness import INLINE_SCRIPTS, FairLines
+from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -29,7 +34,7 @@ from shared.protocol import (
     _Event,
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
-from shared.streams import TurnKind, TurnRequest, encode_event, encode_turn
+from shared.streams import TurnKind, TurnRequest, encode_event
 
 
 class TurnService:
@@ -43,6 +48,10 @@ class TurnService:
         rate_limit_per_minute: int,
         max_queued_turns: int,
         session_ttl: int,
+        stops_per_minute: int = 0,
+        fair_turns_per_user: int = 2,
+        max_waiting_per_user: int = 20,
+        quotas: Quotas | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -51,9 +60,18 @@ class TurnService:
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
         self.limiter = RateLimiter(rate_limit_per_minute)
-        self.queue_guard = QueueGuard(redis, keys, max_queued_turns)
+        self.admission = Admission(
+            redis,
+            keys,
+            max_queued_turns=max_queued_turns,
+            max_waiting_per_user=max_waiting_per_user,
+            quotas=quotas or Quotas(),
+        )
+        self.fair = FairLines(redis, keys)
+        self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
-        self.once = Once(redis, CLIENT_ID_TTL_S)
+        self.once = Once(redis, CLIENT_ID_TTL_S, inline=INLINE_SCRIPTS)
+        self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
     # --- checks ----------------------------------------------------------------
@@ -75,7 +93,7 @@ class TurnService:
             spec = self.catalog.default  # the conversation's model was retired
         if spec is None:
             offered = ", ".join(m.id for m in self.catalog.models)
-            raise ApiError("bad_request", f"unknown model {wanted!r}; offered: {offered}")
+            raise ApiError("bad_request", f"unknown model {clip(wanted)}; offered: {offered}")
         return spec
 
     async def _head(self, user: UserInfo, cid: str, message_id: str | None) -> ConversationHead:
@@ -121,9 +139,10 @@ class TurnService:
         )
         if self.session_ttls.due(session_id):
             pipe.expire(self.keys.session(session_id), self.session_ttl)
-        pipe.xadd(self.keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
+        # Onto the pool's stream, or into the user's own line (shared/fairness.py).
+        self.fair.queue_admit(pipe, spec.pool, turn, self.fair_turns_per_user)
         self.turns_submitted += 1
-        self.queue_guard.queued(spec.pool)
+        self.admission.queued(spec.pool)
         return turn.turn_id
 
     def _guard(self, session_id: str, client_id: str | None) -> str | None:
@@ -133,6 +152,8 @@ class TurnService:
     def _raise_first(errors: list[Exception | None]) -> None:
         for error in errors:
             if error is not None:
+                if is_storage_full(error):
+                    raise storage_full() from error
                 raise error
 
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
@@ -140,9 +161,10 @@ class TurnService:
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
         pipe = self.redis.pipeline(transaction=False)
+        nbytes = usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
-            await self.queue_guard.check(spec)
+            await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             self.limiter.check(user.id)
             ts = now()
             message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
@@ -158,12 +180,15 @@ class TurnService:
             conv.messages[message.id] = message
             conv.current_id = message.id
             self.store.queue_save(pipe, conv)
+            # Two messages: this one and its reply (the worker adds the reply's
+            # bytes, or takes the message back if it stores none).
+            usage.queue_add(pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes)
             cid = conv.id
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
-            await self.queue_guard.check(spec)
+            await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             self.limiter.check(user.id)
             message = Message(
                 id=new_id(),
@@ -172,6 +197,7 @@ class TurnService:
                 content=frame.content,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
+            usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
@@ -185,13 +211,15 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
-        await self.queue_guard.check(spec)
+        nbytes = usage.text_bytes(frame.content)
+        await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
         self.limiter.check(user.id)
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
+        usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
             pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
         )
@@ -240,7 +268,7 @@ class TurnService:
         if parent_id is None:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
-        await self.queue_guard.check(spec)
+        await self.admission.check(user.id, spec, Adds(messages=1))
         self.limiter.check(user.id)
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
@@ -251,6 +279,7 @@ class TurnService:
         session = self.keys.session(session_id)
         pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
         pipe.expire(session, self.session_ttl)
+        usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
         turn_id = self._queue_turn(
             pipe,
             user,
@@ -272,8 +301,11 @@ class TurnService:
 
         Workers only honour a stop from the turn's own user, so no ownership
         lookup is needed here; stopping a finished or unknown turn does nothing.
+        Stops are rate-limited per user and announced once per turn
+        (``gateway/stops.py``).
         """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.cancel(frame.turn_id), user.id, ex=CANCEL_TTL_S)
-        pipe.publish(self.keys.cancel_channel(), f"{frame.turn_id} {user.id}")
-        await pipe.execute()
+        await self.stops.check(user.id)
+        if await self.stops.announce(user.id, frame.turn_id):
+            # Still waiting in the user's line: onto the stream at once, so a
+            # worker ends it (stopped) now rather than after the user's others.
+            await self.fair.lift(self.catalog.pools(), user.id, frame.turn_id)

@@ -37,7 +37,7 @@ def new_id() -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))  # match's `$` would pass a final newline
 
 
 def now() -> float:
@@ -62,7 +62,8 @@ class ErrorInfo(BaseModel):
 class Message(BaseModel):
     """One node of the message tree."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Timestamps are finite: JSON (and RedisJSON) has no NaN or Infinity.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     id: Id
     parent_id: Id | None = None

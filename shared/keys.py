@@ -60,6 +60,12 @@ CANCEL_TTL_S = 600
 HEARTBEAT_S = 2.0
 WORKER_DEAD_AFTER_S = 10.0
 
+#: How often (seconds) every worker repairs its pools' fair lines: a slot
+#: whose turn left the stream without a worker's finish (a malformed entry
+#: dropped, an entry deleted by hand) is given back, and lines below their
+#: share move on. A drift costs the user at most this long.
+FAIR_REPAIR_S = 5.0
+
 #: Sign-in sessions (cookie or bearer token) last this long unless logged out.
 AUTH_TOKEN_TTL_S = 30 * 24 * 3600
 
@@ -121,9 +127,43 @@ class Keys:
         """Stop request for a turn: value is the requesting user id, with TTL."""
         return f"{self.prefix}cancel:{turn_id}"
 
+    def user_stops(self, uid: str) -> str:
+        """Counter of a user's stop frames in the current one-minute window
+        (expires with it): stops are announced to every worker, so a flood
+        is refused here."""
+        return f"{self.prefix}user:{{{uid}}}:stops"
+
+    def user_usage(self, uid: str) -> str:
+        """Hash: what a user stores (conversations, messages, bytes of text),
+        counted as it is written, for the storage quotas (shared/usage.py)."""
+        return f"{self.prefix}user:{{{uid}}}:usage"
+
     def cancel_channel(self) -> str:
         """Pub/sub channel announcing stop requests so workers react at once."""
         return f"{self.prefix}cancel"
+
+    # --- fair turns (shared/fairness.py): all tagged by pool ------------------
+
+    def line(self, pool: str, uid: str) -> str:
+        """List: a user's turns waiting for one of their slots on the pool's
+        stream (turn ids, oldest first)."""
+        return f"{self.prefix}line:{{{pool}}}:{uid}"
+
+    def fair_waiting(self, pool: str) -> str:
+        """Hash: turn id -> TurnRequest JSON of every turn waiting in a line."""
+        return f"{self.prefix}fair:{{{pool}}}:waiting"
+
+    def fair_held(self, pool: str) -> str:
+        """Hash: prompt-stream entry id -> user id, for turns holding a slot."""
+        return f"{self.prefix}fair:{{{pool}}}:held"
+
+    def fair_counts(self, pool: str) -> str:
+        """Hash: user id -> slots the user holds on the pool's stream."""
+        return f"{self.prefix}fair:{{{pool}}}:counts"
+
+    def fair_lines(self, pool: str) -> str:
+        """Set: users of the pool with a turn waiting in their line."""
+        return f"{self.prefix}fair:{{{pool}}}:lines"
 
     def workers(self, pool: str) -> str:
         """Sorted set: live worker consumer names of a pool, scored by heartbeat (ms)."""

@@ -24,6 +24,10 @@ ErrorCode = Literal[
     "forbidden",
     "unauthorized",
     "rate_limited",
+    #: The user's storage quota (conversations, messages, bytes) is used up.
+    "quota_exceeded",
+    #: Redis refuses writes (maxmemory reached): the server's storage is full.
+    "storage_full",
     "busy",
     "backend_error",
     "backend_unavailable",

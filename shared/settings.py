@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     model_path: str | None = None
     hf_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("HF_TOKEN"))
     key_prefix: str = "tc:"
+    #: Turns one user may have on a pool's shared stream at once (waiting for
+    #: a worker or being generated); the rest wait in the user's own line,
+    #: so one user's queue never stands in front of everyone else's
+    #: (shared/fairness.py). Gateways and workers must agree on it.
+    fair_turns_per_user: int = Field(default=2, ge=1)
     log_level: str = "info"
 
     @property

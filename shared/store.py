@@ -14,8 +14,9 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
-from shared import rjson
+from shared import rjson, usage
 from shared.conversation import Conversation, ConversationSummary, Message, new_id, now
 from shared.keys import Keys
 
@@ -213,6 +214,13 @@ class ConversationStore:
         rjson.queue_set(pipe, self.keys.conversation(conv.id), "$", conv.stored())
         pipe.zadd(self.keys.user_conversations(conv.owner), {conv.id: _score(conv.updated_at)})
 
+    def queue_save_json(
+        self, pipe: Pipeline, cid: str, owner: str, updated_at: float, stored_json: str
+    ) -> None:
+        """``queue_save`` for a document already serialized (an import, in a thread)."""
+        pipe.execute_command("JSON.SET", self.keys.conversation(cid), "$", stored_json)
+        pipe.zadd(self.keys.user_conversations(owner), {cid: _score(updated_at)})
+
     def queue_add_message(
         self,
         pipe: Pipeline,
@@ -253,10 +261,35 @@ class ConversationStore:
         rjson.queue_set(pipe, self.keys.conversation(cid), "$.title", title[:TITLE_MAX_CHARS], "XX")
 
     async def delete(self, cid: str, owner: str) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.conversation(cid))
-        pipe.zrem(self.keys.user_conversations(owner), cid)
-        await pipe.execute()
+        """Delete a conversation and take what it held off its owner's
+        storage counters, in one transaction; the size is read under WATCH,
+        so a reply landing meanwhile is either counted in it or refused."""
+        key = self.keys.conversation(cid)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _attempt in range(10):
+                try:
+                    await pipe.watch(key)
+                    exists = bool(await pipe.exists(key))
+                    size = await usage.conversation_size(pipe, self.keys, cid) if exists else None
+                    counted = bool(await pipe.hexists(self.keys.user_usage(owner), usage.COUNTED))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(key)
+                    pipe.zrem(self.keys.user_conversations(owner), cid)
+                    if size is not None and counted:
+                        messages, nbytes = size
+                        usage.queue_add(
+                            pipe,
+                            self.keys,
+                            owner,
+                            conversations=-1,
+                            messages=-messages,
+                            nbytes=-nbytes,
+                        )
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+        raise RuntimeError(f"conversation {cid} kept changing while it was deleted")
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None]:

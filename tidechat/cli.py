@@ -35,7 +35,7 @@ def run_async(coro: Coroutine[Any, Any, None]) -> None:
 def run_gateway(args: argparse.Namespace) -> int:
     from gateway.app import create_app
     from gateway.config import GatewaySettings
-    from gateway.serve import serve
+    from gateway.serve import serve, stall_guard
 
     settings = GatewaySettings()
     _logging(settings.log_level)
@@ -53,6 +53,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         # costs CPU on both ends and a zlib context per socket (tens of KB)
         # for little saved; history and exports travel over HTTP instead.
         ws_per_message_deflate=False,
+        ws=stall_guard(settings.socket_write_timeout_seconds),
     )
     return 0
 

@@ -77,6 +77,11 @@ class LocalRedis:
     #: machine crash) or "always" (every write on disk before it is answered).
     appendfsync: str = "everysec"
     persistence: bool = True
+    #: Memory Redis may use (``1gb``, ``512mb``...; None: no limit). Past it
+    #: Redis refuses writes (``noeviction``): an evicting policy would drop
+    #: history or sign-in tokens without a word; the gateway tells users the
+    #: storage is full instead.
+    maxmemory: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -95,6 +100,8 @@ class LocalRedis:
             "--pidfile", "",
             "--daemonize", "no",
         ]  # fmt: skip
+        if self.maxmemory:
+            args += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         if self.persistence:
             args += [
                 "--appendonly", "yes",

@@ -143,6 +143,11 @@ def _print_pool(r: dict[str, Any], width: int) -> None:
         f"{r['pending']} being generated",
         file=out,
     )
+    print(
+        f"  lines      {plural(r['waiting'], 'turn')} waiting in the lines of "
+        f"{plural(r['waiting_users'], 'user')} (each user holds at most its share of the stream)",
+        file=out,
+    )
     names = ", ".join(
         f"{w['name']} ({seconds(w['heartbeat_seconds_ago'])} ago)" for w in r["workers"]
     )

@@ -33,6 +33,9 @@ from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
 
 #: How long a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 30.0
+#: The local Redis's memory limit unless told otherwise: history is text, so
+#: this holds a small team's years of chats, and leaves the machine room.
+DEFAULT_MAXMEMORY = "1gb"
 #: How long ``up`` waits for ``/ready`` (the first start loads the model).
 READY_TIMEOUT_S = 300.0
 _PR_SET_PDEATHSIG = 1
@@ -141,7 +144,10 @@ class Up:
             self._check_external_redis(url)
             return url
         self.redis = LocalRedis(
-            self.data_dir / "redis", port=self.args.redis_port, appendfsync=self.args.appendfsync
+            self.data_dir / "redis",
+            port=self.args.redis_port,
+            appendfsync=self.args.appendfsync,
+            maxmemory=self.args.redis_maxmemory,
         )
         try:
             self.redis.start()
@@ -325,5 +331,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="everysec",
         help="AOF fsync policy of the local Redis: everysec (default; a machine crash may "
         "lose the last second) or always (every write on disk first; slower)",
+    )
+    p.add_argument(
+        "--redis-maxmemory",
+        default=os.environ.get("TIDECHAT_REDIS_MAXMEMORY") or DEFAULT_MAXMEMORY,
+        help="memory the local Redis may use, e.g. 512mb or 4gb (default: "
+        "$TIDECHAT_REDIS_MAXMEMORY or 1gb); past it writes are refused (noeviction) and "
+        "users are told the storage is full",
     )
     p.set_defaults(func=run_up)

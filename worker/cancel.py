@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 #: Turns queued this long before the subscription started still get their
 #: cancel key read, in case the gateway's clock runs ahead of the worker's.
 CLOCK_SKEW_MARGIN_S = 5.0
-#: Stops remembered for turns not started here (a stop costs ~100 bytes).
-_EARLY_MAX = 100_000
+#: Stops remembered for turns not started here (a stop costs ~200 bytes):
+#: past this many the oldest are forgotten (their turns then read the key).
+EARLY_MAX = 100_000
 
 
 @dataclass(slots=True)
@@ -45,8 +47,10 @@ class CancelWatcher:
         self._redis = redis
         self._channel = channel
         self._watches: dict[str, _Watch] = {}
-        #: Stops for turns not (yet) running here: turn id -> (user, seen at).
-        self._early: dict[str, tuple[str, float]] = {}
+        #: Stops for turns not (yet) running here: turn id -> (user, seen at
+        #: (monotonic)), oldest first. Adding one and forgetting the expired or
+        #: the excess at the old end is O(1) per stop: no rebuild, ever.
+        self._early: OrderedDict[str, tuple[str, float]] = OrderedDict()
         #: Wall-clock time the current subscription started (None: not subscribed).
         self._since: float | None = None
         self.connected = asyncio.Event()
@@ -63,7 +67,8 @@ class CancelWatcher:
         if w is None:
             w = self._watches[turn_id] = _Watch(user_id)
         early = self._early.pop(turn_id, None)
-        if early is not None and early[0] == user_id:
+        fresh = early is not None and early[1] > time.monotonic() - CANCEL_TTL_S
+        if fresh and early is not None and early[0] == user_id:
             w.event.set()
         return w.event
 
@@ -76,13 +81,21 @@ class CancelWatcher:
             if w.user_id == user_id:
                 w.event.set()
             return
-        now = time.time()
-        self._early[turn_id] = (user_id, now)
-        if len(self._early) > _EARLY_MAX:
-            cutoff = now - CANCEL_TTL_S
-            self._early = {k: v for k, v in self._early.items() if v[1] > cutoff}
-            while len(self._early) > _EARLY_MAX:  # still too many: drop the oldest
-                self._early.pop(next(iter(self._early)))
+        now = time.monotonic()
+        early = self._early
+        early[turn_id] = (user_id, now)
+        early.move_to_end(turn_id)
+        cutoff = now - CANCEL_TTL_S
+        while early:
+            oldest = next(iter(early.values()))
+            if len(early) <= EARLY_MAX and oldest[1] > cutoff:
+                break
+            early.popitem(last=False)
+
+    @property
+    def remembered(self) -> int:
+        """Stops remembered for turns not running here."""
+        return len(self._early)
 
     async def run(self) -> None:
         """Listen until cancelled, resubscribing after connection loss."""

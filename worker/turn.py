@@ -17,9 +17,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import rjson
+from shared import rjson, usage
 from shared.conversation import ErrorInfo, Message, Usage, now
-from shared.keys import SESSION_MAXLEN, WORKER_GROUP, Keys
+from shared.fairness import FairLines
+from shared.keys import SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ErrorEvent,
@@ -69,6 +70,7 @@ class TurnRunner:
         self.redis = redis
         self.keys = keys
         self.store = ConversationStore(redis, keys)
+        self.fair = FairLines(redis, keys)
         self.catalog = catalog
         self.backends = backends
         self.cancels = cancels
@@ -144,7 +146,7 @@ class TurnRunner:
         if turn.turn_id in messages:
             # Stored by an earlier delivery that died before acknowledging.
             stored = Message.model_validate(messages[turn.turn_id])
-            await self.finish(d, stored, None)
+            await self.finish(d, stored, None, new=False)
             return
         branch = _branch(messages, turn.parent_id)
         if not branch:
@@ -244,20 +246,29 @@ class TurnRunner:
         error: TurnError | None,
         *,
         dead: bool | None = None,
+        new: bool = True,
     ) -> None:
         """Store the reply, tell the client, acknowledge: one pipeline.
 
         ``reply`` None: nothing to store (the conversation is gone); the
         client gets the error and a ``stream_end`` with an empty failed reply.
         ``dead``: also record the turn on the dead-letter stream (default: when
-        the error was retryable, i.e. retries ran out)."""
+        the error was retryable, i.e. retries ran out). ``new``: the reply was
+        not stored by an earlier delivery, so it counts toward its user's
+        storage. Acknowledging also hands the turn's slot to its user's next
+        waiting turn (``shared/fairness.py``)."""
         if dead is None:
             dead = error is not None and error.retryable
         turn = d.turn
         pipe = self.redis.pipeline(transaction=False)
+        # The gateway counted this reply as a message when it queued the turn;
+        # its text is counted here, once (not again for a reply re-sent).
+        nbytes = usage.text_bytes(reply.content) if reply is not None and new else 0
         if reply is not None:
             self.store.queue_add_message(pipe, turn.conversation_id, reply)
+            usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
         else:
+            usage.queue_add(pipe, self.keys, turn.user_id, messages=-1)  # none to store
             reply = self.reply_message(d, "", "error", None, error, None)
         if error is not None:
             self._queue_event(
@@ -279,11 +290,17 @@ class TurnRunner:
                 turn_id=turn.turn_id, conversation_id=turn.conversation_id, message=reply
             ),
         )
-        pipe.xack(self.keys.prompts(d.pool), WORKER_GROUP, d.entry_id)
+        self.fair.queue_release(
+            pipe, d.pool, d.entry_id, turn.user_id, self.settings.fair_turns_per_user
+        )
         results = await pipe.execute(raise_on_error=False)
         if isinstance(results[0], Exception):
             # The conversation was deleted while the reply was generated.
             log.info("turn %s: reply not stored (%s)", turn.turn_id, results[0])
+            if new:  # nothing was stored: take back what was counted for it
+                undo = self.redis.pipeline(transaction=False)
+                usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
+                await undo.execute()
 
     def _queue_dead(self, pipe: Any, d: Delivery, error: TurnError) -> None:
         letter = DeadLetter(

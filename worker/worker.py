@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
 from shared.aio import cancel_and_wait
-from shared.keys import HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
+from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
 from shared.streams import StreamEntries, StreamResponse, decode_turn
 from worker import upkeep
@@ -132,6 +132,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._claim_loop(), name="claims"),
             asyncio.create_task(self._trim_loop(), name="trim"),
+            asyncio.create_task(self._fair_loop(), name="fair-lines"),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -281,7 +282,9 @@ class Worker:
     ) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(self.keys.dead(pool), {"malformed": str(fields)[:10_000], "error": why[:1000]})
-        pipe.xack(self.keys.prompts(pool), WORKER_GROUP, entry_id)
+        # Its user is unknown: a slot it held is given back (not passed on;
+        # the fair-line repair moves that user's line on).
+        self.runner.fair.queue_release(pipe, pool, entry_id, "", self.settings.fair_turns_per_user)
         await pipe.execute()
 
     # --- keeping the pool healthy -------------------------------------------
@@ -378,6 +381,28 @@ class Worker:
                     await self.trim(pool)
                 except (*_REDIS_DOWN, ResponseError) as exc:
                     log.warning("trimming %s: %s", pool, exc)
+
+    async def _fair_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FAIR_REPAIR_S)
+            for pool in self.pools:
+                try:
+                    await self.repair_lines(pool)
+                except (*_REDIS_DOWN, ResponseError) as exc:
+                    log.warning("repairing the fair lines of %s: %s", pool, exc)
+
+    async def repair_lines(self, pool: str) -> tuple[int, int]:
+        """Give back slots lost outside a finish and move stalled lines on
+        (``FairLines.repair``); returns (slots given back, turns moved)."""
+        lost, moved = await self.runner.fair.repair(pool, self.settings.fair_turns_per_user)
+        if lost or moved:
+            log.info(
+                "fair lines of %s: %d lost slot(s) given back, %d waiting turn(s) moved on",
+                pool,
+                lost,
+                moved,
+            )
+        return lost, moved
 
     async def trim(self, pool: str) -> int:
         """Drop the acknowledged turns at the head of a prompt stream (see

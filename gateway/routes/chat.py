@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from gateway.deps import CurrentUser, ServicesDep
-from gateway.hub import Delivery
+from gateway.subscriber import Delivery
 from shared.conversation import Id, new_id
 from shared.protocol import TERMINAL_EVENT_TYPES, MessageFrame
 
@@ -58,10 +58,11 @@ async def chat(body: ChatRequest, user: CurrentUser, services: ServicesDep) -> S
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    await asyncio.wait_for(sub.wait(), KEEPALIVE_S)
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
+                item = await sub.next()
                 if not isinstance(item, Delivery):
                     error = {"type": "error", "code": "internal", "message": "stream fell behind"}
                     yield sse("error", json.dumps(error))

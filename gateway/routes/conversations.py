@@ -4,33 +4,31 @@ missing one, so ids cannot be probed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.admission import Adds
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
-from shared.conversation import (
-    Conversation,
-    ConversationSummary,
-    ConversationView,
-    Id,
-    Message,
-    new_id,
-    now,
+from gateway.imports import (
+    EXPORT_FORMAT,
+    ConversationImport,
+    ImportLimits,
+    build_import,
+    read_body,
 )
+from gateway.jsonguard import clip
+from shared import usage
+from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
 from shared.store import TITLE_MAX_CHARS, NotFoundError
 
 router = APIRouter()
-
-#: Largest conversation an import accepts, and longest message in it.
-IMPORT_MAX_MESSAGES = 20_000
-IMPORT_MAX_CONTENT_CHARS = 1_000_000
-EXPORT_FORMAT = "tidechat.conversation.v1"
 
 
 class ConversationPage(BaseModel):
@@ -55,20 +53,6 @@ class ConversationPatch(BaseModel):
     current_id: Id | None = None
 
 
-class ConversationImport(BaseModel):
-    """A JSON export (``GET .../export?format=json``) coming back in."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    title: Annotated[str, Field(max_length=TITLE_MAX_CHARS)] = "Imported chat"
-    system_prompt: str = ""
-    model: str | None = None
-    created_at: float | None = None
-    updated_at: float | None = None
-    current_id: Id | None = None
-    messages: Annotated[dict[str, Message], Field(max_length=IMPORT_MAX_MESSAGES)]
-
-
 async def _owned(services: ServicesDep, cid: str, uid: str) -> Conversation:
     try:
         return await services.store.get_owned(cid, uid)
@@ -79,7 +63,7 @@ async def _owned(services: ServicesDep, cid: str, uid: str) -> Conversation:
 def _check_model(services: ServicesDep, model: str | None) -> None:
     if model is not None and services.catalog.get(model) is None:
         offered = ", ".join(m.id for m in services.catalog.models)
-        raise ApiError("bad_request", f"unknown model {model!r}; offered: {offered}")
+        raise ApiError("bad_request", f"unknown model {clip(model)}; offered: {offered}")
 
 
 def _check_system_prompt(services: ServicesDep, text: str | None) -> None:
@@ -113,12 +97,17 @@ async def create_conversation(
 ) -> ConversationView:
     _check_model(services, body.model)
     _check_system_prompt(services, body.system_prompt)
+    await services.turns.admission.check(user.id, None, Adds(conversations=1))
+    pipe = services.redis.pipeline(transaction=False)
     conv = await services.store.create(
         user.id,
         title=body.title or "New chat",
         system_prompt=body.system_prompt,
         model=body.model or services.catalog.default.id,
+        pipe=pipe,
     )
+    usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
+    await pipe.execute()
     return conv.view()
 
 
@@ -191,59 +180,59 @@ async def export_conversation(
     )
 
 
-def _check_tree(messages: dict[str, Message]) -> None:
-    for key, message in messages.items():
-        if key != message.id:
-            raise ApiError("bad_request", f"message key {key!r} does not match its id")
-        if len(message.content) > IMPORT_MAX_CONTENT_CHARS:
-            raise ApiError("too_large", f"message {key} is too long to import")
-        if message.parent_id is not None and message.parent_id not in messages:
-            raise ApiError("bad_request", f"message {key} has a parent that is not in the file")
-    for start in messages:
-        seen: set[str] = set()
-        node: str | None = start
-        while node is not None:
-            if node in seen:
-                raise ApiError("bad_request", "the messages form a cycle")
-            seen.add(node)
-            node = messages[node].parent_id
+def import_schema() -> dict[str, Any]:
+    """The import body's JSON schema, for OpenAPI: the body is read raw (to
+    bound it), so FastAPI cannot derive it. ``Message`` is already among the
+    components (conversation views use it)."""
+    schema = ConversationImport.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
 
 
-IMPORTED_SUFFIX = " (imported)"
-
-
-def _imported_title(title: str) -> str:
-    """The copy is told apart from its original in the list (once, however often re-imported)."""
-    base = (title or "Imported chat").removesuffix(IMPORTED_SUFFIX)
-    return base[: TITLE_MAX_CHARS - len(IMPORTED_SUFFIX)] + IMPORTED_SUFFIX
-
-
-@router.post("/import", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConversationView,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": import_schema()}},
+        }
+    },
+)
 async def import_conversation(
-    body: ConversationImport, user: CurrentUser, services: ServicesDep
-) -> ConversationView:
-    """A JSON export back in, as a new conversation of the caller's."""
-    _check_tree(body.messages)
-    _check_system_prompt(services, body.system_prompt)
-    ts = now()
-    current = body.current_id
-    if current is None or current not in body.messages:
-        current = (
-            max(body.messages.values(), key=lambda m: m.created_at).id if body.messages else None
-        )
-    model = body.model if body.model and services.catalog.get(body.model) else None
-    conv = Conversation(
-        id=new_id(),
-        owner=user.id,
-        title=_imported_title(body.title),
-        system_prompt=body.system_prompt,
-        model=model or services.catalog.default.id,
-        created_at=body.created_at or ts,
-        updated_at=ts,
-        current_id=current,
-        messages=body.messages,
+    request: Request, user: CurrentUser, services: ServicesDep
+) -> Response:
+    """A JSON export back in, as a new conversation of the caller's.
+
+    Bounded (``TIDECHAT_IMPORT_MAX_BYTES``, ``_MAX_MESSAGES``, ``_MAX_DEPTH``)
+    and checked in a worker thread (``gateway/imports.py``)."""
+    cfg = services.settings
+    limits = ImportLimits(
+        max_bytes=cfg.import_max_bytes,
+        max_messages=cfg.import_max_messages,
+        max_depth=cfg.import_max_depth,
+        max_system_prompt_chars=cfg.max_message_chars,
     )
+    # Refused before the body is read when the user cannot store another
+    # conversation; the whole size is checked once it is known.
+    await services.turns.admission.check(user.id, None, Adds(conversations=1))
+    body = await read_body(request, limits.max_bytes)
+    imported = await asyncio.to_thread(build_import, body, user.id, limits, services.catalog)
+    adds = Adds(1, imported.messages, imported.content_bytes)
+    await services.turns.admission.check(user.id, None, adds)
+    conv = imported.conversation
     pipe = services.redis.pipeline(transaction=False)
-    services.store.queue_save(pipe, conv)
+    services.store.queue_save_json(pipe, conv.id, conv.owner, conv.updated_at, imported.stored_json)
+    usage.queue_add(
+        pipe,
+        services.settings.keys,
+        user.id,
+        conversations=1,
+        messages=imported.messages,
+        nbytes=imported.content_bytes,
+    )
     await pipe.execute()
-    return conv.view()
+    return Response(
+        imported.view_json, status_code=status.HTTP_201_CREATED, media_type="application/json"
+    )

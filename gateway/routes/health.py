@@ -1,15 +1,24 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics.
+
+What an operator needs (workers by host and pid, queue depths, socket
+counts) is also what an attacker would like to see: ``/ready`` tells an
+anonymous caller only whether the gateway is ready and, if not, why; the
+details, and ``/metrics`` when ``TIDECHAT_METRICS_TOKEN`` is set, need that
+token as a bearer.
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from redis.exceptions import RedisError
 
 from gateway.deps import ServicesDep
+from gateway.errors import ApiError
 from gateway.metrics import pool_stats, render_metrics
 from shared.keys import WORKER_DEAD_AFTER_S
 from shared.queue_status import pending_by_consumer
@@ -24,9 +33,44 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def is_operator(request: Request, services: ServicesDep) -> bool:
+    """The request bears the metrics token (none is configured: nobody does)."""
+    token = services.settings.metrics_token
+    if token is None:
+        return False
+    scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.encode(), expected)
+
+
 @router.get("/ready")
-async def ready(services: ServicesDep) -> JSONResponse:
-    """Ready to chat: Redis reachable, JSON module present, a live worker per pool."""
+async def ready(request: Request, services: ServicesDep) -> JSONResponse:
+    """Ready to chat: Redis reachable, JSON module present, a live worker per
+    pool, the session reader running. Anonymous callers get ``ready`` and,
+    when not, the reasons; with the metrics token, every figure."""
+    checks, ok = await _checks(services)
+    status = 200 if ok else 503
+    if is_operator(request, services):
+        return JSONResponse({"ready": ok, **checks}, status_code=status)
+    return JSONResponse({"ready": ok, "reasons": _reasons(checks)}, status_code=status)
+
+
+def _reasons(checks: dict[str, Any]) -> list[str]:
+    """Why the gateway is not ready, in words that name no host, pid or count."""
+    reasons = []
+    if checks.get("redis") != "ok":
+        reasons.append("storage unreachable")
+    elif checks.get("json_module") != "ok":
+        reasons.append("storage lacks the JSON module")
+    for pool, stats in checks.get("pools", {}).items():
+        if not stats.get("live_workers"):
+            reasons.append(f"no live worker for pool {pool}")
+    if checks.get("reader") != "ok":
+        reasons.append("session reader not running")
+    return reasons
+
+
+async def _checks(services: ServicesDep) -> tuple[dict[str, Any], bool]:
     checks: dict[str, Any] = {}
     ok = True
     try:
@@ -57,9 +101,13 @@ async def ready(services: ServicesDep) -> JSONResponse:
     checks["reader"] = "ok" if reader_ok else "not reading"
     ok = ok and reader_ok
     checks["resumes"] = services.resumes
-    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+    return checks, ok
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(services: ServicesDep) -> PlainTextResponse:
+async def metrics(request: Request, services: ServicesDep) -> PlainTextResponse:
+    """Prometheus text; needs ``Authorization: Bearer <TIDECHAT_METRICS_TOKEN>``
+    when that is set."""
+    if services.settings.metrics_token is not None and not is_operator(request, services):
+        raise ApiError("unauthorized", "metrics need the metrics token as a bearer")
     return PlainTextResponse(await render_metrics(services), media_type="text/plain; version=0.0.4")

@@ -18,8 +18,9 @@ from starlette.websockets import WebSocketState
 
 from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
-from gateway.errors import ApiError, describe_validation
-from gateway.hub import Delivery, Subscriber
+from gateway.errors import STORAGE_FULL, ApiError, describe_validation, is_storage_full
+from gateway.jsonguard import too_deep
+from gateway.subscriber import Delivery, Subscriber
 from shared.conversation import new_id
 from shared.protocol import (
     EditFrame,
@@ -39,15 +40,19 @@ from shared.protocol import (
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+#: Used with ``fullmatch``: ``$`` in ``match`` also matches before a final newline.
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+#: Client frames are flat JSON objects; anything nested deeper is refused
+#: before it is parsed (the parser recurses).
+MAX_FRAME_DEPTH = 16
+FRAME_TYPES = "message, regenerate, edit, stop, resume, ping"
 
 #: Close codes: 1001 going away (server shutting down: reconnect elsewhere),
 #: 1013 try again later (this socket fell too far behind: reconnect and resume),
-#: 4401 not signed in, 4400 bad connection parameters.
+#: 4401 not signed in.
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
-CLOSE_BAD_REQUEST = 4400
 
 #: What a client is told when Redis cannot be reached.
 STORAGE_DOWN = (
@@ -80,9 +85,11 @@ class FrameError(Exception):
 
 
 def parse_frame(text: str) -> Any:
+    if too_deep(text, MAX_FRAME_DEPTH):
+        raise FrameError(f"the frame nests deeper than {MAX_FRAME_DEPTH} levels")
     try:
         raw = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise FrameError("the frame is not valid JSON") from exc
     if not isinstance(raw, dict):
         raise FrameError("a frame must be a JSON object with a `type`")
@@ -94,17 +101,27 @@ def parse_frame(text: str) -> Any:
         if "union_tag_not_found" in kinds:
             raise FrameError("the frame has no `type`", raw) from exc
         if "union_tag_invalid" in kinds:
-            raise FrameError(f"unknown frame type {raw.get('type')!r}", raw) from exc
+            # Never the client's text: a refused frame's `type` may be a megabyte.
+            raise FrameError(f"unknown frame type; one of {FRAME_TYPES}", raw) from exc
         details = [dict(e, loc=e["loc"][1:]) for e in errors]
         raise FrameError(describe_validation(details), raw) from exc
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, services: Services, user: UserInfo, session_id: str) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        services: Services,
+        user: UserInfo,
+        session_id: str,
+        problem: str | None = None,
+    ) -> None:
         self.ws = ws
         self.services = services
         self.user = user
         self.session_id = session_id
+        #: What was wrong with the connection's parameters: told after hello.
+        self.problem = problem
         self.sub: Subscriber | None = None
 
     async def _receive(self) -> str | None:
@@ -116,12 +133,14 @@ class Connection:
 
     def _offer(self, frame: str) -> None:
         assert self.sub is not None
-        self.sub.offer(frame)
+        self.sub.say(frame)
 
     async def serve(self) -> None:
         services = self.services
         hello = HelloEvent(session=self.session_id, user=self.user)
         await self.ws.send_text(hello.model_dump_json(exclude={"event_id"}))
+        if self.problem is not None:
+            await self.ws.send_text(error_frame("bad_request", self.problem))
         first_text = await self._receive()
         frame: Any = None
         problem: FrameError | None = None
@@ -197,15 +216,21 @@ class Connection:
                     conversation_id=getattr(frame, "conversation_id", None),
                 )
             )
-        except RedisError:
+        except RedisError as exc:
+            if is_storage_full(exc):  # maxmemory reached: writes are refused
+                log.warning("storage full: a %s frame was refused", frame.type)
+                self._offer(error_frame("storage_full", STORAGE_FULL, client_id=client_id))
+                return
             log.exception("storage failed while handling a %s frame", frame.type)
             self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
     async def _send_loop(self, sub: Subscriber) -> None:
+        # A client that stops reading is cut off by the server's WebSocket
+        # protocol after TIDECHAT_SOCKET_WRITE_TIMEOUT_SECONDS (gateway/serve.py).
         while True:
-            item = await sub.queue.get()
+            item = await sub.next()
             if item is None:
-                # Fell too far behind: the client reconnects and resumes.
+                # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
                 return
             await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
@@ -228,13 +253,14 @@ async def websocket(ws: WebSocket, session: str | None = None) -> None:
         await ws.send_text(error_frame("unauthorized", "sign in first"))
         await ws.close(CLOSE_UNAUTHORIZED, "sign in first")
         return
-    if session is not None and not SESSION_RE.match(session):
-        await ws.send_text(error_frame("bad_request", "session must be 8-64 of A-Z a-z 0-9 _ -"))
-        await ws.close(CLOSE_BAD_REQUEST, "bad session id")
-        return
+    problem = None
+    if session is not None and not SESSION_RE.fullmatch(session):
+        # Served on a session of the server's choosing (hello names it).
+        problem = "session must be 8-64 of A-Z a-z 0-9 _ -; this socket got a new session"
+        session = None
     services.sockets.add(ws)
     try:
-        await Connection(ws, services, user, session or new_id()).serve()
+        await Connection(ws, services, user, session or new_id(), problem).serve()
     except WebSocketDisconnect:
         pass
     finally:

@@ -111,7 +111,10 @@ async def test_a_gateway_killed_mid_reply_the_reply_arrives_through_another(
     raw_redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
     slow = scripted_models(tokens_per_second=15, reply_tokens=90)
-    with running_stack(redis_url, tmp_path, models=slow, workers=2, gateways=2) as stack:
+    # Eight replies in flight at once from two accounts: each gets a share of
+    # four, so none waits in its line (the kill must land mid-reply).
+    env = {"TIDECHAT_FAIR_TURNS_PER_USER": "4"}
+    with running_stack(redis_url, tmp_path, models=slow, workers=2, gateways=2, env=env) as stack:
         tokens = [stack.signup(f"gwkill{i}") for i in range(2)]
         clients = [ResumingClient.new(tokens[i % 2], picker(stack, 0, hop=True)) for i in range(8)]
         acks = []

@@ -28,7 +28,7 @@ from shared.conversation import new_id
 from shared.keys import WORKER_GROUP, Keys
 from shared.redis_client import make_redis
 from shared.streams import DeadLetter, TurnRequest, encode_turn
-from tests.support.stack import Stack, running_stack, scripted_models
+from tests.support.stack import OPERATOR, Stack, running_stack, scripted_models
 from tests.support.ws import ChatSocket
 from tidechat.cli import main
 from tidechat.local_redis import free_port
@@ -385,7 +385,7 @@ async def test_ready_and_metrics_show_pending_per_consumer(
     pipe.xreadgroup(WORKER_GROUP, "fake-consumer", {stream: ">"}, count=1)
     entry_id, _ = await pipe.execute()
     try:
-        async with httpx.AsyncClient(base_url=ops_env.url) as http:
+        async with httpx.AsyncClient(base_url=ops_env.url, headers=OPERATOR) as http:
             ready = (await http.get("/ready")).json()
             metrics = (await http.get("/metrics")).text
         assert ready["pools"]["default"]["consumers"]["fake-consumer"]["pending"] == 1

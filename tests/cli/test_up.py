@@ -3,6 +3,7 @@ the embedded local model, its own Redis."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -18,10 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+import redis as redis_sync
 import websockets
 
 from tests.support.gguf import patch_u32
 from tidechat.local_redis import LocalRedis, free_port
+from tidechat.up import add_parser
 
 pytestmark = pytest.mark.slow
 
@@ -291,3 +294,21 @@ def test_local_redis_survives_a_restart_with_aof(tmp_path: Path) -> None:
     assert json.loads(client.execute_command("JSON.GET", "doc", "$")) == [{"kept": True}]
     server.stop()
     assert shutil.which("redis-server")
+
+
+def test_the_local_redis_has_a_memory_limit_that_refuses_rather_than_evicts(
+    tmp_path: Path,
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    assert parser.parse_args(["up"]).redis_maxmemory == "1gb"
+    assert parser.parse_args(["up", "--redis-maxmemory", "4gb"]).redis_maxmemory == "4gb"
+    server = LocalRedis(tmp_path / "r", persistence=False, maxmemory="64mb")
+    server.start()
+    try:
+        client = redis_sync.Redis.from_url(server.url, decode_responses=True)
+        assert client.config_get("maxmemory")["maxmemory"] == str(64 * 1024 * 1024)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        client.close()
+    finally:
+        server.stop()

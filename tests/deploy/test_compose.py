@@ -40,6 +40,9 @@ def test_redis_is_redis_8_with_aof_and_a_healthcheck(compose: dict[str, Any]) ->
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync" in command
+    # A memory limit that refuses writes, never one that evicts history.
+    assert "--maxmemory ${TIDECHAT_REDIS_MAXMEMORY:-2gb}" in command
+    assert "--maxmemory-policy noeviction" in command
     assert "redis-cli" in redis["healthcheck"]["test"]
     assert any(v.endswith(":/data") for v in redis["volumes"])
 

@@ -9,7 +9,7 @@ import pytest
 
 from shared.suggestions import default_suggestions
 from tests.e2e.conftest import unique
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import OPERATOR, Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -94,10 +94,10 @@ def test_routes_need_a_session(stack: Stack) -> None:
             r = http.request(method, path, json={"content": "x"} if method == "POST" else None)
             assert r.status_code == 401, path
         assert http.get("/health").json() == {"status": "ok"}
-        ready = http.get("/ready").json()
+        ready = http.get("/ready", headers=OPERATOR).json()
         assert ready["ready"] is True
         assert ready["pools"]["default"]["live_workers"] == 2
-        assert "tidechat_gateway_sockets" in http.get("/metrics").text
+        assert "tidechat_gateway_sockets" in http.get("/metrics", headers=OPERATOR).text
 
 
 def test_conversations_create_list_search_page_rename_delete(stack: Stack) -> None:

@@ -25,7 +25,9 @@ def busy_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tmp_path_factory.mktemp("many"),
         models=scripted_models(tokens_per_second=20, reply_tokens=120),
         worker_args=("--concurrency", "160"),
-        env={"TIDECHAT_REDIS_POOL_SIZE": str(POOL_SIZE)},
+        # 30 turns per user at once, all streaming together (fair lines are
+        # tested in test_fair_turns.py).
+        env={"TIDECHAT_REDIS_POOL_SIZE": str(POOL_SIZE), "TIDECHAT_FAIR_TURNS_PER_USER": "30"},
     ) as s:
         yield s
 

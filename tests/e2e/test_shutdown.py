@@ -14,14 +14,14 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.resuming import ResumingClient, check_one_reply_per_turn, check_session_delivery
-from tests.support.stack import Stack, running_stack, scripted_models
+from tests.support.stack import OPERATOR, Stack, running_stack, scripted_models
 
 pytestmark = pytest.mark.e2e
 
 
 async def live_workers(stack: Stack, count: int, timeout: float = 30) -> None:
     """Until ``/ready`` counts ``count`` live workers."""
-    async with httpx.AsyncClient(base_url=stack.url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=5, headers=OPERATOR) as http:
         async with asyncio.timeout(timeout):
             while True:
                 body = (await http.get("/ready")).json()

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from gateway.hub import Delivery, SessionHub, Subscriber
+from gateway.hub import SessionHub
+from gateway.subscriber import Delivery, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
@@ -20,7 +21,7 @@ KEYS = Keys("tc:")
 @pytest.fixture
 async def hub(redis: Redis, redis_url: str) -> AsyncIterator[SessionHub]:
     reader = make_redis(redis_url, block_ms=10_000, max_connections=1)
-    h = SessionHub(reader, redis, KEYS, gateway_id="test", session_ttl=60, buffer_events=100)
+    h = SessionHub(reader, redis, KEYS, gateway_id="test", session_ttl=60, buffer_bytes=16_384)
     await h.start()
     try:
         yield h
@@ -41,7 +42,7 @@ async def take(sub: Subscriber, n: int) -> list[Delivery]:
     out = []
     async with asyncio.timeout(5):
         while len(out) < n:
-            item = await sub.queue.get()
+            item = await sub.next()
             assert isinstance(item, Delivery)
             out.append(item)
     return out
@@ -58,7 +59,7 @@ async def test_each_subscriber_gets_its_own_session_in_order(hub: SessionHub, re
     assert [d.frame.count('"a') for d in got_a] == [1] * 5
     assert [f'"chunk":"a{i}"' in d.frame for i, d in enumerate(got_a)] == [True] * 5
     assert all('"chunk":"b' in d.frame for d in got_b)
-    assert b.queue.empty()
+    assert b.pending == 0
 
 
 async def test_live_end_skips_history_and_resume_replays_it(hub: SessionHub, redis: Redis) -> None:
@@ -73,7 +74,7 @@ async def test_live_end_skips_history_and_resume_replays_it(hub: SessionHub, red
     ]
     got = await take(live, 1)
     assert '"new"' in got[0].frame
-    assert live.queue.empty()
+    assert live.pending == 0
 
 
 async def test_a_late_subscriber_from_an_old_point_loses_nothing(
@@ -101,14 +102,47 @@ async def test_a_late_subscriber_from_an_old_point_loses_nothing(
     ]
 
 
-async def test_a_subscriber_that_falls_behind_is_told_to_reconnect(
+async def test_a_subscriber_that_does_not_read_holds_one_budget_then_catches_up(
     hub: SessionHub, redis: Redis
 ) -> None:
+    """Events wait in Redis, not in the gateway: a client that stops reading
+    (or resumes from far back) costs at most about one budget of memory, and
+    gets every event, in order, once it reads again."""
     sub = await hub.subscribe("sessionEE", None)
-    for i in range(130):  # buffer is 100 and nobody reads
-        await emit(redis, "sessionEE", f"x{i}")
+    for i in range(400):  # ~100 bytes each: 40 KB against a 16 KB budget
+        await emit(redis, "sessionEE", f"x{i:03d}")
     async with asyncio.timeout(5):
-        while not sub.overflowed:
+        while not sub.paused:
             await asyncio.sleep(0.01)
-    items = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
-    assert items[-1] is None
+    assert sub.queued_bytes < 16_384 + 200
+    got = await take(sub, 400)
+    assert [d.frame.split('"chunk":"')[1][:4] for d in got] == [f"x{i:03d}" for i in range(400)]
+    assert not sub.overflowed
+
+
+async def test_a_resume_replaces_what_was_queued(hub: SessionHub, redis: Redis) -> None:
+    ids = [await emit(redis, "sessionRR", f"r{i}") for i in range(50)]
+    sub = await hub.subscribe("sessionRR", "0-0")
+    async with asyncio.timeout(5):
+        while sub.pending < 50:
+            await asyncio.sleep(0.01)
+    sub.say('{"type":"pong"}')
+    for _ in range(20):  # a client resuming over and over does not multiply its queue
+        await hub.reposition(sub, ids[44])
+    assert sub.pending == 1  # the pong stays; the events are read again
+    got = [await sub.next() for _ in range(6)]
+    assert got[0] == '{"type":"pong"}'
+    assert [d.frame.split('"chunk":"')[1][:3] for d in got[1:] if isinstance(d, Delivery)] == [
+        f"r{i}" for i in range(45, 50)
+    ]
+
+
+async def test_direct_frames_left_unread_past_twice_the_budget_close_the_subscriber(
+    hub: SessionHub,
+) -> None:
+    sub = await hub.subscribe("sessionPP", None)
+    pong = '{"type":"pong"}'
+    for _ in range(3_000):  # 45 KB of pongs nobody reads
+        sub.say(pong)
+    assert sub.overflowed and sub.pending == 1
+    assert await sub.next() is None

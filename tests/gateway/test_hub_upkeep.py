@@ -11,7 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.hub import Delivery, SessionHub
+from gateway.hub import SessionHub
+from gateway.subscriber import Delivery, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
@@ -24,7 +25,7 @@ KEYS = Keys("tc:")
 @pytest.fixture
 async def hub(redis: Redis, redis_url: str) -> AsyncIterator[SessionHub]:
     reader = make_redis(redis_url, block_ms=10_000, max_connections=1, client_name="hub-reader")
-    h = SessionHub(reader, redis, KEYS, gateway_id="upkeep", session_ttl=3, buffer_events=100)
+    h = SessionHub(reader, redis, KEYS, gateway_id="upkeep", session_ttl=3, buffer_bytes=16_384)
     await h.start()
     try:
         yield h
@@ -48,8 +49,8 @@ async def reader_blocked(redis: Redis) -> None:
             await asyncio.sleep(0.01)
 
 
-async def next_chunk(queue: asyncio.Queue[Delivery | str | None]) -> str:
-    item = await asyncio.wait_for(queue.get(), 5)
+async def next_chunk(sub: Subscriber) -> str:
+    item = await asyncio.wait_for(sub.next(), 5)
     assert isinstance(item, Delivery)
     return item.frame
 
@@ -74,15 +75,15 @@ async def test_a_stream_created_empty_does_not_stop_the_reader(
         KEYS.session("sessionE1"), {"t": "open"}, id="0-1", maxlen=0, approximate=False
     )
     await emit(redis, "sessionE2", "still reading")
-    assert '"still reading"' in await next_chunk(other.queue)
+    assert '"still reading"' in await next_chunk(other)
     await emit(redis, "sessionE1", "after the empty start")
-    assert '"after the empty start"' in await next_chunk(empty.queue)
+    assert '"after the empty start"' in await next_chunk(empty)
 
 
 async def test_a_subscription_that_failed_leaves_nothing_behind(redis_url: str) -> None:
     reader = make_redis(redis_url, block_ms=10_000, max_connections=1)
     gone = make_redis(f"redis://127.0.0.1:{free_port()}/0")  # nobody listens there
-    hub = SessionHub(reader, gone, KEYS, gateway_id="gone", session_ttl=60, buffer_events=100)
+    hub = SessionHub(reader, gone, KEYS, gateway_id="gone", session_ttl=60, buffer_bytes=16_384)
     try:
         with pytest.raises(RedisConnectionError):
             await hub.subscribe("sessionF1", "0-0")

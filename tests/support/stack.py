@@ -26,6 +26,10 @@ import httpx
 
 from tidechat.local_redis import free_port
 
+#: The stacks' metrics token: ``/ready``'s details and ``/metrics`` need it.
+METRICS_TOKEN = "stack-metrics-token"
+OPERATOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
 #: A scripted model that answers at once with 64 tokens.
 SCRIPTED_FAST = """
 [[models]]
@@ -184,6 +188,7 @@ def running_stack(
             "REDIS_URL": redis_url,
             "TIDECHAT_MODELS": str(models_file),
             "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
+            "TIDECHAT_METRICS_TOKEN": METRICS_TOKEN,
             "TIDECHAT_DATA_DIR": str(directory / "data"),
             "PYTHONUNBUFFERED": "1",
         }

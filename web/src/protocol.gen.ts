@@ -17,6 +17,8 @@ export type ErrorCode =
   | "forbidden"
   | "unauthorized"
   | "rate_limited"
+  | "quota_exceeded"
+  | "storage_full"
   | "busy"
   | "backend_error"
   | "backend_unavailable"
@@ -197,6 +199,8 @@ export interface ErrorEvent {
     | "forbidden"
     | "unauthorized"
     | "rate_limited"
+    | "quota_exceeded"
+    | "storage_full"
     | "busy"
     | "backend_error"
     | "backend_unavailable"
@@ -338,6 +342,8 @@ export const ERROR_CODES = [
   "forbidden",
   "unauthorized",
   "rate_limited",
+  "quota_exceeded",
+  "storage_full",
   "busy",
   "backend_error",
   "backend_unavailable",

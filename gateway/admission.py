@@ -1,0 +1,159 @@
+"""Whether a turn (or a new conversation, or an import) may be accepted:
+everything the gateway checks in Redis first, in one round trip.
+
+- the pool's queue: turns on its stream not yet delivered plus turns waiting
+  in users' lines, past ``max_queued_turns``: ``busy`` (read at most every
+  ``CAPACITY_TTL_S`` per pool and counted up locally in between);
+- the user's own line in that pool, past ``max_waiting_per_user``: ``busy``,
+  so a few accounts cannot fill the pool's queue for everyone;
+- the user's storage (``shared/usage.py``) against the quotas:
+  ``quota_exceeded``.
+
+These limits are checked before the write and counted by it, so a user
+with several requests in flight at once can pass a limit by those few.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from gateway.errors import ApiError
+from shared import usage
+from shared.keys import WORKER_GROUP, Keys
+from shared.models_file import ModelSpec
+
+#: How long a pool's queue depth, read from Redis, is trusted (seconds).
+CAPACITY_TTL_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """Per-user storage limits; 0 is no limit."""
+
+    conversations: int = 0
+    messages: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Adds:
+    """What an accepted request will store."""
+
+    conversations: int = 0
+    messages: int = 0
+    bytes: int = 0
+
+
+class Admission:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        max_queued_turns: int,
+        max_waiting_per_user: int,
+        quotas: Quotas,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.max_queued_turns = max_queued_turns
+        self.max_waiting_per_user = max_waiting_per_user
+        self.quotas = quotas
+        self.refusals = 0
+        self.quota_refusals = 0
+        self._depth: dict[str, tuple[int, float]] = {}
+        self._queued: dict[str, int] = {}
+
+    async def check(self, uid: str, spec: ModelSpec | None, adds: Adds) -> None:
+        """Refuse (``busy``, ``quota_exceeded``) or return; ``spec`` None: no
+        turn (a conversation created or imported)."""
+        t = time.monotonic()
+        pool = spec.pool if spec is not None else None
+        seen = self._depth.get(pool) if pool is not None else None
+        stale = pool is not None and (seen is None or t - seen[1] > CAPACITY_TTL_S)
+        pipe = self.redis.pipeline(transaction=False)
+        usage.queue_read(pipe, self.keys, uid)
+        if pool is not None:
+            pipe.llen(self.keys.line(pool, uid))
+        if stale and pool is not None:
+            pipe.xinfo_groups(self.keys.prompts(pool))
+            pipe.xlen(self.keys.prompts(pool))
+            pipe.hlen(self.keys.fair_waiting(pool))
+        results = await pipe.execute(raise_on_error=False)
+        for result in results[:2]:
+            if isinstance(result, Exception):
+                raise result
+        held = usage.parse(results[0])
+        if not held.counted:
+            held = await usage.recount(self.redis, self.keys, uid)
+        self._check_quotas(held, adds)
+        if spec is None or pool is None:
+            return
+        mine = int(results[1])
+        if mine >= self.max_waiting_per_user:
+            self.refusals += 1
+            raise ApiError(
+                "busy",
+                f"you already have {mine} replies waiting for {spec.id}; "
+                "wait for them (or stop some) before asking for more",
+            )
+        if stale:
+            depth = _depth(results[2], results[3]) + int(results[4] or 0)
+            self._depth[pool] = (depth, t)
+            self._queued[pool] = 0
+        else:
+            assert seen is not None
+            depth = seen[0]
+        waiting = depth + self._queued.get(pool, 0)
+        if waiting >= self.max_queued_turns:
+            self.refusals += 1
+            raise ApiError(
+                "busy", f"{waiting} replies are already waiting for {spec.id}; try again shortly"
+            )
+
+    def queued(self, pool: str) -> None:
+        """One more turn queued by this process since the depth was read."""
+        self._queued[pool] = self._queued.get(pool, 0) + 1
+
+    def _check_quotas(self, held: usage.Usage, adds: Adds) -> None:
+        q = self.quotas
+        why = None
+        if (
+            adds.conversations
+            and q.conversations
+            and held.conversations + adds.conversations > (q.conversations)
+        ):
+            why = f"you have {held.conversations:,} conversations, the most an account may keep"
+        elif adds.messages and q.messages and held.messages + adds.messages > q.messages:
+            why = (
+                f"your conversations hold {held.messages:,} messages, the most an account "
+                f"may keep is {q.messages:,}"
+            )
+        elif q.bytes and held.bytes + adds.bytes > q.bytes:
+            why = (
+                f"your conversations hold {_mb(held.bytes)} of text, the most an account "
+                f"may keep is {_mb(q.bytes)}"
+            )
+        if why is not None:
+            self.quota_refusals += 1
+            raise ApiError("quota_exceeded", f"{why}; delete some conversations to make room")
+
+
+def _depth(groups: Any, length: Any) -> int:
+    """Turns on the stream no worker has read yet: the consumer group's lag
+    (no group yet: every entry)."""
+    if isinstance(groups, ResponseError):  # no stream yet: nothing is waiting
+        return 0
+    for group in groups:
+        if group.get("name") == WORKER_GROUP:
+            return int(group.get("lag") or 0)
+    return int(length or 0)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:,.1f} MB"
