@@ -1,41 +1,57 @@
-"""What the gateway checks before it accepts a turn, and how often it
-refreshes a session stream's TTL: each kept in memory, so the common case
-costs no Redis command."""
+"""What the gateway checks before it accepts a turn (the user's limits, in
+Redis; the queue's depth, read now and then), and how often it refreshes a
+session stream's TTL (kept in memory, so the common case costs no command)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import deque
+from collections.abc import Awaitable
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.errors import ApiError
 from shared.keys import WORKER_GROUP, Keys
 from shared.models_file import ModelSpec
+from shared.user_limits import LimitExceeded, TurnLimits, UserLimits
 
 #: How long a pool's queue depth, read from Redis, is trusted (seconds).
 CAPACITY_TTL_S = 0.25
 
 
-class RateLimiter:
-    """At most ``per_minute`` turns per user in any sliding minute (per process)."""
+class TurnQuota:
+    """Per-user limits on turns (per minute, at once, tokens per day), shared
+    by every gateway through one Lua script on the user's keys
+    (``shared/user_limits.py``); the worker finishing a turn releases it."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._seen: dict[str, deque[float]] = {}
+    def __init__(self, redis: Redis, keys: Keys, limits: TurnLimits) -> None:
+        self._limits = UserLimits(redis, keys, limits)
+        self.refusals = 0
 
-    def check(self, uid: str) -> None:
-        if self.per_minute <= 0:
-            return
-        t = time.monotonic()
-        window = self._seen.setdefault(uid, deque())
-        while window and window[0] <= t - 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            wait = int(window[0] + 60 - t) + 1
-            raise ApiError("rate_limited", f"too many messages; try again in {wait} s")
-        window.append(t)
+    async def take(self, uid: str, turn_id: str) -> None:
+        """Take a slot for ``turn_id`` or refuse it with ``rate_limited``."""
+        try:
+            await self._limits.acquire(uid, turn_id)
+        except LimitExceeded as exc:
+            self.refusals += 1
+            raise ApiError("rate_limited", exc.message, retry_after=exc.retry_after) from exc
+
+    async def settle(
+        self, uid: str, turn_id: str, writes: Awaitable[list[Exception | None] | None]
+    ) -> list[Exception | None] | None:
+        """Await the pipeline that queues the turn (its LAST command); give
+        the slot back if the turn was not queued after all: a duplicate frame
+        (None), a failed queueing, or an exception."""
+        try:
+            errors = await writes
+        except BaseException:
+            with contextlib.suppress(RedisError):
+                await self._limits.forget(uid, turn_id)
+            raise
+        if errors is None or errors[-1] is not None:
+            await self._limits.forget(uid, turn_id)
+        return errors
 
 
 class QueueGuard:

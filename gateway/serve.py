@@ -4,6 +4,10 @@ On SIGTERM uvicorn closes every open WebSocket itself (code 1012) before the
 application's own shutdown runs, so the app never gets to say 1001. This
 server closes tidechat's sockets with 1001 first: clients reconnect to
 another gateway and resume.
+
+uvicorn configures its loggers when its config is made; the redacting
+filter (no query strings, tokens or session ids in log lines) goes on their
+handlers right after.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from gateway.routes.ws import close_all
+from shared import log_redact
 
 
 class GatewayServer(uvicorn.Server):
     def __init__(self, app: FastAPI, **options: Any) -> None:
         super().__init__(uvicorn.Config(app, **options))
+        log_redact.install("uvicorn", "uvicorn.error", "uvicorn.access")
         self.fastapi_app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.errors import ApiError
-from gateway.limits import QueueGuard, RateLimiter, SessionTtl
+from gateway.limits import QueueGuard, SessionTtl, TurnQuota
 from gateway.once import Once
+from gateway.security.sessions import queue_session_ttl
 from shared.conversation import Conversation, Message, new_id, now
 from shared.keys import CANCEL_TTL_S, CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
@@ -30,6 +31,7 @@ from shared.protocol import (
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
 from shared.streams import TurnKind, TurnRequest, encode_event, encode_turn
+from shared.user_limits import TurnLimits
 
 
 class TurnService:
@@ -40,7 +42,7 @@ class TurnService:
         catalog: ModelCatalog,
         *,
         max_message_chars: int,
-        rate_limit_per_minute: int,
+        limits: TurnLimits,
         max_queued_turns: int,
         session_ttl: int,
     ) -> None:
@@ -50,7 +52,7 @@ class TurnService:
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
-        self.limiter = RateLimiter(rate_limit_per_minute)
+        self.quota = TurnQuota(redis, keys, limits)
         self.queue_guard = QueueGuard(redis, keys, max_queued_turns)
         self.session_ttls = SessionTtl(session_ttl)
         self.once = Once(redis, CLIENT_ID_TTL_S)
@@ -120,7 +122,7 @@ class TurnService:
             client_id=client_id,
         )
         if self.session_ttls.due(session_id):
-            pipe.expire(self.keys.session(session_id), self.session_ttl)
+            queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         pipe.xadd(self.keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
         self.turns_submitted += 1
         self.queue_guard.queued(spec.pool)
@@ -128,6 +130,18 @@ class TurnService:
 
     def _guard(self, session_id: str, client_id: str | None) -> str | None:
         return None if client_id is None else self.keys.client_frame(session_id, client_id)
+
+    async def _take_slot(self, user: UserInfo, turn_id: str, guard: str | None) -> bool:
+        """Take one of the user's turn slots; False if the frame is a resend
+        of one already acted on (refused by a limit it must not be: it is
+        not a new turn)."""
+        try:
+            await self.quota.take(user.id, turn_id)
+        except ApiError:
+            if guard is not None and await self.redis.exists(guard):
+                return False
+            raise
+        return True
 
     @staticmethod
     def _raise_first(errors: list[Exception | None]) -> None:
@@ -143,7 +157,6 @@ class TurnService:
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             await self.queue_guard.check(spec)
-            self.limiter.check(user.id)
             ts = now()
             message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
             conv = Conversation(
@@ -164,7 +177,6 @@ class TurnService:
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
             await self.queue_guard.check(spec)
-            self.limiter.check(user.id)
             message = Message(
                 id=new_id(),
                 parent_id=frame.parent_id or head.current_id,
@@ -186,7 +198,6 @@ class TurnService:
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
         await self.queue_guard.check(spec)
-        self.limiter.check(user.id)
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
@@ -208,6 +219,8 @@ class TurnService:
         client_id: str | None,
     ) -> str | None:
         turn_id = new_id()
+        if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
+            return None  # a resent duplicate: acted on already
         self._queue_event(
             pipe,
             session_id,
@@ -216,7 +229,8 @@ class TurnService:
             ),
         )
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        errors = await self.once.execute(pipe, self._guard(session_id, client_id))
+        writes = self.once.execute(pipe, self._guard(session_id, client_id))
+        errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
         self._raise_first(errors)
@@ -241,7 +255,6 @@ class TurnService:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
         await self.queue_guard.check(spec)
-        self.limiter.check(user.id)
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
         # gateway's goes with a regeneration: create this session's stream,
@@ -250,8 +263,11 @@ class TurnService:
         # exists.
         session = self.keys.session(session_id)
         pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
-        pipe.expire(session, self.session_ttl)
-        turn_id = self._queue_turn(
+        queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
+        turn_id = new_id()
+        if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
+            return None
+        self._queue_turn(
             pipe,
             user,
             session_id,
@@ -259,9 +275,11 @@ class TurnService:
             parent_id,
             spec,
             "regenerate",
+            turn_id,
             client_id=frame.client_id,
         )
-        errors = await self.once.execute(pipe, self._guard(session_id, frame.client_id))
+        writes = self.once.execute(pipe, self._guard(session_id, frame.client_id))
+        errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
         self._raise_first(errors[1:])  # the first XADD fails when the stream exists

@@ -32,6 +32,7 @@ from shared.protocol import (
 )
 from shared.store import ConversationStore, title_from_text
 from shared.streams import DeadLetter, TurnRequest, encode_event
+from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
@@ -76,6 +77,7 @@ class TurnRunner:
         self.policy = RetryPolicy(
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
+        self.usage = UsageRecorder(redis, keys)
 
     # --- events ------------------------------------------------------------
 
@@ -239,7 +241,8 @@ class TurnRunner:
         *,
         dead: bool | None = None,
     ) -> None:
-        """Store the reply, tell the client, acknowledge: one pipeline.
+        """Store the reply, tell the client, free the user's turn slot and
+        count the usage, acknowledge: one pipeline.
 
         ``reply`` None: nothing to store (the conversation is gone); the
         client gets the error and a ``stream_end`` with an empty failed reply.
@@ -272,6 +275,15 @@ class TurnRunner:
             StreamEndEvent(
                 turn_id=turn.turn_id, conversation_id=turn.conversation_id, message=reply
             ),
+        )
+        usage = reply.usage
+        await self.usage.queue_release(
+            pipe,
+            turn.user_id,
+            turn.turn_id,
+            turn.model,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
         )
         pipe.xack(self.keys.prompts(d.pool), WORKER_GROUP, d.entry_id)
         results = await pipe.execute(raise_on_error=False)

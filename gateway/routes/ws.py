@@ -20,6 +20,8 @@ from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
 from gateway.errors import ApiError, describe_validation
 from gateway.hub import Delivery, Subscriber
+from gateway.security.revocation import Watch
+from gateway.security.signins import token_hash
 from shared.conversation import new_id
 from shared.protocol import (
     EditFrame,
@@ -43,11 +45,20 @@ SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 #: Close codes: 1001 going away (server shutting down: reconnect elsewhere),
 #: 1013 try again later (this socket fell too far behind: reconnect and resume),
-#: 4401 not signed in, 4400 bad connection parameters.
+#: 4401 not signed in (or signed out meanwhile), 4400 bad connection
+#: parameters, 4403 the session belongs to another user (or the page's origin
+#: may not connect).
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
+CLOSE_FORBIDDEN = 4403
+
+#: The web client names its session in ``Sec-WebSocket-Protocol`` (offering
+#: ``tidechat`` and ``tidechat.session.<sid>``), not in the URL, so the id
+#: stays out of proxy and server logs; scripts may still use ``?session=``.
+SUBPROTOCOL = "tidechat"
+SESSION_SUBPROTOCOL_PREFIX = "tidechat.session."
 
 #: What a client is told when Redis cannot be reached.
 STORAGE_DOWN = (
@@ -62,9 +73,14 @@ def error_frame(
     *,
     client_id: str | None = None,
     conversation_id: str | None = None,
+    retry_after: int | None = None,
 ) -> str:
     event = ErrorEvent(
-        code=code, message=message, client_id=client_id, conversation_id=conversation_id
+        code=code,
+        message=message,
+        client_id=client_id,
+        conversation_id=conversation_id,
+        retry_after=retry_after,
     )
     return event.model_dump_json(exclude_none=True)
 
@@ -100,12 +116,32 @@ def parse_frame(text: str) -> Any:
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, services: Services, user: UserInfo, session_id: str) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        services: Services,
+        user: UserInfo,
+        session_id: str,
+        watch: Watch | None = None,
+    ) -> None:
         self.ws = ws
         self.services = services
         self.user = user
         self.session_id = session_id
+        #: Set when this socket's sign-in is revoked: it closes, and no frame
+        #: that arrives meanwhile is acted on.
+        self.watch = watch
         self.sub: Subscriber | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.watch is not None and self.watch.revoked.is_set()
+
+    async def _close_when_revoked(self, watch: Watch) -> None:
+        await watch.revoked.wait()
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(error_frame("unauthorized", "you have been signed out"))
+            await self.ws.close(CLOSE_UNAUTHORIZED, "signed out")
 
     async def _receive(self) -> str | None:
         """The next text frame; None for a binary one. Raises on disconnect."""
@@ -119,6 +155,16 @@ class Connection:
         self.sub.offer(frame)
 
     async def serve(self) -> None:
+        guard = None
+        if self.watch is not None:
+            guard = asyncio.create_task(self._close_when_revoked(self.watch), name="ws-revoked")
+        try:
+            await self._serve()
+        finally:
+            if guard is not None:
+                guard.cancel()
+
+    async def _serve(self) -> None:
         services = self.services
         hello = HelloEvent(session=self.session_id, user=self.user)
         await self.ws.send_text(hello.model_dump_json(exclude={"event_id"}))
@@ -140,7 +186,7 @@ class Connection:
         except RedisError as exc:
             # No session stream, no delivery: the client reconnects and
             # resumes once Redis is back (the frame was not acted on).
-            log.warning("cannot follow session %s: %s", self.session_id, exc)
+            log.warning("cannot follow a session: %s", exc)
             client_id = getattr(frame, "client_id", None)
             await self.ws.send_text(error_frame("internal", STORAGE_DOWN, client_id=client_id))
             await self.ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect and resume")
@@ -171,6 +217,8 @@ class Connection:
                 await sender
 
     async def _handle(self, frame: Any) -> None:
+        if self.revoked:
+            return
         turns = self.services.turns
         client_id = getattr(frame, "client_id", None)
         try:
@@ -195,6 +243,7 @@ class Connection:
                     exc.message,
                     client_id=client_id,
                     conversation_id=getattr(frame, "conversation_id", None),
+                    retry_after=exc.retry_after,
                 )
             )
         except RedisError:
@@ -211,19 +260,52 @@ class Connection:
             await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
 
 
+def _session_from_subprotocols(ws: WebSocket) -> tuple[str | None, str | None]:
+    """(session id offered in ``Sec-WebSocket-Protocol``, subprotocol to accept)."""
+    offered: list[str] = list(ws.scope.get("subprotocols") or [])
+    session = next(
+        (
+            p.removeprefix(SESSION_SUBPROTOCOL_PREFIX)
+            for p in offered
+            if p.startswith(SESSION_SUBPROTOCOL_PREFIX)
+        ),
+        None,
+    )
+    return session, SUBPROTOCOL if SUBPROTOCOL in offered else None
+
+
 @router.websocket("/ws")
 async def websocket(ws: WebSocket, session: str | None = None) -> None:
     services: Services = ws.app.state.services
     token = token_from(ws.headers.get("authorization"), ws.cookies.get(COOKIE_NAME))
+    offered, subprotocol = _session_from_subprotocols(ws)
+    session = session or offered
+    # Registered before the token is checked: a log-out in between is not missed.
+    watch = services.revocations.watch(token_hash(token)) if token else None
     try:
-        user = await services.auth.user_for_token(token)
+        await _admit(ws, services, token, session, subprotocol, watch)
+    finally:
+        if watch is not None:
+            services.revocations.unwatch(watch)
+
+
+async def _admit(
+    ws: WebSocket,
+    services: Services,
+    token: str | None,
+    session: str | None,
+    subprotocol: str | None,
+    watch: Watch | None,
+) -> None:
+    try:
+        user = await services.auth.user_for_token(token, ws.headers.get("user-agent"))
     except RedisError:
         # Not "unauthorized": the client must retry, not sign in again.
-        await ws.accept()
+        await ws.accept(subprotocol)
         await ws.send_text(error_frame("internal", STORAGE_DOWN))
         await ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect shortly")
         return
-    await ws.accept()
+    await ws.accept(subprotocol)
     if user is None:
         await ws.send_text(error_frame("unauthorized", "sign in first"))
         await ws.close(CLOSE_UNAUTHORIZED, "sign in first")
@@ -232,9 +314,21 @@ async def websocket(ws: WebSocket, session: str | None = None) -> None:
         await ws.send_text(error_frame("bad_request", "session must be 8-64 of A-Z a-z 0-9 _ -"))
         await ws.close(CLOSE_BAD_REQUEST, "bad session id")
         return
+    session_id = session or new_id()
+    try:
+        owned = await services.owners.claim(session_id, user.id)
+    except RedisError:
+        await ws.send_text(error_frame("internal", STORAGE_DOWN))
+        await ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect shortly")
+        return
+    if not owned:
+        # Someone else's session: not one event of it, whatever comes next.
+        await ws.send_text(error_frame("forbidden", "this session belongs to another user"))
+        await ws.close(CLOSE_FORBIDDEN, "not your session")
+        return
     services.sockets.add(ws)
     try:
-        await Connection(ws, services, user, session or new_id()).serve()
+        await Connection(ws, services, user, session_id, watch).serve()
     except WebSocketDisconnect:
         pass
     finally:

@@ -183,7 +183,11 @@ def running_stack(
         {
             "REDIS_URL": redis_url,
             "TIDECHAT_MODELS": str(models_file),
+            # Per-user limits off: tests drive many turns per user at once;
+            # tests of the limits set their own.
             "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
+            "TIDECHAT_MAX_CONCURRENT_TURNS": "0",
+            "TIDECHAT_DAILY_TOKEN_BUDGET": "0",
             "TIDECHAT_DATA_DIR": str(directory / "data"),
             "PYTHONUNBUFFERED": "1",
         }

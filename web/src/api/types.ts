@@ -36,5 +36,6 @@ export interface ConversationPatch {
 }
 
 export interface ApiErrorBody {
-  error: { code: ErrorCode | string; message: string };
+  /** `retry_after`: seconds until a refused request (429) may succeed. */
+  error: { code: ErrorCode | string; message: string; retry_after?: number };
 }
