@@ -20,7 +20,7 @@ from gateway.security.origin import parse_allowed
 from gateway.security.revocation import Revocations
 from gateway.security.sessions import SessionOwners
 from gateway.security.signins import SignIns
-from gateway.security.throttle import SignInThrottle
+from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
@@ -59,7 +59,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             redis,
             keys,
             signup_open=cfg.signup_open,
-            throttle=SignInThrottle(redis, keys),
+            throttle=SignInThrottle(
+                redis,
+                keys,
+                ThrottleRules(
+                    account_free=cfg.signin_attempts_per_account,
+                    address_free=cfg.signin_attempts_per_address,
+                ),
+            ),
             signins=SignIns(redis, keys),
         )
         services = Services(

@@ -10,6 +10,7 @@ from pydantic_settings import NoDecode
 
 from gateway.security.client_address import parse_networks
 from gateway.security.origin import normalize_origin
+from shared.keys import LOGIN_FREE_FAILURES_ACCOUNT, LOGIN_FREE_FAILURES_ADDRESS
 from shared.settings import CommonSettings
 from shared.user_limits import TurnLimits
 
@@ -40,6 +41,12 @@ class GatewaySettings(CommonSettings):
     #: until midnight UTC. 0: no budget. 2M is some 250 turns with a full 8k
     #: context: ample for a person, a stop for a runaway script.
     daily_token_budget: int = Field(default=2_000_000, ge=0)
+    #: Failed sign-ins an account (the name typed) may have before each
+    #: further attempt waits (1 s, 2 s, 4 s... up to 15 min).
+    signin_attempts_per_account: int = Field(default=LOGIN_FREE_FAILURES_ACCOUNT, ge=1)
+    #: The same per client address: higher, since many people may share one
+    #: (an office behind NAT). Successful sign-ins do not count.
+    signin_attempts_per_address: int = Field(default=LOGIN_FREE_FAILURES_ADDRESS, ge=1)
     #: Origins besides the gateway's own whose pages may use the session
     #: cookie (WebSocket, writes), e.g. ``https://chat.example.com``.
     allowed_origins: CommaList = Field(default_factory=list)

@@ -81,8 +81,9 @@ SESSION_OWNER_GRACE_S = 60
 #: further attempt waits twice as long as the one before, from
 #: LOGIN_DELAY_BASE_S up to LOGIN_DELAY_MAX_S. An account allows few free
 #: failures (a person mistypes a few times); an address more, because many
-#: people may share one (an office behind NAT). A counter is forgotten
-#: LOGIN_FORGET_AFTER_S after its last failure, so a lockout wears off.
+#: people may share one (an office behind NAT); both are defaults of
+#: settings. A counter is forgotten LOGIN_FORGET_AFTER_S after its last
+#: failure, so a lockout wears off.
 LOGIN_FREE_FAILURES_ACCOUNT = 5
 LOGIN_FREE_FAILURES_ADDRESS = 20
 LOGIN_DELAY_BASE_S = 1

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from redis.asyncio import Redis
 
 from tests.e2e.conftest import unique
@@ -56,6 +57,7 @@ LIMITS = {
     "TIDECHAT_DAILY_TOKEN_BUDGET": "250",
     "TIDECHAT_MAX_REQUEST_BYTES": "1000000",
     "TIDECHAT_MAX_IMPORT_BYTES": "30000000",
+    "TIDECHAT_SIGNIN_ATTEMPTS_PER_ADDRESS": "20",
 }
 
 
@@ -81,10 +83,19 @@ def signup_cookie(stack: Stack, name: str) -> str:
     return str(r.cookies["tc_session"])
 
 
-def login(stack: Stack, name: str, password: str = PASSWORD, index: int = 0) -> httpx.Response:
+def login(
+    stack: Stack, name: str, password: str = PASSWORD, *, address: str | None = None
+) -> httpx.Response:
+    """Sign in; ``address``: as that client, through gateway 1 (which trusts
+    the proxy on 127.0.0.1), so tests do not share a throttled address."""
+    if address is None:
+        return httpx.post(
+            stack.url + "/api/auth/login", json={"username": name, "password": password}
+        )
     return httpx.post(
-        stack.gateway_url(index) + "/api/auth/login",
+        stack.gateway_url(1) + "/api/auth/login",
         json={"username": name, "password": password},
+        headers={"X-Forwarded-For": address},
         timeout=15,
     )
 
@@ -201,7 +212,7 @@ def test_wrong_passwords_are_throttled_alike_for_real_and_unknown_names(stack: S
         for attempt in range(40):
             # The 7th try has the right password: locked out all the same.
             password = PASSWORD if attempt == 6 else f"guess number {attempt}"
-            r = login(stack, name, password)
+            r = login(stack, name, password, address="192.0.2.77")
             if r.status_code == 429:
                 assert int(r.headers["Retry-After"]) >= 1
                 assert r.json()["error"]["code"] == "rate_limited"
@@ -218,6 +229,10 @@ def test_wrong_passwords_are_throttled_alike_for_real_and_unknown_names(stack: S
 
 
 def test_one_address_guessing_many_accounts_is_throttled(stack: Stack) -> None:
+    # The peer address starts afresh (earlier tests of the session signed in from it).
+    with redis.Redis.from_url(stack.redis_url) as client:
+        client.delete("tc:throttle:{addr:127.0.0.1}")
+
     def attempt(address: str, index: int) -> int:
         r = httpx.post(
             stack.gateway_url(1) + "/api/auth/login",

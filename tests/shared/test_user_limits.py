@@ -146,9 +146,7 @@ async def test_two_gateways_racing_for_the_last_slot_let_one_through(
     assert all(isinstance(r, LimitExceeded) for r in results if r is not None)
 
 
-async def test_limits_of_zero_are_off_but_turns_are_still_counted(
-    redis: Redis, keys: Keys
-) -> None:
+async def test_limits_of_zero_are_off_but_turns_are_still_counted(redis: Redis, keys: Keys) -> None:
     limits = UserLimits(redis, keys, TurnLimits())
     recorder = UsageRecorder(redis, keys)
     for n in range(50):
