@@ -6,7 +6,9 @@ write. uvicorn logs every WebSocket as ``"WebSocket /ws?session=..."
 [accepted]`` (and, if the access log is turned on, every request with its
 query string), so query strings are cut from request paths, and anything
 shaped like a bearer token, a session cookie or a ``session=`` /
-``token=`` / ``password=`` parameter is masked wherever it appears.
+``token=`` / ``password=`` parameter is masked wherever it appears. At
+DEBUG, websockets dumps the frames it sends and receives: their content is
+masked too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _SECRETS = [
         r"\1[redacted]",
     ),
     (re.compile(r"(?i)(tidechat\.session\.)[A-Za-z0-9_-]+"), r"\1[redacted]"),
+    # websockets at DEBUG dumps frames (``> TEXT '{"type":"hello","session":...'``):
+    # their text holds session ids and what people wrote; the size is enough.
+    (re.compile(r"^([<>] (?:TEXT|BINARY)) .*?( \[\d+ bytes\])$", re.S), r"\1 [redacted]\2"),
 ]
 #: A request target as uvicorn passes it: a path with a query string.
 _PATH_WITH_QUERY = re.compile(r"^(/[^?\s]*)\?\S*$")

@@ -9,6 +9,7 @@ import type {
   ConversationPage,
   ConversationPatch,
   ModelsResponse,
+  SignInList,
   User,
 } from "./types";
 
@@ -64,6 +65,11 @@ export const api = {
     request<AuthResponse>("POST", "/api/auth/login", { username, password }),
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<User>("GET", "/api/auth/me"),
+  /** Every other sign-in of the account ends; this one stays. */
+  changePassword: (currentPassword: string, newPassword: string) =>
+    request<void>("POST", "/api/auth/password", { current_password: currentPassword, new_password: newPassword }),
+  signIns: () => request<SignInList>("GET", "/api/auth/sessions"),
+  endSignIn: (id: string) => request<void>("DELETE", `/api/auth/sessions/${encodeURIComponent(id)}`),
 
   listConversations: (opts: { q?: string; cursor?: string | null; limit?: number } = {}, signal?: AbortSignal) => {
     const params = new URLSearchParams();

@@ -1,4 +1,4 @@
-import { FileUp, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
+import { FileUp, KeyRound, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
 import { useCallback, useRef, useState } from "react";
 import { useAuth } from "../../contexts/AuthContext";
 import { useChatActions, useChatState } from "../../contexts/ChatContext";
@@ -7,6 +7,7 @@ import type { ConversationSummary } from "../../protocol.gen";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu } from "../ui/Menu";
+import { AccountDialog } from "./AccountDialog";
 import { ConversationList } from "./ConversationList";
 import { ThemeToggle } from "./ThemeToggle";
 import "./sidebar.css";
@@ -23,6 +24,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
   const actions = useChatActions();
   const [query, setQuery] = useState("");
   const [toDelete, setToDelete] = useState<ConversationSummary | null>(null);
+  const [accountOpen, setAccountOpen] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
   const list = useConversationList(query);
 
@@ -98,6 +100,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
             </>
           }
           items={[
+            { label: "Account and sign-ins", icon: <KeyRound size={16} />, onSelect: () => setAccountOpen(true) },
             { label: "Import conversation (JSON)", icon: <FileUp size={16} />, onSelect: () => fileInput.current?.click() },
             { label: "Log out", icon: <LogOut size={16} />, onSelect: () => void logout() },
           ]}
@@ -125,6 +128,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
           }}
         />
       </div>
+      <AccountDialog open={accountOpen} onClose={() => setAccountOpen(false)} />
       <ConfirmDialog
         open={toDelete !== null}
         title="Delete conversation?"
