@@ -39,7 +39,9 @@ export function AccountDialog({ open, onClose }: AccountDialogProps) {
 
   const load = useCallback(async () => {
     try {
-      setSignIns((await api.signIns()).sessions);
+      // This browser first, then the most recently used.
+      const { sessions } = await api.signIns();
+      setSignIns([...sessions].sort((a, b) => Number(b.current) - Number(a.current) || b.last_used_at - a.last_used_at));
       setListError(null);
     } catch {
       setListError("Couldn't load your sign-ins.");

@@ -10,6 +10,7 @@ describe("describeUserAgent", () => {
   });
 
   it("says what it does not know instead of showing the header", () => {
+    expect(describeUserAgent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/140.0 Safari/537.36")).toBe("Chrome on Linux");
     expect(describeUserAgent("curl/8.5.0")).toBe("A script");
     expect(describeUserAgent("")).toBe("A script or app");
   });
