@@ -234,7 +234,12 @@ def main() -> int:
         REDIS_URL=server.url,
         TIDECHAT_MODELS=str(models),
         TIDECHAT_LOG_LEVEL="warning",
+        # Per-user limits off (their script still runs and counts usage: its
+        # cost is measured; only the refusals would get in the way).
         TIDECHAT_RATE_LIMIT_PER_MINUTE="0",
+        TIDECHAT_MAX_CONCURRENT_TURNS="0",
+        TIDECHAT_DAILY_TOKEN_BUDGET="0",
+        TIDECHAT_SIGNIN_ATTEMPTS_PER_ADDRESS="100000",
         TIDECHAT_MAX_QUEUED_TURNS="100000",
     )
     r = redis_sync.Redis.from_url(server.url, decode_responses=True)
