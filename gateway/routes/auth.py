@@ -119,7 +119,7 @@ async def list_sessions(request: Request, user: CurrentUser, services: ServicesD
 
 @router.delete("/sessions/{sign_in_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def end_session(
-    sign_in_id: Annotated[str, Path(min_length=1, max_length=64)],
+    sign_in_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
     request: Request,
     user: CurrentUser,
     services: ServicesDep,

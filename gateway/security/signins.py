@@ -154,8 +154,9 @@ class SignIns:
     async def revoke_public_id(self, uid: str, public_id: str) -> str | None:
         """Revoke the sign-in the user knows as ``public_id``; its token hash,
         or None when the user has no such sign-in."""
+        wanted = public_id.encode()  # compare_digest refuses non-ASCII str
         for digest, record in (await self.records(uid)).items():
-            if secrets.compare_digest(record.id, public_id):
+            if secrets.compare_digest(record.id.encode(), wanted):
                 await self.revoke(uid, [digest])
                 return digest
         return None

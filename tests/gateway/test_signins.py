@@ -82,6 +82,9 @@ async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys)
     assert (await auth.user_for_token(second.token)) == first.user
     assert await auth.signins.revoke_public_id(uid, public) is None
     assert (
+        await auth.signins.revoke_public_id(uid, "\U0001f7fb\u00d7") is None
+    )  # found by the fuzzer
+    assert (
         await auth.signins.revoke_public_id("someone-else", records[token_hash(second.token)].id)
         is None
     )
