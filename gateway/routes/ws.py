@@ -21,6 +21,7 @@ from gateway.deps import Services
 from gateway.errors import ApiError, describe_validation
 from gateway.hub import Delivery, Subscriber
 from gateway.security.revocation import Watch
+from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
 from shared.conversation import new_id
 from shared.protocol import (
@@ -53,12 +54,6 @@ CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FORBIDDEN = 4403
-
-#: The web client names its session in ``Sec-WebSocket-Protocol`` (offering
-#: ``tidechat`` and ``tidechat.session.<sid>``), not in the URL, so the id
-#: stays out of proxy and server logs; scripts may still use ``?session=``.
-SUBPROTOCOL = "tidechat"
-SESSION_SUBPROTOCOL_PREFIX = "tidechat.session."
 
 #: What a client is told when Redis cannot be reached.
 STORAGE_DOWN = (
@@ -260,25 +255,11 @@ class Connection:
             await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
 
 
-def _session_from_subprotocols(ws: WebSocket) -> tuple[str | None, str | None]:
-    """(session id offered in ``Sec-WebSocket-Protocol``, subprotocol to accept)."""
-    offered: list[str] = list(ws.scope.get("subprotocols") or [])
-    session = next(
-        (
-            p.removeprefix(SESSION_SUBPROTOCOL_PREFIX)
-            for p in offered
-            if p.startswith(SESSION_SUBPROTOCOL_PREFIX)
-        ),
-        None,
-    )
-    return session, SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
 @router.websocket("/ws")
 async def websocket(ws: WebSocket, session: str | None = None) -> None:
     services: Services = ws.app.state.services
     token = token_from(ws.headers.get("authorization"), ws.cookies.get(COOKIE_NAME))
-    offered, subprotocol = _session_from_subprotocols(ws)
+    offered, subprotocol = session_from_subprotocols(ws.scope.get("subprotocols") or [])
     session = session or offered
     # Registered before the token is checked: a log-out in between is not missed.
     watch = services.revocations.watch(token_hash(token)) if token else None

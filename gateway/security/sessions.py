@@ -18,11 +18,18 @@ already carries the session id as its hash tag.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.keys import SESSION_OWNER_GRACE_S, Keys
+
+#: The web client names its session in ``Sec-WebSocket-Protocol`` (offering
+#: ``tidechat`` and ``tidechat.session.<sid>``), not in the URL, so the id
+#: stays out of proxy and server logs; scripts may still use ``?session=``.
+SUBPROTOCOL = "tidechat"
+SESSION_SUBPROTOCOL_PREFIX = "tidechat.session."
 
 # KEYS: owner, stream. ARGV: user id, owner TTL (s). 1: the caller owns it.
 _CLAIM = """
@@ -61,3 +68,17 @@ def queue_session_ttl(pipe: Any, keys: Keys, session_id: str, ttl: int) -> None:
     one way every path refreshes a session, so the two never drift apart."""
     pipe.expire(keys.session(session_id), ttl)
     pipe.expire(keys.session_owner(session_id), ttl + SESSION_OWNER_GRACE_S)
+
+
+def session_from_subprotocols(offered: Sequence[str]) -> tuple[str | None, str | None]:
+    """(the session id a client offered in ``Sec-WebSocket-Protocol``, the
+    subprotocol to accept: ``tidechat`` if it was offered)."""
+    session = next(
+        (
+            p.removeprefix(SESSION_SUBPROTOCOL_PREFIX)
+            for p in offered
+            if p.startswith(SESSION_SUBPROTOCOL_PREFIX)
+        ),
+        None,
+    )
+    return session, SUBPROTOCOL if SUBPROTOCOL in offered else None

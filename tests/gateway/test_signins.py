@@ -211,3 +211,15 @@ async def test_the_owner_of_a_user_is_in_the_user_info(redis: Redis, keys: Keys)
     auth = auth_service(redis, keys)
     s = await auth.signup(Credentials(username="erin", password="long enough"), address="x")
     assert s.user == UserInfo(id=s.user.id, username="erin", is_admin=True)
+
+
+def test_the_session_id_is_read_from_the_subprotocols() -> None:
+    from gateway.security.sessions import session_from_subprotocols
+
+    assert session_from_subprotocols(["tidechat", "tidechat.session.tab-1234"]) == (
+        "tab-1234",
+        "tidechat",
+    )
+    assert session_from_subprotocols([]) == (None, None)
+    # A session without the protocol: nothing to accept (the browser would then fail it).
+    assert session_from_subprotocols(["tidechat.session.tab-1234"]) == ("tab-1234", None)
