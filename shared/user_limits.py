@@ -194,12 +194,11 @@ class UserLimits:
 class UsageRecorder:
     """The worker's side: free a finished turn's slot and count its usage."""
 
-    def __init__(self, redis: Redis, keys: Keys, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, keys: Keys, *, clock: Callable[[], float] = time.time) -> None:
         self.keys = keys
         self._clock = clock
-        self._release = redis.register_script(_RELEASE)
 
-    async def queue_release(
+    def queue_release(
         self,
         pipe: Any,
         uid: str,
@@ -208,11 +207,22 @@ class UsageRecorder:
         prompt_tokens: int,
         completion_tokens: int,
     ) -> None:
-        """Queue the release on ``pipe`` (a pipeline of the finishing turn)."""
-        await self._release(
-            keys=[self.keys.user_turns(uid), self.keys.user_usage(uid, usage_day(self._clock()))],
-            args=[turn_id, model, max(0, prompt_tokens), max(0, completion_tokens), USAGE_TTL_S],
-            client=pipe,
+        """Queue the release on ``pipe`` (a pipeline of the finishing turn).
+
+        EVAL with the script's text, not EVALSHA: a pipeline holding a
+        registered script asks Redis whether it knows it (SCRIPT EXISTS) on
+        every execute, a round trip per turn; Redis caches an EVAL'd script
+        by its hash, so the text costs only its bytes."""
+        pipe.eval(
+            _RELEASE,
+            2,
+            self.keys.user_turns(uid),
+            self.keys.user_usage(uid, usage_day(self._clock())),
+            turn_id,
+            model,
+            max(0, prompt_tokens),
+            max(0, completion_tokens),
+            USAGE_TTL_S,
         )
 
 

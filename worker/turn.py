@@ -77,7 +77,7 @@ class TurnRunner:
         self.policy = RetryPolicy(
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
-        self.usage = UsageRecorder(redis, keys)
+        self.usage = UsageRecorder(keys)
 
     # --- events ------------------------------------------------------------
 
@@ -277,7 +277,7 @@ class TurnRunner:
             ),
         )
         usage = reply.usage
-        await self.usage.queue_release(
+        self.usage.queue_release(
             pipe,
             turn.user_id,
             turn.turn_id,

@@ -32,7 +32,7 @@ class Clock:
 
 async def release(recorder: UsageRecorder, redis: Redis, uid: str, turn: str, **usage: int) -> int:
     pipe = redis.pipeline(transaction=False)
-    await recorder.queue_release(
+    recorder.queue_release(
         pipe, uid, turn, usage.get("model", "m"), usage.get("prompt", 0), usage.get("completion", 0)
     )
     (result,) = await pipe.execute()
@@ -57,7 +57,7 @@ async def test_turns_per_minute_is_a_sliding_window(redis: Redis, keys: Keys) ->
 async def test_concurrent_turns_until_a_worker_releases_one(redis: Redis, keys: Keys) -> None:
     clock = Clock()
     limits = UserLimits(redis, keys, TurnLimits(max_concurrent=2), clock=clock)
-    recorder = UsageRecorder(redis, keys, clock=clock)
+    recorder = UsageRecorder(keys, clock=clock)
     await limits.acquire("u1", "a")
     await limits.acquire("u1", "b")
     with pytest.raises(LimitExceeded) as refused:
@@ -88,7 +88,7 @@ async def test_the_daily_budget_counts_usage_and_renews_at_midnight_utc(
 ) -> None:
     clock = Clock()
     limits = UserLimits(redis, keys, TurnLimits(daily_token_budget=1000), clock=clock)
-    recorder = UsageRecorder(redis, keys, clock=clock)
+    recorder = UsageRecorder(keys, clock=clock)
     await limits.acquire("u1", "t1")
     await release(recorder, redis, "u1", "t1", model="big", prompt=700, completion=200)
     await limits.acquire("u1", "t2")  # 900 used: under the budget, so it may run...
@@ -118,7 +118,7 @@ async def test_the_daily_budget_counts_usage_and_renews_at_midnight_utc(
 
 async def test_a_turn_finished_twice_is_counted_once(redis: Redis, keys: Keys) -> None:
     limits = UserLimits(redis, keys, TurnLimits(max_concurrent=1))
-    recorder = UsageRecorder(redis, keys)
+    recorder = UsageRecorder(keys)
     await limits.acquire("u1", "t")
     assert await release(recorder, redis, "u1", "t", prompt=10, completion=10) == 1
     assert await release(recorder, redis, "u1", "t", prompt=10, completion=10) == 0
@@ -148,7 +148,7 @@ async def test_two_gateways_racing_for_the_last_slot_let_one_through(
 
 async def test_limits_of_zero_are_off_but_turns_are_still_counted(redis: Redis, keys: Keys) -> None:
     limits = UserLimits(redis, keys, TurnLimits())
-    recorder = UsageRecorder(redis, keys)
+    recorder = UsageRecorder(keys)
     for n in range(50):
         await limits.acquire("u1", f"t{n}")
     assert await release(recorder, redis, "u1", "t7", completion=3) == 1
