@@ -182,10 +182,10 @@ class Keys:
         return f"{self.prefix}user:{{{uid}}}:recent"
 
     def user_usage(self, uid: str, day: str) -> str:
-        """Hash: one user's usage on one UTC day (``YYYY-MM-DD``): totals
-        ``turns``, ``prompt``, ``completion``, and the same per model as
-        ``turns:<model>``... Kept USAGE_TTL_S; the daily budget and the admin
-        charts read it."""
+        """Hash: one user's usage on one UTC day (``YYYY-MM-DD``), per model:
+        ``turns:<model>``, ``prompt:<model>``, ``completion:<model>`` (the
+        day's totals are their sums). Kept USAGE_TTL_S; the daily budget and
+        the admin charts read it."""
         return f"{self.prefix}user:{{{uid}}}:usage:{day}"
 
     def cancel(self, turn_id: str) -> str:

@@ -13,9 +13,10 @@ and, only if the slot was still held, adds the turn's usage to the day's
 counters. So a turn finished twice (at-least-once delivery) is counted
 once, and a slot whose release is lost frees itself at its deadline.
 
-The day's counters are one hash per user per UTC day with totals and
-per-model fields (``turns:<model>``, ``prompt:<model>``, ``completion:<model>``),
-kept ``USAGE_TTL_S``: the admin page reads a user's 30-day chart as 30
+The day's counters are one hash per user per UTC day with three fields per
+model (``turns:<model>``, ``prompt:<model>``, ``completion:<model>``; a
+day's totals are their sums: three writes a turn rather than six), kept
+``USAGE_TTL_S``: the admin page reads a user's 30-day chart as 30
 ``HGETALL``\\s of one slot.
 """
 
@@ -32,24 +33,38 @@ from redis.asyncio import Redis
 
 from shared.keys import TURN_RATE_WINDOW_S, TURN_SLOT_TTL_S, USAGE_TTL_S, Keys
 
+# KEYS: the user's unfinished turns, turns of the last minute, today's usage.
+# ARGV: turn id, now (ms), slot deadline (ms), per minute, at once, daily
+# budget, window (ms). Limits of 0 are off; the minute's set is kept only
+# when its limit is on (the unfinished turns always: they make the usage
+# count exactly once).
 _ACQUIRE = """
 local now = tonumber(ARGV[2])
+local per_minute = tonumber(ARGV[4])
+local concurrent = tonumber(ARGV[5])
+local budget = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-local budget = tonumber(ARGV[6])
 if budget > 0 then
-  local used = redis.call('HMGET', KEYS[3], 'prompt', 'completion')
-  if (tonumber(used[1]) or 0) + (tonumber(used[2]) or 0) >= budget then
+  local used = 0
+  local usage = redis.call('HGETALL', KEYS[3])
+  for i = 1, #usage, 2 do
+    local field = usage[i]
+    if string.sub(field, 1, 7) == 'prompt:' or string.sub(field, 1, 11) == 'completion:' then
+      used = used + tonumber(usage[i + 1])
+    end
+  end
+  if used >= budget then
     return {'budget', 0}
   end
 end
-local per_minute = tonumber(ARGV[4])
-if per_minute > 0 and redis.call('ZCARD', KEYS[2]) >= per_minute then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  return {'rate', tonumber(oldest[2]) + window - now}
+if per_minute > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[2]) >= per_minute then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {'rate', tonumber(oldest[2]) + window - now}
+  end
 end
-local concurrent = tonumber(ARGV[5])
 if concurrent > 0 then
   local running = redis.call('ZCARD', KEYS[1])
   if running >= concurrent then
@@ -59,24 +74,25 @@ end
 local deadline = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], deadline, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], deadline - now)
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[2], window)
+if per_minute > 0 then
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], window)
+end
 return {'ok', 0}
 """
 
+# KEYS: the user's unfinished turns, the usage hash of the day it finished.
+# ARGV: turn id, model, prompt tokens, completion tokens, usage TTL (s).
+# Counted only if the turn's slot was still held: a turn finished twice
+# (redelivered) counts once.
 _RELEASE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
 local model = ARGV[2]
-local prompt = tonumber(ARGV[3])
-local completion = tonumber(ARGV[4])
-redis.call('HINCRBY', KEYS[2], 'turns', 1)
-redis.call('HINCRBY', KEYS[2], 'prompt', prompt)
-redis.call('HINCRBY', KEYS[2], 'completion', completion)
 redis.call('HINCRBY', KEYS[2], 'turns:' .. model, 1)
-redis.call('HINCRBY', KEYS[2], 'prompt:' .. model, prompt)
-redis.call('HINCRBY', KEYS[2], 'completion:' .. model, completion)
+redis.call('HINCRBY', KEYS[2], 'prompt:' .. model, ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'completion:' .. model, ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """

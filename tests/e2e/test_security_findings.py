@@ -342,7 +342,7 @@ async def test_the_daily_token_budget_counts_what_workers_report(
     assert int(usage["turns:scripted"]) == n
     assert int(usage["completion:scripted"]) == 64 * n
     assert int(usage["prompt:scripted"]) > 0
-    assert int(usage["prompt"]) + int(usage["completion"]) >= 250
+    assert int(usage["prompt:scripted"]) + int(usage["completion:scripted"]) >= 250
     await sock.close()
 
 

@@ -102,9 +102,6 @@ async def test_the_daily_budget_counts_usage_and_renews_at_midnight_utc(
     await limits.acquire("u1", "t3")
     usage = await redis.hgetall(keys.user_usage("u1", "2030-01-02"))
     assert usage == {
-        "turns": "2",
-        "prompt": "800",
-        "completion": "250",
         "turns:big": "1",
         "prompt:big": "700",
         "completion:big": "200",
@@ -125,7 +122,7 @@ async def test_a_turn_finished_twice_is_counted_once(redis: Redis, keys: Keys) -
     day = await redis.keys(keys.user_usage("u1", "*"))
     assert len(day) == 1
     usage = await redis.hgetall(day[0])
-    assert usage["turns"] == "1" and usage["prompt"] == "10"
+    assert usage == {"turns:m": "1", "prompt:m": "10", "completion:m": "10"}
 
 
 async def test_forget_gives_back_the_slot_and_the_minute(redis: Redis, keys: Keys) -> None:
@@ -153,6 +150,7 @@ async def test_limits_of_zero_are_off_but_turns_are_still_counted(redis: Redis, 
         await limits.acquire("u1", f"t{n}")
     assert await release(recorder, redis, "u1", "t7", completion=3) == 1
     assert await redis.zcard(keys.user_turns("u1")) == 49
+    assert not await redis.exists(keys.user_recent_turns("u1"))  # no minute kept when off
 
 
 def test_the_keys_of_one_user_share_a_hash_tag(keys: Keys) -> None:
