@@ -72,6 +72,9 @@ class AuthService:
         self._hasher = PasswordHasher()
         self._dummy_hash: str | None = None
 
+    async def has_users(self) -> bool:
+        return int(await self.redis.get(self.keys.user_count()) or 0) > 0
+
     async def signup(
         self, creds: Credentials, *, address: str, user_agent: str | None = None
     ) -> Session:
@@ -81,7 +84,7 @@ class AuthService:
                 "bad_request", "username must be 3-32 letters, digits, dots, dashes or underscores"
             )
         _check_new_password(creds.password)
-        if not self.signup_open and int(await self.redis.get(self.keys.user_count()) or 0) > 0:
+        if not self.signup_open and await self.has_users():
             raise ApiError("forbidden", "sign-up is closed on this server; ask its admin")
         # Sign-up tells whether a name is taken (it must): probing names through
         # it counts against the address like a failed sign-in.

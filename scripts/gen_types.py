@@ -14,6 +14,10 @@ because that is what a peer may legitimately send: the client normalizes
 optional fields when it reads them. One adjustment: the ``type`` tag of every
 frame is made required, since a frame always carries it and TypeScript needs
 it required to narrow the unions.
+
+Types vanish at run time, so the lists a client needs *as values* are emitted
+too: every server event tag (the reducer tells server events from its own
+actions with it), every client frame tag, and every error code.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
@@ -87,6 +91,45 @@ def build_schema() -> dict[str, Any]:
     }
 
 
+def _tags(union: Any) -> list[str]:
+    """The ``type`` tags of a tagged union (``Annotated[A | B, Field(discriminator=...)]``)."""
+    members = get_args(get_args(union)[0])
+    return [str(get_args(m.model_fields["type"].annotation)[0]) for m in members]
+
+
+def constants() -> str:
+    """The run-time lists, each typed against the generated union so tsc checks them too."""
+    from shared import protocol
+
+    def const(doc: str, name: str, values: list[str], of: str) -> str:
+        items = "".join(f'  "{v}",\n' for v in values)
+        typed = f"as const satisfies readonly {of}[]"
+        return f"/** {doc} */\nexport const {name} = [\n{items}] {typed};\n"
+
+    return "\n".join(
+        [
+            const(
+                "Every server event's `type`, in the order of the ServerEvent union.",
+                "SERVER_EVENT_TYPES",
+                _tags(protocol.ServerEvent),
+                'ServerEvent["type"]',
+            ),
+            const(
+                "Every client frame's `type`, in the order of the ClientFrame union.",
+                "CLIENT_FRAME_TYPES",
+                _tags(protocol.ClientFrame),
+                'ClientFrame["type"]',
+            ),
+            const(
+                "Every error code the servers send (DESIGN.md).",
+                "ERROR_CODES",
+                [str(v) for v in get_args(protocol.ErrorCode)],
+                "ErrorCode",
+            ),
+        ]
+    )
+
+
 def render(schema: dict[str, Any]) -> str:
     """Run json-schema-to-typescript over ``schema`` and return the TypeScript."""
     node = shutil.which("node")
@@ -117,7 +160,7 @@ def render(schema: dict[str, Any]) -> str:
     if start != -1:
         end = text.find("}\n", start) + 2
         text = text[:start] + text[end:].lstrip("\n")
-    return text.rstrip("\n") + "\n"
+    return text.rstrip("\n") + "\n\n" + constants()
 
 
 def main(argv: list[str] | None = None) -> int:

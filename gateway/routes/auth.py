@@ -82,6 +82,21 @@ async def logout(request: Request, services: ServicesDep) -> Response:
     return response
 
 
+class AuthStatus(BaseModel):
+    """What the sign-in page needs before anyone has signed in."""
+
+    #: False on a fresh install: the page opens on sign-up (the first account is admin).
+    has_users: bool
+    #: Whether a new account can be made now (sign-up open, or no account yet).
+    signup_open: bool
+
+
+@router.get("/status")
+async def auth_status(services: ServicesDep) -> AuthStatus:
+    has_users = await services.auth.has_users()
+    return AuthStatus(has_users=has_users, signup_open=services.auth.signup_open or not has_users)
+
+
 @router.get("/me")
 async def me(user: CurrentUser) -> UserInfo:
     return user

@@ -209,6 +209,15 @@ def _check_tree(messages: dict[str, Message]) -> None:
             node = messages[node].parent_id
 
 
+IMPORTED_SUFFIX = " (imported)"
+
+
+def _imported_title(title: str) -> str:
+    """The copy is told apart from its original in the list (once, however often re-imported)."""
+    base = (title or "Imported chat").removesuffix(IMPORTED_SUFFIX)
+    return base[: TITLE_MAX_CHARS - len(IMPORTED_SUFFIX)] + IMPORTED_SUFFIX
+
+
 @router.post("/import", status_code=status.HTTP_201_CREATED)
 async def import_conversation(
     body: ConversationImport, user: CurrentUser, services: ServicesDep
@@ -226,7 +235,7 @@ async def import_conversation(
     conv = Conversation(
         id=new_id(),
         owner=user.id,
-        title=body.title or "Imported chat",
+        title=_imported_title(body.title),
         system_prompt=body.system_prompt,
         model=model or services.catalog.default.id,
         created_at=body.created_at or ts,

@@ -20,6 +20,9 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    #: The longest message the gateway takes (``too_large`` beyond): the composer
+    #: counts against it, so a long paste is caught before it is sent.
+    max_message_chars: int
 
 
 @router.get("/models")
@@ -35,5 +38,6 @@ async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
                 default=m is catalog.default,
             )
             for m in catalog.models
-        ]
+        ],
+        max_message_chars=services.settings.max_message_chars,
     )

@@ -251,6 +251,9 @@ HTTP: dict[tuple[str, str], Entry] = {
         _public(401),
     ),
     ("POST", "/api/auth/logout"): Entry(_log_out, _public(204)),
+    # What the sign-in page needs before anyone signs in: public, and says
+    # nothing about any account.
+    ("GET", "/api/auth/status"): Entry(lambda w, p: Call("GET", "/api/auth/status"), _public(200)),
     ("GET", "/api/auth/me"): Entry(
         lambda w, p: Call("GET", "/api/auth/me"),
         _signed_in(200, 200),

@@ -66,6 +66,22 @@ def test_sign_up_log_in_me_log_out(stack: Stack) -> None:
         assert r.json()["error"]["code"] == "bad_request"
 
 
+def test_status_and_limits_for_the_client(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A fresh install says it has no account yet (the page opens on sign-up); /api/models
+    gives the message length limit the composer counts against."""
+    env = {"TIDECHAT_KEY_PREFIX": f"{unique('fresh')}:", "TIDECHAT_MAX_MESSAGE_CHARS": "1234"}
+    with (
+        running_stack(redis_url, tmp_path_factory.mktemp("fresh"), workers=1, env=env) as fresh,
+        httpx.Client(base_url=fresh.url) as http,
+    ):
+        assert http.get("/api/auth/status").json() == {"has_users": False, "signup_open": True}
+        http.post("/api/auth/signup", json={"username": "founder", "password": "first account"})
+        assert http.get("/api/auth/status").json() == {"has_users": True, "signup_open": True}
+        assert http.get("/api/models").json()["max_message_chars"] == 1234
+
+
 def test_routes_need_a_session(stack: Stack) -> None:
     with httpx.Client(base_url=stack.url) as http:
         for method, path in [
@@ -183,6 +199,9 @@ def test_export_markdown_and_json_then_import(stack: Stack) -> None:
         assert r.status_code == 201
         copy = r.json()
         assert copy["id"] != cid
+        assert copy["title"] == data["title"] + " (imported)"
+        again = http.post("/api/conversations/import", json=copy).json()
+        assert again["title"] == copy["title"]  # not "(imported) (imported)"
         assert copy["messages"] == data["messages"]
         assert copy["current_id"] == data["current_id"]
         # a broken tree is refused

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ CHROMIUM_ARGS = [
 
 #: fast: answers at once. slow: long enough to stop, reload or watch mid-reply.
 #: flaky: fails (a 400 from the "backend") on questions containing FAIL-BACKEND.
+#: patient: a long pause before the first token, as a busy local model keeps a turn waiting.
 MODELS = """
 [[models]]
 id = "scripted"
@@ -54,6 +57,14 @@ reply_tokens = 24
 tokens_per_second = 0
 fail_on = "FAIL-BACKEND"
 fail_status = 400
+
+[[models]]
+id = "patient"
+label = "Scripted (patient)"
+backend = "scripted"
+reply_tokens = 12
+tokens_per_second = 0
+first_token_delay = 6
 """
 
 
@@ -82,6 +93,21 @@ def browser() -> Iterator[Any]:
 def web_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
         redis_url, tmp_path_factory.mktemp("webstack"), models=MODELS, workers=2
+    ) as stack:
+        yield stack
+
+
+@contextmanager
+def own_stack(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, name: str, **env: str
+) -> Iterator[Stack]:
+    """A deployment of its own: one worker and a fresh key prefix, so it starts with no account."""
+    with running_stack(
+        redis_url,
+        tmp_path_factory.mktemp(name),
+        models=MODELS,
+        workers=1,
+        env={"TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:", **env},
     ) as stack:
         yield stack
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.stack import Stack, running_stack
-from tests.web.conftest import ARTIFACTS, MODELS, Watch, new_page
+from tests.support.stack import Stack
+from tests.web.conftest import ARTIFACTS, Watch, new_page, own_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,10 +34,17 @@ def unique(name: str) -> str:
 # --- what a user does, as helpers ----------------------------------------------
 
 
+def to_sign_up_form(page: Any) -> None:
+    """A fresh install opens on sign-up by itself; otherwise switch the form to it."""
+    expect(page.locator("main.auth[data-ready]")).to_be_attached()
+    if page.get_by_role("heading", name="Welcome back").count():
+        page.get_by_role("button", name="Sign up").click()
+
+
 def sign_up(page: Any, base: str, username: str | None = None) -> str:
     username = username or unique("user")
     page.goto(base)
-    page.get_by_role("button", name="Sign up").click()  # switch the form to sign-up
+    to_sign_up_form(page)
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
@@ -495,8 +502,10 @@ def tab_to(page: Any, label: str, limit: int = 60, backwards: bool = False) -> d
 
 def test_everything_by_keyboard(web_stack: Stack, page: Any) -> None:
     page.goto(web_stack.url)
-    tab_to(page, "Sign up")
-    page.keyboard.press("Enter")
+    expect(page.locator("main.auth[data-ready]")).to_be_attached()
+    if page.get_by_role("heading", name="Welcome back").count():
+        tab_to(page, "Sign up")
+        page.keyboard.press("Enter")
     tab_to(page, "Username", backwards=True)
     page.keyboard.type(unique("kb"))
     page.keyboard.press("Tab")
@@ -743,13 +752,9 @@ def test_screenshots_light_dark_phone(web_stack: Stack, page: Any) -> None:
 
 @pytest.fixture(scope="module")
 def closed_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(
-        redis_url,
-        tmp_path_factory.mktemp("closedstack"),
-        models=MODELS,
-        workers=1,
-        # Its own key prefix: sign-up is closed after the first account, so start with none.
-        env={"TIDECHAT_SIGNUP_OPEN": "false", "TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:"},
+    # Its own key prefix: sign-up is closed after the first account, so start with none.
+    with own_stack(
+        redis_url, tmp_path_factory, "closedstack", TIDECHAT_SIGNUP_OPEN="false"
     ) as stack:
         yield stack
 

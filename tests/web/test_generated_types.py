@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -28,6 +30,20 @@ def test_every_frame_type_is_in_the_generated_file() -> None:
     text = GENERATED.read_text(encoding="utf-8")
     for tag in _literal_types(protocol.ClientFrame) + _literal_types(protocol.ServerEvent):
         assert f'type: "{tag}";' in text, f"{tag} frame missing from {GENERATED.name}"
+
+
+def _generated_list(text: str, name: str) -> list[str]:
+    start = text.index(f"export const {name} = [")
+    body = text[start : text.index("] as const", start)]
+    return re.findall(r'"([a-z_]+)"', body)
+
+
+def test_run_time_lists_match_the_models() -> None:
+    """The lists the client uses as values (the reducer's server event types) are the models' tags."""
+    text = GENERATED.read_text(encoding="utf-8")
+    assert _generated_list(text, "SERVER_EVENT_TYPES") == _literal_types(protocol.ServerEvent)
+    assert _generated_list(text, "CLIENT_FRAME_TYPES") == _literal_types(protocol.ClientFrame)
+    assert _generated_list(text, "ERROR_CODES") == list(get_args(protocol.ErrorCode))
 
 
 def _need_node() -> None:

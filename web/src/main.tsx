@@ -4,7 +4,7 @@ import { App } from "./App";
 import { AuthProvider } from "./contexts/AuthContext";
 import { ThemeProvider } from "./contexts/ThemeContext";
 import { trackFocusSource } from "./focusSource";
-import { claimTabSession } from "./state/tabClaim";
+import { claimTabSession } from "./net/tabClaim";
 import "./styles/theme.css";
 import "./styles/base.css";
 

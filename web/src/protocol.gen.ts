@@ -306,3 +306,42 @@ export interface TitleEvent {
   conversation_id: string;
   title: string;
 }
+
+/** Every server event's `type`, in the order of the ServerEvent union. */
+export const SERVER_EVENT_TYPES = [
+  "hello",
+  "pong",
+  "conversation_created",
+  "user_message",
+  "stream_start",
+  "stream_chunk",
+  "stream_restart",
+  "stream_end",
+  "title",
+  "error",
+] as const satisfies readonly ServerEvent["type"][];
+
+/** Every client frame's `type`, in the order of the ClientFrame union. */
+export const CLIENT_FRAME_TYPES = [
+  "message",
+  "regenerate",
+  "edit",
+  "stop",
+  "resume",
+  "ping",
+] as const satisfies readonly ClientFrame["type"][];
+
+/** Every error code the servers send (DESIGN.md). */
+export const ERROR_CODES = [
+  "bad_request",
+  "too_large",
+  "not_found",
+  "forbidden",
+  "unauthorized",
+  "rate_limited",
+  "busy",
+  "backend_error",
+  "backend_unavailable",
+  "timeout",
+  "internal",
+] as const satisfies readonly ErrorCode[];

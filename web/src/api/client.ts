@@ -6,6 +6,7 @@ import type { ConversationView } from "../protocol.gen";
 import type {
   ApiErrorBody,
   AuthResponse,
+  AuthStatus,
   ConversationPage,
   ConversationPatch,
   ModelsResponse,
@@ -70,6 +71,7 @@ export const api = {
     request<void>("POST", "/api/auth/password", { current_password: currentPassword, new_password: newPassword }),
   signIns: () => request<SignInList>("GET", "/api/auth/sessions"),
   endSignIn: (id: string) => request<void>("DELETE", `/api/auth/sessions/${encodeURIComponent(id)}`),
+  authStatus: () => request<AuthStatus>("GET", "/api/auth/status"),
 
   listConversations: (opts: { q?: string; cursor?: string | null; limit?: number } = {}, signal?: AbortSignal) => {
     const params = new URLSearchParams();

@@ -26,6 +26,14 @@ export interface ModelInfo {
 
 export interface ModelsResponse {
   models: ModelInfo[];
+  /** The longest message the gateway takes. */
+  max_message_chars: number;
+}
+
+export interface AuthStatus {
+  /** False on a fresh install: open on sign-up. */
+  has_users: boolean;
+  signup_open: boolean;
 }
 
 export interface ConversationPatch {

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from "react";
 import { api, ApiError } from "../api/client";
 import type { User } from "../api/types";
-import { STORAGE_KEYS, safeRemove } from "../state/session";
+import { STORAGE_KEYS, safeRemove } from "../net/session";
 import { createStrictContext } from "./strictContext";
 
 interface AuthValue {

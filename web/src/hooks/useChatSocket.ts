@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type Dispatch } from "react";
 import { socketProtocols, socketUrl } from "../api/client";
 import type { ServerEvent } from "../protocol.gen";
-import { CLOSE_NOT_YOUR_SESSION, CLOSE_SIGNED_OUT, ChatConnection, type ConnectionStatus } from "../state/connection";
+import { CLOSE_NOT_YOUR_SESSION, CLOSE_SIGNED_OUT, ChatConnection, type ConnectionStatus } from "../net/connection";
 import { compareEventIds, isEventId } from "../state/eventId";
-import type { Outbox, QueuedFrame } from "../state/outbox";
+import type { Outbox, QueuedFrame } from "../net/outbox";
 import type { ChatAction } from "../state/reducer";
-import { sessionId, STORAGE_KEYS, safeRemove } from "../state/session";
+import { sessionId, STORAGE_KEYS, safeRemove } from "../net/session";
 
 export interface ChatSocketOptions {
   /** Connect only once the first HTTP load is in, so a resume lands on loaded state. */

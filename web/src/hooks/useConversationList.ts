@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api } from "../api/client";
-import { useChatActions, useChatState } from "../contexts/ChatContext";
+import { useChatActions } from "../contexts/ChatContext";
+import { useChatSelector } from "./useChatSelector";
 import type { ConversationSummary } from "../protocol.gen";
 
 export interface ConversationListView {
@@ -17,9 +18,8 @@ export interface ConversationListView {
  * each paged by `next_cursor`.
  */
 export function useConversationList(query: string, debounceMs = 250): ConversationListView {
-  const { state } = useChatState();
+  const list = useChatSelector((s) => s.list);
   const { loadList } = useChatActions();
-  const list = state.list;
   const q = query.trim();
 
   useEffect(() => {

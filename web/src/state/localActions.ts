@@ -1,8 +1,8 @@
 /** Local actions: what the user does and what HTTP answers, applied to the same state as server events. */
 import type { ConversationSummary, ConversationView, ServerEvent } from "../protocol.gen";
 import { mergeView } from "./conversation";
-import { addToast, isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
-import type { ChatState, PendingMessage, Toast } from "./types";
+import { isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
+import type { ChatState, PendingMessage } from "./types";
 
 export type LocalAction =
   /** Server events batched by the socket hook (one render per batch); applied one by one. */
@@ -15,10 +15,11 @@ export type LocalAction =
   | { type: "select_branch"; conversationId: string; currentId: string | null }
   | { type: "message_queued"; pending: PendingMessage }
   | { type: "pending_discarded"; clientId: string }
+  /** A message that will not be sent after all (stopped while it waited for the connection). */
+  | { type: "pending_failed"; clientId: string; error: PendingMessage["error"] }
+  | { type: "draft_requested"; text: string }
   | { type: "regenerate_requested"; conversationId: string; parentId: string }
-  | { type: "stop_requested"; turnId: string }
-  | { type: "toast"; kind: Toast["kind"]; message: string }
-  | { type: "toast_dismissed"; id: number };
+  | { type: "stop_requested"; turnId: string };
 
 /** What the user and HTTP responses do to the state (no server event involved). */
 export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type: "server_events" }>): ChatState {
@@ -66,6 +67,13 @@ export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type
       return { ...state, pending: [...state.pending, action.pending] };
     case "pending_discarded":
       return { ...state, pending: state.pending.filter((p) => p.clientId !== action.clientId) };
+    case "pending_failed":
+      return {
+        ...state,
+        pending: state.pending.map((p) => (p.clientId === action.clientId ? { ...p, error: action.error } : p)),
+      };
+    case "draft_requested":
+      return { ...state, draft: { id: (state.draft?.id ?? 0) + 1, text: action.text } };
     case "regenerate_requested": {
       const conv = state.conversations[action.conversationId];
       if (!conv) return state;
@@ -82,10 +90,6 @@ export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type
       if (!turn || !isRunning(turn)) return state;
       return { ...state, turns: { ...state.turns, [turn.turnId]: { ...turn, status: "stopping" } } };
     }
-    case "toast":
-      return addToast(state, action.kind, action.message);
-    case "toast_dismissed":
-      return { ...state, toasts: state.toasts.filter((t) => t.id !== action.id) };
   }
 }
 

@@ -3,7 +3,7 @@
  * flight as far as that event (kept together, so the resume after the reload
  * continues exactly where the text stops), and the unsent messages.
  */
-import type { QueuedFrame } from "./outbox";
+import type { QueuedFrame } from "../net/outbox";
 import { initialState, isRunning } from "./reducer";
 import { isEventId } from "./eventId";
 import { emptyConversation, putMessage } from "./conversation";

@@ -9,18 +9,19 @@
  * after `stream_end`) are ignored; `stream_end` carries the stored message,
  * which is the truth whatever chunks were seen.
  */
-import type {
-  ErrorEvent,
-  ServerEvent,
-  StreamEndEvent,
-  StreamStartEvent,
-  UserMessageEvent,
+import {
+  SERVER_EVENT_TYPES,
+  type ErrorEvent,
+  type ServerEvent,
+  type StreamEndEvent,
+  type StreamStartEvent,
+  type UserMessageEvent,
 } from "../protocol.gen";
 import { dropMessage, emptyConversation, mergeView, placeholderTime, putMessage, updateMessage } from "./conversation";
 import { isAlreadyApplied, isEventId } from "./eventId";
 import { applyLocal, type LocalAction } from "./localActions";
 import {
-  addToast,
+  addNotice,
   bumpSummary,
   isRunning,
   localErrorId,
@@ -36,21 +37,10 @@ export type { LocalAction };
 
 export type ChatAction = ServerEvent | LocalAction;
 
-const SERVER_EVENT_TYPES: ReadonlySet<string> = new Set<ServerEvent["type"]>([
-  "hello",
-  "pong",
-  "conversation_created",
-  "user_message",
-  "stream_start",
-  "stream_chunk",
-  "stream_restart",
-  "stream_end",
-  "title",
-  "error",
-]);
+const SERVER_EVENTS: ReadonlySet<string> = new Set(SERVER_EVENT_TYPES);
 
 export function isServerEvent(action: ChatAction): action is ServerEvent {
-  return SERVER_EVENT_TYPES.has(action.type);
+  return SERVER_EVENTS.has(action.type);
 }
 
 export function initialState(partial: Partial<ChatState> = {}): ChatState {
@@ -63,8 +53,9 @@ export function initialState(partial: Partial<ChatState> = {}): ChatState {
     activeId: null,
     awaitingReply: {},
     announcement: "",
-    toasts: [],
-    nextToastId: 1,
+    draft: null,
+    notices: [],
+    nextNoticeId: 1,
     ...partial,
   };
 }
@@ -334,6 +325,6 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
   }
   const awaitingReply = { ...state.awaitingReply };
   for (const cid of Object.keys(awaiting)) delete awaitingReply[cid];
-  return addToast({ ...next, awaitingReply }, "error", event.message);
+  return addNotice({ ...next, awaitingReply }, event.message);
 }
 

@@ -1,6 +1,6 @@
 /** Small immutable edits of the chat state, shared by the event reducer and the local actions. */
 import type { ConversationSummary, ConversationView } from "../protocol.gen";
-import type { ChatConversation, ChatState, Toast, Turn } from "./types";
+import type { ChatConversation, ChatState, Turn } from "./types";
 
 const RUNNING: ReadonlySet<Turn["status"]> = new Set(["queued", "streaming", "retrying", "stopping"]);
 
@@ -36,8 +36,8 @@ export function bumpSummary(list: ChatState["list"], id: string, at: number): Ch
   return withSummary(list, { ...summary, updated_at: at });
 }
 
-export function addToast(state: ChatState, kind: Toast["kind"], message: string): ChatState {
-  const toast = { id: state.nextToastId, kind, message };
-  // Keep the last few: a burst of failures should not bury the screen.
-  return { ...state, toasts: [...state.toasts.slice(-3), toast], nextToastId: state.nextToastId + 1 };
+export function addNotice(state: ChatState, message: string): ChatState {
+  const notice = { id: state.nextNoticeId, message };
+  // Keep the last few: the toast list shows no more than that anyway.
+  return { ...state, notices: [...state.notices.slice(-3), notice], nextNoticeId: state.nextNoticeId + 1 };
 }

@@ -88,11 +88,13 @@ export function newestLeaf(conv: ChatConversation, id: string): string {
 }
 
 /**
- * The newest message of the branch that the server knows: where a new message
- * is attached. Skips the client's own notes (an error with no stored reply).
+ * The newest message of the branch (ending at `leafId`, default the one on
+ * screen) that the server knows: where a new message is attached, and what
+ * the server is told is current. Skips the client's own notes (an error with
+ * no stored reply) and replies still being generated.
  */
-export function storedLeaf(conv: ChatConversation): string | null {
-  let id = conv.currentId;
+export function storedLeaf(conv: ChatConversation, leafId: string | null = conv.currentId): string | null {
+  let id = leafId;
   while (id !== null) {
     const m = conv.messages[id];
     if (!m) return null;

@@ -77,9 +77,9 @@ export interface PendingMessage {
   error: ErrorInfo | null;
 }
 
-export interface Toast {
+/** An error from the server with nothing on screen to attach it to: shown as a toast. */
+export interface Notice {
   id: number;
-  kind: "error" | "info";
   message: string;
 }
 
@@ -102,8 +102,11 @@ export interface ChatState {
   awaitingReply: Record<string, { parentId: string; previousCurrentId: string | null }>;
   /** Screen-reader announcement for the polite status line. */
   announcement: string;
-  toasts: Toast[];
-  nextToastId: number;
+  /** Text to put back in the composer (a message taken back to edit); the id changes each time. */
+  draft: { id: number; text: string } | null;
+  /** The newest few notices (ids increase), for the toast hook to show once each. */
+  notices: Notice[];
+  nextNoticeId: number;
 }
 
 export type { ConversationSummary, ConversationView, Message };

@@ -1,11 +1,27 @@
 import { Waves } from "lucide-react";
-import { useId, useState } from "react";
-import { authErrorMessage } from "../../api/client";
+import { useEffect, useId, useRef, useState } from "react";
+import { api, ApiError, authErrorMessage } from "../../api/client";
 import { useAuth } from "../../contexts/AuthContext";
 import { Button } from "../ui/Button";
 import "./auth.css";
 
 type Mode = "login" | "signup";
+type Field = "username" | "password";
+
+/** The server's minimum (gateway/auth.py), checked here first so the answer is instant. */
+const MIN_PASSWORD = 8;
+
+/** Which field an error is about, so only that one is marked (both for a failed log-in: we can't tell). */
+function fieldsOf(exc: unknown, mode: Mode): Field[] {
+  if (!(exc instanceof ApiError)) return [];
+  if (exc.status === 409) return ["username"];
+  if (exc.status === 401) return ["username", "password"];
+  if (mode === "signup" && exc.status === 400) {
+    if (/password/i.test(exc.message)) return ["password"];
+    if (/username/i.test(exc.message)) return ["username"];
+  }
+  return [];
+}
 
 /** Log in or create an account; errors in words a person understands. */
 export function AuthScreen() {
@@ -13,23 +29,47 @@ export function AuthScreen() {
   const [mode, setMode] = useState<Mode>("login");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<{ message: string; fields: Field[] } | null>(null);
   const [busy, setBusy] = useState(false);
+  // Whether the server said if anyone has an account yet (data-ready: tests wait for it).
+  const [ready, setReady] = useState(false);
+  const touched = useRef(false);
   const errorId = useId();
 
+  // A fresh install has no account yet: open on sign-up (the first account is the admin).
+  useEffect(() => {
+    let alive = true;
+    api
+      .authStatus()
+      .then((s) => {
+        if (alive && !s.has_users && !touched.current) setMode("signup");
+      })
+      .catch(() => {})
+      .finally(() => alive && setReady(true));
+    return () => {
+      alive = false;
+    };
+  }, []);
+
   const submit = async () => {
+    if (mode === "signup" && password.length < MIN_PASSWORD) {
+      setError({ message: `Use at least ${MIN_PASSWORD} characters for your password.`, fields: ["password"] });
+      return;
+    }
     setBusy(true);
     setError(null);
     try {
       await (mode === "login" ? login(username.trim(), password) : signup(username.trim(), password));
     } catch (exc) {
-      setError(authErrorMessage(exc, mode));
+      setError({ message: authErrorMessage(exc, mode), fields: fieldsOf(exc, mode) });
       setBusy(false);
     }
   };
+  const invalid = (field: Field) => (error?.fields.includes(field) ? true : undefined);
+  const describedBy = (field: Field) => (error?.fields.includes(field) ? errorId : undefined);
 
   return (
-    <main className="auth">
+    <main className="auth" data-ready={ready || undefined}>
       <div className="auth__card">
         <div className="auth__logo" aria-hidden>
           <Waves size={26} />
@@ -42,7 +82,6 @@ export function AuthScreen() {
             e.preventDefault();
             void submit();
           }}
-          aria-describedby={error ? errorId : undefined}
         >
           <label className="field">
             <span>Username</span>
@@ -55,7 +94,8 @@ export function AuthScreen() {
               autoFocus
               value={username}
               onChange={(e) => setUsername(e.target.value)}
-              aria-invalid={error ? true : undefined}
+              aria-invalid={invalid("username")}
+              aria-describedby={describedBy("username")}
             />
           </label>
           <label className="field">
@@ -67,12 +107,13 @@ export function AuthScreen() {
               required
               value={password}
               onChange={(e) => setPassword(e.target.value)}
-              aria-invalid={error ? true : undefined}
+              aria-invalid={invalid("password")}
+              aria-describedby={describedBy("password")}
             />
           </label>
           {error && (
             <p id={errorId} className="auth__error" role="alert">
-              {error}
+              {error.message}
             </p>
           )}
           <Button type="submit" variant="primary" disabled={busy || !username.trim() || !password} className="auth__submit">
@@ -85,6 +126,7 @@ export function AuthScreen() {
             type="button"
             className="link-button"
             onClick={() => {
+              touched.current = true;
               setMode(mode === "login" ? "signup" : "login");
               setError(null);
             }}

@@ -1,8 +1,7 @@
 import { Braces, FileText, MoreHorizontal, PanelLeftOpen, ScrollText, SquarePen, Trash2 } from "lucide-react";
-import { useState } from "react";
+import { memo, useState } from "react";
 import { api } from "../../api/client";
 import { useChatActions } from "../../contexts/ChatContext";
-import type { ChatConversation } from "../../state/types";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu, type MenuItem } from "../ui/Menu";
@@ -11,8 +10,14 @@ import { ModelSelect } from "./ModelSelect";
 import { SystemPromptEditor } from "./SystemPromptEditor";
 import "./header.css";
 
+/** Only what the header shows, so it stays as it is while a reply streams. */
 export interface ChatHeaderProps {
-  conversation: ChatConversation | undefined;
+  /** null: a new chat. */
+  conversationId: string | null;
+  title: string;
+  /** The conversation's system prompt (or the one waiting for a new chat's first message). */
+  systemPrompt: string;
+  onSystemPromptChange: (prompt: string) => void;
   model: string | null;
   onModelChange: (id: string) => void;
   sidebarHidden: boolean;
@@ -30,11 +35,10 @@ function download(url: string): void {
   a.remove();
 }
 
-export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
+export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, systemPrompt, onSystemPromptChange, model, onModelChange, sidebarHidden, onOpenSidebar }: ChatHeaderProps) {
   const actions = useChatActions();
   const [promptOpen, setPromptOpen] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const id = conversation?.id ?? null;
 
   const items: MenuItem[] = [{ label: "System prompt", icon: <ScrollText size={16} />, onSelect: () => setPromptOpen(true) }];
   if (id) {
@@ -59,9 +63,15 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
           </>
         )}
         <ModelSelect models={actions.models} value={model} onChange={onModelChange} />
+        {systemPrompt.trim() !== "" && (
+          <button type="button" className="prompt-chip" onClick={() => setPromptOpen(true)} aria-label="System prompt on" title={systemPrompt}>
+            <ScrollText size={14} aria-hidden />
+            <span className="prompt-chip__text">Prompt</span>
+          </button>
+        )}
       </div>
-      <h1 className="chat-header__title" title={conversation?.title}>
-        {conversation?.title || (id ? "" : "New chat")}
+      <h1 className="chat-header__title" title={title || undefined}>
+        {title || (id ? "" : "New chat")}
       </h1>
       <div className="chat-header__end">
         <ConnectionStatus />
@@ -69,18 +79,17 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
       </div>
       <SystemPromptEditor
         open={promptOpen}
-        initial={conversation?.systemPrompt ?? ""}
+        initial={systemPrompt}
         onClose={() => setPromptOpen(false)}
         onSave={(prompt) => {
           setPromptOpen(false);
-          if (id) void actions.update(id, { system_prompt: prompt });
-          else void actions.create({ system_prompt: prompt, model });
+          onSystemPromptChange(prompt);
         }}
       />
       <ConfirmDialog
         open={confirmDelete}
         title="Delete conversation?"
-        message={`"${conversation?.title || "This conversation"}" and all its messages will be deleted. This can't be undone.`}
+        message={`"${title || "This conversation"}" and all its messages will be deleted. This can't be undone.`}
         confirmLabel="Delete"
         danger
         onCancel={() => setConfirmDelete(false)}
@@ -91,4 +100,4 @@ export function ChatHeader({ conversation, model, onModelChange, sidebarHidden, 
       />
     </header>
   );
-}
+});

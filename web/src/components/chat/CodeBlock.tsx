@@ -28,7 +28,10 @@ export function CodeBlock({ children }: { children?: ReactNode }) {
           <span>{copied ? "Copied" : "Copy"}</span>
         </button>
       </div>
-      <pre ref={pre}>{children}</pre>
+      {/* Long lines scroll sideways: the scroller takes focus, so a keyboard can scroll it too. */}
+      <pre ref={pre} tabIndex={0}>
+        {children}
+      </pre>
     </div>
   );
 }

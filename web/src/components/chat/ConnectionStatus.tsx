@@ -1,11 +1,11 @@
 import { CloudOff, RefreshCw } from "lucide-react";
-import { useChatActions, useChatState } from "../../contexts/ChatContext";
+import { useChatActions, useChatStatus } from "../../contexts/ChatContext";
 import { useNow } from "../../hooks/useNow";
 import "./header.css";
 
 /** Connected: nothing. Otherwise a pill saying what's happening, with "Retry now" while waiting. */
 export function ConnectionStatus() {
-  const { connection } = useChatState();
+  const { connection } = useChatStatus();
   const { reconnectNow } = useChatActions();
   const now = useNow(1000, connection.state === "reconnecting");
 
@@ -13,7 +13,7 @@ export function ConnectionStatus() {
   let tone = "muted";
   if (connection.state === "reconnecting") {
     const seconds = Math.max(0, Math.ceil((connection.retryAt - now) / 1000));
-    text = seconds > 0 ? `Reconnecting in ${seconds}s` : "Reconnecting…";
+    text = seconds > 0 ? `Can't reach the server · Reconnecting in ${seconds}s` : "Can't reach the server · Reconnecting…";
     tone = "warn";
   } else if (connection.state === "connecting" && connection.attempt > 0) {
     text = "Reconnecting…";

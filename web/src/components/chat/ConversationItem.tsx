@@ -1,6 +1,7 @@
 import { MoreHorizontal, Pencil, Trash2 } from "lucide-react";
-import { memo, useState } from "react";
+import { memo, useEffect, useRef, useState } from "react";
 import type { ConversationSummary } from "../../protocol.gen";
+import { plainTitle } from "../../state/titles";
 import { Menu } from "../ui/Menu";
 
 export interface ConversationItemProps {
@@ -11,16 +12,42 @@ export interface ConversationItemProps {
   onDelete: (conversation: ConversationSummary) => void;
 }
 
-/** One row of the sidebar: opens on click; rename inline (F2 or the menu); delete via the menu. */
+/**
+ * One row of the sidebar: opens on click; rename inline (F2 or the menu);
+ * delete via the menu. One Tab stop per row (the link): its menu opens with
+ * Shift+F10 or the context-menu key, and focus comes back to the link after
+ * a rename or the menu.
+ */
 export const ConversationItem = memo(function ConversationItem({ conversation, active, onOpen, onRename, onDelete }: ConversationItemProps) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(conversation.title);
-  const title = conversation.title || "New chat";
+  const [menuToken, setMenuToken] = useState(0);
+  const link = useRef<HTMLAnchorElement>(null);
+  // Set when a rename ends by key (Enter, Escape): focus goes back to the row, not to the page.
+  const refocus = useRef(false);
+  // A rename moves the row to the top of the list, and moving a focused element drops its focus: once more then.
+  const refocusOnTitle = useRef(false);
+  useEffect(() => {
+    if (!editing && refocus.current) {
+      refocus.current = false;
+      link.current?.focus();
+    }
+  }, [editing]);
+  useEffect(() => {
+    if (refocusOnTitle.current) {
+      refocusOnTitle.current = false;
+      link.current?.focus();
+    }
+  }, [conversation.title]);
+  const title = plainTitle(conversation.title) || "New chat";
 
   const commit = () => {
     setEditing(false);
     const next = draft.trim();
-    if (next && next !== conversation.title) onRename(conversation.id, next);
+    if (next && next !== conversation.title) {
+      refocusOnTitle.current = refocus.current;
+      onRename(conversation.id, next);
+    }
   };
 
   if (editing) {
@@ -38,10 +65,12 @@ export const ConversationItem = memo(function ConversationItem({ conversation, a
           onKeyDown={(e) => {
             if (e.key === "Enter") {
               e.preventDefault();
+              refocus.current = true;
               commit();
             } else if (e.key === "Escape") {
               e.preventDefault();
               e.stopPropagation();
+              refocus.current = true;
               setEditing(false);
               setDraft(conversation.title);
             }
@@ -54,6 +83,7 @@ export const ConversationItem = memo(function ConversationItem({ conversation, a
   return (
     <li className={`conv-item ${active ? "conv-item--active" : ""}`}>
       <a
+        ref={link}
         className="conv-item__link"
         href={`/c/${conversation.id}`}
         aria-current={active ? "page" : undefined}
@@ -68,6 +98,9 @@ export const ConversationItem = memo(function ConversationItem({ conversation, a
             e.preventDefault();
             setDraft(conversation.title);
             setEditing(true);
+          } else if (e.key === "ContextMenu" || (e.key === "F10" && e.shiftKey)) {
+            e.preventDefault();
+            setMenuToken((t) => t + 1);
           }
         }}
       >
@@ -77,6 +110,9 @@ export const ConversationItem = memo(function ConversationItem({ conversation, a
         label={`Options for ${title}`}
         trigger={<MoreHorizontal size={16} />}
         triggerClassName="conv-item__menu icon-btn icon-btn--sm"
+        triggerTabIndex={-1}
+        openToken={menuToken}
+        focusOnClose={link}
         items={[
           {
             label: "Rename",

@@ -26,12 +26,19 @@ function Image({ src, alt }: ComponentProps<"img">) {
   );
 }
 
+/** Wide tables scroll sideways: the scroller takes focus, so a keyboard can scroll it too. */
 function Table(props: ComponentProps<"table">) {
   return (
-    <div className="md-table">
+    <div className="md-table" tabIndex={0} role="group" aria-label="Table">
       <table {...props} />
     </div>
   );
+}
+
+/** GFM task-list boxes are read-only marks: named for what they say. */
+function Input({ type, checked }: ComponentProps<"input">) {
+  if (type !== "checkbox") return null;
+  return <input type="checkbox" checked={Boolean(checked)} readOnly disabled aria-label={checked ? "Done" : "Not done"} />;
 }
 
 const components: Components = {
@@ -39,6 +46,7 @@ const components: Components = {
   img: Image,
   pre: ({ children }) => <CodeBlock>{children}</CodeBlock>,
   table: Table,
+  input: Input,
 };
 
 /** A message's Markdown: GFM, math, highlighted code, and never raw HTML. */

@@ -4,6 +4,7 @@ import { useChatActions } from "../../contexts/ChatContext";
 import type { ChatMessage } from "../../state/types";
 import { Button } from "../ui/Button";
 import { Spinner } from "../ui/Spinner";
+import { CollapsibleText } from "./CollapsibleText";
 import { MessageActions } from "./MessageActions";
 import { MessageEditor } from "./MessageEditor";
 import { TypingIndicator } from "./TypingIndicator";
@@ -85,7 +86,7 @@ export const Message = memo(function Message({ conversationId, message, siblings
               }}
             />
           ) : (
-            <div className="msg-bubble">{message.content}</div>
+            <CollapsibleText className="msg-bubble" text={message.content} />
           )
         ) : (
           <div className={`msg-body ${inFlight && message.content ? "msg-body--streaming" : ""}`}>

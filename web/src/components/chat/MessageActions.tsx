@@ -1,7 +1,9 @@
-import { Check, Copy, Pencil, RefreshCw } from "lucide-react";
+import { Check, Copy, Hash, MoreHorizontal, Pencil, RefreshCw } from "lucide-react";
+import { useToast } from "../../contexts/ToastContext";
 import { useCopyToClipboard } from "../../hooks/useCopyToClipboard";
 import type { ChatMessage } from "../../state/types";
 import { IconButton } from "../ui/IconButton";
+import { Menu } from "../ui/Menu";
 import { BranchNav } from "./BranchNav";
 
 export interface MessageActionsProps {
@@ -30,6 +32,9 @@ function usageTitle(message: ChatMessage): string | undefined {
 /** Copy, edit / regenerate, version switcher and token usage under a message. */
 export function MessageActions({ message, siblings, busy, onEdit, onRegenerate, onSelectSibling }: MessageActionsProps) {
   const [copied, copy] = useCopyToClipboard();
+  const { toast } = useToast();
+  // A stored reply's id is its turn's id: what `tidechat replay` and the logs name.
+  const turnId = message.role === "assistant" && !message.localOnly ? message.id : null;
   const index = siblings.indexOf(message.id);
   const usage = usageText(message);
   return (
@@ -49,6 +54,25 @@ export function MessageActions({ message, siblings, busy, onEdit, onRegenerate, 
         <IconButton label="Regenerate reply" size="sm" onClick={onRegenerate} disabled={busy}>
           <RefreshCw size={16} />
         </IconButton>
+      )}
+      {turnId && (
+        <Menu
+          label="More actions"
+          align="start"
+          trigger={<MoreHorizontal size={16} />}
+          triggerClassName="icon-btn icon-btn--sm"
+          items={[
+            {
+              label: "Copy turn ID",
+              icon: <Hash size={16} />,
+              onSelect: () =>
+                void navigator.clipboard
+                  .writeText(turnId)
+                  .then(() => toast(`Turn ID copied: ${turnId}`, "info"))
+                  .catch(() => toast(`Turn ID: ${turnId}`, "info")),
+            },
+          ]}
+        />
       )}
       {usage && (
         <span className="msg-usage" title={usageTitle(message)}>

@@ -2,6 +2,7 @@ import { AlertTriangle, Clock } from "lucide-react";
 import { useChatActions } from "../../contexts/ChatContext";
 import type { PendingMessage as Pending } from "../../state/types";
 import { Button } from "../ui/Button";
+import { CollapsibleText } from "./CollapsibleText";
 import "./message.css";
 
 /** A question the server has not acknowledged: sending, waiting for the connection, or refused. */
@@ -12,22 +13,45 @@ export interface PendingMessageProps {
   setSize: number;
 }
 
-export function PendingMessage({ pending, online, position, setSize }: PendingMessageProps) {
+/** What can be done with a message that was not sent, by why: sending it again would only fail the same way for some. */
+function Recovery({ pending }: { pending: Pending }) {
   const actions = useChatActions();
+  const code = pending.error?.code;
+  const discard = (
+    <Button size="sm" variant="ghost" onClick={() => actions.discardPending(pending.clientId)}>
+      Discard
+    </Button>
+  );
+  if (code === "too_large") {
+    return (
+      <>
+        <Button size="sm" onClick={() => actions.editPending(pending.clientId)}>
+          Edit
+        </Button>
+        {discard}
+      </>
+    );
+  }
+  return (
+    <>
+      <Button size="sm" onClick={() => actions.retryPending(pending.clientId)}>
+        {code === "cancelled" ? "Send anyway" : "Retry"}
+      </Button>
+      {discard}
+    </>
+  );
+}
+
+export function PendingMessage({ pending, online, position, setSize }: PendingMessageProps) {
   return (
     <article className="msg msg--user msg--pending" aria-label="You said (not sent yet)" aria-posinset={position} aria-setsize={setSize}>
       <div className="msg__inner">
-        <div className="msg-bubble">{pending.content}</div>
+        <CollapsibleText className="msg-bubble" text={pending.content} />
         {pending.error ? (
           <div className="msg-error" role="alert">
             <AlertTriangle size={16} aria-hidden />
             <span>Not sent: {pending.error.message}</span>
-            <Button size="sm" onClick={() => actions.retryPending(pending.clientId)}>
-              Retry
-            </Button>
-            <Button size="sm" variant="ghost" onClick={() => actions.discardPending(pending.clientId)}>
-              Discard
-            </Button>
+            <Recovery pending={pending} />
           </div>
         ) : (
           !online && (

@@ -1,9 +1,12 @@
-import { FileUp, KeyRound, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
+import { FileUp, Keyboard, KeyRound, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
 import { useCallback, useRef, useState } from "react";
 import { useAuth } from "../../contexts/AuthContext";
-import { useChatActions, useChatState } from "../../contexts/ChatContext";
+import { useChatActions } from "../../contexts/ChatContext";
+import { useToast } from "../../contexts/ToastContext";
+import { useChatSelector } from "../../hooks/useChatSelector";
 import { useConversationList } from "../../hooks/useConversationList";
 import type { ConversationSummary } from "../../protocol.gen";
+import { plainTitle } from "../../state/titles";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu } from "../ui/Menu";
@@ -16,12 +19,15 @@ export interface SidebarProps {
   /** Phone layout: the sidebar is a drawer and this closes it. */
   isDrawer: boolean;
   onClose: () => void;
+  /** Open the keyboard shortcuts dialog. */
+  onShowShortcuts?: () => void;
 }
 
-export function Sidebar({ isDrawer, onClose }: SidebarProps) {
+export function Sidebar({ isDrawer, onClose, onShowShortcuts }: SidebarProps) {
   const { user, logout } = useAuth();
-  const { state } = useChatState();
+  const activeId = useChatSelector((s) => s.activeId);
   const actions = useChatActions();
+  const { toast } = useToast();
   const [query, setQuery] = useState("");
   const [toDelete, setToDelete] = useState<ConversationSummary | null>(null);
   const [accountOpen, setAccountOpen] = useState(false);
@@ -76,7 +82,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
       </div>
       <ConversationList
         items={list.items}
-        activeId={state.activeId}
+        activeId={activeId}
         loading={list.loading}
         error={list.error}
         hasMore={list.hasMore}
@@ -88,20 +94,20 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
       />
       <div className="sidebar__footer">
         <Menu
-          label="Account"
+          label={user ? `${user.username}, account` : "Account"}
           align="start"
           triggerClassName="sidebar__user"
           trigger={
             <>
-              <span className="sidebar__avatar" aria-hidden>
-                {(user?.username ?? "?").slice(0, 1).toUpperCase()}
-              </span>
+              {/* The initial is drawn by CSS (attr()), so the button's visible text is just the name it is called by. */}
+              <span className="sidebar__avatar" aria-hidden data-initial={(user?.username ?? "?").slice(0, 1).toUpperCase()} />
               <span className="sidebar__username">{user?.username}</span>
             </>
           }
           items={[
             { label: "Account and sign-ins", icon: <KeyRound size={16} />, onSelect: () => setAccountOpen(true) },
             { label: "Import conversation (JSON)", icon: <FileUp size={16} />, onSelect: () => fileInput.current?.click() },
+            ...(onShowShortcuts ? [{ label: "Keyboard shortcuts", icon: <Keyboard size={16} />, onSelect: onShowShortcuts }] : []),
             { label: "Log out", icon: <LogOut size={16} />, onSelect: () => void logout() },
           ]}
         />
@@ -120,7 +126,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
             try {
               data = JSON.parse(await file.text());
             } catch {
-              actions.toast("That file isn't a JSON export.");
+              toast("That file isn't a JSON export.");
               return;
             }
             await actions.importExport(data);
@@ -132,7 +138,7 @@ export function Sidebar({ isDrawer, onClose }: SidebarProps) {
       <ConfirmDialog
         open={toDelete !== null}
         title="Delete conversation?"
-        message={`"${toDelete?.title || "New chat"}" and all its messages will be deleted. This can't be undone.`}
+        message={`"${plainTitle(toDelete?.title ?? "") || "New chat"}" and all its messages will be deleted. This can't be undone.`}
         confirmLabel="Delete"
         danger
         onCancel={() => setToDelete(null)}

@@ -37,6 +37,7 @@ export function SystemPromptEditor({ open, initial, onClose, onSave }: SystemPro
         autoFocus
         value={value}
         rows={6}
+        minHeight={160}
         maxHeight={360}
         placeholder="e.g. You are a concise assistant. Answer in British English."
         onChange={(e) => setValue(e.target.value)}

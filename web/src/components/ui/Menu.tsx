@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode, type RefObject } from "react";
 import "./ui.css";
 
 export interface MenuItem {
@@ -15,10 +15,16 @@ export interface MenuProps {
   items: MenuItem[];
   align?: "start" | "end";
   triggerClassName?: string;
+  /** -1 keeps the button out of the Tab order (a list row is one Tab stop; `openToken` opens it from the row). */
+  triggerTabIndex?: number;
+  /** Each new value opens the menu with its first item focused (e.g. Shift+F10 on the row). */
+  openToken?: number;
+  /** Where focus returns when the menu closes; default its button. */
+  focusOnClose?: RefObject<HTMLElement | null>;
 }
 
 /** A menu button (WAI-ARIA menu pattern): arrows move, Enter picks, Esc closes and returns focus. */
-export function Menu({ label, trigger, items, align = "end", triggerClassName }: MenuProps) {
+export function Menu({ label, trigger, items, align = "end", triggerClassName, triggerTabIndex, openToken, focusOnClose }: MenuProps) {
   const [open, setOpen] = useState(false);
   const [active, setActive] = useState(0);
   const id = useId();
@@ -38,9 +44,18 @@ export function Menu({ label, trigger, items, align = "end", triggerClassName }:
     if (open) listRef.current?.querySelectorAll<HTMLElement>("[role=menuitem]")[active]?.focus();
   }, [open, active]);
 
+  // Only a new token opens it: a menu mounted again (the row was being renamed) stays closed.
+  const seenToken = useRef(openToken);
+  useEffect(() => {
+    if (openToken === seenToken.current) return;
+    seenToken.current = openToken;
+    setActive(0);
+    setOpen(true);
+  }, [openToken]);
+
   const close = (refocus: boolean) => {
     setOpen(false);
-    if (refocus) buttonRef.current?.focus();
+    if (refocus) (focusOnClose?.current ?? buttonRef.current)?.focus();
   };
 
   const onKey = (e: KeyboardEvent) => {
@@ -63,6 +78,7 @@ export function Menu({ label, trigger, items, align = "end", triggerClassName }:
         className={triggerClassName ?? "icon-btn icon-btn--md"}
         aria-label={label}
         title={label}
+        tabIndex={triggerTabIndex}
         aria-haspopup="menu"
         aria-expanded={open}
         aria-controls={open ? id : undefined}

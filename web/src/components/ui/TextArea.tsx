@@ -4,20 +4,22 @@ import "./ui.css";
 export interface TextAreaProps extends TextareaHTMLAttributes<HTMLTextAreaElement> {
   /** Grow with the text up to this many pixels, then scroll. */
   maxHeight?: number;
+  /** Never shorter than this many pixels (an editor that invites more than one line). */
+  minHeight?: number;
   ref?: Ref<HTMLTextAreaElement>;
 }
 
 /** A textarea that grows with its content. */
-export function TextArea({ maxHeight = 240, className, value, ref, ...rest }: TextAreaProps) {
+export function TextArea({ maxHeight = 240, minHeight = 0, className, value, ref, ...rest }: TextAreaProps) {
   const inner = useRef<HTMLTextAreaElement | null>(null);
 
   useLayoutEffect(() => {
     const el = inner.current;
     if (!el) return;
     el.style.height = "auto";
-    el.style.height = `${Math.min(el.scrollHeight, maxHeight)}px`;
+    el.style.height = `${Math.max(minHeight, Math.min(el.scrollHeight, maxHeight))}px`;
     el.style.overflowY = el.scrollHeight > maxHeight ? "auto" : "hidden";
-  }, [value, maxHeight]);
+  }, [value, maxHeight, minHeight]);
 
   return (
     <textarea

@@ -109,7 +109,7 @@ describe("at-least-once delivery", () => {
   it("applies events without an id (a bad frame's error) every time", () => {
     const err: ServerEvent = { type: "error", code: "bad_request", message: "unknown model" };
     const state = reduceAll(withConversation(), [err, err]);
-    expect(state.toasts.map((t) => t.message)).toEqual(["unknown model", "unknown model"]);
+    expect(state.notices.map((t) => t.message)).toEqual(["unknown model", "unknown model"]);
   });
 });
 
@@ -146,7 +146,7 @@ describe("errors", () => {
     const reply = state.conversations.conv1!.messages.a1!;
     expect(reply).toMatchObject({ status: "failed", error: { code: "backend_error", message: "The model failed" } });
     expect(runningTurn(state, "conv1")).toBeUndefined();
-    expect(state.toasts).toEqual([]);
+    expect(state.notices).toEqual([]);
   });
 
   it("notes an error that came before any reply under the question", () => {
@@ -167,7 +167,7 @@ describe("errors", () => {
     });
     state = reduce(state, ev.error({ code: "too_large", message: "Too long", client_id: "c9" }));
     expect(state.pending[0]!.error).toEqual({ code: "too_large", message: "Too long" });
-    expect(state.toasts).toEqual([]);
+    expect(state.notices).toEqual([]);
   });
 
   it("undoes a regenerate that was refused and says why", () => {
@@ -176,7 +176,7 @@ describe("errors", () => {
     expect(state.conversations.conv1!.currentId).toBe("u1");
     state = reduce(state, ev.error({ code: "rate_limited", message: "Slow down", conversation_id: "conv1" }));
     expect(state.conversations.conv1!.currentId).toBe("a1");
-    expect(state.toasts.map((t) => t.message)).toEqual(["Slow down"]);
+    expect(state.notices.map((t) => t.message)).toEqual(["Slow down"]);
   });
 
   it("replaces its note with the stored failed reply when one follows (error, then stream_end)", () => {
@@ -342,9 +342,10 @@ describe("local actions", () => {
     expect(state.announcement).toBe("Reply stopped");
   });
 
-  it("keeps at most four toasts", () => {
+  it("keeps the newest four notices, with increasing ids", () => {
     let state = initialState();
-    for (let i = 0; i < 6; i++) state = reduce(state, { type: "toast", kind: "error", message: `e${i}` });
-    expect(state.toasts.map((t) => t.message)).toEqual(["e2", "e3", "e4", "e5"]);
+    for (let i = 0; i < 6; i++) state = reduce(state, { type: "error", code: "bad_request", message: `e${i}` });
+    expect(state.notices.map((t) => t.message)).toEqual(["e2", "e3", "e4", "e5"]);
+    expect(state.notices.map((t) => t.id)).toEqual([3, 4, 5, 6]);
   });
 });

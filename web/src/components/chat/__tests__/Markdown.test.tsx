@@ -62,3 +62,29 @@ describe("Markdown features", () => {
     for (const a of el.querySelectorAll("a")) expect(a.getAttribute("href") ?? "").not.toMatch(/^javascript:/i);
   });
 });
+
+describe("dollars and maths", () => {
+  it("leaves amounts of money alone", () => {
+    const el = html("It costs $5 and $10 at the harbour, or $3.50 each.");
+    expect(el.querySelector(".katex")).toBeNull();
+    expect(el.textContent).toBe("It costs $5 and $10 at the harbour, or $3.50 each.");
+  });
+
+  it("still typesets inline maths", () => {
+    const el = html("Inline $x^2 + y^2$ here, and $a$.");
+    expect(el.querySelectorAll(".katex")).toHaveLength(2);
+    expect(el.querySelector(".katex-display")).toBeNull();
+  });
+
+  it("makes one-line $$…$$ on its own a block, inside a sentence stays inline", () => {
+    expect(html("$$E = mc^2$$").querySelector(".katex-display")).not.toBeNull();
+    expect(html("$$\nE = mc^2\n$$").querySelector(".katex-display")).not.toBeNull();
+    const inline = html("so $$E = mc^2$$ holds");
+    expect(inline.querySelector(".katex-display")).toBeNull();
+    expect(inline.querySelector(".katex")).not.toBeNull();
+  });
+
+  it("keeps dollars in code as typed", () => {
+    expect(html("`$PATH` and `$5 and $10`").querySelector(".katex")).toBeNull();
+  });
+});

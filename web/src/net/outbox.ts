@@ -97,6 +97,16 @@ export class Outbox {
   }
 
   /** The server answered the frame with this client id: it is delivered (or rejected). */
+  /** Client ids of frames never written to any socket: the server cannot have them. */
+  unsentClientIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const item of this.items) {
+      const id = clientIdOf(item.frame);
+      if (id !== null && item.sentOn === null) ids.add(id);
+    }
+    return ids;
+  }
+
   ack(clientId: string): boolean {
     const before = this.items.length;
     this.items = this.items.filter((item) => clientIdOf(item.frame) !== clientId);

@@ -59,4 +59,13 @@ describe("outbox", () => {
     window.sessionStorage.setItem("bad2", JSON.stringify([{ nope: 1 }, { frame: message("x"), sentAt: null }]));
     expect(new Outbox(window.sessionStorage, "bad2").list().map((i) => i.frame)).toEqual([message("x")]);
   });
+
+  it("knows which messages were never written to a socket", () => {
+    const outbox = new Outbox();
+    outbox.push({ type: "message", content: "a", client_id: "c1" });
+    outbox.push({ type: "message", content: "b", client_id: "c2" });
+    outbox.takeSendable("s1", 0, 3000);
+    outbox.push({ type: "message", content: "c", client_id: "c3" });
+    expect([...outbox.unsentClientIds()]).toEqual(["c3"]);
+  });
 });
