@@ -28,6 +28,8 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from gateway.auth import COOKIE_NAME, AuthService, Credentials, Session, token_from
 from gateway.config import GatewaySettings
 from gateway.routes.ws import FrameError, error_frame, parse_frame
+from gateway.security.signins import SignIns
+from gateway.security.throttle import SignInThrottle
 from shared import rjson
 from shared.conversation import Conversation, Message, Usage, new_id, now
 from shared.protocol import (
@@ -57,7 +59,13 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_size)
         state["redis"] = redis
         state["store"] = ConversationStore(redis, settings.keys)
-        state["auth"] = AuthService(redis, settings.keys, signup_open=True)
+        state["auth"] = AuthService(
+            redis,
+            settings.keys,
+            signup_open=True,
+            throttle=SignInThrottle(redis, settings.keys),
+            signins=SignIns(redis, settings.keys),
+        )
         state["backends"] = BackendPool(hf_token=None, data_dir=Path("."))
         yield
         await redis.aclose()
@@ -66,7 +74,7 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
 
     @app.post("/api/auth/signup", status_code=201)
     async def signup(creds: Credentials) -> Session:
-        session: Session = await state["auth"].signup(creds)
+        session: Session = await state["auth"].signup(creds, address="bench")
         return session
 
     @app.websocket("/ws")

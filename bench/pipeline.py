@@ -226,6 +226,11 @@ def main() -> int:
     workdir, server, env = workspace(
         "tidechat-bench-",
         MODELS,
+        # Per-user limits off (their script still runs and counts usage: its
+        # cost is measured; only the refusals would get in the way).
+        TIDECHAT_MAX_CONCURRENT_TURNS="0",
+        TIDECHAT_DAILY_TOKEN_BUDGET="0",
+        TIDECHAT_SIGNIN_ATTEMPTS_PER_ADDRESS="100000",
         TIDECHAT_MAX_QUEUED_TURNS="100000",
         # The clients share 20 accounts (sign-up hashes are slow); each stands
         # for a user of their own, whose turns all go straight to the stream.

@@ -6,7 +6,7 @@ everything the gateway checks in Redis first, in one round trip.
   ``CAPACITY_TTL_S`` per pool and counted up locally in between);
 - the user's own line in that pool, past ``max_waiting_per_user``: ``busy``,
   so a few accounts cannot fill the pool's queue for everyone;
-- the user's storage (``shared/usage.py``) against the quotas:
+- the user's storage (``shared/storage_usage.py``) against the quotas:
   ``quota_exceeded``.
 
 These limits are checked before the write and counted by it, so a user
@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError
-from shared import usage
+from shared import storage_usage
 from shared.keys import WORKER_GROUP, Keys
 from shared.models_file import ModelSpec
 
@@ -77,7 +77,7 @@ class Admission:
         seen = self._depth.get(pool) if pool is not None else None
         stale = pool is not None and (seen is None or t - seen[1] > CAPACITY_TTL_S)
         pipe = self.redis.pipeline(transaction=False)
-        usage.queue_read(pipe, self.keys, uid)
+        storage_usage.queue_read(pipe, self.keys, uid)
         if pool is not None:
             pipe.llen(self.keys.line(pool, uid))
         if stale and pool is not None:
@@ -88,9 +88,9 @@ class Admission:
         for result in results[:2]:
             if isinstance(result, Exception):
                 raise result
-        held = usage.parse(results[0])
+        held = storage_usage.parse(results[0])
         if not held.counted:
-            held = await usage.recount(self.redis, self.keys, uid)
+            held = await storage_usage.recount(self.redis, self.keys, uid)
         self._check_quotas(held, adds)
         if spec is None or pool is None:
             return
@@ -120,7 +120,7 @@ class Admission:
         """One more turn queued by this process since the depth was read."""
         self._queued[pool] = self._queued.get(pool, 0) + 1
 
-    def _check_quotas(self, held: usage.Usage, adds: Adds) -> None:
+    def _check_quotas(self, held: storage_usage.Stored, adds: Adds) -> None:
         q = self.quotas
         why = None
         if (

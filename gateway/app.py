@@ -15,6 +15,13 @@ from gateway.deps import Services
 from gateway.errors import install_handlers
 from gateway.hub import SessionHub
 from gateway.routes import auth, chat, conversations, health, models, ws
+from gateway.security.client_address import parse_networks
+from gateway.security.middleware import SecurityMiddleware, SecurityPolicy
+from gateway.security.origin import parse_allowed
+from gateway.security.revocation import Revocations
+from gateway.security.sessions import SessionOwners
+from gateway.security.signins import SignIns
+from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
@@ -49,19 +56,33 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             session_ttl=cfg.session_ttl_seconds,
             buffer_bytes=cfg.socket_buffer_bytes,
         )
+        auth_service = AuthService(
+            redis,
+            keys,
+            signup_open=cfg.signup_open,
+            throttle=SignInThrottle(
+                redis,
+                keys,
+                ThrottleRules(
+                    account_free=cfg.signin_attempts_per_account,
+                    address_free=cfg.signin_attempts_per_address,
+                ),
+            ),
+            signins=SignIns(redis, keys),
+        )
         services = Services(
             settings=cfg,
             redis=redis,
             reader=reader,
             catalog=catalog,
             store=ConversationStore(redis, keys),
-            auth=AuthService(redis, keys, signup_open=cfg.signup_open),
+            auth=auth_service,
             turns=TurnService(
                 redis,
                 keys,
                 catalog,
                 max_message_chars=cfg.max_message_chars,
-                rate_limit_per_minute=cfg.rate_limit_per_minute,
+                limits=cfg.turn_limits,
                 max_queued_turns=cfg.max_queued_turns,
                 session_ttl=cfg.session_ttl_seconds,
                 stops_per_minute=cfg.stops_per_minute,
@@ -71,14 +92,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ),
             hub=hub,
             gateway_id=gateway_id,
+            owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),
+            # One pub/sub connection, taken from the command pool.
+            revocations=Revocations(redis, keys),
+            proxies=parse_networks(cfg.trusted_proxies),
         )
         app.state.services = services
+        await auth_service.prepare()
         await hub.start()
+        await services.revocations.start()
         log.info("gateway %s ready", gateway_id)
         try:
             yield
         finally:
             await ws.close_all(services)
+            await services.revocations.stop()
             await hub.stop()
             await reader.aclose()
             await redis.aclose()
@@ -90,6 +118,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
+    app.add_middleware(
+        SecurityMiddleware,
+        policy=SecurityPolicy(
+            max_request_bytes=cfg.max_request_bytes,
+            allowed_origins=parse_allowed(cfg.allowed_origins),
+            hsts=cfg.cookie_secure,
+            route_limits={"/api/conversations/import": cfg.import_max_bytes},
+        ),
+    )
     app.include_router(health.router)
     app.include_router(auth.router, prefix="/api/auth", tags=["auth"])
     app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
+from gateway.security.client_address import parse_networks
+from gateway.security.origin import normalize_origin
+from shared.keys import LOGIN_FREE_FAILURES_ACCOUNT, LOGIN_FREE_FAILURES_ADDRESS
 from shared.settings import CommonSettings
+from shared.user_limits import TurnLimits
+
+#: ``a, b,c`` in the environment; a list in code.
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class GatewaySettings(CommonSettings):
@@ -15,9 +30,34 @@ class GatewaySettings(CommonSettings):
     signup_open: bool = True
     #: Longest user message, in characters; longer ones get ``too_large``.
     max_message_chars: int = Field(default=32_000, ge=1)
-    #: Messages (and regenerations, edits) one user may send per minute, per
-    #: gateway process; 0 turns the limit off.
+    #: Messages (and regenerations, edits) one user may send in any sliding
+    #: minute, counted across all gateways; 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=30, ge=0)
+    #: Replies one user may have queued or being written at once, across all
+    #: gateways (more tabs do not multiply it); 0: no limit.
+    max_concurrent_turns: int = Field(default=4, ge=0)
+    #: Tokens (prompt + completion, as workers report them) one user may use
+    #: per UTC day; the turn that crosses it completes, the next is refused
+    #: until midnight UTC. 0: no budget. 2M is some 250 turns with a full 8k
+    #: context: ample for a person, a stop for a runaway script.
+    daily_token_budget: int = Field(default=2_000_000, ge=0)
+    #: Failed sign-ins an account (the name typed) may have before each
+    #: further attempt waits (1 s, 2 s, 4 s... up to 15 min).
+    signin_attempts_per_account: int = Field(default=LOGIN_FREE_FAILURES_ACCOUNT, ge=1)
+    #: The same per client address: higher, since many people may share one
+    #: (an office behind NAT). Successful sign-ins do not count.
+    signin_attempts_per_address: int = Field(default=LOGIN_FREE_FAILURES_ADDRESS, ge=1)
+    #: Origins besides the gateway's own whose pages may use the session
+    #: cookie (WebSocket, writes), e.g. ``https://chat.example.com``.
+    allowed_origins: CommaList = Field(default_factory=list)
+    #: Reverse proxies (addresses or CIDRs) whose ``X-Forwarded-For`` names
+    #: the client, for per-address sign-in throttling. Empty: the TCP peer
+    #: is the client. Only list proxies that every request passes through.
+    trusted_proxies: CommaList = Field(default_factory=list)
+    #: Largest request body (and WebSocket frame), in bytes, on every route
+    #: but import; refused with 413 (frames: closed with 1009) before it is
+    #: read whole.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     #: Turns waiting in one pool (on its stream or in users' lines) beyond
     #: which new ones are refused with ``busy`` rather than queued without bound.
     max_queued_turns: int = Field(default=1_000, ge=1)
@@ -66,3 +106,27 @@ class GatewaySettings(CommonSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # compose passes ``${TIDECHAT_METRICS_TOKEN:-}``: empty means unset.
         return None if value == "" else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        value = _split(value)
+        for origin in value:
+            if normalize_origin(origin) is None:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        value = _split(value)
+        parse_networks(value)  # raises ValueError on a bad one
+        return value
+
+    @property
+    def turn_limits(self) -> TurnLimits:
+        return TurnLimits(
+            per_minute=self.rate_limit_per_minute,
+            max_concurrent=self.max_concurrent_turns,
+            daily_token_budget=self.daily_token_budget,
+        )

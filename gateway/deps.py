@@ -13,6 +13,9 @@ from gateway.auth import COOKIE_NAME, AuthService, token_from
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.hub import SessionHub
+from gateway.security.client_address import Network, scope_client_address
+from gateway.security.revocation import Revocations
+from gateway.security.sessions import SessionOwners
 from gateway.turns import TurnService
 from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
@@ -30,6 +33,10 @@ class Services:
     turns: TurnService
     hub: SessionHub
     gateway_id: str
+    owners: SessionOwners
+    revocations: Revocations
+    #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
+    proxies: tuple[Network, ...] = ()
     sockets: set[WebSocket] = field(default_factory=set)
     resumes: int = 0
 
@@ -46,8 +53,18 @@ def request_token(request: Request) -> str | None:
     return token_from(request.headers.get("authorization"), request.cookies.get(COOKIE_NAME))
 
 
+def client_address(request: Request, services: ServicesDep) -> str:
+    """The caller's address (behind trusted proxies: the client's)."""
+    return scope_client_address(request.scope, services.proxies)
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
 async def current_user(request: Request, services: ServicesDep) -> UserInfo:
-    user = await services.auth.user_for_token(request_token(request))
+    user = await services.auth.user_for_token(
+        request_token(request), request.headers.get("user-agent")
+    )
     if user is None:
         raise ApiError("unauthorized", "sign in first")
     return user

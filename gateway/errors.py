@@ -37,11 +37,22 @@ HTTP_STATUS: dict[str, int] = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: ErrorCode | str, message: str, *, status: int | None = None) -> None:
+    """``retry_after`` (seconds): when a refused request may succeed (a limit
+    or throttle); sent as ``Retry-After`` and in the body."""
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or HTTP_STATUS.get(code, 400)
+        self.retry_after = retry_after
 
 
 #: What a user is told when Redis refuses writes (``maxmemory`` reached,
@@ -64,8 +75,13 @@ def storage_full() -> ApiError:
     return ApiError("storage_full", STORAGE_FULL)
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(
+    code: str, message: str, retry_after: int | None = None
+) -> dict[str, dict[str, str | int]]:
+    error: dict[str, str | int] = {"code": code, "message": message}
+    if retry_after is not None:
+        error["retry_after"] = retry_after
+    return {"error": error}
 
 
 def describe_validation(errors: list[dict[str, object]]) -> str:
@@ -80,7 +96,12 @@ def describe_validation(errors: list[dict[str, object]]) -> str:
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(str(exc.code), exc.message), status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse(
+            error_body(str(exc.code), exc.message, exc.retry_after),
+            status_code=exc.status,
+            headers=headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,9 +111,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_request"}.get(
-            exc.status_code, "bad_request" if exc.status_code < 500 else "internal"
-        )
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "bad_request",
+            413: "too_large",
+        }.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
+from gateway.security.sessions import queue_session_ttl
 from gateway.subscriber import Delivery, StreamId, Subscriber
 from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
@@ -219,17 +220,18 @@ class SessionHub:
             self._cursors[key] = max(current, parse_id(entries[-1][0]))
 
     async def _refresh_ttls(self) -> None:
-        """Keep the session streams of connected clients alive."""
+        """Keep the session streams (and their owner records) of connected
+        clients alive."""
         interval = max(self._session_ttl / 3, 1)
         while True:
             await asyncio.sleep(interval)
-            keys = list(self._subs)
-            if not keys:
+            sessions = [next(iter(subs)).session_id for subs in self._subs.values() if subs]
+            if not sessions:
                 continue
             try:
                 pipe = self._redis.pipeline(transaction=False)
-                for key in keys:
-                    pipe.expire(key, self._session_ttl)
+                for session_id in sessions:
+                    queue_session_ttl(pipe, self._keys, session_id, self._session_ttl)
                 await pipe.execute()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("could not refresh session TTLs: %s", exc)

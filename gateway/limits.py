@@ -1,33 +1,54 @@
-"""What the gateway checks in memory before it accepts a turn, and how often
-it refreshes a session stream's TTL, so the common case costs no Redis
-command. (What it checks in Redis is in ``gateway/admission.py``.)"""
+"""The user's turn limits (per minute, at once, tokens per day: one script in
+Redis), and how often a turn refreshes its session stream's TTL (kept in
+memory, so the common case costs no command). The pool's queue and the
+user's storage are checked by ``gateway/admission.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import deque
+from collections.abc import Awaitable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
+from shared.keys import Keys
+from shared.user_limits import LimitExceeded, TurnLimits, UserLimits
 
 
-class RateLimiter:
-    """At most ``per_minute`` turns per user in any sliding minute (per process)."""
+class TurnQuota:
+    """Per-user limits on turns (per minute, at once, tokens per day), shared
+    by every gateway through one Lua script on the user's keys
+    (``shared/user_limits.py``); the worker finishing a turn releases it."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._seen: dict[str, deque[float]] = {}
+    def __init__(self, redis: Redis, keys: Keys, limits: TurnLimits) -> None:
+        self._limits = UserLimits(redis, keys, limits)
+        self.refusals = 0
 
-    def check(self, uid: str) -> None:
-        if self.per_minute <= 0:
-            return
-        t = time.monotonic()
-        window = self._seen.setdefault(uid, deque())
-        while window and window[0] <= t - 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            wait = int(window[0] + 60 - t) + 1
-            raise ApiError("rate_limited", f"too many messages; try again in {wait} s")
-        window.append(t)
+    async def take(self, uid: str, turn_id: str) -> None:
+        """Take a slot for ``turn_id`` or refuse it with ``rate_limited``."""
+        try:
+            await self._limits.acquire(uid, turn_id)
+        except LimitExceeded as exc:
+            self.refusals += 1
+            raise ApiError("rate_limited", exc.message, retry_after=exc.retry_after) from exc
+
+    async def settle(
+        self, uid: str, turn_id: str, writes: Awaitable[list[Exception | None] | None]
+    ) -> list[Exception | None] | None:
+        """Await the pipeline that queues the turn (its LAST command); give
+        the slot back if the turn was not queued after all: a duplicate frame
+        (None), a failed queueing, or an exception."""
+        try:
+            errors = await writes
+        except BaseException:
+            with contextlib.suppress(RedisError):
+                await self._limits.forget(uid, turn_id)
+            raise
+        if errors is None or errors[-1] is not None:
+            await self._limits.forget(uid, turn_id)
+        return errors
 
 
 class SessionTtl:

@@ -14,6 +14,10 @@ flushes), and the socket, its buffers and its handler stay for good.
 write has waited ``write_timeout`` seconds, after queuing a 1013 close for a
 client that might still read it; the handler's pending send then fails and
 it cleans up like any disconnect.
+
+uvicorn configures its loggers when its config is made; the redacting
+filter (no query strings, tokens or session ids in log lines) goes on their
+handlers right after.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from gateway.routes.ws import CLOSE_TRY_AGAIN, close_all
+from shared import log_redact
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,7 @@ def stall_guard(write_timeout: float) -> type[StallGuardProtocol]:
 class GatewayServer(uvicorn.Server):
     def __init__(self, app: FastAPI, **options: Any) -> None:
         super().__init__(uvicorn.Config(app, **options))
+        log_redact.install("uvicorn", "uvicorn.error", "uvicorn.access")
         self.fastapi_app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

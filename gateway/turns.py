@@ -15,10 +15,11 @@ from redis.asyncio.client import Pipeline
 from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError, is_storage_full, storage_full
 from gateway.jsonguard import clip
-from gateway.limits import RateLimiter, SessionTtl
+from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
+from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
-from shared import usage
+from shared import storage_usage
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
 from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
@@ -35,6 +36,7 @@ from shared.protocol import (
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
 from shared.streams import TurnKind, TurnRequest, encode_event
+from shared.user_limits import TurnLimits
 
 
 class TurnService:
@@ -45,7 +47,7 @@ class TurnService:
         catalog: ModelCatalog,
         *,
         max_message_chars: int,
-        rate_limit_per_minute: int,
+        limits: TurnLimits,
         max_queued_turns: int,
         session_ttl: int,
         stops_per_minute: int = 0,
@@ -59,7 +61,7 @@ class TurnService:
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
-        self.limiter = RateLimiter(rate_limit_per_minute)
+        self.quota = TurnQuota(redis, keys, limits)
         self.admission = Admission(
             redis,
             keys,
@@ -138,7 +140,7 @@ class TurnService:
             client_id=client_id,
         )
         if self.session_ttls.due(session_id):
-            pipe.expire(self.keys.session(session_id), self.session_ttl)
+            queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         # Onto the pool's stream, or into the user's own line (shared/fairness.py).
         self.fair.queue_admit(pipe, spec.pool, turn, self.fair_turns_per_user)
         self.turns_submitted += 1
@@ -147,6 +149,18 @@ class TurnService:
 
     def _guard(self, session_id: str, client_id: str | None) -> str | None:
         return None if client_id is None else self.keys.client_frame(session_id, client_id)
+
+    async def _take_slot(self, user: UserInfo, turn_id: str, guard: str | None) -> bool:
+        """Take one of the user's turn slots; False if the frame is a resend
+        of one already acted on (refused by a limit it must not be: it is
+        not a new turn)."""
+        try:
+            await self.quota.take(user.id, turn_id)
+        except ApiError:
+            if guard is not None and await self.redis.exists(guard):
+                return False
+            raise
+        return True
 
     @staticmethod
     def _raise_first(errors: list[Exception | None]) -> None:
@@ -161,11 +175,10 @@ class TurnService:
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
         pipe = self.redis.pipeline(transaction=False)
-        nbytes = usage.text_bytes(frame.content)
+        nbytes = storage_usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
-            self.limiter.check(user.id)
             ts = now()
             message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
             conv = Conversation(
@@ -182,14 +195,15 @@ class TurnService:
             self.store.queue_save(pipe, conv)
             # Two messages: this one and its reply (the worker adds the reply's
             # bytes, or takes the message back if it stores none).
-            usage.queue_add(pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes)
+            storage_usage.queue_add(
+                pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
+            )
             cid = conv.id
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
-            self.limiter.check(user.id)
             message = Message(
                 id=new_id(),
                 parent_id=frame.parent_id or head.current_id,
@@ -197,7 +211,7 @@ class TurnService:
                 content=frame.content,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
-            usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
+            storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
@@ -211,15 +225,14 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
-        nbytes = usage.text_bytes(frame.content)
+        nbytes = storage_usage.text_bytes(frame.content)
         await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
-        self.limiter.check(user.id)
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
-        usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
+        storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
             pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
         )
@@ -236,6 +249,8 @@ class TurnService:
         client_id: str | None,
     ) -> str | None:
         turn_id = new_id()
+        if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
+            return None  # a resent duplicate: acted on already
         self._queue_event(
             pipe,
             session_id,
@@ -244,7 +259,8 @@ class TurnService:
             ),
         )
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        errors = await self.once.execute(pipe, self._guard(session_id, client_id))
+        writes = self.once.execute(pipe, self._guard(session_id, client_id))
+        errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
         self._raise_first(errors)
@@ -269,7 +285,6 @@ class TurnService:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
         await self.admission.check(user.id, spec, Adds(messages=1))
-        self.limiter.check(user.id)
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
         # gateway's goes with a regeneration: create this session's stream,
@@ -278,9 +293,12 @@ class TurnService:
         # exists.
         session = self.keys.session(session_id)
         pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
-        pipe.expire(session, self.session_ttl)
-        usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
-        turn_id = self._queue_turn(
+        queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
+        storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
+        turn_id = new_id()
+        if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
+            return None
+        self._queue_turn(
             pipe,
             user,
             session_id,
@@ -288,9 +306,11 @@ class TurnService:
             parent_id,
             spec,
             "regenerate",
+            turn_id,
             client_id=frame.client_id,
         )
-        errors = await self.once.execute(pipe, self._guard(session_id, frame.client_id))
+        writes = self.once.execute(pipe, self._guard(session_id, frame.client_id))
+        errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
         self._raise_first(errors[1:])  # the first XADD fails when the stream exists

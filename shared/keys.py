@@ -75,6 +75,45 @@ AUTH_TOKEN_TTL_S = 30 * 24 * 3600
 #: 16 GB at its 131,072), and a CPU takes minutes to read a prompt that long.
 #: A models file's ``context_window`` goes past it.
 LOCAL_CONTEXT_CAP = 8192
+#: A sign-in's "last used" time is written at most this often (per gateway
+#: process), not on every request: the list of sign-ins needs minutes, not
+#: milliseconds, and a write per request would double the cost of auth.
+SIGNIN_TOUCH_INTERVAL_S = 60
+#: Sign-ins one account keeps; a new one past this ends the least recently
+#: used (a script that logs in on every run must not grow the list forever).
+MAX_SIGNINS_PER_USER = 100
+
+#: A session's owner record outlives its event stream by this much: both get
+#: the session TTL in the same commands, and the margin makes sure a stream
+#: never exists without the owner that may read it.
+SESSION_OWNER_GRACE_S = 60
+
+#: Sign-in throttling. Failed sign-ins are counted per account (the name
+#: typed, existing or not) and per client address; past the free ones each
+#: further attempt waits twice as long as the one before, from
+#: LOGIN_DELAY_BASE_S up to LOGIN_DELAY_MAX_S. An account allows few free
+#: failures (a person mistypes a few times); an address more, because many
+#: people may share one (an office behind NAT); both are defaults of
+#: settings. A counter is forgotten LOGIN_FORGET_AFTER_S after its last
+#: failure, so a lockout wears off.
+LOGIN_FREE_FAILURES_ACCOUNT = 5
+LOGIN_FREE_FAILURES_ADDRESS = 20
+LOGIN_DELAY_BASE_S = 1
+LOGIN_DELAY_MAX_S = 15 * 60
+LOGIN_FORGET_AFTER_S = 3600
+
+#: Per-user turn bookkeeping (shared/user_limits.py). A turn holds one of its
+#: user's concurrency slots from acceptance until a worker finishes it; if
+#: that release is lost (a worker killed at the wrong moment, a turn trimmed
+#: unread), the slot frees itself this long after it was taken: longer than
+#: a turn may wait and run (queue, turn timeout, retries), short enough that
+#: a user is not locked out for long.
+TURN_SLOT_TTL_S = 30 * 60
+#: The per-minute limit is a sliding window of this length.
+TURN_RATE_WINDOW_S = 60
+#: Per-user daily usage counters are kept this long: a 30-day chart (the
+#: admin page) with some slack for time zones and late reads.
+USAGE_TTL_S = 40 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +162,44 @@ class Keys:
         """String set once per (session, client_id): a resent frame is ignored."""
         return f"{self.prefix}sent:{session_id}:{client_id}"
 
+    def session_owner(self, sid: str) -> str:
+        """String: the user id that first used a session; only they may read
+        it. TTL: the session's, plus SESSION_OWNER_GRACE_S."""
+        return f"{self.prefix}session:{{{sid}}}:owner"
+
+    def signins(self, uid: str) -> str:
+        """Hash: a user's sign-ins, token hash -> JSON (public id, created,
+        last used, user agent); what ``GET /api/auth/sessions`` lists."""
+        return f"{self.prefix}user:{{{uid}}}:signins"
+
+    def revoked_channel(self) -> str:
+        """Pub/sub channel: hashes of revoked sign-in tokens, so every gateway
+        ends their sockets and streams at once."""
+        return f"{self.prefix}revoked"
+
+    def login_throttle(self, scope: str, subject: str) -> str:
+        """Hash (failures, locked-until) of one sign-in throttle: ``scope`` is
+        ``acct`` (``subject``: hash of the name typed) or ``addr`` (a client
+        address or IPv6 /64)."""
+        return f"{self.prefix}throttle:{{{scope}:{subject}}}"
+
+    def user_turns(self, uid: str) -> str:
+        """Sorted set: the user's unfinished turns, scored by the time (ms)
+        their concurrency slot frees itself if no worker releases it."""
+        return f"{self.prefix}user:{{{uid}}}:turns"
+
+    def user_recent_turns(self, uid: str) -> str:
+        """Sorted set: the user's turns accepted in the last minute, scored by
+        acceptance time (ms): the sliding per-minute window."""
+        return f"{self.prefix}user:{{{uid}}}:recent"
+
+    def user_usage(self, uid: str, day: str) -> str:
+        """Hash: one user's usage on one UTC day (``YYYY-MM-DD``), per model:
+        ``turns:<model>``, ``prompt:<model>``, ``completion:<model>`` (the
+        day's totals are their sums). Kept USAGE_TTL_S; the daily budget and
+        the admin charts read it."""
+        return f"{self.prefix}user:{{{uid}}}:usage:{day}"
+
     def cancel(self, turn_id: str) -> str:
         """Stop request for a turn: value is the requesting user id, with TTL."""
         return f"{self.prefix}cancel:{turn_id}"
@@ -133,10 +210,10 @@ class Keys:
         is refused here."""
         return f"{self.prefix}user:{{{uid}}}:stops"
 
-    def user_usage(self, uid: str) -> str:
+    def user_storage(self, uid: str) -> str:
         """Hash: what a user stores (conversations, messages, bytes of text),
-        counted as it is written, for the storage quotas (shared/usage.py)."""
-        return f"{self.prefix}user:{{{uid}}}:usage"
+        counted as it is written, for the storage quotas (shared/storage_usage.py)."""
+        return f"{self.prefix}user:{{{uid}}}:storage"
 
     def cancel_channel(self) -> str:
         """Pub/sub channel announcing stop requests so workers react at once."""

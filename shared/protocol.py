@@ -196,6 +196,8 @@ class ErrorEvent(_Event):
     conversation_id: str | None = None
     #: Echoed from the frame that caused it, so a client knows which send failed.
     client_id: str | None = None
+    #: ``rate_limited``: seconds until the same request may be accepted.
+    retry_after: int | None = None
 
 
 ServerEvent = Annotated[

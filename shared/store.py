@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from shared import rjson, usage
+from shared import rjson, storage_usage
 from shared.conversation import Conversation, ConversationSummary, Message, new_id, now
 from shared.keys import Keys
 
@@ -270,14 +270,20 @@ class ConversationStore:
                 try:
                     await pipe.watch(key)
                     exists = bool(await pipe.exists(key))
-                    size = await usage.conversation_size(pipe, self.keys, cid) if exists else None
-                    counted = bool(await pipe.hexists(self.keys.user_usage(owner), usage.COUNTED))
+                    size = (
+                        await storage_usage.conversation_size(pipe, self.keys, cid)
+                        if exists
+                        else None
+                    )
+                    counted = bool(
+                        await pipe.hexists(self.keys.user_storage(owner), storage_usage.COUNTED)
+                    )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.delete(key)
                     pipe.zrem(self.keys.user_conversations(owner), cid)
                     if size is not None and counted:
                         messages, nbytes = size
-                        usage.queue_add(
+                        storage_usage.queue_add(
                             pipe,
                             self.keys,
                             owner,

@@ -14,11 +14,14 @@ from shared.models_file import ModelsFileError
 
 
 def _logging(level: str) -> None:
+    from shared import log_redact
+
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log_redact.install()
 
 
 def run_async(coro: Coroutine[Any, Any, None]) -> None:
@@ -49,6 +52,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=5,
         access_log=False,
+        # The client address is tidechat's to work out (TIDECHAT_TRUSTED_PROXIES):
+        # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1.
+        proxy_headers=False,
+        # A frame past this closes the socket with 1009 before it is buffered.
+        ws_max_size=settings.max_request_bytes,
         # Frames are small JSON (a chunk is a few words): compressing each one
         # costs CPU on both ends and a zlib context per socket (tens of KB)
         # for little saved; history and exports travel over HTTP instead.

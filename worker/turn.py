@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import rjson, usage
+from shared import rjson, storage_usage
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
 from shared.keys import SESSION_MAXLEN, Keys
@@ -33,6 +33,7 @@ from shared.protocol import (
 )
 from shared.store import ConversationStore, title_from_text
 from shared.streams import DeadLetter, TurnRequest, encode_event
+from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
@@ -78,6 +79,7 @@ class TurnRunner:
         self.policy = RetryPolicy(
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
+        self.usage = UsageRecorder(keys)
 
     # --- events ------------------------------------------------------------
 
@@ -248,7 +250,8 @@ class TurnRunner:
         dead: bool | None = None,
         new: bool = True,
     ) -> None:
-        """Store the reply, tell the client, acknowledge: one pipeline.
+        """Store the reply, tell the client, free the user's turn slot and
+        count the usage, acknowledge: one pipeline.
 
         ``reply`` None: nothing to store (the conversation is gone); the
         client gets the error and a ``stream_end`` with an empty failed reply.
@@ -263,12 +266,12 @@ class TurnRunner:
         pipe = self.redis.pipeline(transaction=False)
         # The gateway counted this reply as a message when it queued the turn;
         # its text is counted here, once (not again for a reply re-sent).
-        nbytes = usage.text_bytes(reply.content) if reply is not None and new else 0
+        nbytes = storage_usage.text_bytes(reply.content) if reply is not None and new else 0
         if reply is not None:
             self.store.queue_add_message(pipe, turn.conversation_id, reply)
-            usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
+            storage_usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
         else:
-            usage.queue_add(pipe, self.keys, turn.user_id, messages=-1)  # none to store
+            storage_usage.queue_add(pipe, self.keys, turn.user_id, messages=-1)  # none to store
             reply = self.reply_message(d, "", "error", None, error, None)
         if error is not None:
             self._queue_event(
@@ -290,6 +293,15 @@ class TurnRunner:
                 turn_id=turn.turn_id, conversation_id=turn.conversation_id, message=reply
             ),
         )
+        spent = reply.usage
+        self.usage.queue_release(
+            pipe,
+            turn.user_id,
+            turn.turn_id,
+            turn.model,
+            spent.prompt_tokens if spent else 0,
+            spent.completion_tokens if spent else 0,
+        )
         self.fair.queue_release(
             pipe, d.pool, d.entry_id, turn.user_id, self.settings.fair_turns_per_user
         )
@@ -299,7 +311,7 @@ class TurnRunner:
             log.info("turn %s: reply not stored (%s)", turn.turn_id, results[0])
             if new:  # nothing was stored: take back what was counted for it
                 undo = self.redis.pipeline(transaction=False)
-                usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
+                storage_usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
                 await undo.execute()
 
     def _queue_dead(self, pipe: Any, d: Delivery, error: TurnError) -> None:

@@ -234,7 +234,10 @@ class Worker:
         try:
             turn = decode_turn(fields)
         except (ValidationError, KeyError) as exc:
-            log.error("dropping malformed turn %s on %s: %s", entry_id, pool, exc)
+            # Not the error's text in the log: pydantic quotes the input, session id and all
+            # (the dead-letter entry keeps it).
+            what = exc.errors()[0]["loc"] if isinstance(exc, ValidationError) else exc.args
+            log.error("dropping malformed turn %s on %s (bad field %s)", entry_id, pool, what)
             task = asyncio.create_task(self._drop_malformed(pool, entry_id, fields, str(exc)))
         else:
             delivery = Delivery(entry_id, pool, turn, deliveries, restart_reason)

@@ -7,12 +7,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from gateway.deps import CurrentUser, ServicesDep
-from gateway.subscriber import Delivery
+from gateway.deps import CurrentUser, ServicesDep, request_token
+from gateway.errors import ApiError
+from gateway.security.signins import token_hash
 from shared.conversation import Id, new_id
 from shared.protocol import TERMINAL_EVENT_TYPES, MessageFrame
 
@@ -41,17 +42,39 @@ def sse(event: str, data: str, event_id: str | None = None) -> str:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "the turn's events"}},
 )
-async def chat(body: ChatRequest, user: CurrentUser, services: ServicesDep) -> StreamingResponse:
-    """The same turn as a WebSocket ``message``; closes after ``stream_end`` or ``error``."""
+async def chat(
+    body: ChatRequest, request: Request, user: CurrentUser, services: ServicesDep
+) -> StreamingResponse:
+    """The same turn as a WebSocket ``message``; closes after ``stream_end`` or ``error``
+    (also when the sign-in is revoked meanwhile: an ``error`` ``unauthorized``)."""
     session_id = new_id()
-    # A fresh session: every event on it is this request's, from the start.
-    sub = await services.hub.subscribe(session_id, "0-0")
+    token = request_token(request) or ""
+    # Watched first, then checked again: a log-out racing this request is
+    # either seen here or published to the watch.
+    watch = services.revocations.watch(token_hash(token))
+    if not await services.auth.signed_in(token):
+        services.revocations.unwatch(watch)
+        raise ApiError("unauthorized", "sign in first")
+    # A fresh session, recorded as the caller's: every event on it is this
+    # request's, from the start.
+    try:
+        await services.owners.claim(session_id, user.id)
+        sub = await services.hub.subscribe(session_id, "0-0")
+    except BaseException:
+        services.revocations.unwatch(watch)
+        raise
+    watch.on_revoke.append(
+        lambda: sub.say(
+            json.dumps({"type": "error", "code": "unauthorized", "message": "signed out"})
+        )
+    )
     try:
         turn_id = await services.turns.message(
             user, session_id, MessageFrame(type="message", **body.model_dump())
         )
     except BaseException:
         services.hub.unsubscribe(sub)
+        services.revocations.unwatch(watch)
         raise
 
     async def events() -> AsyncIterator[str]:
@@ -63,7 +86,10 @@ async def chat(body: ChatRequest, user: CurrentUser, services: ServicesDep) -> S
                     yield ": keepalive\n\n"
                     continue
                 item = await sub.next()
-                if not isinstance(item, Delivery):
+                if isinstance(item, str):  # the sign-in was revoked
+                    yield sse("error", item)
+                    return
+                if item is None:
                     error = {"type": "error", "code": "internal", "message": "stream fell behind"}
                     yield sse("error", json.dumps(error))
                     return
@@ -75,6 +101,7 @@ async def chat(body: ChatRequest, user: CurrentUser, services: ServicesDep) -> S
                     return
         finally:
             services.hub.unsubscribe(sub)
+            services.revocations.unwatch(watch)
 
     return StreamingResponse(
         events(),

@@ -24,7 +24,7 @@ from gateway.imports import (
     read_body,
 )
 from gateway.jsonguard import clip
-from shared import usage
+from shared import storage_usage
 from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
 from shared.store import TITLE_MAX_CHARS, NotFoundError
 
@@ -106,7 +106,7 @@ async def create_conversation(
         model=body.model or services.catalog.default.id,
         pipe=pipe,
     )
-    usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
+    storage_usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
     await pipe.execute()
     return conv.view()
 
@@ -224,7 +224,7 @@ async def import_conversation(
     conv = imported.conversation
     pipe = services.redis.pipeline(transaction=False)
     services.store.queue_save_json(pipe, conv.id, conv.owner, conv.updated_at, imported.stored_json)
-    usage.queue_add(
+    storage_usage.queue_add(
         pipe,
         services.settings.keys,
         user.id,

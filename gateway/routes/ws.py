@@ -20,6 +20,9 @@ from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
 from gateway.errors import STORAGE_FULL, ApiError, describe_validation, is_storage_full
 from gateway.jsonguard import too_deep
+from gateway.security.revocation import Watch
+from gateway.security.sessions import session_from_subprotocols
+from gateway.security.signins import token_hash
 from gateway.subscriber import Delivery, Subscriber
 from shared.conversation import new_id
 from shared.protocol import (
@@ -49,10 +52,12 @@ FRAME_TYPES = "message, regenerate, edit, stop, resume, ping"
 
 #: Close codes: 1001 going away (server shutting down: reconnect elsewhere),
 #: 1013 try again later (this socket fell too far behind: reconnect and resume),
-#: 4401 not signed in.
+#: 4401 not signed in (or signed out meanwhile), 4403 the session belongs
+#: to another user (or the page's origin may not connect).
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 
 #: What a client is told when Redis cannot be reached.
 STORAGE_DOWN = (
@@ -67,9 +72,14 @@ def error_frame(
     *,
     client_id: str | None = None,
     conversation_id: str | None = None,
+    retry_after: int | None = None,
 ) -> str:
     event = ErrorEvent(
-        code=code, message=message, client_id=client_id, conversation_id=conversation_id
+        code=code,
+        message=message,
+        client_id=client_id,
+        conversation_id=conversation_id,
+        retry_after=retry_after,
     )
     return event.model_dump_json(exclude_none=True)
 
@@ -115,6 +125,7 @@ class Connection:
         user: UserInfo,
         session_id: str,
         problem: str | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.ws = ws
         self.services = services
@@ -122,7 +133,20 @@ class Connection:
         self.session_id = session_id
         #: What was wrong with the connection's parameters: told after hello.
         self.problem = problem
+        #: Set when this socket's sign-in is revoked: it closes, and no frame
+        #: that arrives meanwhile is acted on.
+        self.watch = watch
         self.sub: Subscriber | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.watch is not None and self.watch.revoked.is_set()
+
+    async def _close_when_revoked(self, watch: Watch) -> None:
+        await watch.revoked.wait()
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(error_frame("unauthorized", "you have been signed out"))
+            await self.ws.close(CLOSE_UNAUTHORIZED, "signed out")
 
     async def _receive(self) -> str | None:
         """The next text frame; None for a binary one. Raises on disconnect."""
@@ -136,6 +160,16 @@ class Connection:
         self.sub.say(frame)
 
     async def serve(self) -> None:
+        guard = None
+        if self.watch is not None:
+            guard = asyncio.create_task(self._close_when_revoked(self.watch), name="ws-revoked")
+        try:
+            await self._serve()
+        finally:
+            if guard is not None:
+                guard.cancel()
+
+    async def _serve(self) -> None:
         services = self.services
         hello = HelloEvent(session=self.session_id, user=self.user)
         await self.ws.send_text(hello.model_dump_json(exclude={"event_id"}))
@@ -159,7 +193,7 @@ class Connection:
         except RedisError as exc:
             # No session stream, no delivery: the client reconnects and
             # resumes once Redis is back (the frame was not acted on).
-            log.warning("cannot follow session %s: %s", self.session_id, exc)
+            log.warning("cannot follow a session: %s", exc)
             client_id = getattr(frame, "client_id", None)
             await self.ws.send_text(error_frame("internal", STORAGE_DOWN, client_id=client_id))
             await self.ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect and resume")
@@ -190,6 +224,8 @@ class Connection:
                 await sender
 
     async def _handle(self, frame: Any) -> None:
+        if self.revoked:
+            return
         turns = self.services.turns
         client_id = getattr(frame, "client_id", None)
         try:
@@ -214,6 +250,7 @@ class Connection:
                     exc.message,
                     client_id=client_id,
                     conversation_id=getattr(frame, "conversation_id", None),
+                    retry_after=exc.retry_after,
                 )
             )
         except RedisError as exc:
@@ -240,15 +277,34 @@ class Connection:
 async def websocket(ws: WebSocket, session: str | None = None) -> None:
     services: Services = ws.app.state.services
     token = token_from(ws.headers.get("authorization"), ws.cookies.get(COOKIE_NAME))
+    offered, subprotocol = session_from_subprotocols(ws.scope.get("subprotocols") or [])
+    session = session or offered
+    # Registered before the token is checked: a log-out in between is not missed.
+    watch = services.revocations.watch(token_hash(token)) if token else None
     try:
-        user = await services.auth.user_for_token(token)
+        await _admit(ws, services, token, session, subprotocol, watch)
+    finally:
+        if watch is not None:
+            services.revocations.unwatch(watch)
+
+
+async def _admit(
+    ws: WebSocket,
+    services: Services,
+    token: str | None,
+    session: str | None,
+    subprotocol: str | None,
+    watch: Watch | None,
+) -> None:
+    try:
+        user = await services.auth.user_for_token(token, ws.headers.get("user-agent"))
     except RedisError:
         # Not "unauthorized": the client must retry, not sign in again.
-        await ws.accept()
+        await ws.accept(subprotocol)
         await ws.send_text(error_frame("internal", STORAGE_DOWN))
         await ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect shortly")
         return
-    await ws.accept()
+    await ws.accept(subprotocol)
     if user is None:
         await ws.send_text(error_frame("unauthorized", "sign in first"))
         await ws.close(CLOSE_UNAUTHORIZED, "sign in first")
@@ -258,9 +314,21 @@ async def websocket(ws: WebSocket, session: str | None = None) -> None:
         # Served on a session of the server's choosing (hello names it).
         problem = "session must be 8-64 of A-Z a-z 0-9 _ -; this socket got a new session"
         session = None
+    session_id = session or new_id()
+    try:
+        owned = await services.owners.claim(session_id, user.id)
+    except RedisError:
+        await ws.send_text(error_frame("internal", STORAGE_DOWN))
+        await ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect shortly")
+        return
+    if not owned:
+        # Someone else's session: not one event of it, whatever comes next.
+        await ws.send_text(error_frame("forbidden", "this session belongs to another user"))
+        await ws.close(CLOSE_FORBIDDEN, "not your session")
+        return
     services.sockets.add(ws)
     try:
-        await Connection(ws, services, user, session or new_id(), problem).serve()
+        await Connection(ws, services, user, session_id, problem, watch).serve()
     except WebSocketDisconnect:
         pass
     finally:

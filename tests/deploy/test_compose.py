@@ -92,3 +92,22 @@ def test_env_example_lists_what_compose_reads(compose: dict[str, Any]) -> None:
         assert re.search(rf"^#?\s*{name}=", example, re.MULTILINE), (
             f"{name} missing from .env.example"
         )
+
+
+def test_the_front_door_logs_no_query_string_and_passes_the_real_host(
+    compose: dict[str, Any],
+) -> None:
+    """Scripts may name their session in the query string (``/ws?session=``),
+    and searches their words (``?q=``): nginx's default log line has them."""
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    formats = re.findall(r"log_format\s+(\w+)\s+(.*?);", nginx, re.S)
+    assert formats, "the default log format prints $request, query string included"
+    for _, fmt in formats:
+        assert not re.search(r"\$(request|request_uri|args|query_string)\b", fmt)
+    used = re.findall(r"access_log\s+\S+\s+(\w+)\s*;", nginx)
+    assert used and set(used) <= {name for name, _ in formats}
+    # The same-origin check needs the port the browser used ($host drops it).
+    assert "proxy_set_header Host $http_host;" in nginx
+    # The gateway believes the proxy's X-Forwarded-For (sign-in throttling per client).
+    gateway = compose["services"]["gateway"]["environment"]
+    assert "TIDECHAT_TRUSTED_PROXIES" in gateway

@@ -76,8 +76,8 @@ async def test_a_refused_frame_is_never_echoed_back(stack: Stack) -> None:
     await sock.wait_type("hello")
     marker = "ATTACKER-BYTES-"
     refused = [
-        {"type": marker * 70_000},  # ~1 MB unknown type
-        {"type": "message", "content": "hi", "model": marker * 70_000},
+        {"type": marker * 60_000},  # ~900 KB unknown type (under the 1 MiB frame limit)
+        {"type": "message", "content": "hi", "model": marker * 60_000},
         {"type": "message", "content": "hi", "client_id": marker * 1_000},
     ]
     for frame in refused:

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from shared import usage
+from shared import storage_usage
 from shared.keys import Keys
 from shared.redis_client import make_redis
 from tests.e2e.conftest import unique
@@ -52,20 +52,22 @@ async def ask(sock: ChatSocket, content: str, cid: str | None = None) -> dict[st
     return await sock.wait_type("stream_end", turn_id=first["turn_id"])
 
 
-async def counted(redis: Redis, stack: Stack, token: str) -> tuple[usage.Usage, usage.Usage]:
+async def counted(
+    redis: Redis, stack: Stack, token: str
+) -> tuple[storage_usage.Stored, storage_usage.Stored]:
     """The user's counters, and the same figures computed from their documents."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=stack.url, headers=headers) as http:
         uid = (await http.get("/api/auth/me")).json()["id"]
         listed = (await http.get("/api/conversations", params={"limit": 200})).json()["items"]
         convs = [(await http.get(f"/api/conversations/{c['id']}")).json() for c in listed]
-    row = await redis.hmget(KEYS.user_usage(uid), list(usage.FIELDS))
+    row = await redis.hmget(KEYS.user_storage(uid), list(storage_usage.FIELDS))
     cids = [c["id"] for c in convs]
     messages = nbytes = 0
     for conv in convs:
         messages += len(conv["messages"])
         nbytes += sum(len(m["content"].encode()) for m in conv["messages"].values())
-    return usage.parse(row), usage.Usage(len(cids), messages, nbytes)
+    return storage_usage.parse(row), storage_usage.Stored(len(cids), messages, nbytes)
 
 
 async def test_conversations_messages_and_bytes_are_limited_per_user(

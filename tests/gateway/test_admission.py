@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError
-from shared import usage
+from shared import storage_usage
 from shared.conversation import Message, new_id
 from shared.keys import Keys
 from shared.store import ConversationStore
@@ -37,16 +37,26 @@ async def test_an_account_from_before_the_counters_is_counted_once(redis: Redis)
         redis, KEYS, max_queued_turns=10, max_waiting_per_user=5, quotas=Quotas(3, 10, 1_000)
     )
     await admission.check("old", None, Adds(conversations=1))
-    held = usage.parse(await redis.hmget(KEYS.user_usage("old"), list(usage.FIELDS)))
-    assert held == usage.Usage(2, 3, len("héllo".encode()) + 5 + 100, counted=True)
+    held = storage_usage.parse(
+        await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS))
+    )
+    assert held == storage_usage.Stored(2, 3, len("héllo".encode()) + 5 + 100, counted=True)
     await admission.check("old", None, Adds(conversations=1))  # not counted twice
-    assert usage.parse(await redis.hmget(KEYS.user_usage("old"), list(usage.FIELDS))) == held
+    assert (
+        storage_usage.parse(await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS)))
+        == held
+    )
     with pytest.raises(ApiError) as refused:
         await admission.check("old", None, Adds(conversations=2))
     assert refused.value.code == "quota_exceeded"
 
     await store.delete(first, "old")
-    after = usage.parse(await redis.hmget(KEYS.user_usage("old"), list(usage.FIELDS)))
-    assert after == usage.Usage(1, 1, 100, counted=True)
+    after = storage_usage.parse(
+        await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS))
+    )
+    assert after == storage_usage.Stored(1, 1, 100, counted=True)
     await store.delete(first, "old")  # gone already: nothing more taken off
-    assert usage.parse(await redis.hmget(KEYS.user_usage("old"), list(usage.FIELDS))) == after
+    assert (
+        storage_usage.parse(await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS)))
+        == after
+    )

@@ -187,8 +187,16 @@ def running_stack(
         {
             "REDIS_URL": redis_url,
             "TIDECHAT_MODELS": str(models_file),
+            # Per-user limits off: tests drive many turns per user at once;
+            # tests of the limits set their own.
             "TIDECHAT_RATE_LIMIT_PER_MINUTE": "0",
             "TIDECHAT_METRICS_TOKEN": METRICS_TOKEN,
+            "TIDECHAT_MAX_CONCURRENT_TURNS": "0",
+            "TIDECHAT_DAILY_TOKEN_BUDGET": "0",
+            # Every test signs in from 127.0.0.1 against one Redis: the
+            # per-address throttle would add up across tests (the fuzzer's
+            # wrong passwords...). Tests of the throttle set their own.
+            "TIDECHAT_SIGNIN_ATTEMPTS_PER_ADDRESS": "100000",
             "TIDECHAT_DATA_DIR": str(directory / "data"),
             "PYTHONUNBUFFERED": "1",
         }

@@ -42,11 +42,33 @@ class ChatSocket:
 
     @classmethod
     async def connect(
-        cls, ws_url: str, token: str | None, session: str | None = None
+        cls,
+        ws_url: str,
+        token: str | None,
+        session: str | None = None,
+        *,
+        cookie: str | None = None,
+        origin: str | None = None,
+        session_protocol: str | None = None,
     ) -> ChatSocket:
+        """A socket signed in with a bearer ``token`` (as scripts do) or a
+        ``cookie`` (as browsers do). ``session`` travels in the query string
+        (scripts); ``session_protocol`` in ``Sec-WebSocket-Protocol`` (the web
+        client's way, which keeps it out of URLs and their logs)."""
         url = ws_url + (f"?session={session}" if session else "")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        conn = await websockets.connect(url, additional_headers=headers, max_size=2**24)
+        if cookie:
+            headers["Cookie"] = f"tc_session={cookie}"
+        protocols = (
+            ["tidechat", f"tidechat.session.{session_protocol}"] if session_protocol else None
+        )
+        conn = await websockets.connect(
+            url,
+            additional_headers=headers,
+            max_size=2**24,
+            origin=origin,  # type: ignore[arg-type]
+            subprotocols=protocols,  # type: ignore[arg-type]
+        )
         return cls(conn)
 
     async def _read(self) -> None:

@@ -114,10 +114,23 @@ def own_stack(
 
 @dataclass
 class Watch:
-    """What a page did that a user would notice: JS dialogs and uncaught errors."""
+    """What a page did that a user would notice: JS dialogs and uncaught
+    errors; and anything the Content-Security-Policy refused (counted as an
+    error: the gateway's CSP must let the client work, and a refusal means
+    something broke or something was injected)."""
 
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+
+#: Reports every CSP violation in the console, including those Chromium
+#: would only report to a report-uri.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+});
+"""
 
 
 @pytest.fixture
@@ -140,8 +153,18 @@ def new_page(browser: Any, watch: Watch, **context_args: Any) -> Any:
         watch.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
+    def on_console(message: Any) -> None:
+        text = message.text
+        if message.type == "error" and (
+            "Content Security Policy" in text or text.startswith("CSP violation")
+        ):
+            watch.csp_violations.append(text)
+            watch.errors.append(text)
+
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    page.on("console", on_console)
+    page.add_init_script(_CSP_LISTENER)
     return page
 
 

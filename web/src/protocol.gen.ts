@@ -210,6 +210,7 @@ export interface ErrorEvent {
   turn_id?: string | null;
   conversation_id?: string | null;
   client_id?: string | null;
+  retry_after?: number | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema

@@ -10,6 +10,7 @@ import type {
   ConversationPage,
   ConversationPatch,
   ModelsResponse,
+  SignInList,
   User,
 } from "./types";
 
@@ -19,6 +20,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds until the same request may succeed (429), when the server said. */
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -47,7 +50,10 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
   if (response.status === 204) return undefined as T;
   const data: unknown = await response.json().catch(() => null);
   if (!response.ok) {
-    if (isErrorBody(data)) throw new ApiError(response.status, String(data.error.code), data.error.message);
+    if (isErrorBody(data)) {
+      const retry = data.error.retry_after;
+      throw new ApiError(response.status, String(data.error.code), data.error.message, typeof retry === "number" ? retry : null);
+    }
     throw new ApiError(response.status, "internal", `The server answered ${response.status}.`);
   }
   return data as T;
@@ -60,6 +66,11 @@ export const api = {
     request<AuthResponse>("POST", "/api/auth/login", { username, password }),
   logout: () => request<void>("POST", "/api/auth/logout"),
   me: () => request<User>("GET", "/api/auth/me"),
+  /** Every other sign-in of the account ends; this one stays. */
+  changePassword: (currentPassword: string, newPassword: string) =>
+    request<void>("POST", "/api/auth/password", { current_password: currentPassword, new_password: newPassword }),
+  signIns: () => request<SignInList>("GET", "/api/auth/sessions"),
+  endSignIn: (id: string) => request<void>("DELETE", `/api/auth/sessions/${encodeURIComponent(id)}`),
   authStatus: () => request<AuthStatus>("GET", "/api/auth/status"),
 
   listConversations: (opts: { q?: string; cursor?: string | null; limit?: number } = {}, signal?: AbortSignal) => {
@@ -96,7 +107,9 @@ export function authErrorMessage(error: unknown, mode: "login" | "signup"): stri
         ? "Sign-up is closed on this server. Ask its administrator for an account."
         : "This account can't sign in.";
     case 429:
-      return "Too many attempts. Wait a minute and try again.";
+      return error.retryAfter !== null
+        ? `Too many attempts. Try again in ${waitWords(error.retryAfter)}.`
+        : "Too many attempts. Wait a minute and try again.";
     case 0:
       return error.message;
     default:
@@ -104,8 +117,23 @@ export function authErrorMessage(error: unknown, mode: "login" | "signup"): stri
   }
 }
 
-/** The WebSocket URL for this page's origin. */
-export function socketUrl(sessionId: string, location: Location = window.location): string {
+function waitWords(seconds: number): string {
+  if (seconds < 90) return seconds === 1 ? "a second" : `${seconds} seconds`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minutes`;
+}
+
+/** The WebSocket URL for this page's origin. No session id in it: URLs end up in logs. */
+export function socketUrl(location: Location = window.location): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws?session=${encodeURIComponent(sessionId)}`;
+  return `${scheme}//${location.host}/ws`;
+}
+
+/**
+ * The subprotocols a socket offers: `tidechat` (which the server accepts) and
+ * the tab's session id, which travels in `Sec-WebSocket-Protocol` instead of
+ * the URL (the server reads it from there; proxies do not log it).
+ */
+export function socketProtocols(sessionId: string): string[] {
+  return ["tidechat", `tidechat.session.${sessionId}`];
 }

@@ -52,5 +52,20 @@ export interface ConversationPatch {
 }
 
 export interface ApiErrorBody {
-  error: { code: ErrorCode | string; message: string };
+  /** `retry_after`: seconds until a refused request (429) may succeed. */
+  error: { code: ErrorCode | string; message: string; retry_after?: number };
+}
+
+/** One place the account is signed in (`GET /api/auth/sessions`). */
+export interface SignIn {
+  id: string;
+  created_at: number;
+  last_used_at: number;
+  user_agent: string;
+  /** The sign-in this page uses. */
+  current: boolean;
+}
+
+export interface SignInList {
+  sessions: SignIn[];
 }

@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type Dispatch } from "react";
-import { socketUrl } from "../api/client";
+import { socketProtocols, socketUrl } from "../api/client";
 import type { ServerEvent } from "../protocol.gen";
-import { ChatConnection, type ConnectionStatus } from "../net/connection";
+import { CLOSE_NOT_YOUR_SESSION, CLOSE_SIGNED_OUT, ChatConnection, type ConnectionStatus } from "../net/connection";
 import { compareEventIds, isEventId } from "../state/eventId";
 import type { Outbox, QueuedFrame } from "../net/outbox";
 import type { ChatAction } from "../state/reducer";
-import { sessionId } from "../net/session";
+import { sessionId, STORAGE_KEYS, safeRemove } from "../net/session";
 
 export interface ChatSocketOptions {
   /** Connect only once the first HTTP load is in, so a resume lands on loaded state. */
@@ -51,7 +51,9 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
     };
     let failures = 0;
     const conn = new ChatConnection({
-      url: socketUrl(sessionId(sessionStorage)),
+      url: socketUrl(),
+      // Read at each connect: after a refusal (4403) the tab takes a new session id.
+      protocols: () => socketProtocols(sessionId(sessionStorage)),
       outbox,
       lastEventId: () => lastSeen.current,
       onEvent: (event) => {
@@ -64,10 +66,13 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
         if (timer === null) timer = setTimeout(flush, BATCH_MS);
       },
       onStatus: setStatus,
-      onConnectFailed: () => {
-        // One refusal may be a restarting gateway; a second in a row is worth asking whether we're still signed in.
+      onConnectFailed: (code) => {
+        // The session id is someone else's (say, the tab's previous user): start a fresh one.
+        if (code === CLOSE_NOT_YOUR_SESSION) safeRemove(sessionStorage, STORAGE_KEYS.session);
+        // Signed out (here or elsewhere): ask at once. Any other refusal may be a
+        // restarting gateway; a second in a row is worth asking whether we're still signed in.
         failures += 1;
-        if (failures >= 2) callbacks.current.onConnectFailed();
+        if (code === CLOSE_SIGNED_OUT || failures >= 2) callbacks.current.onConnectFailed();
       },
       onReconnected: () => callbacks.current.onReconnected(),
       isOnline: () => navigator.onLine !== false,

@@ -34,18 +34,20 @@ export interface SocketLike {
 }
 
 export interface ConnectionOptions {
-  /** The socket URL, session id included (`/ws?session=<sid>`). */
+  /** The socket URL (`/ws`). */
   url: string;
+  /** Subprotocols to offer, read at each connect (they carry the session id, which may change). */
+  protocols?: () => string[];
   outbox: Outbox;
   /** The newest event the reducer has applied: where a resume starts. */
   lastEventId: () => string | null;
   onEvent: (event: ServerEvent) => void;
   onStatus: (status: ConnectionStatus) => void;
-  /** A socket closed before `hello` (maybe the session cookie expired). */
+  /** A socket closed before `hello` (maybe the session cookie expired), or at any time with 4401 (signed out). */
   onConnectFailed?: (closeCode: number) => void;
   /** After the first successful connection, each later one (the caller may refetch). */
   onReconnected?: () => void;
-  createSocket?: (url: string) => SocketLike;
+  createSocket?: (url: string, protocols: string[]) => SocketLike;
   isOnline?: () => boolean;
   random?: () => number;
   now?: () => number;
@@ -58,6 +60,10 @@ export interface ConnectionOptions {
 }
 
 const OPEN = 1;
+/** The server's close code for "not signed in" (also: signed out while connected). */
+export const CLOSE_SIGNED_OUT = 4401;
+/** The server's close code for "this session id belongs to another user". */
+export const CLOSE_NOT_YOUR_SESSION = 4403;
 
 export class ChatConnection {
   private socket: SocketLike | null = null;
@@ -129,10 +135,10 @@ export class ChatConnection {
     this.sockets += 1;
     this.socketId = `${this.now.toString(36)}.${this.sockets}`;
     this.setStatus({ state: "connecting", attempt: this.attempt });
-    const create = this.options.createSocket ?? ((url: string) => new WebSocket(url));
+    const create = this.options.createSocket ?? ((url: string, protocols: string[]) => new WebSocket(url, protocols));
     let socket: SocketLike;
     try {
-      socket = create(this.options.url);
+      socket = create(this.options.url, this.options.protocols?.() ?? []);
     } catch {
       this.scheduleReconnect();
       return;
@@ -149,7 +155,7 @@ export class ChatConnection {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (!this.greeted) this.options.onConnectFailed?.(ev.code);
+      if (!this.greeted || ev.code === CLOSE_SIGNED_OUT) this.options.onConnectFailed?.(ev.code);
       this.greeted = false;
       this.clearTimers();
       if (!this.stopped) this.scheduleReconnect();

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, ApiError, authErrorMessage, socketUrl } from "../client";
+import { api, ApiError, authErrorMessage, socketProtocols, socketUrl } from "../client";
 
 function respond(status: number, body: unknown) {
   vi.stubGlobal("fetch", vi.fn(async () => new Response(body === null ? null : JSON.stringify(body), { status })));
@@ -36,13 +36,19 @@ describe("HTTP errors", () => {
     expect(authErrorMessage(e(409), "signup")).toMatch(/taken/);
     expect(authErrorMessage(e(403), "signup")).toMatch(/Sign-up is closed/);
     expect(authErrorMessage(e(429), "login")).toMatch(/Too many attempts/);
+    expect(authErrorMessage(new ApiError(429, "rate_limited", "x", 4), "login")).toBe("Too many attempts. Try again in 4 seconds.");
+    expect(authErrorMessage(new ApiError(429, "rate_limited", "x", 900), "login")).toBe("Too many attempts. Try again in 15 minutes.");
     expect(authErrorMessage(new Error("?"), "login")).toMatch(/Something went wrong/);
   });
 });
 
 describe("socket URL", () => {
   it("uses the page's origin and wss on https", () => {
-    expect(socketUrl("sid12345", { protocol: "https:", host: "chat.example" } as Location)).toBe("wss://chat.example/ws?session=sid12345");
-    expect(socketUrl("sid12345", { protocol: "http:", host: "localhost:5173" } as Location)).toBe("ws://localhost:5173/ws?session=sid12345");
+    expect(socketUrl({ protocol: "https:", host: "chat.example" } as Location)).toBe("wss://chat.example/ws");
+    expect(socketUrl({ protocol: "http:", host: "localhost:5173" } as Location)).toBe("ws://localhost:5173/ws");
+  });
+
+  it("names the session in the subprotocols, not the URL", () => {
+    expect(socketProtocols("sid12345")).toEqual(["tidechat", "tidechat.session.sid12345"]);
   });
 });

@@ -1,4 +1,4 @@
-import { FileUp, Keyboard, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
+import { FileUp, Keyboard, KeyRound, LogOut, PanelLeftClose, Search, SquarePen, Waves, X } from "lucide-react";
 import { useCallback, useRef, useState } from "react";
 import { useAuth } from "../../contexts/AuthContext";
 import { useChatActions } from "../../contexts/ChatContext";
@@ -10,6 +10,7 @@ import { plainTitle } from "../../state/titles";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu } from "../ui/Menu";
+import { AccountDialog } from "./AccountDialog";
 import { ConversationList } from "./ConversationList";
 import { ThemeToggle } from "./ThemeToggle";
 import "./sidebar.css";
@@ -29,6 +30,7 @@ export function Sidebar({ isDrawer, onClose, onShowShortcuts }: SidebarProps) {
   const { toast } = useToast();
   const [query, setQuery] = useState("");
   const [toDelete, setToDelete] = useState<ConversationSummary | null>(null);
+  const [accountOpen, setAccountOpen] = useState(false);
   const fileInput = useRef<HTMLInputElement>(null);
   const list = useConversationList(query);
 
@@ -103,6 +105,7 @@ export function Sidebar({ isDrawer, onClose, onShowShortcuts }: SidebarProps) {
             </>
           }
           items={[
+            { label: "Account and sign-ins", icon: <KeyRound size={16} />, onSelect: () => setAccountOpen(true) },
             { label: "Import conversation (JSON)", icon: <FileUp size={16} />, onSelect: () => fileInput.current?.click() },
             ...(onShowShortcuts ? [{ label: "Keyboard shortcuts", icon: <Keyboard size={16} />, onSelect: onShowShortcuts }] : []),
             { label: "Log out", icon: <LogOut size={16} />, onSelect: () => void logout() },
@@ -131,6 +134,7 @@ export function Sidebar({ isDrawer, onClose, onShowShortcuts }: SidebarProps) {
           }}
         />
       </div>
+      <AccountDialog open={accountOpen} onClose={() => setAccountOpen(false)} />
       <ConfirmDialog
         open={toDelete !== null}
         title="Delete conversation?"

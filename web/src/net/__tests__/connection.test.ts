@@ -6,14 +6,15 @@ import { FakeSocket } from "./fakeSocket";
 
 const latest = () => FakeSocket.all[FakeSocket.all.length - 1]!;
 
-function setup(opts: { lastEventId?: string | null; online?: () => boolean } = {}) {
+function setup(opts: { lastEventId?: string | null; online?: () => boolean; onConnectFailed?: (code: number) => void } = {}) {
   const events: ServerEvent[] = [];
   const statuses: ConnectionStatus[] = [];
   let lastEventId = opts.lastEventId ?? null;
   const outbox = new Outbox();
   const reconnected = vi.fn();
   const conn = new ChatConnection({
-    url: "ws://test/ws?session=sid12345",
+    url: "ws://test/ws",
+    protocols: () => ["tidechat", "tidechat.session.sid12345"],
     outbox,
     lastEventId: () => lastEventId,
     onEvent: (e) => {
@@ -22,7 +23,8 @@ function setup(opts: { lastEventId?: string | null; online?: () => boolean } = {
     },
     onStatus: (s) => statuses.push(s),
     onReconnected: reconnected,
-    createSocket: (url) => new FakeSocket(url),
+    onConnectFailed: opts.onConnectFailed,
+    createSocket: (url, protocols) => new FakeSocket(url, protocols),
     isOnline: opts.online,
     random: () => 0.5,
     pingIntervalMs: 25_000,
@@ -42,7 +44,8 @@ describe("connecting and resuming", () => {
   it("starts delivery at the live end with a ping when nothing was applied yet", () => {
     const { conn, status } = setup();
     conn.start();
-    expect(latest().url).toBe("ws://test/ws?session=sid12345");
+    expect(latest().url).toBe("ws://test/ws");
+    expect(latest().protocols).toEqual(["tidechat", "tidechat.session.sid12345"]);
     expect(status()).toEqual({ state: "connecting", attempt: 0 });
     latest().open();
     expect(latest().sent).toEqual([{ type: "ping" }]);
@@ -192,5 +195,26 @@ describe("the outbox over a flaky connection", () => {
     vi.advanceTimersByTime(3000);
     expect(latest().sent.slice(1)).toEqual([{ type: "message", content: "lost?", client_id: "c1" }]);
     expect(outbox.size).toBe(1);
+  });
+});
+
+describe("refusals", () => {
+  it("reports a sign-out even after hello, and a refusal before it", () => {
+    const failed = vi.fn();
+    const { conn } = setup({ onConnectFailed: failed });
+    conn.start();
+    latest().open();
+    latest().hello();
+    latest().drop(1006);
+    expect(failed).not.toHaveBeenCalled(); // a dropped connection: just reconnect
+    vi.runOnlyPendingTimers();
+    latest().open();
+    latest().hello();
+    latest().drop(4401); // signed out while connected
+    expect(failed).toHaveBeenCalledWith(4401);
+    vi.runOnlyPendingTimers();
+    latest().open();
+    latest().drop(4403); // refused before hello
+    expect(failed).toHaveBeenLastCalledWith(4403);
   });
 });

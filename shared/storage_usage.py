@@ -1,5 +1,5 @@
 """What each user stores: conversations, messages and bytes of message text,
-counted in Redis as they are written (``user_usage(uid)``, a hash tagged by
+counted in Redis as they are written (``user_storage(uid)``, a hash tagged by
 user), for the storage quotas the gateway enforces.
 
 The counters are deltas kept per user, not a scan of the documents, so they
@@ -45,7 +45,7 @@ return 1
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Stored:
     conversations: int = 0
     messages: int = 0
     bytes: int = 0
@@ -68,19 +68,21 @@ def queue_add(
     nbytes: int = 0,
 ) -> None:
     """Add to (or, negative, take from) a user's counters on ``pipe``."""
-    key = keys.user_usage(uid)
+    key = keys.user_storage(uid)
     for field, delta in ((CONVERSATIONS, conversations), (MESSAGES, messages), (BYTES, nbytes)):
         if delta:
             pipe.hincrby(key, field, delta)
 
 
 def queue_read(pipe: Pipeline, keys: Keys, uid: str) -> None:
-    pipe.hmget(keys.user_usage(uid), list(FIELDS))
+    pipe.hmget(keys.user_storage(uid), list(FIELDS))
 
 
-def parse(row: list[str | None]) -> Usage:
+def parse(row: list[str | None]) -> Stored:
     conversations, messages, nbytes, counted = row
-    return Usage(int(conversations or 0), int(messages or 0), int(nbytes or 0), counted is not None)
+    return Stored(
+        int(conversations or 0), int(messages or 0), int(nbytes or 0), counted is not None
+    )
 
 
 def _queue_size(pipe: Redis | Pipeline, keys: Keys, cid: str) -> list[Any]:
@@ -104,7 +106,7 @@ async def conversation_size(redis: Redis | Pipeline, keys: Keys, cid: str) -> tu
     return _size(count, lengths)
 
 
-async def recount(redis: Redis, keys: Keys, uid: str) -> Usage:
+async def recount(redis: Redis, keys: Keys, uid: str) -> Stored:
     """Count a never-counted user's conversations once, and mark them counted."""
     cids = cast(list[str], await redis.zrange(keys.user_conversations(uid), 0, -1))
     messages = nbytes = 0
@@ -119,6 +121,6 @@ async def recount(redis: Redis, keys: Keys, uid: str) -> Usage:
             m, b = _size(count, lengths)
             messages += m
             nbytes += b
-    await redis.eval(_RECOUNT, 1, keys.user_usage(uid), len(cids), messages, nbytes)
-    row = cast(list[str | None], await redis.hmget(keys.user_usage(uid), list(FIELDS)))
+    await redis.eval(_RECOUNT, 1, keys.user_storage(uid), len(cids), messages, nbytes)
+    row = cast(list[str | None], await redis.hmget(keys.user_storage(uid), list(FIELDS)))
     return parse(row)

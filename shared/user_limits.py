@@ -1,0 +1,250 @@
+"""Per-user turn limits and usage counters, shared by every gateway and worker.
+
+A gateway accepting a turn runs one Lua script on the user's keys (one hash
+tag, so one slot): it drops concurrency slots whose release was lost, then
+checks the daily token budget, the turns of the last minute and the turns
+still unfinished, and on success takes a slot and records the turn. Being
+one script, two gateways can never both let a user's last allowed turn
+through.
+
+The worker that finishes a turn (``worker/turn.py``'s ``finish``, also for
+failures and dead letters) runs the other script: it frees the turn's slot
+and, only if the slot was still held, adds the turn's usage to the day's
+counters. So a turn finished twice (at-least-once delivery) is counted
+once, and a slot whose release is lost frees itself at its deadline.
+
+The day's counters are one hash per user per UTC day with three fields per
+model (``turns:<model>``, ``prompt:<model>``, ``completion:<model>``; a
+day's totals are their sums: three writes a turn rather than six), kept
+``USAGE_TTL_S``: the admin page reads a user's 30-day chart as 30
+``HGETALL``\\s of one slot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+
+from shared.keys import TURN_RATE_WINDOW_S, TURN_SLOT_TTL_S, USAGE_TTL_S, Keys
+
+# KEYS: the user's unfinished turns, turns of the last minute, today's usage.
+# ARGV: turn id, now (ms), slot deadline (ms), per minute, at once, daily
+# budget, window (ms). Limits of 0 are off; the minute's set is kept only
+# when its limit is on (the unfinished turns always: they make the usage
+# count exactly once).
+_ACQUIRE = """
+local now = tonumber(ARGV[2])
+local per_minute = tonumber(ARGV[4])
+local concurrent = tonumber(ARGV[5])
+local budget = tonumber(ARGV[6])
+local window = tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if budget > 0 then
+  local used = 0
+  local usage = redis.call('HGETALL', KEYS[3])
+  for i = 1, #usage, 2 do
+    local field = usage[i]
+    if string.sub(field, 1, 7) == 'prompt:' or string.sub(field, 1, 11) == 'completion:' then
+      used = used + tonumber(usage[i + 1])
+    end
+  end
+  if used >= budget then
+    return {'budget', 0}
+  end
+end
+if per_minute > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[2]) >= per_minute then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {'rate', tonumber(oldest[2]) + window - now}
+  end
+end
+if concurrent > 0 then
+  local running = redis.call('ZCARD', KEYS[1])
+  if running >= concurrent then
+    return {'concurrent', running}
+  end
+end
+local deadline = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], deadline, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], deadline - now)
+if per_minute > 0 then
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], window)
+end
+return {'ok', 0}
+"""
+
+# KEYS: the user's unfinished turns, the usage hash of the day it finished.
+# ARGV: turn id, model, prompt tokens, completion tokens, usage TTL (s).
+# Counted only if the turn's slot was still held: a turn finished twice
+# (redelivered) counts once.
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local model = ARGV[2]
+redis.call('HINCRBY', KEYS[2], 'turns:' .. model, 1)
+redis.call('HINCRBY', KEYS[2], 'prompt:' .. model, ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'completion:' .. model, ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+LimitKind = Literal["budget", "rate", "concurrent"]
+
+#: How soon a user who has too many replies running is told to try again:
+#: there is no telling when one finishes, so a short poll interval.
+CONCURRENT_RETRY_S = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLimits:
+    """0 turns a limit off."""
+
+    per_minute: int = 0
+    max_concurrent: int = 0
+    daily_token_budget: int = 0
+
+
+class LimitExceeded(Exception):
+    """A turn refused by a per-user limit, with when to try again (seconds)."""
+
+    def __init__(self, kind: LimitKind, retry_after: int, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.message = message
+
+
+def usage_day(ts: float) -> str:
+    """The UTC day (``YYYY-MM-DD``) a timestamp counts towards."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def seconds_to_next_day(ts: float) -> int:
+    moment = datetime.fromtimestamp(ts, UTC)
+    midnight = datetime(moment.year, moment.month, moment.day, tzinfo=UTC) + timedelta(days=1)
+    return max(1, math.ceil((midnight - moment).total_seconds()))
+
+
+class UserLimits:
+    """The gateway's side: take a slot for a turn, or refuse it."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        limits: TurnLimits,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.limits = limits
+        self._clock = clock
+        self._acquire = redis.register_script(_ACQUIRE)
+
+    async def acquire(self, uid: str, turn_id: str) -> None:
+        """Record ``turn_id`` as running for ``uid``; LimitExceeded if a limit
+        is reached (nothing is recorded then)."""
+        now = self._clock()
+        now_ms = int(now * 1000)
+        limits = self.limits
+        kind, value = await self._acquire(
+            keys=[
+                self.keys.user_turns(uid),
+                self.keys.user_recent_turns(uid),
+                self.keys.user_usage(uid, usage_day(now)),
+            ],
+            args=[
+                turn_id,
+                now_ms,
+                now_ms + TURN_SLOT_TTL_S * 1000,
+                limits.per_minute,
+                limits.max_concurrent,
+                limits.daily_token_budget,
+                TURN_RATE_WINDOW_S * 1000,
+            ],
+        )
+        if kind == "ok":
+            return
+        if kind == "budget":
+            wait = seconds_to_next_day(now)
+            raise LimitExceeded(
+                "budget",
+                wait,
+                f"you have used today's budget of {limits.daily_token_budget:,} tokens; "
+                f"it renews at midnight UTC, in {_duration(wait)}",
+            )
+        if kind == "rate":
+            wait = max(1, math.ceil(int(value) / 1000))
+            raise LimitExceeded(
+                "rate",
+                wait,
+                f"you have sent {limits.per_minute} messages in the last minute; "
+                f"try again in {_duration(wait)}",
+            )
+        raise LimitExceeded(
+            "concurrent",
+            CONCURRENT_RETRY_S,
+            f"{int(value)} of your replies are still being written (the limit is "
+            f"{limits.max_concurrent}); send this when one has finished",
+        )
+
+    async def forget(self, uid: str, turn_id: str) -> None:
+        """Undo ``acquire`` for a turn that was not queued after all (a
+        duplicate frame, a failed write): it neither runs nor counts."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrem(self.keys.user_turns(uid), turn_id)
+        pipe.zrem(self.keys.user_recent_turns(uid), turn_id)
+        await pipe.execute()
+
+
+class UsageRecorder:
+    """The worker's side: free a finished turn's slot and count its usage."""
+
+    def __init__(self, keys: Keys, *, clock: Callable[[], float] = time.time) -> None:
+        self.keys = keys
+        self._clock = clock
+
+    def queue_release(
+        self,
+        pipe: Any,
+        uid: str,
+        turn_id: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
+        """Queue the release on ``pipe`` (a pipeline of the finishing turn).
+
+        EVAL with the script's text, not EVALSHA: a pipeline holding a
+        registered script asks Redis whether it knows it (SCRIPT EXISTS) on
+        every execute, a round trip per turn; Redis caches an EVAL'd script
+        by its hash, so the text costs only its bytes."""
+        pipe.eval(
+            _RELEASE,
+            2,
+            self.keys.user_turns(uid),
+            self.keys.user_usage(uid, usage_day(self._clock())),
+            turn_id,
+            model,
+            max(0, prompt_tokens),
+            max(0, completion_tokens),
+            USAGE_TTL_S,
+        )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
