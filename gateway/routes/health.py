@@ -13,7 +13,7 @@ from gateway.deps import ServicesDep
 from gateway.metrics import pool_stats, render_metrics
 from shared.keys import WORKER_DEAD_AFTER_S
 from shared.queue_status import pending_by_consumer
-from shared.redis_client import has_json_module
+from shared.redis_features import JSON, QUERY_ENGINE, explain, missing_features
 
 router = APIRouter()
 
@@ -26,15 +26,19 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Ready to chat: Redis reachable, JSON module present, a live worker per pool."""
+    """Ready to chat: Redis reachable with JSON and the query engine, a live
+    worker per pool. When something is missing, ``reason`` says what to install."""
     checks: dict[str, Any] = {}
     ok = True
     try:
         await services.redis.ping()
         checks["redis"] = "ok"
-        json_ok = await has_json_module(services.redis)
-        checks["json_module"] = "ok" if json_ok else "missing"
-        ok = ok and json_ok
+        missing = await missing_features(services.redis, services.settings.keys)
+        checks["json_module"] = "missing" if JSON in missing else "ok"
+        checks["query_engine"] = "missing" if QUERY_ENGINE in missing else "ok"
+        if missing:
+            checks["reason"] = explain(missing)
+            ok = False
         now_ms = time.time() * 1000
         pools: dict[str, Any] = {}
         for pool in services.catalog.pools():

@@ -1,0 +1,104 @@
+"""Variants of the local Redis 8 for tests: one missing modules (what an
+operator's Redis may lack), and one running as a single-node Redis Cluster
+(cross-slot checking on).
+
+The cluster node owns all 16384 slots, so a plain (non-cluster) client works
+against it unchanged: no key is ever MOVED. What changes is what Redis Cluster
+refuses: a multi-key command, a MULTI/EXEC or a script whose keys hash to
+different slots answers ``CROSSSLOT``. Only database 0 exists in cluster
+mode (``SELECT 1`` fails). Quirks, in docs/redis.md.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from tidechat.local_redis import LocalRedis, LocalRedisError
+
+#: Every hash slot of Redis Cluster (0..16383).
+SLOTS = 16384
+
+#: ``TIDECHAT_TEST_REDIS=cluster`` runs the tests' Redis (the session's and
+#: the chaos tests' own) as a one-node cluster. Read at import, before the
+#: tests' ``clean_environ`` clears TIDECHAT_* variables.
+TEST_REDIS = os.environ.get("TIDECHAT_TEST_REDIS", "plain")
+if TEST_REDIS not in ("plain", "cluster"):
+    raise RuntimeError(f"TIDECHAT_TEST_REDIS={TEST_REDIS!r}: use plain or cluster")
+
+
+def _without_modules(args: list[str], keep: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == "--loadmodule":
+            skip = True
+            if any(args[i + 1].endswith(name) for name in keep):
+                out += [arg, args[i + 1]]
+            continue
+        out.append(arg)
+    return out
+
+
+@dataclass
+class PartialRedis(LocalRedis):
+    """The local Redis 8 with only the modules named in ``keep`` (file names,
+    e.g. ``("rejson.so",)``; empty: a plain Redis with neither JSON nor the
+    query engine)."""
+
+    keep: tuple[str, ...] = ()
+
+    def command(self) -> list[str]:
+        return _without_modules(super().command(), self.keep)
+
+
+def _call(host: str, port: int, *args: str) -> bytes:
+    """One command over a raw socket (RESP), its reply's first bytes: enough
+    for the few admin commands below, without a client's retries."""
+    payload = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        data = arg.encode()
+        payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection((host, port), timeout=2) as s:
+        s.sendall(payload)
+        return s.recv(65536)
+
+
+@dataclass
+class ClusterRedis(LocalRedis):
+    """The local Redis 8 (JSON and the query engine loaded) as a one-node
+    Redis Cluster that serves every slot itself."""
+
+    def command(self) -> list[str]:
+        return [
+            *super().command(),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.data_dir / "nodes.conf"),
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 15.0) -> None:
+        super().start(timeout)
+        # A restart keeps its slots (nodes.conf); a first start assigns them.
+        info = _call(self.host, self.port, "CLUSTER", "INFO")
+        if f"cluster_slots_assigned:{SLOTS}".encode() not in info:
+            reply = _call(self.host, self.port, "CLUSTER", "ADDSLOTSRANGE", "0", str(SLOTS - 1))
+            if not reply.startswith(b"+OK"):
+                raise LocalRedisError(f"CLUSTER ADDSLOTSRANGE failed: {reply!r}")
+        # The node says cluster_state:ok a moment after it owns every slot
+        # (until then each command answers CLUSTERDOWN).
+        deadline = time.monotonic() + timeout
+        while b"cluster_state:ok" not in _call(self.host, self.port, "CLUSTER", "INFO"):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise LocalRedisError(f"the cluster node did not reach state ok in {timeout:.0f}s")
+            time.sleep(0.05)
+
+
+def redis_kind() -> type[LocalRedis]:
+    """The kind of Redis the tests start: plain, or a cluster node (above)."""
+    return ClusterRedis if TEST_REDIS == "cluster" else LocalRedis
