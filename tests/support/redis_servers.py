@@ -14,7 +14,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any, cast
+
+import redis as redis_sync
 
 from tidechat.local_redis import LocalRedis, LocalRedisError
 
@@ -69,10 +73,42 @@ def _call(host: str, port: int, *args: str) -> bytes:
         return s.recv(65536)
 
 
+#: Commands every ``ClusterRedis`` refused before it stopped (``CROSSSLOT``
+#: and any other rejection), by command: what ``TIDECHAT_TEST_REDIS=cluster``
+#: prints at the end of the run (tests/conftest.py).
+REJECTED: Counter[str] = Counter()
+
+
 @dataclass
 class ClusterRedis(LocalRedis):
     """The local Redis 8 (JSON and the query engine loaded) as a one-node
     Redis Cluster that serves every slot itself."""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self._count_rejections()
+        super().stop(timeout)
+
+    def _count_rejections(self) -> None:
+        """Redis counts, per command, the calls it refused without running them
+        (``rejected_calls``: CROSSSLOT among them); scripts that touched a key
+        of another slot count as ``failed_calls`` of EVALSHA/EVAL/FCALL."""
+        client = redis_sync.Redis(host=self.host, port=self.port, socket_timeout=5)
+        try:
+            stats = cast(dict[str, Any], client.info("commandstats"))
+            errors = cast(dict[str, Any], client.info("errorstats"))
+        except redis_sync.RedisError:
+            return
+        finally:
+            client.close()
+        for name, row in stats.items():
+            command = name.removeprefix("cmdstat_")
+            if row.get("rejected_calls"):
+                REJECTED[f"{command} (rejected)"] += int(row["rejected_calls"])
+            if command in ("eval", "evalsha", "fcall") and row.get("failed_calls"):
+                REJECTED[f"{command} (failed in the script)"] += int(row["failed_calls"])
+        for name, row in errors.items():
+            REJECTED[f"error {name.removeprefix('errorstat_')}"] += int(row["count"])
 
     def command(self) -> list[str]:
         return [
