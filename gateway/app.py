@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.admission import Quotas
 from gateway.auth import AuthService
@@ -25,8 +28,9 @@ from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
-from shared.keys import READER_BLOCK_MS
+from shared.keys import READER_BLOCK_MS, Keys
 from shared.redis_client import make_redis
+from shared.redis_features import RedisFeatureError, require_features
 from shared.store import ConversationStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         gateway_id = new_id()[:12]
         name = f"tidechat-gateway-{gateway_id}"
         redis = make_redis(cfg.redis_url, max_connections=cfg.redis_pool_size, client_name=name)
+        await _check_redis(redis, keys)
         # The reader blocks in XREAD: its own single connection, with a socket
         # timeout above the block time.
         reader = make_redis(
@@ -135,3 +140,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)
     return app
+
+
+async def _check_redis(redis: Redis, keys: Keys) -> None:
+    """A Redis without JSON or the query engine stops the gateway at start,
+    with what to install (a restart does not fix that). An unreachable one does
+    not: the gateway starts, ``/ready`` says so, and it serves once Redis is
+    there (``/ready`` then reports anything missing, with the reason)."""
+    try:
+        await require_features(redis, keys)
+    except RedisFeatureError as exc:
+        log.error("%s", exc)
+        await redis.aclose()
+        raise
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        log.warning("Redis is not reachable at start (%s); serving /ready until it is", exc)

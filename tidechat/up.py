@@ -1,7 +1,8 @@
 """``tidechat up``: the whole system on one machine, in one process tree.
 
-Starts (unless ``REDIS_URL`` names a server) a ``redis-server`` with RedisJSON
-and AOF persistence in the data directory, the gateway, and ``--workers``
+Starts (unless ``REDIS_URL`` names a server, which must have JSON and the
+query engine) a Redis 8 with JSON, the query engine and AOF persistence in the
+data directory, the gateway, and ``--workers``
 worker processes serving every pool of the models file; waits until the
 gateway is ready and prints its URL. Ctrl-C or SIGTERM stops the children in
 order (workers, which hand back unfinished turns; the gateway; Redis last,
@@ -12,6 +13,7 @@ SIGTERM from the kernel if this process dies without cleaning up.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -23,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import redis as redis_sync
+from redis.exceptions import RedisError
 
 from shared.local_model import LocalModelError, bundled_model_path
 from shared.models_file import LlamaCppModel, ModelsFileError
 from shared.paths import default_data_dir
+from shared.redis_client import make_redis
+from shared.redis_features import explain, missing_features
 from shared.settings import CommonSettings
 from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
 
@@ -156,21 +160,20 @@ class Up:
         return self.redis.url
 
     def _check_external_redis(self, url: str) -> None:
+        async def probe() -> list[str]:
+            client = make_redis(url)
+            try:
+                await client.ping()
+                return await missing_features(client, CommonSettings().keys)
+            finally:
+                await client.aclose()
+
         try:
-            client = redis_sync.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-            client.ping()
-        except redis_sync.RedisError as exc:
+            missing = asyncio.run(probe())
+        except (RedisError, OSError) as exc:
             raise UpError(f"cannot reach Redis at REDIS_URL ({exc}); is it running?") from exc
-        try:
-            client.execute_command("JSON.GET", "tc:__probe__", "$")  # type: ignore[no-untyped-call]
-        except redis_sync.ResponseError as exc:
-            raise UpError(
-                "the Redis at REDIS_URL has no JSON module: use Redis 8 (JSON is built in) or "
-                "load RedisJSON (--loadmodule rejson.so); or unset REDIS_URL and tidechat "
-                "starts its own"
-            ) from exc
-        finally:
-            client.close()
+        if missing:
+            raise UpError(explain(missing))
 
     def start(self) -> str:
         if port_in_use(

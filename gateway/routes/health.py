@@ -22,7 +22,7 @@ from gateway.errors import ApiError
 from gateway.metrics import pool_stats, render_metrics
 from shared.keys import WORKER_DEAD_AFTER_S
 from shared.queue_status import pending_by_consumer
-from shared.redis_client import has_json_module
+from shared.redis_features import JSON, QUERY_ENGINE, explain, missing_features
 
 router = APIRouter()
 
@@ -45,9 +45,10 @@ def is_operator(request: Request, services: ServicesDep) -> bool:
 
 @router.get("/ready")
 async def ready(request: Request, services: ServicesDep) -> JSONResponse:
-    """Ready to chat: Redis reachable, JSON module present, a live worker per
-    pool, the session reader running. Anonymous callers get ``ready`` and,
-    when not, the reasons; with the metrics token, every figure."""
+    """Ready to chat: Redis reachable with JSON and the query engine, a live
+    worker per pool, the session reader running. Anonymous callers get
+    ``ready`` and, when not, the reasons (a missing Redis feature names what
+    to install); with the metrics token, every figure."""
     checks, ok = await _checks(services)
     status = 200 if ok else 503
     if is_operator(request, services):
@@ -60,8 +61,8 @@ def _reasons(checks: dict[str, Any]) -> list[str]:
     reasons = []
     if checks.get("redis") != "ok":
         reasons.append("storage unreachable")
-    elif checks.get("json_module") != "ok":
-        reasons.append("storage lacks the JSON module")
+    elif checks.get("reason"):
+        reasons.append(str(checks["reason"]))
     for pool, stats in checks.get("pools", {}).items():
         if not stats.get("live_workers"):
             reasons.append(f"no live worker for pool {pool}")
@@ -76,9 +77,12 @@ async def _checks(services: ServicesDep) -> tuple[dict[str, Any], bool]:
     try:
         await services.redis.ping()
         checks["redis"] = "ok"
-        json_ok = await has_json_module(services.redis)
-        checks["json_module"] = "ok" if json_ok else "missing"
-        ok = ok and json_ok
+        missing = await missing_features(services.redis, services.settings.keys)
+        checks["json_module"] = "missing" if JSON in missing else "ok"
+        checks["query_engine"] = "missing" if QUERY_ENGINE in missing else "ok"
+        if missing:
+            checks["reason"] = explain(missing)
+            ok = False
         now_ms = time.time() * 1000
         pools: dict[str, Any] = {}
         for pool in services.catalog.pools():

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from shared.redis_client import make_redis
 from tests.chaos.live import Target, open_target
+from tests.support.redis_servers import redis_kind
 from tests.support.stack import SCRIPTED_FAST, Stack, running_stack
 from tidechat.local_redis import LocalRedis, free_port
 
@@ -20,7 +21,7 @@ from tidechat.local_redis import LocalRedis, free_port
 def aof_redis(tmp_path: Path) -> Iterator[LocalRedis]:
     """A redis-server with AOF ``everysec`` (as ``tidechat up`` runs it) that
     the test may stop and start again: ``server.stop(); server.start()``."""
-    server = LocalRedis(tmp_path / "redis", port=free_port(), appendfsync="everysec")
+    server = redis_kind()(tmp_path / "redis", port=free_port(), appendfsync="everysec")
     server.start()
     try:
         yield server

