@@ -26,16 +26,15 @@ from redis.typing import KeyT, StreamIdT
 
 from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
-from shared.streams import StreamEntries, StreamResponse, frame_with_event_id
+from shared.streams import (
+    StreamEntries,
+    StreamId,
+    StreamResponse,
+    frame_with_event_id,
+    parse_stream_id,
+)
 
 log = logging.getLogger(__name__)
-
-StreamId = tuple[int, int]
-
-
-def parse_id(event_id: str) -> StreamId:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(slots=True, eq=False)
@@ -124,7 +123,7 @@ class SessionHub:
         if after is None:
             last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
-        sub = Subscriber(session_id, key, parse_id(after), self._buffer_events)
+        sub = Subscriber(session_id, key, parse_stream_id(after), self._buffer_events)
         self._subs.setdefault(key, set()).add(sub)
         try:
             await self._watch_from(key, sub.cursor)
@@ -135,7 +134,7 @@ class SessionHub:
 
     async def reposition(self, sub: Subscriber, after: str) -> None:
         """Replay from an earlier point (a ``resume`` that is not the first frame)."""
-        sub.cursor = parse_id(after)
+        sub.cursor = parse_stream_id(after)
         await self._watch_from(sub.key, sub.cursor)
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -209,7 +208,7 @@ class SessionHub:
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
-                self._dispatch(key, parse_id(streams[key]), entries)
+                self._dispatch(key, parse_stream_id(streams[key]), entries)
 
     def _dispatch(
         self, key: str, read_from: StreamId, entries: list[tuple[str, dict[str, str]]]
@@ -225,7 +224,7 @@ class SessionHub:
             return
         covered = [sub for sub in subs if sub.cursor >= read_from]
         for event_id, fields in entries:
-            position = parse_id(event_id)
+            position = parse_stream_id(event_id)
             item = Delivery(
                 event_id,
                 fields.get(FIELD_TYPE, ""),
@@ -238,7 +237,7 @@ class SessionHub:
         self.events_read += len(entries)
         current = self._cursors.get(key)
         if current is not None and current >= read_from:
-            self._cursors[key] = max(current, parse_id(entries[-1][0]))
+            self._cursors[key] = max(current, parse_stream_id(entries[-1][0]))
 
     async def _refresh_ttls(self) -> None:
         """Keep the session streams of connected clients alive."""

@@ -8,11 +8,11 @@ import time
 from collections import deque
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError
-from shared.keys import WORKER_GROUP, Keys
+from shared.keys import Keys
 from shared.models_file import ModelSpec
+from shared.queue_status import pool_lag
 
 #: How long a pool's queue depth, read from Redis, is trusted (seconds).
 CAPACITY_TTL_S = 0.25
@@ -58,7 +58,7 @@ class QueueGuard:
         t = time.monotonic()
         seen = self._lag.get(spec.pool)
         if seen is None or t - seen[1] > CAPACITY_TTL_S:
-            lag = await self._read_lag(spec.pool)
+            lag, _pending = await pool_lag(self.redis, self.keys, spec.pool)
             self._lag[spec.pool] = (lag, t)
             self._queued[spec.pool] = 0
         else:
@@ -73,17 +73,6 @@ class QueueGuard:
     def queued(self, pool: str) -> None:
         """One more turn queued by this process since the depth was read."""
         self._queued[pool] = self._queued.get(pool, 0) + 1
-
-    async def _read_lag(self, pool: str) -> int:
-        try:
-            groups = await self.redis.xinfo_groups(self.keys.prompts(pool))
-        except ResponseError:  # no stream yet: nothing is waiting
-            return 0
-        for group in groups:
-            if group.get("name") == WORKER_GROUP:
-                return int(group.get("lag") or 0)
-        # No worker has ever joined: everything queued is waiting.
-        return int(await self.redis.xlen(self.keys.prompts(pool)))
 
 
 class SessionTtl:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,9 +9,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from redis.exceptions import RedisError
 
 from gateway.deps import ServicesDep
-from gateway.metrics import pool_stats, render_metrics
-from shared.keys import WORKER_DEAD_AFTER_S
-from shared.queue_status import pending_by_consumer
+from gateway.metrics import render_metrics
+from shared.queue_status import live_workers, pending_by_consumer, pool_stats
 from shared.redis_client import has_json_module
 
 router = APIRouter()
@@ -35,12 +33,9 @@ async def ready(services: ServicesDep) -> JSONResponse:
         json_ok = await has_json_module(services.redis)
         checks["json_module"] = "ok" if json_ok else "missing"
         ok = ok and json_ok
-        now_ms = time.time() * 1000
         pools: dict[str, Any] = {}
         for pool in services.catalog.pools():
-            live = await services.redis.zcount(
-                services.settings.keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf"
-            )
+            live = len(await live_workers(services.redis, services.settings.keys, pool))
             stats = await pool_stats(services.redis, services.settings.keys, pool)
             holders = await pending_by_consumer(services.redis, services.settings.keys, pool)
             stats["consumers"] = {
