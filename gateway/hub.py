@@ -24,17 +24,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
 from gateway.security.sessions import queue_session_ttl
-from gateway.subscriber import Delivery, StreamId, Subscriber
+from gateway.subscriber import Delivery, Subscriber
 from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
-from shared.streams import StreamEntries, StreamResponse, frame_with_event_id
+from shared.streams import (
+    StreamEntries,
+    StreamId,
+    StreamResponse,
+    frame_with_event_id,
+    parse_stream_id,
+)
 
 log = logging.getLogger(__name__)
-
-
-def parse_id(event_id: str) -> StreamId:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class SessionHub:
@@ -91,7 +92,7 @@ class SessionHub:
             last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
         sub = Subscriber(
-            session_id, key, parse_id(after), self._buffer_bytes, on_drained=self._catch_up
+            session_id, key, parse_stream_id(after), self._buffer_bytes, on_drained=self._catch_up
         )
         self._subs.setdefault(key, set()).add(sub)
         try:
@@ -104,7 +105,7 @@ class SessionHub:
     async def reposition(self, sub: Subscriber, after: str) -> None:
         """Replay from another point (a ``resume`` that is not the first
         frame), in place of whatever was still queued."""
-        sub.rewind(parse_id(after))
+        sub.rewind(parse_stream_id(after))
         await self._watch_from(sub.key, sub.cursor)
 
     async def _catch_up(self, sub: Subscriber) -> None:
@@ -189,7 +190,7 @@ class SessionHub:
                 if key == self._wake_key:
                     self._wake_cursor = entries[-1][0]
                     continue
-                self._dispatch(key, parse_id(streams[key]), entries)
+                self._dispatch(key, parse_stream_id(streams[key]), entries)
 
     def _dispatch(
         self, key: str, read_from: StreamId, entries: list[tuple[str, dict[str, str]]]
@@ -205,7 +206,7 @@ class SessionHub:
             return
         covered = [sub for sub in subs if sub.cursor >= read_from]
         for event_id, fields in entries:
-            position = parse_id(event_id)
+            position = parse_stream_id(event_id)
             item = Delivery(
                 event_id,
                 fields.get(FIELD_TYPE, ""),
@@ -217,7 +218,7 @@ class SessionHub:
         self.events_read += len(entries)
         current = self._cursors.get(key)
         if current is not None and current >= read_from:
-            self._cursors[key] = max(current, parse_id(entries[-1][0]))
+            self._cursors[key] = max(current, parse_stream_id(entries[-1][0]))
 
     async def _refresh_ttls(self) -> None:
         """Keep the session streams (and their owner records) of connected

@@ -3,52 +3,14 @@ queue, read from Redis at scrape time."""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from shared.keys import WORKER_DEAD_AFTER_S, WORKER_GROUP, Keys
-from shared.queue_status import pending_by_consumer
+from shared.queue_status import live_workers, pending_by_consumer, pool_stats
 
 if TYPE_CHECKING:
     from gateway.deps import Services
-
-
-async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
-    """Queue depth (on the stream, waiting for a worker), turns waiting in
-    users' lines and how many users they belong to, pending (being
-    generated), oldest pending age, dead letters and takeovers of one pool."""
-    stream = keys.prompts(pool)
-    stats: dict[str, Any] = {"queued": 0, "pending": 0, "oldest_pending_seconds": 0.0}
-    try:
-        groups = {g.get("name"): g for g in await redis.xinfo_groups(stream)}
-        group = groups.get(WORKER_GROUP)
-        if group is None:  # no worker has joined yet: everything queued is waiting
-            stats["queued"] = int(await redis.xlen(stream))
-        else:
-            stats["queued"] = int(group.get("lag") or 0)
-            stats["pending"] = int(group.get("pending") or 0)
-        if stats["pending"]:
-            oldest = await redis.xpending_range(stream, WORKER_GROUP, "-", "+", 1)
-            if oldest:
-                ms = int(str(oldest[0]["message_id"]).split("-")[0])
-                stats["oldest_pending_seconds"] = max(0.0, time.time() - ms / 1000)
-    except ResponseError:
-        pass  # the stream does not exist yet
-    # Turns waiting in users' own lines (shared/fairness.py): queued too,
-    # just not on the stream yet.
-    pipe = redis.pipeline(transaction=False)
-    pipe.hlen(keys.fair_waiting(pool))
-    pipe.scard(keys.fair_lines(pool))
-    waiting, waiting_users = await pipe.execute()
-    stats["waiting"] = int(waiting)
-    stats["waiting_users"] = int(waiting_users)
-    stats["dead_letters"] = int(await redis.xlen(keys.dead(pool)))
-    counters = await redis.hgetall(keys.metrics(pool))
-    stats["takeovers"] = int(counters.get("takeovers", 0))
-    return stats
 
 
 def _line(name: str, value: float, labels: dict[str, str] | None = None) -> str:
@@ -118,14 +80,10 @@ async def render_metrics(services: Services) -> str:
     )
     try:
         keys = services.settings.keys
-        now_ms = time.time() * 1000
         rows: dict[str, list[tuple[float, dict[str, str] | None]]] = {}
         for pool in services.catalog.pools():
             stats = await pool_stats(services.redis, keys, pool)
-            live = await services.redis.zcount(
-                keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf"
-            )
-            stats["live_workers"] = live
+            stats["live_workers"] = len(await live_workers(services.redis, keys, pool))
             for name, value in stats.items():
                 rows.setdefault(name, []).append((float(value), {"pool": pool}))
             for c in await pending_by_consumer(services.redis, keys, pool):

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-StreamId = tuple[int, int]
+from shared.streams import StreamId
 
 
 @dataclass(slots=True, eq=False)

@@ -46,7 +46,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from shared.keys import FIELD_DATA, WORKER_GROUP, Keys
-from shared.streams import TurnRequest
+from shared.streams import TurnRequest, parse_stream_id
 
 #: Moves the user's next waiting turn (a line holds ids; a turn stopped while
 #: waiting has been lifted out already and is skipped) onto the stream,
@@ -252,21 +252,16 @@ class FairLines:
         except ResponseError:  # no stream: nothing held is there
             return list(held)
         group = next((g for g in groups if g.get("name") == WORKER_GROUP), None)
-        delivered = _id(str(group["last-delivered-id"])) if group else (0, 0)
+        delivered = parse_stream_id(str(group["last-delivered-id"])) if group else (0, 0)
         pipe = self.redis.pipeline(transaction=False)
         ids = list(held)
         for entry_id in ids:
-            if group is not None and _id(entry_id) <= delivered:
+            if group is not None and parse_stream_id(entry_id) <= delivered:
                 pipe.xpending_range(stream, WORKER_GROUP, entry_id, entry_id, 1)
             else:
                 pipe.xrange(stream, entry_id, entry_id)
         found = await pipe.execute()
         return [entry_id for entry_id, rows in zip(ids, found, strict=True) if not rows]
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 #: The scripts ``gateway/once.py`` may run inline (a frame with a

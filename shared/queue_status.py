@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.keys import WORKER_DEAD_AFTER_S, WORKER_GROUP, Keys
+from shared.streams import entry_ms
 
 #: Pending entries looked at per pool to find each consumer's longest-idle
 #: one. The pending list is short in a healthy pool (at most the workers'
@@ -95,6 +96,50 @@ async def pending_by_consumer(
         holder.entries.append(entry)
         holder.max_idle_seconds = max(holder.max_idle_seconds, entry.idle_seconds)
     return sorted(holders.values(), key=lambda c: (-c.pending, c.name))
+
+
+async def pool_lag(redis: Redis, keys: Keys, pool: str) -> tuple[int, int]:
+    """(waiting, pending) of one pool: turns no worker has read yet (the
+    consumer group's lag) and turns being generated (delivered, not
+    acknowledged). Before any worker has joined, everything queued waits."""
+    stream = keys.prompts(pool)
+    try:
+        groups: list[dict[str, Any]] = await redis.xinfo_groups(stream)
+    except ResponseError:  # no stream yet: nothing is waiting
+        return 0, 0
+    for group in groups:
+        if group.get("name") == WORKER_GROUP:
+            return int(group.get("lag") or 0), int(group.get("pending") or 0)
+    return int(await redis.xlen(stream)), 0
+
+
+async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
+    """Queue depth (on the stream, waiting for a worker), turns waiting in
+    users' lines and how many users they belong to, pending (being
+    generated), oldest pending age, dead letters and takeovers of one pool:
+    the headline figures of ``/ready``, ``/metrics`` and ``tidechat streams``."""
+    queued, pending = await pool_lag(redis, keys, pool)
+    stats: dict[str, Any] = {"queued": queued, "pending": pending, "oldest_pending_seconds": 0.0}
+    if pending:
+        oldest = cast(
+            list[dict[str, Any]],
+            await redis.xpending_range(keys.prompts(pool), WORKER_GROUP, "-", "+", 1),
+        )
+        if oldest:
+            ms = entry_ms(str(oldest[0]["message_id"]))
+            stats["oldest_pending_seconds"] = max(0.0, time.time() - ms / 1000)
+    # Turns waiting in users' own lines (shared/fairness.py): queued too,
+    # just not on the stream yet.
+    pipe = redis.pipeline(transaction=False)
+    pipe.hlen(keys.fair_waiting(pool))
+    pipe.scard(keys.fair_lines(pool))
+    waiting, waiting_users = await pipe.execute()
+    stats["waiting"] = int(waiting)
+    stats["waiting_users"] = int(waiting_users)
+    stats["dead_letters"] = int(await redis.xlen(keys.dead(pool)))
+    counters = cast(dict[str, str], await redis.hgetall(keys.metrics(pool)))
+    stats["takeovers"] = int(counters.get("takeovers", 0))
+    return stats
 
 
 async def live_workers(redis: Redis, keys: Keys, pool: str) -> dict[str, float]:

@@ -25,6 +25,20 @@ StreamEntries = list[tuple[str, dict[str, str]]]
 #: (XREADGROUP with ``>`` never answers deleted entries, so no ``None`` fields.)
 StreamResponse = list[tuple[str, StreamEntries]]
 
+#: A stream entry id as two numbers, ordered as Redis orders entries.
+StreamId = tuple[int, int]
+
+
+def parse_stream_id(entry_id: str) -> StreamId:
+    """``"1700000000000-3"`` as ``(1700000000000, 3)``; ``"5"`` is ``(5, 0)``."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def entry_ms(entry_id: str) -> int:
+    """The Unix time (ms) in a stream entry id: when Redis added the entry."""
+    return parse_stream_id(entry_id)[0]
+
 
 class TurnRequest(BaseModel):
     """One turn to generate: an entry on ``prompts(pool)``.

@@ -18,22 +18,13 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import WatchError
 
-from gateway.metrics import pool_stats
 from shared import rjson
 from shared.conversation import now
 from shared.keys import FIELD_DATA, WORKER_DEAD_AFTER_S
-from shared.queue_status import ConsumerPending, live_workers, pending_by_consumer
-from shared.streams import DeadLetter, StreamEntries, encode_turn
-from tidechat.ops import (
-    Ops,
-    OpsError,
-    entry_ms,
-    local_time,
-    one_line,
-    plural,
-    seconds,
-    terminal_width,
-)
+from shared.queue_status import ConsumerPending, live_workers, pending_by_consumer, pool_stats
+from shared.streams import DeadLetter, StreamEntries, encode_turn, entry_ms
+from tidechat.fmt import local_time, one_line, plural, seconds, terminal_width
+from tidechat.ops import Ops, OpsError
 
 _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 #: Pending entries listed per consumer in the text output (``--json``: all sampled).

@@ -8,15 +8,13 @@ import argparse
 import difflib
 import itertools
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.conversation import Message
-from shared.streams import TurnRequest
-from tidechat.ops import entry_ms, local_time, one_line, seconds, short, terminal_width
+from shared.streams import TurnRequest, entry_ms
+from tidechat.fmt import local_time, one_line, seconds, short, terminal_width
 from tidechat.timeline import TurnTimeline
-
-if TYPE_CHECKING:
-    from tidechat.replay import Found
+from tidechat.turn_lookup import Found
 
 
 def _timings(t: TurnTimeline | None, queued_ms: int | None) -> dict[str, str]:

@@ -19,20 +19,15 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from shared.keys import FIELD_DATA, FIELD_TYPE
-from shared.streams import StreamEntries, StreamResponse, frame_with_event_id
-from tidechat.ops import (
-    BLOCK_MS,
-    Ops,
-    OpsError,
+from shared.streams import (
+    StreamEntries,
+    StreamResponse,
     entry_ms,
-    local_time,
-    one_line,
-    plural,
-    raise_if_cancelled,
-    seconds,
-    short,
-    terminal_width,
+    frame_with_event_id,
+    parse_stream_id,
 )
+from tidechat.fmt import local_time, one_line, plural, seconds, short, terminal_width
+from tidechat.ops import BLOCK_MS, Ops, OpsError, raise_if_cancelled
 
 #: Entries read per XRANGE: a whole session (at most ~10k events) in a few reads.
 PAGE = 1_000
@@ -236,10 +231,10 @@ async def replay_session(ops: Ops, args: argparse.Namespace) -> int:
 
 def _before(start: str) -> str:
     """An XREAD id just before ``start`` (XREAD is exclusive, ``--from`` is not)."""
-    ms, _, seq = start.partition("-")
-    if seq and int(seq) > 0:
-        return f"{ms}-{int(seq) - 1}"
-    return f"{int(ms) - 1}-18446744073709551615" if int(ms) > 0 else "0-0"
+    ms, seq = parse_stream_id(start)
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"
 
 
 def _emit(event: Event, previous_ms: int | None, width: int | None, as_json: bool) -> None:

@@ -10,15 +10,11 @@ from redis.asyncio import Redis
 from redis.typing import StreamIdT
 
 from shared.keys import WORKER_GROUP, Keys
+from shared.streams import parse_stream_id
 
 #: Idle time (ms) given to entries handed back on shutdown: far past any claim
 #: threshold, so the next claim loop of another worker takes them at once.
 HANDBACK_IDLE_MS = 24 * 3600 * 1000
-
-
-def id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 async def heartbeat(
@@ -74,7 +70,7 @@ async def trim(redis: Redis, keys: Keys, pool: str) -> int:
     if isinstance(groups, Exception) or isinstance(pending, Exception):
         return 0  # no stream or no group yet: nothing to trim
     floor = next((str(g["last-delivered-id"]) for g in groups if g["name"] == WORKER_GROUP), "0-0")
-    if pending["pending"] and id_key(str(pending["min"])) < id_key(floor):
+    if pending["pending"] and parse_stream_id(str(pending["min"])) < parse_stream_id(floor):
         floor = str(pending["min"])
     if floor == "0-0":
         return 0

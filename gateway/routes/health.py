@@ -10,7 +10,6 @@ token as a bearer.
 from __future__ import annotations
 
 import hmac
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,9 +18,8 @@ from redis.exceptions import RedisError
 
 from gateway.deps import ServicesDep
 from gateway.errors import ApiError
-from gateway.metrics import pool_stats, render_metrics
-from shared.keys import WORKER_DEAD_AFTER_S
-from shared.queue_status import pending_by_consumer
+from gateway.metrics import render_metrics
+from shared.queue_status import live_workers, pending_by_consumer, pool_stats
 from shared.redis_features import JSON, QUERY_ENGINE, explain, missing_features
 
 router = APIRouter()
@@ -83,12 +81,9 @@ async def _checks(services: ServicesDep) -> tuple[dict[str, Any], bool]:
         if missing:
             checks["reason"] = explain(missing)
             ok = False
-        now_ms = time.time() * 1000
         pools: dict[str, Any] = {}
         for pool in services.catalog.pools():
-            live = await services.redis.zcount(
-                services.settings.keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf"
-            )
+            live = len(await live_workers(services.redis, services.settings.keys, pool))
             stats = await pool_stats(services.redis, services.settings.keys, pool)
             holders = await pending_by_consumer(services.redis, services.settings.keys, pool)
             stats["consumers"] = {

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from shared.redis_client import make_redis
+from shared.streams import parse_stream_id
 from tests.support.resuming import (
     KEYS,
     FrameRefused,
@@ -23,7 +24,6 @@ from tests.support.resuming import (
     cancel_all,
     check_one_reply_per_turn,
     check_session_delivery,
-    id_key,
 )
 from tests.support.stack import Stack, running_stack, scripted_models
 from tidechat.local_redis import LocalRedis
@@ -137,7 +137,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_message(
                 just_acked.set()
                 cid = ack["conversation_id"]
                 await client.end_of(ack["turn_id"], timeout=120)
-                if id_key(ack["event_id"])[0] > restarted_wall * 1000:
+                if parse_stream_id(ack["event_id"])[0] > restarted_wall * 1000:
                     through[index].set()
 
         async def connect_newcomer() -> float:
@@ -206,7 +206,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_message(
             takeovers = int(await redis.hget(KEYS.metrics("default"), "takeovers") or 0)
         finally:
             await redis.aclose()
-        acked = [id_key(a["event_id"])[0] / 1000 for c in everyone for a in acks_of(c)]
+        acked = [parse_stream_id(a["event_id"])[0] / 1000 for c in everyone for a in acks_of(c)]
         before = [t for t in acked if t < stopped_wall]
         print(
             f"\nredis {how} and restart: {len(acked)} acknowledged messages, all stored with their one "

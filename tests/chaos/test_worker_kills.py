@@ -15,12 +15,12 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.keys import WORKER_GROUP
+from shared.streams import parse_stream_id
 from tests.support.resuming import (
     KEYS,
     ResumingClient,
     check_one_reply_per_turn,
     check_session_delivery,
-    id_key,
     stored_conversation,
 )
 from tests.support.stack import Stack, running_stack, scripted_models
@@ -97,16 +97,17 @@ def takeover_delays(kills: list[Kill], clients: list[ResumingClient]) -> list[fl
                 (
                     f
                     for f in mine
-                    if f["type"] == "stream_restart" and id_key(f["event_id"])[0] > kill.at * 1000
+                    if f["type"] == "stream_restart"
+                    and parse_stream_id(f["event_id"])[0] > kill.at * 1000
                 ),
                 None,
             )
             if restart is not None:
-                delays.append(id_key(restart["event_id"])[0] / 1000 - kill.at)
+                delays.append(parse_stream_id(restart["event_id"])[0] / 1000 - kill.at)
                 continue
             # It finished in the moment between the XPENDING read and the kill.
             end = next(f for f in mine if f["type"] == "stream_end")
-            assert id_key(end["event_id"])[0] <= kill.at * 1000 + 100, (turn_id, kill)
+            assert parse_stream_id(end["event_id"])[0] <= kill.at * 1000 + 100, (turn_id, kill)
     return delays
 
 

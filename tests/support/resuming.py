@@ -23,17 +23,13 @@ from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.store import ConversationStore
+from shared.streams import parse_stream_id
 from tests.support.ws import ChatSocket, Event, reply_text
 
 KEYS = Keys("tc:")
 
 #: What connecting may raise while a gateway or Redis is down.
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError, websockets.WebSocketException)
-
-
-def id_key(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq)
 
 
 class FrameRefused(Exception):
@@ -200,7 +196,7 @@ async def check_session_delivery(redis: Redis, client: ResumingClient) -> int:
     if not got:
         return 0
     ids = [f["event_id"] for f in got]
-    assert [id_key(i) for i in ids] == sorted({id_key(i) for i in ids}), (
+    assert [parse_stream_id(i) for i in ids] == sorted({parse_stream_id(i) for i in ids}), (
         f"{client.session}: events twice or out of order"
     )
     entries = await redis.xrange(KEYS.session(client.session), min=ids[0], max=ids[-1])
