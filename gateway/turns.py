@@ -22,7 +22,7 @@ from gateway.stops import StopGate
 from shared import storage_usage
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
-from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
+from shared.keys import CLIENT_ID_TTL_S, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -32,10 +32,15 @@ from shared.protocol import (
     StopFrame,
     UserInfo,
     UserMessageEvent,
-    _Event,
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
-from shared.streams import TurnKind, TurnRequest, encode_event
+from shared.streams import (
+    SessionEvent,
+    TurnKind,
+    TurnRequest,
+    queue_session_event,
+    queue_session_open,
+)
 from shared.user_limits import TurnLimits
 
 
@@ -109,13 +114,8 @@ class TurnService:
 
     # --- writes ----------------------------------------------------------------
 
-    def _queue_event(self, pipe: Pipeline, session_id: str, event: _Event) -> None:
-        pipe.xadd(
-            self.keys.session(session_id),
-            encode_event(event),  # type: ignore[arg-type]
-            maxlen=SESSION_MAXLEN,
-            approximate=True,
-        )
+    def _queue_event(self, pipe: Pipeline, session_id: str, event: SessionEvent) -> None:
+        queue_session_event(pipe, self.keys, session_id, event, create=True)
 
     def _queue_turn(
         self,
@@ -287,12 +287,9 @@ class TurnService:
         await self.admission.check(user.id, spec, Adds(messages=1))
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
-        # gateway's goes with a regeneration: create this session's stream,
-        # empty, if it has none (a new tab, or one idle past the TTL), with its
-        # TTL. With the smallest id, the XADD fails harmlessly on a stream that
-        # exists.
-        session = self.keys.session(session_id)
-        pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
+        # gateway's goes with a regeneration: create this session's stream if
+        # it has none (a new tab, or one idle past the TTL), with its TTL.
+        queue_session_open(pipe, self.keys, session_id)
         queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
         turn_id = new_id()

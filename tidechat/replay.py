@@ -26,12 +26,12 @@ from typing import Any, TextIO, cast
 
 from shared import rjson
 from shared.conversation import Message, new_id, now
-from shared.keys import CANCEL_TTL_S, SESSION_MAXLEN, WORKER_GROUP
+from shared.keys import CANCEL_TTL_S, WORKER_GROUP
 from shared.models_file import ModelSpec
 from shared.protocol import UserMessageEvent
 from shared.queue_status import live_workers
 from shared.store import TITLE_MAX_CHARS
-from shared.streams import StreamResponse, TurnRequest, encode_event, encode_turn
+from shared.streams import StreamResponse, TurnRequest, queue_session_event, queue_turn
 from tidechat.fmt import one_line, seconds
 from tidechat.ops import BLOCK_MS, Ops, OpsError, raise_if_cancelled
 from tidechat.replay_report import print_report
@@ -163,9 +163,9 @@ async def _queue_replay(
     pipe.expire(keys.conversation(copy_id), keep)
     # The session stream must exist first: workers never create one (NOMKSTREAM).
     event = UserMessageEvent(conversation_id=copy_id, message=question, turn_id=turn.turn_id)
-    pipe.xadd(session_key, encode_event(event), maxlen=SESSION_MAXLEN, approximate=True)  # type: ignore[arg-type]
+    queue_session_event(pipe, keys, sid, event, create=True)
     pipe.expire(session_key, keep)
-    pipe.xadd(keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
+    queue_turn(pipe, keys, spec.pool, turn)
     results = await pipe.execute()
     return turn, str(results[2]), str(results[4])
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from shared import rjson, storage_usage
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
-from shared.keys import SESSION_MAXLEN, Keys
+from shared.keys import Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ErrorEvent,
@@ -29,10 +29,15 @@ from shared.protocol import (
     StreamRestartEvent,
     StreamStartEvent,
     TitleEvent,
-    _Event,
 )
 from shared.store import ConversationStore, title_from_text
-from shared.streams import DeadLetter, TurnRequest, encode_event
+from shared.streams import (
+    DeadLetter,
+    SessionEvent,
+    TurnRequest,
+    queue_dead_letter,
+    queue_session_event,
+)
 from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
@@ -83,19 +88,12 @@ class TurnRunner:
 
     # --- events ------------------------------------------------------------
 
-    def _queue_event(self, target: Any, session_id: str, event: _Event) -> Any:
-        """XADD ``event`` on ``target``: a pipeline (queued) or the client
-        (returns the awaitable). NOMKSTREAM: only the gateway creates session
-        streams (with their TTL); a session that expired has nobody to read it."""
-        return target.xadd(
-            self.keys.session(session_id),
-            encode_event(event),
-            maxlen=SESSION_MAXLEN,
-            approximate=True,
-            nomkstream=True,
-        )
+    def _queue_event(self, target: Any, session_id: str, event: SessionEvent) -> Any:
+        """The event on ``target`` (a pipeline, or the client: returns the
+        awaitable); never creating the stream (``queue_session_event``)."""
+        return queue_session_event(target, self.keys, session_id, event, create=False)
 
-    async def _send(self, session_id: str, event: _Event) -> None:
+    async def _send(self, session_id: str, event: SessionEvent) -> None:
         await self._queue_event(self.redis, session_id, event)
 
     # --- the turn ------------------------------------------------------------
@@ -322,7 +320,7 @@ class TurnRunner:
             deliveries=d.deliveries,
             entry_id=d.entry_id,
         )
-        pipe.xadd(self.keys.dead(d.pool), {"d": letter.model_dump_json()}, maxlen=10_000)
+        queue_dead_letter(pipe, self.keys, d.pool, letter)
 
     async def _title(
         self, d: Delivery, spec: ModelSpec, backend: Backend, question: str, answer: str

@@ -31,7 +31,13 @@ from redis.typing import KeyT, StreamIdT
 from shared.aio import cancel_and_wait
 from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
-from shared.streams import StreamEntries, StreamResponse, decode_turn
+from shared.streams import (
+    DeadLetter,
+    StreamEntries,
+    StreamResponse,
+    decode_turn,
+    queue_dead_letter,
+)
 from worker import upkeep
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
@@ -284,7 +290,15 @@ class Worker:
         self, pool: str, entry_id: str, fields: dict[str, str], why: str
     ) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.keys.dead(pool), {"malformed": str(fields)[:10_000], "error": why[:1000]})
+        letter = DeadLetter(
+            turn=None,
+            code="bad_request",
+            error=f"not a turn: {why}"[:1000],
+            deliveries=1,
+            entry_id=entry_id,
+            raw=str(fields)[:10_000],
+        )
+        queue_dead_letter(pipe, self.keys, pool, letter)
         # Its user is unknown: a slot it held is given back (not passed on;
         # the fair-line repair moves that user's line on).
         self.runner.fair.queue_release(pipe, pool, entry_id, "", self.settings.fair_turns_per_user)
