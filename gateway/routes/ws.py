@@ -23,7 +23,7 @@ from gateway.jsonguard import too_deep
 from gateway.security.revocation import Watch
 from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
-from gateway.subscriber import Delivery, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber
 from shared.conversation import new_id
 from shared.protocol import (
     EditFrame,
@@ -270,7 +270,7 @@ class Connection:
                 # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
                 return
-            await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
+            await self.ws.send_text(item.frame if isinstance(item, OutgoingEvent) else item)
 
 
 @router.websocket("/ws")
