@@ -11,7 +11,7 @@ when delivered.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -224,6 +224,19 @@ server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 TERMINAL_EVENT_TYPES = frozenset({"stream_end", "error"})
 
 
-def parse_event(data: str | bytes) -> Any:
+def union_tags(union: Any) -> tuple[str, ...]:
+    """The ``type`` tags of a tagged union (``Annotated[A | B, Field(discriminator=...)]``),
+    in the union's order."""
+    members = get_args(get_args(union)[0])
+    return tuple(str(get_args(m.model_fields["type"].annotation)[0]) for m in members)
+
+
+#: Every client frame's ``type`` (told to a client that sent an unknown one).
+CLIENT_FRAME_TYPES = union_tags(ClientFrame)
+#: Every server event's ``type``.
+SERVER_EVENT_TYPES = union_tags(ServerEvent)
+
+
+def parse_event(data: str | bytes) -> ServerEvent:
     """Parse a server event (as delivered, ``event_id`` included)."""
     return server_event_adapter.validate_json(data)
