@@ -14,7 +14,6 @@ from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError, is_storage_full, storage_full
-from gateway.jsonguard import clip
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
@@ -23,7 +22,7 @@ from shared import storage_usage
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
 from shared.keys import CLIENT_ID_TTL_S, Keys
-from shared.models_file import ModelCatalog, ModelSpec
+from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
     ConversationCreatedEvent,
     EditFrame,
@@ -94,14 +93,14 @@ class TurnService:
             )
 
     def _model(self, model_id: str | None, fallback: str | None = None) -> ModelSpec:
-        wanted = model_id or fallback
-        spec = self.catalog.get(wanted) if wanted else self.catalog.default
-        if spec is None and model_id is None:
-            spec = self.catalog.default  # the conversation's model was retired
-        if spec is None:
-            offered = ", ".join(m.id for m in self.catalog.models)
-            raise ApiError("bad_request", f"unknown model {clip(wanted)}; offered: {offered}")
-        return spec
+        """The model a frame asks for, else the conversation's, else the
+        default (also when the conversation's model was retired)."""
+        if model_id is None:
+            return self.catalog.get(fallback) or self.catalog.default
+        try:
+            return self.catalog.require(model_id)
+        except UnknownModelError as exc:
+            raise ApiError("bad_request", exc.message) from exc
 
     async def _head(self, user: UserInfo, cid: str, message_id: str | None) -> ConversationHead:
         try:

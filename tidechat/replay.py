@@ -27,7 +27,7 @@ from typing import Any, TextIO, cast
 from shared import rjson
 from shared.conversation import Message, new_id, now
 from shared.keys import CANCEL_TTL_S, WORKER_GROUP
-from shared.models_file import ModelSpec
+from shared.models_file import ModelSpec, UnknownModelError
 from shared.protocol import UserMessageEvent
 from shared.queue_status import live_workers
 from shared.store import TITLE_MAX_CHARS
@@ -86,12 +86,10 @@ async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
     if old.parent_id not in messages:
         raise OpsError(f"message {old.parent_id}, the question of turn {old.turn_id}, is gone")
     model = args.model or old.model
-    spec = ops.catalog.get(model)
-    if spec is None:
-        offered = ", ".join(m.id for m in ops.catalog.models)
-        raise OpsError(
-            f"model {model!r} is not in the models file; pick one of {offered} (--model)"
-        )
+    try:
+        spec = ops.catalog.require(model)
+    except UnknownModelError as exc:
+        raise OpsError(f"{exc} (the models file; choose with --model)") from exc
 
     question = Message.model_validate(messages[old.parent_id])
     turn, first_event, entry_id = await _queue_replay(ops, old, conv, question, spec, args.keep)

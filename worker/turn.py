@@ -21,7 +21,7 @@ from shared import rjson, storage_usage
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
 from shared.keys import Keys
-from shared.models_file import ModelCatalog, ModelSpec
+from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
     ErrorEvent,
     StreamChunkEvent,
@@ -152,8 +152,9 @@ class TurnRunner:
         if not branch:
             await self.finish(d, None, ConversationGone("the message to answer no longer exists"))
             return
-        spec = self.catalog.get(turn.model)
-        if spec is None:
+        try:
+            spec = self.catalog.require(turn.model)
+        except UnknownModelError:
             unknown = UnknownModel(f"model {turn.model!r} is no longer offered")
             await self.finish(d, self.reply_message(d, "", "error", None, unknown, None), unknown)
             return
