@@ -33,7 +33,7 @@ THINGS = [
     ("film", "movie"),
     ("garden", "yard"),
 ]
-PLACES = ["Lisbon", "Oslo", "Nairobi", "Lima", "Hanoi", "Quito", "Tbilisi", "Perth", "Riga", "Accra"]
+PLACES = ["Lisbon", "Oslo", "Nairobi", "Lima", "Hanoi", "Quito", "Tbilisi", "Perth", "Riga"]
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white", "grey", "pink"]
 FILLER = (
     "The committee met on a Tuesday and discussed the budget for the coming year. "

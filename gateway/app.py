@@ -17,7 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.deps import Services
 from gateway.errors import install_handlers
 from gateway.hub import SessionHub
-from gateway.routes import auth, chat, conversations, health, models, ws
+from gateway.routes import auth, chat, conversations, files, health, models, ws
 from gateway.security.client_address import parse_networks
 from gateway.security.middleware import SecurityMiddleware, SecurityPolicy
 from gateway.security.origin import parse_allowed
@@ -28,6 +28,7 @@ from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
+from shared.files import FileStore
 from shared.keys import READER_BLOCK_MS, Keys
 from shared.redis_client import make_redis
 from shared.redis_features import RedisFeatureError, require_features
@@ -100,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),
             # One pub/sub connection, taken from the command pool.
             revocations=Revocations(redis, keys),
+            files=FileStore(redis, keys),
             proxies=parse_networks(cfg.trusted_proxies),
         )
         app.state.services = services
@@ -129,7 +131,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_request_bytes=cfg.max_request_bytes,
             allowed_origins=parse_allowed(cfg.allowed_origins),
             hsts=cfg.cookie_secure,
-            route_limits={"/api/conversations/import": cfg.import_max_bytes},
+            route_limits={
+                "/api/conversations/import": cfg.import_max_bytes,
+                # The file and the multipart envelope around it.
+                "/api/files": cfg.max_file_bytes + 64 * 1024,
+            },
         ),
     )
     app.include_router(health.router)
@@ -137,6 +143,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])
     app.include_router(models.router, prefix="/api", tags=["models"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
+    app.include_router(files.router, prefix="/api/files", tags=["files"])
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)
     return app

@@ -20,6 +20,8 @@ from shared.conversation import ConversationView, Id, Message
 ErrorCode = Literal[
     "bad_request",
     "too_large",
+    #: An uploaded file of a kind tidechat does not read (HTTP 415).
+    "unsupported_type",
     "not_found",
     "forbidden",
     "unauthorized",

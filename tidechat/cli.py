@@ -106,6 +106,49 @@ def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ingest(args: argparse.Namespace) -> int:
+    from shared.keys import WORKER_BLOCK_MS
+    from shared.redis_client import make_redis
+    from shared.redis_features import wait_for_features
+    from worker.config import WorkerSettings
+    from worker.documents.pool import IngestWorker, make_settings_embedder
+
+    overrides = {"ingest_concurrency": args.concurrency} if args.concurrency else {}
+    settings = WorkerSettings(**overrides)
+    _logging(settings.log_level)
+
+    async def main() -> None:
+        redis = make_redis(
+            settings.redis_url,
+            block_ms=WORKER_BLOCK_MS,
+            max_connections=settings.ingest_concurrency + 8,
+            client_name=f"tidechat-ingest-{os.getpid()}",
+        )
+        raw = make_redis(
+            settings.redis_url,
+            max_connections=settings.ingest_concurrency + 1,
+            client_name=f"tidechat-ingest-{os.getpid()}",
+            decode_responses=False,
+        )
+        try:
+            await wait_for_features(redis, settings.keys, logging.getLogger("ingest"))
+            worker = IngestWorker(
+                redis,
+                raw,
+                settings,
+                make_settings_embedder(settings),
+                burst=args.burst,
+                handle_signals=True,
+            )
+            await worker.run()
+        finally:
+            await raw.aclose()
+            await redis.aclose()
+
+    run_async(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tidechat",
@@ -129,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst", action="store_true", help="exit when the queues are empty and nothing runs"
     )
     wk.set_defaults(func=run_worker)
+
+    ig = sub.add_parser("ingest", help="run an ingestion worker (reads and indexes files)")
+    ig.add_argument("--concurrency", type=int, default=None, help="files at once (default 1)")
+    ig.add_argument(
+        "--burst", action="store_true", help="exit when the stream is empty and nothing runs"
+    )
+    ig.set_defaults(func=run_ingest)
 
     from tidechat import up
 

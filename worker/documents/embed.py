@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import re
 from typing import Any, Literal, Protocol
 
@@ -45,7 +46,8 @@ class Embedder(Protocol):
 def _normalise(vectors: Vectors) -> Vectors:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    out: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
 
 
 class LocalEmbedder:
@@ -87,7 +89,7 @@ class HashEmbedder:
     def _one(self, text: str) -> Vectors:
         v = np.zeros(self.dim, dtype=np.float32)
         words = _WORD.findall(text.lower())
-        for token in words + [a + " " + b for a, b in zip(words, words[1:], strict=False)]:
+        for token in words + [a + " " + b for a, b in itertools.pairwise(words)]:
             h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
             v[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
         return v
@@ -172,7 +174,7 @@ class HFEmbedder:
         except Exception as exc:  # huggingface_hub raises many kinds
             raise EmbedderError(f"feature-extraction failed: {type(exc).__name__}") from exc
         finally:
-            await client.close()
+            await client.close()  # type: ignore[no-untyped-call]
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _normalise(np.stack(out))

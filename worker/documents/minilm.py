@@ -105,7 +105,8 @@ class MiniLM:
             enc = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
-        return self._forward(ids, mask)
+        out: np.ndarray[Any, Any] = self._forward(ids, mask)
+        return out
 
     def _lin(self, x: np.ndarray[Any, Any], name: str) -> Any:
         # 2-D products: numpy hands those to BLAS (a 3-D one is far slower).

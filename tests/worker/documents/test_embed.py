@@ -45,12 +45,12 @@ async def test_an_openai_compatible_endpoint_is_asked_for_all_texts_at_once() ->
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         seen.append({"body": body, "auth": request.headers.get("authorization")})
-        data = [{"index": i, "embedding": [float(i + 1), 0.0, 0.0]} for i in range(len(body["input"]))]
+        data = [
+            {"index": i, "embedding": [float(i + 1), 0.0, 0.0]} for i in range(len(body["input"]))
+        ]
         return httpx.Response(200, json={"data": list(reversed(data))})
 
-    e = OpenAIEmbedder(
-        "http://emb/v1", "bge", 3, "sk-x", transport=httpx.MockTransport(handler)
-    )
+    e = OpenAIEmbedder("http://emb/v1", "bge", 3, "sk-x", transport=httpx.MockTransport(handler))
     out = await e.embed(["a", "b"])
     assert seen == [{"body": {"model": "bge", "input": ["a", "b"]}, "auth": "Bearer sk-x"}]
     assert out.shape == (2, 3) and np.allclose(out[:, 0], 1.0)
@@ -61,10 +61,14 @@ async def test_a_wrong_shape_or_status_is_an_embedder_error() -> None:
         return httpx.Response(200, json={"data": [{"index": 0, "embedding": [1.0, 2.0]}]})
 
     with pytest.raises(EmbedderError, match="shape"):
-        await OpenAIEmbedder("http://e/v1", "m", 3, transport=httpx.MockTransport(wrong)).embed(["a"])
+        await OpenAIEmbedder("http://e/v1", "m", 3, transport=httpx.MockTransport(wrong)).embed(
+            ["a"]
+        )
 
     def down(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503, text="loading")
 
     with pytest.raises(EmbedderError, match="503"):
-        await OpenAIEmbedder("http://e/v1", "m", 3, transport=httpx.MockTransport(down)).embed(["a"])
+        await OpenAIEmbedder("http://e/v1", "m", 3, transport=httpx.MockTransport(down)).embed(
+            ["a"]
+        )
