@@ -95,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 fair_turns_per_user=cfg.fair_turns_per_user,
                 max_waiting_per_user=cfg.max_waiting_turns_per_user,
                 quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
+                max_attachments=cfg.max_attachments_per_message,
             ),
             hub=hub,
             gateway_id=gateway_id,

@@ -13,14 +13,16 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
+from gateway.attachments import resolve_attachments
 from gateway.errors import ApiError, is_storage_full, storage_full
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
-from shared.conversation import Conversation, Message, new_id, now
+from shared.conversation import Attachment, Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
+from shared.files import FileStore
 from shared.keys import CLIENT_ID_TTL_S, Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
@@ -58,10 +60,13 @@ class TurnService:
         fair_turns_per_user: int = 2,
         max_waiting_per_user: int = 20,
         quotas: Quotas | None = None,
+        max_attachments: int = 10,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.store = ConversationStore(redis, keys)
+        self.files = FileStore(redis, keys)
+        self.max_attachments = max_attachments
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
@@ -110,6 +115,9 @@ class TurnService:
         if message_id is not None and not head.message_exists:
             raise ApiError("not_found", "message not found in this conversation")
         return head
+
+    async def _attachments(self, user: UserInfo, ids: list[str]) -> list[Attachment]:
+        return await resolve_attachments(self.files, user.id, ids, self.max_attachments)
 
     # --- writes ----------------------------------------------------------------
 
@@ -173,13 +181,20 @@ class TurnService:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
+        attachments = await self._attachments(user, frame.attachments)
         pipe = self.redis.pipeline(transaction=False)
         nbytes = storage_usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             ts = now()
-            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
+            message = Message(
+                id=new_id(),
+                role="user",
+                content=frame.content,
+                created_at=ts,
+                attachments=attachments,
+            )
             conv = Conversation(
                 id=new_id(),
                 owner=user.id,
@@ -208,6 +223,7 @@ class TurnService:
                 parent_id=frame.parent_id or head.current_id,
                 role="user",
                 content=frame.content,
+                attachments=attachments,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
             storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)

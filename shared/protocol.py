@@ -55,6 +55,8 @@ class MessageFrame(_Frame):
     model: str | None = None
     parent_id: Id | None = None
     client_id: Annotated[str, Field(max_length=128)] | None = None
+    #: Ids of the caller's uploaded files (``POST /api/files``) to attach.
+    attachments: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
 class RegenerateFrame(_Frame):

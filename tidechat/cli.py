@@ -111,7 +111,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     from shared.redis_client import make_redis
     from shared.redis_features import wait_for_features
     from worker.config import WorkerSettings
-    from worker.documents.pool import IngestWorker, make_settings_embedder
+    from worker.documents.embed import make_settings_embedder
+    from worker.documents.pool import IngestWorker
 
     overrides = {"ingest_concurrency": args.concurrency} if args.concurrency else {}
     settings = WorkerSettings(**overrides)

@@ -42,7 +42,9 @@ from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
-from worker.context import Prompt, build_prompt
+from worker.context import SAFETY_MARGIN_TOKENS, Prompt, build_prompt
+from worker.documents.embed import Embedder, make_settings_embedder
+from worker.documents.retrieve import DocumentContext, DocumentRetriever
 from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
@@ -72,6 +74,7 @@ class TurnRunner:
         backends: BackendPool,
         cancels: CancelWatcher,
         settings: WorkerSettings,
+        embedder: Embedder | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -85,6 +88,9 @@ class TurnRunner:
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
         self.usage = UsageRecorder(keys)
+        self.documents = DocumentRetriever(
+            redis, keys, embedder or make_settings_embedder(settings)
+        )
 
     # --- events ------------------------------------------------------------
 
@@ -160,10 +166,14 @@ class TurnRunner:
             return
         backend = self.backends.get(spec)
         await backend.load()
+        docs = await self._documents(turn.user_id, spec, backend, branch)
+        sent = branch
+        if docs.question is not None:
+            sent = [*branch[:-1], branch[-1].model_copy(update={"content": docs.question})]
         prompt = build_prompt(
             spec,
             doc["$.system_prompt"] or "",
-            branch,
+            sent,
             backend.count_tokens,
             prompt_framing(backend),
         )
@@ -172,10 +182,25 @@ class TurnRunner:
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
         )
+        reply.citations = docs.citations
+        if docs.notice:
+            reply.notice = " ".join(filter(None, [reply.notice, docs.notice]))
         first_reply = not any(m.get("role") == "assistant" for m in messages.values())
         await self.finish(d, reply, outcome.error)
         if first_reply and reply.finish_reason != "error":
             await self._title(d, spec, backend, branch[-1].content, reply.content)
+
+    async def _documents(
+        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message]
+    ) -> DocumentContext:
+        """The attachments' passages for this turn (``worker/documents/retrieve.py``)."""
+
+        def count(text: str) -> int:
+            counted = backend.count_tokens(text)
+            return counted if counted is not None else estimate_tokens(text)
+
+        budget = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS
+        return await self.documents.context(owner, branch, budget, count)
 
     async def _generate(
         self,

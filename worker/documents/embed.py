@@ -24,6 +24,8 @@ from typing import Any, Literal, Protocol
 import httpx
 import numpy as np
 
+from worker.config import WorkerSettings
+
 EmbedderKind = Literal["local", "openai", "hf", "hash"]
 
 Vectors = np.ndarray[Any, Any]
@@ -200,3 +202,16 @@ def make_embedder(
             raise ValueError("the openai embedder needs TIDECHAT_EMBEDDER_URL")
         return OpenAIEmbedder(base_url, model, dim, token)
     return HFEmbedder(model, dim, token, base_url or None)
+
+
+def make_settings_embedder(settings: WorkerSettings) -> Embedder:
+    """The embedder the settings name; turn workers and ingestion workers
+    both build theirs here, so questions and passages share one space."""
+    token = settings.embedder_token or settings.hf_token
+    return make_embedder(
+        settings.embedder,
+        model=settings.embedder_model,
+        base_url=settings.embedder_url,
+        dim=settings.embedder_dim,
+        token=token.get_secret_value() if token else None,
+    )

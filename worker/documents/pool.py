@@ -30,7 +30,7 @@ from shared.streams import StreamResponse, decode_ingest_job
 from worker import upkeep
 from worker.claims import Claims
 from worker.config import WorkerSettings
-from worker.documents.embed import Embedder, make_embedder
+from worker.documents.embed import Embedder
 from worker.documents.extract import ExtractLimits
 from worker.documents.ingest import IngestRunner, ReceivedJob
 from worker.lanes import Lanes
@@ -40,19 +40,6 @@ from worker.worker import consumer_name
 log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-def make_settings_embedder(settings: WorkerSettings) -> Embedder:
-    """The embedder the settings name; turn workers and ingestion workers
-    both build theirs here, so questions and passages share one space."""
-    token = settings.embedder_token or settings.hf_token
-    return make_embedder(
-        settings.embedder,
-        model=settings.embedder_model,
-        base_url=settings.embedder_url,
-        dim=settings.embedder_dim,
-        token=token.get_secret_value() if token else None,
-    )
 
 
 def extract_limits(settings: WorkerSettings) -> ExtractLimits:
