@@ -1,0 +1,89 @@
+"""Documents in the browser (real Chromium, real gateway, turn worker and
+ingestion worker): a file dragged onto the composer and one picked with the
+attach button each show a chip that goes to ready; the reply to a question
+about them shows numbered sources, and a click opens the passage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.documents import make_docx, make_pdf
+from tests.support.stack import Stack, running_stack
+from tests.web.conftest import ARTIFACTS, MODELS
+from tests.web.test_browser_e2e import send, sign_up, wait_reply_done
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+expect: Any = pytest.importorskip("playwright.sync_api").expect
+
+
+@pytest.fixture(scope="module")
+def docs_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # The hash embedder: the browser test is about the page, not ranking.
+    env = {"TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:", "TIDECHAT_EMBEDDER": "hash"}
+    with running_stack(
+        redis_url, tmp_path_factory.mktemp("docsweb"), models=MODELS, workers=1, env=env
+    ) as stack:
+        stack.start_ingest()
+        yield stack
+
+
+def drop_file(page: Any, name: str, data: bytes, mime: str) -> None:
+    transfer = page.evaluate_handle(
+        """([name, bytes, mime]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], name, { type: mime }));
+            return dt;
+        }""",
+        [name, list(data), mime],
+    )
+    page.dispatch_event("form.composer", "dragover", {"dataTransfer": transfer})
+    page.dispatch_event("form.composer", "drop", {"dataTransfer": transfer})
+
+
+def test_attach_by_drop_and_button_then_open_a_citation(
+    page: Any, docs_stack: Stack, tmp_path: Any
+) -> None:
+    fact = f"The ferry to Tarnby leaves from pier {uuid.uuid4().hex[:4].upper()}."
+    sign_up(page, docs_stack.url)
+    drop_file(page, "timetable.pdf", make_pdf([["Harbour timetable"], [fact]]), "application/pdf")
+    docx = tmp_path / "notes.docx"
+    docx.write_bytes(make_docx(["Meeting notes: the pier is being repainted."]))
+    page.locator("[data-testid=file-input]").set_input_files(str(docx))
+
+    chips = page.locator("[data-testid=file-chip]")
+    expect(chips).to_have_count(2)
+    for i in range(2):
+        expect(chips.nth(i)).to_have_attribute("data-phase", "ready", timeout=60_000)
+    expect(chips.nth(0)).to_contain_text("timetable.pdf")
+    expect(chips.nth(0)).to_contain_text("2 pages")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("form.composer").screenshot(path=str(ARTIFACTS / "documents-chips.png"))
+
+    send(page, "Where does the ferry to Tarnby leave from?")
+    expect(chips).to_have_count(0)  # sent with the message
+    question = page.locator("article[aria-label='You said']").last
+    expect(question.locator(".msg-attachment")).to_have_count(2)
+    reply = wait_reply_done(page, timeout=60_000)
+    citations = reply.locator("[data-testid=citation]")
+    expect(citations.first).to_be_visible()
+    cited = reply.locator("[data-testid=citation]", has_text="timetable.pdf, page 2")
+    cited.click()
+    passage = reply.locator("[data-testid=citation-passage]")
+    expect(passage).to_contain_text(fact)
+    page.screenshot(path=str(ARTIFACTS / "documents-citation.png"), full_page=True)
+
+
+def test_a_refused_file_says_why_on_its_chip(page: Any, docs_stack: Stack) -> None:
+    sign_up(page, docs_stack.url)
+    drop_file(page, "invoice.pdf", b"\x7fELF\x02\x01\x01" + bytes(200), "application/pdf")
+    chip = page.locator("[data-testid=file-chip]")
+    expect(chip).to_have_attribute("data-phase", "failed")
+    expect(chip).to_contain_text("not accepted")
+    # A failed chip does not hold the message back.
+    send(page, "hello")
+    expect(page.locator("article[aria-label='You said']")).to_have_count(1)
