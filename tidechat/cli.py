@@ -88,6 +88,13 @@ def run_worker(args: argparse.Namespace) -> int:
             max_connections=settings.concurrency + 8,
             client_name=f"tidechat-worker-{os.getpid()}",
         )
+        # Image bytes for vision models: a client that leaves replies as bytes.
+        raw = make_redis(
+            settings.redis_url,
+            max_connections=4,
+            client_name=f"tidechat-worker-{os.getpid()}",
+            decode_responses=False,
+        )
         try:
             await wait_for_features(redis, settings.keys, logging.getLogger("worker"))
             worker = Worker(
@@ -97,9 +104,11 @@ def run_worker(args: argparse.Namespace) -> int:
                 pools=args.pool or None,
                 burst=args.burst,
                 handle_signals=True,
+                raw=raw,
             )
             await worker.run()
         finally:
+            await raw.aclose()
             await redis.aclose()
 
     run_async(main())

@@ -11,6 +11,7 @@ again after its reply was stored only re-sends ``stream_end``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -75,8 +76,11 @@ class TurnRunner:
         cancels: CancelWatcher,
         settings: WorkerSettings,
         embedder: Embedder | None = None,
+        raw: Redis | None = None,
     ) -> None:
         self.redis = redis
+        #: A client without response decoding: image bytes for vision models.
+        self.raw = raw
         self.keys = keys
         self.store = ConversationStore(redis, keys)
         self.fair = FairLines(redis, keys)
@@ -177,7 +181,8 @@ class TurnRunner:
             backend.count_tokens,
             prompt_framing(backend),
         )
-        outcome = await self._generate(d, spec, backend, prompt, stop)
+        images = await self._images(spec, branch[-1], turn.user_id)
+        outcome = await self._generate(d, spec, backend, prompt, stop, images)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
@@ -202,6 +207,23 @@ class TurnRunner:
         budget = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS
         return await self.documents.context(owner, branch, budget, count)
 
+    async def _images(self, spec: ModelSpec, question: Message, owner: str) -> list[str]:
+        """The question's attached images as data URLs, for a vision model
+        (the gateway refuses images for the others). Only the question's:
+        earlier images would fill the context turn after turn."""
+        wanted = [a for a in question.attachments if a.kind == "image"]
+        if not wanted or not spec.vision or self.raw is None:
+            return []
+        owners = await self.documents.files.many([a.file_id for a in wanted])
+        urls: list[str] = []
+        for a, record in zip(wanted, owners, strict=True):
+            if record is None or record.owner != owner:
+                continue
+            data = await self.raw.get(self.keys.file_bytes(a.file_id))
+            if isinstance(data, bytes):
+                urls.append(f"data:{record.mime};base64,{base64.b64encode(data).decode()}")
+        return urls
+
     async def _generate(
         self,
         d: ReceivedTurn,
@@ -209,6 +231,7 @@ class TurnRunner:
         backend: Backend,
         prompt: Prompt,
         stop: asyncio.Event,
+        images: list[str] | None = None,
     ) -> Outcome:
         turn = d.turn
         request = GenerationRequest(
@@ -217,6 +240,7 @@ class TurnRunner:
             temperature=spec.temperature,
             top_p=spec.top_p,
             stop=list(spec.stop),
+            images=images or [],
         )
 
         async def send_chunk(text: str) -> None:

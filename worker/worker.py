@@ -71,6 +71,7 @@ class Worker:
         burst: bool = False,
         max_turns: int | None = None,
         handle_signals: bool = False,
+        raw: Redis | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -86,7 +87,9 @@ class Worker:
             hf_token=token, data_dir=settings.data_dir, idle_timeout=settings.idle_timeout_seconds
         )
         self.cancels = CancelWatcher(redis, self.keys.cancel_channel())
-        self.runner = TurnRunner(redis, self.keys, catalog, self.backends, self.cancels, settings)
+        self.runner = TurnRunner(
+            redis, self.keys, catalog, self.backends, self.cancels, settings, raw=raw
+        )
         self.burst = burst
         self.max_turns = max_turns
         self.handle_signals = handle_signals
