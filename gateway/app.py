@@ -54,6 +54,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         reader = make_redis(
             cfg.redis_url, block_ms=READER_BLOCK_MS, max_connections=1, client_name=name
         )
+        # Uploaded files' bytes: a client that leaves replies as bytes.
+        raw = make_redis(cfg.redis_url, max_connections=4, client_name=name, decode_responses=False)
         hub = SessionHub(
             reader,
             redis,
@@ -102,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),
             # One pub/sub connection, taken from the command pool.
             revocations=Revocations(redis, keys),
-            files=FileStore(redis, keys),
+            files=FileStore(redis, keys, raw=raw),
             proxies=parse_networks(cfg.trusted_proxies),
         )
         app.state.services = services
@@ -117,6 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await services.revocations.stop()
             await hub.stop()
             await reader.aclose()
+            await raw.aclose()
             await redis.aclose()
 
     app = FastAPI(

@@ -186,6 +186,7 @@ class TurnService:
         nbytes = storage_usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
+            _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             ts = now()
             message = Message(
@@ -217,6 +218,7 @@ class TurnService:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
+            _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
                 id=new_id(),
@@ -341,3 +343,12 @@ class TurnService:
             # Still waiting in the user's line: onto the stream at once, so a
             # worker ends it (stopped) now rather than after the user's others.
             await self.fair.lift(self.catalog.pools(), user.id, frame.turn_id)
+
+
+def _check_images(spec: ModelSpec, attachments: list[Attachment]) -> None:
+    """A model without ``vision`` is never sent an image: refused here, and
+    the composer says so before sending."""
+    if not spec.vision and any(a.kind == "image" for a in attachments):
+        raise ApiError(
+            "bad_request", f"{spec.display_name} cannot see images; choose a model that can"
+        )

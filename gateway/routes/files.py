@@ -7,6 +7,7 @@ job (docs/documents.md). Another user's file answers 404, like a missing one.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request, Response, status
 from starlette.datastructures import UploadFile
@@ -107,6 +108,26 @@ async def get_file(file_id: FileId, user: CurrentUser, services: ServicesDep) ->
     if record is None:
         raise ApiError("not_found", "file not found")
     return record.info()
+
+
+@router.get("/{file_id}/content", response_class=Response)
+async def file_content(file_id: FileId, user: CurrentUser, services: ServicesDep) -> Response:
+    """The file as uploaded, to its owner: images inline (thumbnails, and
+    opened in a tab); anything else as a download, never rendered by the
+    browser (an HTML file must not run as a page of this origin)."""
+    record = await services.files.get_owned(file_id, user.id)
+    data = await services.files.data(file_id) if record is not None else None
+    if record is None or data is None:
+        raise ApiError("not_found", "file not found")
+    if record.kind == "image":
+        headers = {"Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"}
+        return Response(data, media_type=record.mime, headers=headers)
+    ascii_name = record.name.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
+    headers = {
+        "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+        f"filename*=UTF-8''{quote(record.name)}"
+    }
+    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 @router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -334,6 +334,9 @@ HTTP: dict[tuple[str, str], Entry] = {
         lambda w, p: Call("GET", f"/api/files/{w.file_id}"), _signed_in(200, 404)
     ),
     ("DELETE", "/api/files/{file_id}"): Entry(_own_fresh_file, _signed_in(204, 404)),
+    ("GET", "/api/files/{file_id}/content"): Entry(
+        lambda w, p: Call("GET", f"/api/files/{w.file_id}/content"), _signed_in(200, 404)
+    ),
 }
 
 #: The WebSocket route: connecting to the owner's session.

@@ -9,6 +9,7 @@ another user must never retrieve them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,7 +39,17 @@ base_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"
 model = "some-org/some-model"
 context_window = 2048
 max_tokens = 100
+
+[[models]]
+id = "eyes"
+backend = "hf"
+base_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"
+model = "some-org/some-vision-model"
+vision = true
 """
+
+#: A PNG as far as tidechat looks (the upstream does not decode it).
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 FILLER = [
     "The committee reviewed the annual budget for office supplies and printing.",
@@ -192,3 +203,39 @@ async def test_uploads_are_refused_by_size_and_by_what_the_bytes_are(stack: Stac
         pdf = upload(carol, "notes.txt", make_pdf([["Hello from a PDF"]]))
         assert pdf.status_code == 201 and pdf.json()["kind"] == "pdf"
         assert [f["id"] for f in carol.get("/api/files").json()] == [pdf.json()["id"]]
+
+
+async def test_images_go_to_vision_models_only(stack: Stack, upstream: FakeOpenAI) -> None:
+    token = stack.signup(unique("vera"))
+    with stack.client(token) as vera:
+        r = upload(vera, "chart.png", PNG)
+        assert r.status_code == 201 and r.json()["status"] == "ready"
+        image = r.json()["id"]
+        content = vera.get(f"/api/files/{image}/content")
+        assert content.content == PNG and content.headers["content-type"] == "image/png"
+    sock = await ChatSocket.connect(stack.ws_url, token)
+    await sock.send(
+        {
+            "type": "message",
+            "content": "What does this show?",
+            "model": "remote",
+            "attachments": [image],
+        }
+    )
+    refused = await sock.wait_type("error", timeout=30)
+    assert refused["code"] == "bad_request" and "cannot see images" in refused["message"]
+    await sock.send(
+        {
+            "type": "message",
+            "content": "What does this show?",
+            "model": "eyes",
+            "attachments": [image],
+        }
+    )
+    await sock.wait_type("stream_end", timeout=60)
+    question = upstream.requests[-1].body["messages"][-1]
+    assert question["role"] == "user"
+    assert question["content"][0] == {"type": "text", "text": "What does this show?"}
+    url = question["content"][1]["image_url"]["url"]
+    assert url == "data:image/png;base64," + base64.b64encode(PNG).decode()
+    await sock.close()
