@@ -5,7 +5,9 @@ about them shows numbered sources, and a click opens the passage."""
 
 from __future__ import annotations
 
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from tests.support.documents import make_docx, make_pdf
 from tests.support.stack import Stack, running_stack
 from tests.web.conftest import ARTIFACTS, MODELS
-from tests.web.test_browser_e2e import send, sign_up, wait_reply_done
+from tests.web.test_browser_e2e import choose_model, send, sign_up, wait_reply_done
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,10 +28,40 @@ def docs_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # The hash embedder: the browser test is about the page, not ranking.
     env = {"TIDECHAT_KEY_PREFIX": f"tc{uuid.uuid4().hex[:6]}:", "TIDECHAT_EMBEDDER": "hash"}
     with running_stack(
-        redis_url, tmp_path_factory.mktemp("docsweb"), models=MODELS, workers=1, env=env
+        redis_url, tmp_path_factory.mktemp("docsweb"), models=MODELS + VISION, workers=1, env=env
     ) as stack:
         stack.start_ingest()
         yield stack
+
+
+VISION = """
+[[models]]
+id = "seeing"
+label = "Scripted (sees images)"
+backend = "scripted"
+reply_tokens = 12
+tokens_per_second = 0
+vision = true
+"""
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG = png(40, 30, (220, 40, 40))
 
 
 def drop_file(page: Any, name: str, data: bytes, mime: str) -> None:
@@ -87,3 +119,22 @@ def test_a_refused_file_says_why_on_its_chip(page: Any, docs_stack: Stack) -> No
     # A failed chip does not hold the message back.
     send(page, "hello")
     expect(page.locator("article[aria-label='You said']")).to_have_count(1)
+
+
+def test_an_image_waits_for_a_model_that_can_see_it(page: Any, docs_stack: Stack) -> None:
+    sign_up(page, docs_stack.url)
+    drop_file(page, "dot.png", PNG, "image/png")
+    chip = page.locator("[data-testid=file-chip]")
+    expect(chip).to_contain_text("This model can't see images")
+    page.get_by_role("textbox", name="Message").fill("What colour is this dot?")
+    expect(page.get_by_role("button", name="Send message")).to_be_disabled()
+    choose_model(page, "Scripted (sees images)")
+    expect(chip).to_contain_text("Ready")
+    send(page, "What colour is this dot?")
+    question = page.locator("article[aria-label='You said']").last
+    thumb = question.locator("img.msg-thumb")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("img => img.naturalWidth") == 40  # the image itself, served to its owner
+    wait_reply_done(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "documents-image.png"))

@@ -30,6 +30,8 @@ export interface ModelInfo {
   default: boolean;
   /** What this model handles well, from the models file or its backend's defaults. */
   suggestions: Suggestion[];
+  /** The model reads attached images. */
+  vision?: boolean;
 }
 
 export interface ModelsResponse {

@@ -168,6 +168,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
         stopping={turn?.status === "stopping"}
         reach={reach}
         maxChars={actions.maxMessageChars}
+        vision={actions.models.find((m) => m.id === model)?.vision ?? false}
         onSend={send}
         onStop={stop}
         focusKey={activeId}

@@ -15,6 +15,8 @@ export interface ComposerProps {
   reach: Reach;
   /** The longest message the server takes; a counter shows near it, and past it nothing is sent. */
   maxChars: number;
+  /** The chosen model reads images; without it, an attached image holds the message back. */
+  vision: boolean;
   /** `attachments`: ids of uploaded files that are ready. */
   onSend: (content: string, attachments: string[]) => void;
   onStop: () => void;
@@ -40,7 +42,7 @@ const ACCEPT = ".txt,.md,.markdown,.csv,.json,.html,.htm,.pdf,.docx,.py,.js,.ts,
  * Files come in by the attach button, by dropping them on the box, or by pasting; each shows
  * as a chip (upload, then reading/indexing progress, then ready or why it failed).
  */
-export const Composer = memo(function Composer({ generating, stopping, reach, maxChars, onSend, onStop, focusKey }: ComposerProps) {
+export const Composer = memo(function Composer({ generating, stopping, reach, maxChars, vision, onSend, onStop, focusKey }: ComposerProps) {
   const [value, setValue] = useState("");
   const ref = useRef<HTMLTextAreaElement>(null);
   const hintId = useId();
@@ -50,7 +52,8 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
   const fileInput = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
   const tooLong = value.length > maxChars;
-  const canSend = value.trim() !== "" && !generating && !tooLong && !attachments.busy;
+  const blindImage = !vision && attachments.chips.some((c) => c.file?.kind === "image");
+  const canSend = value.trim() !== "" && !generating && !tooLong && !attachments.busy && !blindImage;
   const showCounter = value.length >= maxChars * COUNTER_FROM;
 
   useEffect(() => {
@@ -100,7 +103,7 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
               {chip.phase === "ready" ? <Check size={14} aria-hidden /> : chip.phase === "failed" ? <AlertTriangle size={14} aria-hidden /> : <FileText size={14} aria-hidden />}
               <span className="file-chip__name">{chip.name}</span>
               <span className="file-chip__state" aria-live="polite">
-                {chipLabel(chip)}
+                {!vision && chip.file?.kind === "image" ? "This model can't see images" : chipLabel(chip)}
               </span>
               <button type="button" className="file-chip__remove" aria-label={`Remove ${chip.name}`} onClick={() => attachments.remove(chip.key)}>
                 <X size={12} aria-hidden />
@@ -162,7 +165,11 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
       </div>
       <div className="composer__footer">
         <p id={hintId} className="composer__hint">
-          {attachments.busy ? "Files are being read; send when they are ready" : `Enter to send · Shift+Enter for a new line${generating ? " · Esc to stop" : ""}`}
+          {blindImage
+            ? "The chosen model can't see images: pick a model that can, or remove the image"
+            : attachments.busy
+              ? "Files are being read; send when they are ready"
+              : `Enter to send · Shift+Enter for a new line${generating ? " · Esc to stop" : ""}`}
         </p>
         {showCounter && (
           <p id={counterId} className="composer__counter" data-testid="composer-counter" data-over={tooLong} aria-live="polite">

@@ -2,15 +2,25 @@ import { FileText } from "lucide-react";
 import { useState } from "react";
 import type { Attachment, Citation } from "../../protocol.gen";
 
-/** The files a question attached, as small labels under it. */
+const contentUrl = (id: string) => `/api/files/${encodeURIComponent(id)}/content`;
+
+/** The files a question attached, as small labels under it (images as thumbnails that open). */
 export function AttachmentList({ attachments }: { attachments: Attachment[] }) {
   return (
     <ul className="msg-attachments" aria-label="Attached files">
-      {attachments.map((a) => (
-        <li key={a.file_id} className="msg-attachment">
-          <FileText size={13} aria-hidden /> {a.name}
-        </li>
-      ))}
+      {attachments.map((a) =>
+        a.kind === "image" ? (
+          <li key={a.file_id} className="msg-attachment msg-attachment--image">
+            <a href={contentUrl(a.file_id)} target="_blank" rel="noopener noreferrer" title={`Open ${a.name}`}>
+              <img src={contentUrl(a.file_id)} alt={a.name} className="msg-thumb" loading="lazy" />
+            </a>
+          </li>
+        ) : (
+          <li key={a.file_id} className="msg-attachment">
+            <FileText size={13} aria-hidden /> {a.name}
+          </li>
+        ),
+      )}
     </ul>
   );
 }
