@@ -39,6 +39,14 @@ redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[2])
 return 1
 """
 
+#: KEYS: file. ARGV: field, value, ... Only on a record that still exists (a
+#: file deleted while it was read must not come back as a bare status).
+_UPDATE_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 #: KEYS: user_files, user_file_usage. ARGV: fid, size. Gives back once.
 _RELEASE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
@@ -154,21 +162,25 @@ class FileStore:
         return got if isinstance(got, bytes) or got is None else got.encode()
 
     def queue_update(self, pipe: Pipeline, fid: str, **fields: object) -> None:
-        """Progress and status (workers): only fields of the record."""
-        mapping = {k: str(v) for k, v in fields.items() if v is not None}
-        if mapping:
-            pipe.hset(self.keys.file(fid), mapping=cast(Any, mapping))
+        """Progress and status (workers), on a record that still exists;
+        a field given as None is removed."""
+        args = [x for k, v in fields.items() if v is not None for x in (k, str(v))]
+        if args:
+            pipe.eval(_UPDATE_EXISTING, 1, self.keys.file(fid), *args)
         for k, v in fields.items():
             if v is None:
                 pipe.hdel(self.keys.file(fid), k)
+
+    def queue_delete_chunks(self, pipe: Pipeline, fid: str, count: int) -> None:
+        chunks = [self.keys.chunk(fid, n) for n in range(count)]
+        for start in range(0, len(chunks), 500):
+            pipe.delete(*chunks[start : start + 500])
 
     async def delete(self, record: FileRecord) -> None:
         """The file's bytes, chunks (and so their vectors) and record, then
         the user's counters."""
         pipe = self.redis.pipeline(transaction=False)
-        chunks = [self.keys.chunk(record.id, n) for n in range(record.chunks_total)]
-        for start in range(0, len(chunks), 500):
-            pipe.delete(*chunks[start : start + 500])
+        self.queue_delete_chunks(pipe, record.id, record.chunks_total)
         pipe.delete(self.keys.file_bytes(record.id), self.keys.file(record.id))
         await pipe.execute()
         await self.release(record.owner, record.id, record.size)

@@ -108,12 +108,13 @@ class HangsAfter:
         self.batches = batches
         self.calls = 0
         self.hung = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def embed(self, texts: list[str]) -> np.ndarray[Any, Any]:
         self.calls += 1
-        if self.batches is not None and self.calls > self.batches:
+        if self.batches is not None and self.calls > self.batches and not self.release.is_set():
             self.hung.set()
-            await asyncio.Event().wait()
+            await self.release.wait()
         return await self.inner.embed(texts)
 
 
@@ -186,3 +187,24 @@ async def test_reading_is_bounded_in_memory() -> None:
     # The same file reads within the default bounds (cut at the text limit).
     done = await extract("text", "text/html", html, ExtractLimits(max_chars=20_000_000))
     assert done.pages[0].count("many words here") == 250_000 and not done.truncated
+
+
+async def test_a_file_deleted_while_it_is_indexed_leaves_no_chunk_behind(
+    redis: Redis, raw: Redis, redis_url: str, keys: Keys
+) -> None:
+    words = " ".join(f"w{i}" for i in range(120 * 40))
+    record = await add_file(redis, keys, "alice", "long.txt", words.encode())
+    embedder = HangsAfter(1)
+    worker = IngestWorker(redis, raw, settings(redis_url), embedder, burst=True)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(embedder.hung.wait(), 60)
+    store = FileStore(redis, keys)
+    mid = await store.get(record.id)
+    assert mid is not None
+    assert mid.chunks_done == EMBED_BATCH
+    await store.delete(mid)  # what DELETE /api/files/{id} does
+    embedder.release.set()
+    await asyncio.wait_for(task, 60)
+    assert [k async for k in redis.scan_iter(match=keys.chunk(record.id, 0)[:-1] + "*")] == []
+    assert not await redis.exists(keys.file(record.id))
+    assert (await redis.xpending(keys.ingest(), "ingesters"))["pending"] == 0

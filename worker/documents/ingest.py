@@ -115,7 +115,16 @@ class IngestRunner:
                     vector=vector,
                 )
             self.files.queue_update(pipe, fid, chunks_done=first + len(batch))
-            await pipe.execute()
+            pipe.exists(self.keys.file(fid))
+            still_there = (await pipe.execute())[-1]
+            if not still_there:
+                # Deleted while it was indexed: take back what was written.
+                log.info("file %s was deleted while indexed; dropping its chunks", fid)
+                pipe = self.redis.pipeline(transaction=False)
+                self.files.queue_delete_chunks(pipe, fid, first + len(batch))
+                self._queue_ack(pipe, d)
+                await pipe.execute()
+                return
         pipe = self.redis.pipeline(transaction=False)
         self.files.queue_update(
             pipe,
