@@ -1,16 +1,17 @@
 """The chunk index on Redis's query engine, and the only queries on it.
 
 Each chunk is a hash (``chunk(fid, n)``): ``owner`` and ``file`` as TAGs,
-``page`` and ``n`` as numbers, ``text`` as full text (for keyword search
-later), ``vec`` as an HNSW vector (FLOAT32, cosine). Every query names the
-owner inside the query (``@owner:{$owner}``, a parameter), so another user's chunks are
-never candidates: they are not filtered out afterwards, they are never
-found.
+``page`` and ``n`` as numbers, ``text`` as full text (keyword search, fused
+with the vector ranking), ``vec`` as an HNSW vector (FLOAT32, cosine). Every
+query names the owner inside the query (``@owner:{$owner}``, a parameter),
+so another user's chunks are never candidates: they are not filtered out
+afterwards, they are never found.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -170,6 +171,88 @@ async def nearest(
         "2",
     )
     return _parse(reply)
+
+
+#: Words a keyword query leaves out: they match everything.
+_STOPWORDS_TEXT = (
+    "the a an and or of to in on at for with from by is are was were be been it this that "
+    "what which who whom whose when where why how does did do can could should would will "
+    "about into than then there their them they you your our its his her"
+)
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_WORD = re.compile(r"[A-Za-z0-9]{3,}")
+
+
+def keywords(text: str, limit: int = 16) -> list[str]:
+    """The question's words worth searching for, in order, once each."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in _STOPWORDS:
+            seen[word] = None
+    return list(seen)[:limit]
+
+
+async def keyword(
+    redis: Redis,
+    keys: Keys,
+    *,
+    owner: str,
+    file_ids: list[str],
+    text: str,
+    k: int,
+) -> list[Passage]:
+    """The ``k`` chunks of ``owner``'s files that best match the words of
+    ``text`` (BM25 on the indexed text): what vector search misses when a
+    question names an exact code, number or name."""
+    words = keywords(text)
+    if not file_ids or not words:
+        return []
+    files = "|".join(tag(f) for f in file_ids)
+    query = f"@owner:{{$owner}} @file:{{{files}}} @text:({'|'.join(words)})"
+    reply = await _command(redis)(
+        "FT.SEARCH",
+        keys.chunk_index(),
+        query,
+        "PARAMS",
+        "2",
+        "owner",
+        owner,
+        "RETURN",
+        "4",
+        "file",
+        "n",
+        "page",
+        "text",
+        "LIMIT",
+        "0",
+        str(int(k)),
+        "DIALECT",
+        "2",
+    )
+    return _parse(reply)
+
+
+def fuse(by_meaning: list[Passage], by_words: list[Passage], k: int, c: int = 60) -> list[Passage]:
+    """Reciprocal rank fusion of the vector and keyword rankings: each gives a
+    passage 1/(c + rank), the best sums first. Rank-based, so cosine and BM25
+    need no common scale. Passages the same distance apart share a rank (an
+    embedder that cannot tell them apart says nothing about their order), and
+    ties go to the keyword match: an exact word is the stronger evidence."""
+    scores: dict[tuple[str, int], float] = {}
+    word_rank: dict[tuple[str, int], int] = {}
+    first: dict[tuple[str, int], Passage] = {}
+    for p in by_meaning:
+        rank = sum(1 for q in by_meaning if q.distance < p.distance)
+        key = (p.file_id, p.n)
+        scores[key] = scores.get(key, 0.0) + 1.0 / (c + rank + 1)
+        first.setdefault(key, p)
+    for rank, p in enumerate(by_words):
+        key = (p.file_id, p.n)
+        scores[key] = scores.get(key, 0.0) + 1.0 / (c + rank + 1)
+        word_rank[key] = rank
+        first.setdefault(key, p)
+    best = sorted(scores, key=lambda key: (-scores[key], word_rank.get(key, len(by_words))))
+    return [first[key] for key in best[:k]]
 
 
 async def whole(redis: Redis, keys: Keys, *, owner: str, file_id: str, count: int) -> list[Passage]:

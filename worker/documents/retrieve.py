@@ -4,8 +4,9 @@ the prompt, numbered, and the citations the reply keeps.
 Every file attached to a user message on the branch stays available to
 later turns. Files that fit the documents' share of the context budget go in
 whole (so "summarize this" works), page by page; otherwise the passages
-nearest to the question (KNN on the owner's chunks of those files only, the
-owner inside the query) go in, best first, while they fit. The question
+that best answer the question go in, best first, while they fit: the nearest
+by meaning (KNN) and the best by its words (BM25), fused by rank; both queries
+on the owner's chunks of those files only (the owner inside the query). The question
 follows the numbered sources, so a small model reads them before it answers.
 """
 
@@ -27,7 +28,7 @@ from shared.keys import (
     Keys,
 )
 from worker.documents.embed import Embedder
-from worker.documents.index import Passage, nearest, whole
+from worker.documents.index import Passage, fuse, keyword, nearest, whole
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,14 @@ class DocumentRetriever:
         count: Callable[[str], int],
     ) -> list[Passage]:
         vector = (await self.embedder.embed([question]))[0]
-        found = await nearest(
-            self.redis, self.keys, owner=owner, file_ids=list(records), vector=vector, k=RETRIEVE_K
+        ids = list(records)
+        by_meaning = await nearest(
+            self.redis, self.keys, owner=owner, file_ids=ids, vector=vector, k=RETRIEVE_K
         )
+        by_words = await keyword(
+            self.redis, self.keys, owner=owner, file_ids=ids, text=question, k=RETRIEVE_K
+        )
+        found = fuse(by_meaning, by_words, RETRIEVE_K)
         out: list[Passage] = []
         used = 0
         for p in found:
