@@ -4,13 +4,17 @@ its Redis client, key names and consumer passed in."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from redis.asyncio import Redis
 from redis.typing import StreamIdT
 
+from shared.fairness import FairLines
 from shared.keys import WORKER_GROUP, Keys
 from shared.streams import parse_stream_id
+
+log = logging.getLogger(__name__)
 
 #: Idle time (ms) given to entries handed back on shutdown: far past any claim
 #: threshold, so the next claim loop of another worker takes them at once.
@@ -94,3 +98,17 @@ async def hand_back(redis: Redis, keys: Keys, consumer: str, pools: list[str]) -
             )
             handed += len(ids)
     return handed
+
+
+async def repair_lines(fair: FairLines, pool: str, per_user: int) -> tuple[int, int]:
+    """Give back slots lost outside a finish and move stalled lines on
+    (``FairLines.repair``); returns (slots given back, turns moved)."""
+    lost, moved = await fair.repair(pool, per_user)
+    if lost or moved:
+        log.info(
+            "fair lines of %s: %d lost slot(s) given back, %d waiting turn(s) moved on",
+            pool,
+            lost,
+            moved,
+        )
+    return lost, moved

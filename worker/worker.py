@@ -288,36 +288,22 @@ class Worker:
             await self.claims.claim_all()
 
     async def _trim_all(self) -> None:
-        for pool in self.pools:
-            try:
-                await self.trim(pool)
-            except (*_REDIS_DOWN, ResponseError) as exc:
-                log.warning("trimming %s: %s", pool, exc)
+        await self._each_pool("trimming", lambda pool: upkeep.trim(self.redis, self.keys, pool))
 
     async def _repair_all(self) -> None:
+        per_user = self.settings.fair_turns_per_user
+        await self._each_pool(
+            "repairing the fair lines of",
+            lambda pool: upkeep.repair_lines(self.runner.fair, pool, per_user),
+        )
+
+    async def _each_pool(self, doing: str, duty: Callable[[str], Awaitable[object]]) -> None:
+        """One round of a per-pool duty; a pool that fails does not stop the others."""
         for pool in self.pools:
             try:
-                await self.repair_lines(pool)
+                await duty(pool)
             except (*_REDIS_DOWN, ResponseError) as exc:
-                log.warning("repairing the fair lines of %s: %s", pool, exc)
-
-    async def repair_lines(self, pool: str) -> tuple[int, int]:
-        """Give back slots lost outside a finish and move stalled lines on
-        (``FairLines.repair``); returns (slots given back, turns moved)."""
-        lost, moved = await self.runner.fair.repair(pool, self.settings.fair_turns_per_user)
-        if lost or moved:
-            log.info(
-                "fair lines of %s: %d lost slot(s) given back, %d waiting turn(s) moved on",
-                pool,
-                lost,
-                moved,
-            )
-        return lost, moved
-
-    async def trim(self, pool: str) -> int:
-        """Drop the acknowledged turns at the head of a prompt stream (see
-        ``upkeep.trim``); return how many went."""
-        return await upkeep.trim(self.redis, self.keys, pool)
+                log.warning("%s %s: %s", doing, pool, exc)
 
     # --- shutdown -------------------------------------------------------------
 
