@@ -19,12 +19,10 @@ from pydantic import BaseModel, Field
 
 from shared.conversation import Id, now
 from shared.keys import DEAD_MAXLEN, FIELD_DATA, FIELD_TYPE, SESSION_MAXLEN, Keys
-from shared.protocol import (
-    ErrorCode,
-)
-from shared.protocol import (
-    SessionEvent as SessionEvent,  # public here: the type queue_session_event takes
-)
+
+# SessionEvent is public here too: it is what queue_session_event takes.
+from shared.protocol import ErrorCode
+from shared.protocol import SessionEvent as SessionEvent
 
 TurnKind = Literal["message", "regenerate", "edit"]
 
