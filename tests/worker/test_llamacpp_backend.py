@@ -35,7 +35,8 @@ from worker.backends.llama_templates import (
     keeps_system,
     normalize_messages,
 )
-from worker.backends.llamacpp import LlamaCppBackend, ModelFileError
+from worker.backends.llama_load import ModelFileError
+from worker.backends.llamacpp import LlamaCppBackend
 from worker.context import build_prompt
 from worker.errors import BackendError, BackendUnavailable
 

@@ -10,8 +10,8 @@ between turns.
 
 Library and transport exceptions are mapped at this boundary to the
 worker's own hierarchy (``worker.errors``, by ``upstream_errors.py``), so
-the turn runner decides on retries without knowing about HTTP. Messages name the status and the server's own
-words, never the token.
+the turn runner decides on retries without knowing about HTTP. Messages
+name the status and the server's own words, never the token.
 """
 
 from __future__ import annotations
