@@ -118,10 +118,10 @@ class Worker:
         s = self.settings
         helpers = [
             asyncio.create_task(self.cancels.run(), name="cancel-listener"),
-            self._every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
-            self._every(s.claim_interval_seconds, "claims", self._claim_all),
-            self._every(s.trim_interval_seconds, "trim", self._trim_all),
-            self._every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
+            upkeep.every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
+            upkeep.every(s.claim_interval_seconds, "claims", self._claim_all),
+            upkeep.every(s.trim_interval_seconds, "trim", self._trim_all),
+            upkeep.every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -250,30 +250,6 @@ class Worker:
 
     # --- keeping the pool healthy -------------------------------------------
 
-    def _every(
-        self,
-        interval: float,
-        name: str,
-        duty: Callable[[], Awaitable[None]],
-        *,
-        at_once: bool = False,
-    ) -> asyncio.Task[None]:
-        """A background task running ``duty`` every ``interval`` seconds; a
-        Redis outage (or NOGROUP, which the read loop repairs) is logged and
-        the next round tries again."""
-
-        async def loop() -> None:
-            if not at_once:
-                await asyncio.sleep(interval)
-            while True:
-                try:
-                    await duty()
-                except (*_REDIS_DOWN, ResponseError) as exc:
-                    log.warning("%s failed: %s", name, exc)
-                await asyncio.sleep(interval)
-
-        return asyncio.create_task(loop(), name=name)
-
     async def _heartbeat(self) -> None:
         await upkeep.heartbeat(
             self.redis,
@@ -302,7 +278,7 @@ class Worker:
         for pool in self.pools:
             try:
                 await duty(pool)
-            except (*_REDIS_DOWN, ResponseError) as exc:
+            except upkeep.DUTY_ERRORS as exc:
                 log.warning("%s %s: %s", doing, pool, exc)
 
     # --- shutdown -------------------------------------------------------------
