@@ -123,12 +123,8 @@ class HFBackend:
                         stream_options=ChatCompletionInputStreamOptions(include_usage=True),
                     )
             except Exception as exc:
-                mapped = await self._errors.map(
-                    exc, f"no response from upstream within {self.timeout:g}s", streaming=False
-                )
-                if mapped is None:
-                    raise
-                raise mapped from exc
+                timeout = f"no response from upstream within {self.timeout:g}s"
+                await self._errors.reraise(exc, timeout, streaming=False)
 
             finish: str | None = None
             usage: Usage | None = None
@@ -140,12 +136,8 @@ class HFBackend:
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    mapped = await self._errors.map(
-                        exc, f"upstream sent nothing for {self.idle_timeout:g}s", streaming=True
-                    )
-                    if mapped is None:
-                        raise
-                    raise mapped from exc
+                    idle = f"upstream sent nothing for {self.idle_timeout:g}s"
+                    await self._errors.reraise(exc, idle, streaming=True)
                 usage = _usage(chunk) or usage
                 for choice in chunk.choices or []:
                     if choice.index not in (0, None):

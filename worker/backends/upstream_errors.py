@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError, OverloadedError, TextGenerationError
@@ -38,6 +38,14 @@ class UpstreamErrors:
 
     def __init__(self, token: str | None) -> None:
         self._token = token
+
+    async def reraise(self, exc: Exception, timeout_message: str, *, streaming: bool) -> NoReturn:
+        """Raise the worker's error for ``exc`` (chained), or ``exc`` itself
+        when it is none of the library's or transport's."""
+        mapped = await self.map(exc, timeout_message, streaming=streaming)
+        if mapped is None:
+            raise exc
+        raise mapped from exc
 
     async def map(
         self, exc: Exception, timeout_message: str, *, streaming: bool
