@@ -110,7 +110,7 @@ async def retrieval(url: str, keys: Keys, chunks: int) -> None:
                 n += 1
         await pipe.execute()
     while True:
-        info = await redis.ft(keys.chunk_index()).info()
+        info = await redis.ft(keys.chunk_index()).info()  # type: ignore[no-untyped-call]
         if int(info["indexing"]) == 0 and int(info["num_docs"]) >= n:
             break
         await asyncio.sleep(0.5)

@@ -45,7 +45,8 @@ FILLER = (
 def make_set(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
     rng = random.Random(seed)
     seen: set[tuple[str, int, str, str]] = set()
-    passages, questions = [], []
+    passages: list[str] = []
+    questions: list[str] = []
     while len(passages) < n:
         person = rng.choice(PEOPLE)
         thing = rng.randrange(len(THINGS))

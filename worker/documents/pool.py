@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from typing import cast
 
 from pydantic import ValidationError
@@ -107,9 +106,9 @@ class IngestWorker:
         await self._ensure_group()
         s = self.settings
         helpers = [
-            self._every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
-            self._every(s.claim_interval_seconds, "claims", self._claim),
-            self._every(s.trim_interval_seconds, "trim", self._trim),
+            upkeep.every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
+            upkeep.every(s.claim_interval_seconds, "claims", self._claim),
+            upkeep.every(s.trim_interval_seconds, "trim", self._trim),
         ]
         log.info("ingestion worker %s started", self.consumer)
         try:
@@ -213,26 +212,6 @@ class IngestWorker:
             log.warning("file %s interrupted by Redis (%s); it will be retried", d.entry_id, exc)
         except Exception:
             log.exception("file %s failed; it will be retried", d.job.file_id)
-
-    def _every(
-        self,
-        interval: float,
-        name: str,
-        duty: Callable[[], Awaitable[None]],
-        *,
-        at_once: bool = False,
-    ) -> asyncio.Task[None]:
-        async def loop() -> None:
-            if not at_once:
-                await asyncio.sleep(interval)
-            while True:
-                try:
-                    await duty()
-                except (*_REDIS_DOWN, ResponseError) as exc:
-                    log.warning("%s failed: %s", name, exc)
-                await asyncio.sleep(interval)
-
-        return asyncio.create_task(loop(), name=name)
 
     async def _heartbeat(self) -> None:
         await upkeep.heartbeat(
