@@ -14,21 +14,17 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import KeyT, StreamIdT
 
 from shared.aio import cancel_and_wait
-from shared.keys import HEARTBEAT_S, INGEST_POOL, WORKER_BLOCK_MS
-from shared.streams import StreamResponse, decode_ingest_job
+from shared.keys import HEARTBEAT_S, INGEST_POOL
+from shared.streams import decode_ingest_job
 from worker import upkeep
 from worker.claims import Claims
 from worker.config import WorkerSettings
+from worker.consumer import REDIS_DOWN, StreamConsumer
 from worker.documents.embed import Embedder
 from worker.documents.extract import ExtractLimits
 from worker.documents.ingest import IngestRunner, ReceivedJob
@@ -37,8 +33,6 @@ from worker.running import Running, RunningTurns, last_tries
 from worker.worker import consumer_name
 
 log = logging.getLogger(__name__)
-
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def extract_limits(settings: WorkerSettings) -> ExtractLimits:
@@ -93,6 +87,16 @@ class IngestWorker:
             self._start,
             self.lanes,
         )
+        self.loop = StreamConsumer(
+            redis,
+            self.keys,
+            self.lanes,
+            self.consumer,
+            self.pools,
+            self._running,
+            self.claims,
+            self._stopping,
+        )
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -103,7 +107,7 @@ class IngestWorker:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
-        await self._ensure_group()
+        await self.loop.ensure_groups()
         s = self.settings
         helpers = [
             upkeep.every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
@@ -117,64 +121,17 @@ class IngestWorker:
         finally:
             for task in helpers:
                 await cancel_and_wait(task)
-            with contextlib.suppress(*_REDIS_DOWN):
+            with contextlib.suppress(*REDIS_DOWN):
                 await self.redis.zrem(self.lanes.workers(INGEST_POOL), self.consumer)
             log.info("ingestion worker %s stopped", self.consumer)
 
-    async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(
-                self.lanes.stream(INGEST_POOL), self.lanes.group, id="0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     async def _read_loop(self) -> None:
-        key = self.lanes.stream(INGEST_POOL)
-        streams: dict[KeyT, StreamIdT] = {key: ">"}
-        backoff = 0.1
-        while not self._stopping.is_set():
-            free = self._running.free
-            if free <= 0:
-                await self._running.wait_for_slot()
-                continue
-            if self.claims.owed:
-                self.claims.owed = False
-                await self.claims.claim_all()
-                continue
-            read = asyncio.ensure_future(
-                self.redis.xreadgroup(
-                    self.lanes.group, self.consumer, streams, count=free, block=WORKER_BLOCK_MS
-                )
-            )
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not read.done():
-                await cancel_and_wait(read)
-                break
-            try:
-                response = cast(StreamResponse, read.result())
-                backoff = 0.1
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                await self._ensure_group()
-                continue
-            except _REDIS_DOWN as exc:
-                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            for _stream, entries in response or []:
-                for entry_id, fields in entries:
-                    self._start(INGEST_POOL, entry_id, fields, 1, None)
-            if self.burst and not response and not self._running:
-                # Nothing new: anything still pending (a dead worker's file)?
-                await self.claims.claim_all()
-                if not self._running and not await self._pending():
-                    break
+        async def idle() -> bool:
+            # Nothing new: is anything still pending (a dead worker's file)?
+            await self.claims.claim_all()
+            return not self._running and not await self._pending()
+
+        await self.loop.read_loop(self._start, idle=idle if self.burst else None)
 
     async def _pending(self) -> int:
         info = await self.redis.xpending(self.lanes.stream(INGEST_POOL), self.lanes.group)
@@ -208,7 +165,7 @@ class IngestWorker:
             await self.runner.run(d)
         except asyncio.CancelledError:
             raise
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             log.warning("file %s interrupted by Redis (%s); it will be retried", d.entry_id, exc)
         except Exception:
             log.exception("file %s failed; it will be retried", d.job.file_id)
@@ -231,10 +188,4 @@ class IngestWorker:
         await upkeep.trim(self.redis, self.keys, INGEST_POOL, self.lanes)
 
     async def _drain(self) -> None:
-        if self._running:
-            tasks = [r.task for r in self._running]
-            await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
-        leftovers = list(self._running)
-        await asyncio.gather(*(cancel_and_wait(r.task) for r in leftovers))
-        with contextlib.suppress(*_REDIS_DOWN):
-            await upkeep.hand_back(self.redis, self.keys, self.consumer, self.pools, self.lanes)
+        await self.loop.drain(self.settings.drain_timeout_seconds, "file(s)")
