@@ -158,6 +158,10 @@ async def test_documents_are_retrieved_cited_and_kept_to_their_owner(
         assert any(code in c["text"] for c in second["message"]["citations"])
         stored = alice.get(f"/api/conversations/{cid}").json()["messages"]
         assert stored[end["message"]["id"]]["citations"] == citations
+        # The export lists what was attached and cited.
+        md = alice.get(f"/api/conversations/{cid}/export?format=markdown").text
+        assert "_Attached: harbour.pdf, notes.docx_" in md
+        assert f"{cited['n']}. harbour.pdf, page 7" in md
         await sock.close()
 
     # Bob: cannot see or attach Alice's files, and his own never lead to hers.
