@@ -72,3 +72,14 @@ async def test_a_wrong_shape_or_status_is_an_embedder_error() -> None:
         await OpenAIEmbedder("http://e/v1", "m", 3, transport=httpx.MockTransport(down)).embed(
             ["a"]
         )
+
+
+async def test_an_echoed_key_never_reaches_the_error() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text=f"bad key {request.headers['authorization']}")
+
+    with pytest.raises(EmbedderError) as caught:
+        await OpenAIEmbedder(
+            "http://e/v1", "m", 3, "sk-secret", transport=httpx.MockTransport(echo)
+        ).embed(["a"])
+    assert "sk-secret" not in str(caught.value) and "[token]" in str(caught.value)

@@ -119,6 +119,7 @@ class OpenAIEmbedder:
         self.dim = dim
         self.url = base_url.rstrip("/") + "/embeddings"
         self.model = model
+        self.token = token
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
         self.transport = transport
@@ -134,7 +135,10 @@ class OpenAIEmbedder:
         except httpx.HTTPError as exc:
             raise EmbedderError(f"embeddings endpoint unreachable: {type(exc).__name__}") from exc
         if r.status_code != 200:
-            raise EmbedderError(f"embeddings endpoint answered {r.status_code}: {r.text[:200]}")
+            said = r.text[:200]
+            if self.token:  # a server may echo the credentials it rejected
+                said = said.replace(self.token, "[token]")
+            raise EmbedderError(f"embeddings endpoint answered {r.status_code}: {said}")
         try:
             data = sorted(r.json()["data"], key=lambda d: d["index"])
             vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
