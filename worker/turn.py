@@ -317,7 +317,7 @@ class TurnRunner:
         pipe = self.redis.pipeline(transaction=False)
         # The gateway counted this reply as a message when it queued the turn;
         # its text is counted here, once (not again for a reply re-sent).
-        nbytes = storage_usage.text_bytes(reply.content) if reply is not None and new else 0
+        nbytes = _stored_text_bytes(reply) if reply is not None and new else 0
         if reply is not None:
             self.store.queue_add_message(pipe, turn.conversation_id, reply)
             storage_usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
@@ -426,6 +426,14 @@ class TurnRunner:
             pipe, d.turn.session_id, TitleEvent(conversation_id=d.turn.conversation_id, title=title)
         )
         await pipe.execute(raise_on_error=False)
+
+
+def _stored_text_bytes(reply: Message) -> int:
+    """What a reply stores for its user's quota: its text, and the passages
+    it cites (up to a few KB each), which live in the same document."""
+    return storage_usage.text_bytes(reply.content) + sum(
+        storage_usage.text_bytes(c.text) for c in reply.citations
+    )
 
 
 def _branch(messages: dict[str, dict[str, Any]], leaf_id: str) -> list[Message]:

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.keys import Keys
+from shared.redis_client import make_redis
 from tests.e2e.conftest import unique
 from tests.support.documents import make_docx, make_pdf
 from tests.support.fake_openai import FakeOpenAI
@@ -28,6 +30,7 @@ from tidechat.local_redis import free_port
 pytestmark = pytest.mark.e2e
 
 UPSTREAM_PORT = free_port()
+KEYS = Keys("tc:")
 
 # A small context, so the long PDF cannot go in whole: its passages are
 # found by vector search.
@@ -158,6 +161,17 @@ async def test_documents_are_retrieved_cited_and_kept_to_their_owner(
         assert any(code in c["text"] for c in second["message"]["citations"])
         stored = alice.get(f"/api/conversations/{cid}").json()["messages"]
         assert stored[end["message"]["id"]]["citations"] == citations
+        # The passages a reply keeps count toward its user's storage quota.
+        uid = alice.get("/api/auth/me").json()["id"]
+        counters = make_redis(stack.redis_url)
+        try:
+            stored_bytes = int(await counters.hget(KEYS.user_storage(uid), "bytes") or 0)
+        finally:
+            await counters.aclose()
+        cited_bytes = sum(
+            len(c["text"].encode()) for c in citations + second["message"]["citations"]
+        )
+        assert stored_bytes >= cited_bytes
         # The export lists what was attached and cited.
         md = alice.get(f"/api/conversations/{cid}/export?format=markdown").text
         assert "_Attached: harbour.pdf, notes.docx_" in md
