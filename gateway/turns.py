@@ -29,6 +29,7 @@ from shared.protocol import (
     MessageFrame,
     RegenerateFrame,
     StopFrame,
+    TurnStartedEvent,
     UserInfo,
     UserMessageEvent,
 )
@@ -37,6 +38,7 @@ from shared.streams import (
     SessionEvent,
     TurnKind,
     TurnRequest,
+    queue_feed_event,
     queue_session_event,
     queue_session_open,
 )
@@ -146,6 +148,24 @@ class TurnService:
         self.admission.queued(spec.pool)
         return turn.turn_id
 
+    def _queue_turn_started(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        title: str,
+        spec: ModelSpec,
+        turn_id: str,
+    ) -> None:
+        """Tell the user's other tabs (``gateway/live.py``): their sidebars
+        move the conversation up, and those showing it follow the turn on
+        this session's stream."""
+        event = TurnStartedEvent(
+            turn_id=turn_id, conversation_id=cid, title=title, model=spec.id, updated_at=now()
+        )
+        queue_feed_event(pipe, self.keys, user.id, event, session_id=session_id)
+
     def _guard(self, session_id: str, client_id: str | None) -> str | None:
         return None if client_id is None else self.keys.client_frame(session_id, client_id)
 
@@ -188,7 +208,9 @@ class TurnService:
                 created_at=ts,
                 updated_at=ts,
             )
-            self._queue_event(pipe, session_id, ConversationCreatedEvent(conversation=conv.view()))
+            created = ConversationCreatedEvent(conversation=conv.view())
+            self._queue_event(pipe, session_id, created)
+            queue_feed_event(pipe, self.keys, user.id, created)
             conv.messages[message.id] = message
             conv.current_id = message.id
             self.store.queue_save(pipe, conv)
@@ -198,9 +220,11 @@ class TurnService:
                 pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
             )
             cid = conv.id
+            title = conv.title
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
+            title = head.title
             spec = self._model(frame.model, head.model)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
@@ -214,7 +238,7 @@ class TurnService:
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
-            pipe, user, session_id, cid, message, spec, "message", frame.client_id
+            pipe, user, session_id, cid, title, message, spec, "message", frame.client_id
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -233,7 +257,7 @@ class TurnService:
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
-            pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
+            pipe, user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
         )
 
     async def _submit(
@@ -242,6 +266,7 @@ class TurnService:
         user: UserInfo,
         session_id: str,
         cid: str,
+        title: str,
         message: Message,
         spec: ModelSpec,
         kind: TurnKind,
@@ -257,6 +282,7 @@ class TurnService:
                 conversation_id=cid, message=message, client_id=client_id, turn_id=turn_id
             ),
         )
+        self._queue_turn_started(pipe, user, session_id, cid, title, spec, turn_id)
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
         writes = self.once.execute(pipe, self._guard(session_id, client_id))
         errors = await self.quota.settle(user.id, turn_id, writes)
@@ -294,6 +320,7 @@ class TurnService:
         turn_id = new_id()
         if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
             return None
+        self._queue_turn_started(pipe, user, session_id, head.id, head.title, spec, turn_id)
         self._queue_turn(
             pipe,
             user,
