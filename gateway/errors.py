@@ -47,12 +47,15 @@ class ApiError(Exception):
         *,
         status: int | None = None,
         retry_after: int | None = None,
+        current_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or HTTP_STATUS.get(code, 400)
         self.retry_after = retry_after
+        #: ``conflict``: where the conversation is now.
+        self.current_id = current_id
 
 
 #: What a user is told when Redis refuses writes (``maxmemory`` reached,

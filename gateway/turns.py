@@ -19,6 +19,7 @@ from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
+from shared import store as conversation_store
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
 from shared.keys import CLIENT_ID_TTL_S, Keys
@@ -33,7 +34,13 @@ from shared.protocol import (
     UserInfo,
     UserMessageEvent,
 )
-from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
+from shared.store import (
+    ConflictError,
+    ConversationHead,
+    ConversationStore,
+    NotFoundError,
+    title_from_text,
+)
 from shared.streams import (
     SessionEvent,
     TurnKind,
@@ -78,7 +85,11 @@ class TurnService:
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
-        self.once = Once(redis, CLIENT_ID_TTL_S, inline=INLINE_SCRIPTS)
+        self.once = Once(
+            redis,
+            CLIENT_ID_TTL_S,
+            inline={**INLINE_SCRIPTS, **conversation_store.INLINE_SCRIPTS},
+        )
         self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
@@ -187,6 +198,14 @@ class TurnService:
             if error is not None:
                 if is_storage_full(error):
                     raise storage_full() from error
+                conflict = ConflictError.from_reply(error)
+                if conflict is not None:
+                    raise ApiError(
+                        "conflict",
+                        "this conversation has changed since you last saw it (another tab "
+                        "or device added to it); nothing was sent: catch up, then send again",
+                        current_id=conflict.current_id,
+                    ) from error
                 raise error
 
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
@@ -225,6 +244,10 @@ class TurnService:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             title = head.title
+            if frame.parent_id is not None:
+                # Atomic with the append below: the writes run in one script
+                # (gateway/once.py) that stops here if another tab got there first.
+                self.store.queue_expect_current(pipe, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
@@ -238,7 +261,16 @@ class TurnService:
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
-            pipe, user, session_id, cid, title, message, spec, "message", frame.client_id
+            pipe,
+            user,
+            session_id,
+            cid,
+            title,
+            message,
+            spec,
+            "message",
+            frame.client_id,
+            precondition=frame.conversation_id is not None and frame.parent_id is not None,
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -271,6 +303,8 @@ class TurnService:
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
+        *,
+        precondition: bool = False,
     ) -> str | None:
         turn_id = new_id()
         if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
@@ -284,7 +318,9 @@ class TurnService:
         )
         self._queue_turn_started(pipe, user, session_id, cid, title, spec, turn_id)
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        writes = self.once.execute(pipe, self._guard(session_id, client_id))
+        writes = self.once.execute(
+            pipe, self._guard(session_id, client_id), precondition=precondition
+        )
         errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already

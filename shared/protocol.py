@@ -153,7 +153,7 @@ class EventBase(BaseModel):
 
 
 #: Fields the gateway adds when it delivers an event, never stored with it.
-DELIVERY_FIELDS = frozenset({"event_id", "feed_id"})
+DELIVERY_FIELDS: set[str] = {"event_id", "feed_id"}
 
 
 class UserInfo(BaseModel):

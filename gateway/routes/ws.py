@@ -204,6 +204,7 @@ class Connection:
                     client_id=client_id,
                     conversation_id=getattr(frame, "conversation_id", None),
                     retry_after=exc.retry_after,
+                    current_id=exc.current_id,
                 )
             )
         except RedisError as exc:
