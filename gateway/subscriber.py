@@ -141,11 +141,14 @@ class Subscriber:
         return item
 
 
-async def next_of(subs: list[Subscriber], ready: asyncio.Event) -> tuple[Subscriber, Item]:
-    """The next item of whichever subscriber has one (earlier in ``subs``
-    first), for subscribers that ``share_ready(ready)``."""
+async def next_of(
+    subs: Callable[[], list[Subscriber]], ready: asyncio.Event
+) -> tuple[Subscriber, Item]:
+    """The next item of whichever subscriber has one (earlier in ``subs()``
+    first), for subscribers that ``share_ready(ready)``. ``subs`` is asked
+    again after every wake-up: subscribers come and go while it waits."""
     while True:
-        for sub in list(subs):
+        for sub in subs():
             if sub.pending:
                 return sub, await sub.next()
         ready.clear()

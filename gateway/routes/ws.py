@@ -215,13 +215,17 @@ class Connection:
             log.exception("storage failed while handling a %s frame", frame.type)
             self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
+    def _subscribers(self) -> list[Subscriber]:
+        assert self.sub is not None
+        return [self.sub, *self.live.subscribers()]
+
     async def _send_loop(self) -> None:
         # A client that stops reading is cut off by the server's WebSocket
         # protocol after TIDECHAT_SOCKET_WRITE_TIMEOUT_SECONDS (gateway/serve.py).
         assert self.sub is not None
         while True:
             # The session's own events first, then the feed and followed turns.
-            sub, item = await next_of([self.sub, *self.live.subscribers()], self.ready)
+            sub, item = await next_of(self._subscribers, self.ready)
             if item is None:
                 # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")

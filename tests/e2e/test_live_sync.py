@@ -84,11 +84,12 @@ async def test_a_tab_that_opens_a_conversation_mid_reply_gets_the_whole_reply(
 ) -> None:
     token = user(two_gateways)
     a = await tab(two_gateways, token, 0)
+    b = await tab(two_gateways, token, 1)  # connected, showing no conversation
     await a.send({"type": "message", "content": "a long one", "model": "slow"})
     turn = (await a.wait_type("user_message"))["turn_id"]
     cid = (await a.wait_type("stream_start"))["conversation_id"]
     await a.wait_for(lambda f: f["type"] == "stream_chunk" and len(a.streamed_text_of(turn)) > 40)
-    b = await tab(two_gateways, token, 1)
+    await b.send({"type": "watch", "conversation_id": None})
     await b.send({"type": "watch", "conversation_id": cid})
     end = await b.wait_type("stream_end", timeout=30, turn_id=turn)
     # From its first chunk, not from where B came in.

@@ -16,6 +16,8 @@ export interface ChatSocketOptions {
   initialLastEventId: string | null;
   onConnectFailed: () => void;
   onReconnected: () => void;
+  /** The conversation on screen: its turns run by the user's other tabs come here too. */
+  watching: string | null;
 }
 
 export interface ChatSocket {
@@ -32,10 +34,17 @@ const BATCH_MS = 16;
  * dispatch per frame, and the newest event id seen is what a reconnect resumes
  * after (events still waiting in the batch count: they will be applied).
  */
-export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected }: ChatSocketOptions): ChatSocket {
+export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected, watching }: ChatSocketOptions): ChatSocket {
   const [status, setStatus] = useState<ConnectionStatus>({ state: "connecting", attempt: 0 });
   const connection = useRef<ChatConnection | null>(null);
   const lastSeen = useRef<string | null>(initialLastEventId);
+  const lastFeed = useRef<string | null>(null);
+  const watched = useRef<string | null>(watching);
+  useEffect(() => {
+    if (watched.current === watching) return;
+    watched.current = watching;
+    connection.current?.watch(watching);
+  }, [watching]);
   const callbacks = useRef({ onConnectFailed, onReconnected });
   callbacks.current = { onConnectFailed, onReconnected };
 
@@ -56,10 +65,16 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
       protocols: () => socketProtocols(sessionId(sessionStorage)),
       outbox,
       lastEventId: () => lastSeen.current,
+      lastFeedId: () => lastFeed.current,
+      watching: () => watched.current,
       onEvent: (event) => {
         const id = event.event_id;
         if (isEventId(id) && (lastSeen.current === null || compareEventIds(id, lastSeen.current) > 0)) {
           lastSeen.current = id;
+        }
+        const feedId = event.feed_id;
+        if (isEventId(feedId) && (lastFeed.current === null || compareEventIds(feedId, lastFeed.current) > 0)) {
+          lastFeed.current = feedId;
         }
         if (event.type === "hello") failures = 0;
         batch.push(event);
