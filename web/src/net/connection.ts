@@ -161,7 +161,7 @@ export class ChatConnection {
     socket.onopen = () => {
       const after = this.options.lastEventId();
       const feedAfter = this.options.lastFeedId?.() ?? null;
-      this.write(after ? { type: "resume", after, feed_after: feedAfter } : { type: "ping" });
+      this.write(after ? { type: "resume", after, ...(feedAfter ? { feed_after: feedAfter } : {}) } : { type: "ping" });
       if (this.options.watching) this.write({ type: "watch", conversation_id: this.options.watching() });
     };
     socket.onmessage = (ev) => this.receive(ev.data);
