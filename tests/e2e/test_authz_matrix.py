@@ -443,6 +443,8 @@ async def _send_as_owner(world: World, sock: ChatSocket, name: str) -> None:
         turn = (await tab.wait_type("user_message"))["turn_id"]
         end = await sock.wait_type("stream_end", timeout=30, turn_id=turn)
         assert "event_id" not in end  # followed, not her session's own
+        own = await tab.wait_type("stream_end", timeout=30, turn_id=turn)
+        assert own["message"] == end["message"]
         assert sock.text_of(turn) == tab.text_of(turn)
         await tab.close()
         return
