@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.stack import Stack, running_stack
 from tests.web.conftest import MODELS, Watch, new_page
+from tests.web.test_accessibility import axe, report
 from tests.web.test_browser_e2e import (
     PASSWORD,
     QUESTION,
@@ -105,6 +106,8 @@ def test_second_browser_follows_chats_replies_renames_and_deletions(
     expect(b.locator(REPLY).last).to_have_attribute("data-status", "streaming", timeout=5_000)
     expect(b.get_by_role("button", name="Stop generating")).to_be_visible()
     shot(b, "live-sync-streaming-in-b")
+    found: dict[str, Any] = {}
+    axe(b, "a reply from another browser, streaming", found)
     done_a, done_b = wait_reply_done(a), wait_reply_done(b)
     assert reply_text(done_b) == reply_text(done_a)
     cid = active_conversation_id(a)
@@ -116,7 +119,9 @@ def test_second_browser_follows_chats_replies_renames_and_deletions(
     sent_at = a.evaluate("performance.timeOrigin + performance.now()")
     send(a, "And at low water")
     expect(b.locator(QUESTION).last).to_contain_text("And at low water", timeout=5_000)
-    print(f"\nB showed A's question {b.evaluate('window.__seenAt') - sent_at:.0f} ms after A sent it")
+    print(
+        f"\nB showed A's question {b.evaluate('window.__seenAt') - sent_at:.0f} ms after A sent it"
+    )
     done_a, done_b = wait_reply_done(a), wait_reply_done(b)
     expect(done_b).to_contain_text("You said: And at low water")
     assert reply_text(done_b) == reply_text(done_a)
@@ -135,11 +140,15 @@ def test_second_browser_follows_chats_replies_renames_and_deletions(
     # Deleted in A: gone from B, which says so and leaves it.
     sidebar(a).get_by_role("button", name="Options for Harbour tides").click()
     a.get_by_role("menuitem", name="Delete").click()
-    a.get_by_role("dialog", name="Delete conversation?").get_by_role("button", name="Delete").click()
+    a.get_by_role("dialog", name="Delete conversation?").get_by_role(
+        "button", name="Delete"
+    ).click()
     expect(sidebar(b).get_by_role("link", name="Harbour tides")).to_have_count(0, timeout=5_000)
     notices = b.get_by_role("region", name="Notifications")
     expect(notices).to_contain_text("This conversation was deleted in another tab or device.")
     expect(b).not_to_have_url(re.compile(cid))
+    axe(b, "told that the open conversation was deleted elsewhere", found)
+    report(found, "live-sync")
 
 
 def test_a_stale_tab_does_not_fork_the_conversation(two_browsers: tuple[Any, Any]) -> None:
@@ -165,6 +174,9 @@ def test_a_stale_tab_does_not_fork_the_conversation(two_browsers: tuple[Any, Any
     expect(unsent).to_contain_text("added to this conversation first", timeout=10_000)
     expect(b.locator(QUESTION).filter(has_text="Asked in A while B was away")).to_be_visible()
     shot(b, "live-sync-conflict-in-b")
+    found: dict[str, Any] = {}
+    axe(b, "a message not sent: the conversation moved on", found)
+    report(found, "live-sync-conflict")
     conv = api(b, "GET", f"/api/conversations/{cid}")
     assert "Asked in B while away" not in [m["content"] for m in conv["messages"].values()]
 
