@@ -262,19 +262,23 @@ class ErrorEvent(EventBase):
     current_id: str | None = None
 
 
-ServerEvent = Annotated[
-    HelloEvent
-    | PongEvent
-    | ConversationCreatedEvent
+#: The events that live on a session stream (every server event but
+#: ``hello``, ``pong`` and errors about a bad frame, which are sent directly).
+SessionEvent = (
+    ConversationCreatedEvent
     | UserMessageEvent
     | StreamStartEvent
     | StreamChunkEvent
     | StreamRestartEvent
     | StreamEndEvent
     | TitleEvent
-    | ConversationDeletedEvent
-    | TurnStartedEvent
-    | ErrorEvent,
+    | ErrorEvent
+)
+#: The events on a user's feed (``Keys.user_feed``): what every tab of the
+#: user hears about besides its own session.
+FeedEvent = ConversationCreatedEvent | ConversationDeletedEvent | TitleEvent | TurnStartedEvent
+ServerEvent = Annotated[
+    HelloEvent | PongEvent | SessionEvent | ConversationDeletedEvent | TurnStartedEvent,
     Field(discriminator="type"),
 ]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)

@@ -28,20 +28,12 @@ from shared.keys import (
     SESSION_MAXLEN,
     Keys,
 )
-from shared.protocol import (
-    DELIVERY_FIELDS,
-    ConversationCreatedEvent,
-    ConversationDeletedEvent,
-    ErrorCode,
-    ErrorEvent,
-    StreamChunkEvent,
-    StreamEndEvent,
-    StreamRestartEvent,
-    StreamStartEvent,
-    TitleEvent,
-    TurnStartedEvent,
-    UserMessageEvent,
-)
+
+# SessionEvent and FeedEvent are public here too: they are what
+# queue_session_event and queue_feed_event take.
+from shared.protocol import DELIVERY_FIELDS, ErrorCode
+from shared.protocol import FeedEvent as FeedEvent
+from shared.protocol import SessionEvent as SessionEvent
 
 TurnKind = Literal["message", "regenerate", "edit"]
 
@@ -86,25 +78,6 @@ class TurnRequest(BaseModel):
     created_at: float = Field(default_factory=now)
     #: The ``client_id`` of the frame that asked for the turn, for ``stream_start``.
     client_id: str | None = None
-
-
-#: The events that live on a session stream (every server event but
-#: ``hello``, ``pong`` and errors about a bad frame, which are sent directly).
-SessionEvent = (
-    ConversationCreatedEvent
-    | UserMessageEvent
-    | StreamStartEvent
-    | StreamChunkEvent
-    | StreamRestartEvent
-    | StreamEndEvent
-    | TitleEvent
-    | ErrorEvent
-)
-
-
-#: The events on a user's feed (``Keys.user_feed``): what every tab of the
-#: user hears about besides its own session.
-FeedEvent = ConversationCreatedEvent | ConversationDeletedEvent | TitleEvent | TurnStartedEvent
 
 
 class DeadLetter(BaseModel):

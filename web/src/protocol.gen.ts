@@ -39,9 +39,9 @@ export type ServerEvent =
   | StreamRestartEvent
   | StreamEndEvent
   | TitleEvent
+  | ErrorEvent
   | ConversationDeletedEvent
-  | TurnStartedEvent
-  | ErrorEvent;
+  | TurnStartedEvent;
 
 /**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
@@ -386,9 +386,9 @@ export const SERVER_EVENT_TYPES = [
   "stream_restart",
   "stream_end",
   "title",
+  "error",
   "conversation_deleted",
   "turn_started",
-  "error",
 ] as const satisfies readonly ServerEvent["type"][];
 
 /** Every client frame's `type`, in the order of the ClientFrame union. */
