@@ -38,8 +38,9 @@ CONFLICT = "CONFLICT"
 #: writes that follow, so nothing is appended after a message the caller
 #: never saw. One key: cluster-safe on its own.
 EXPECT_CURRENT = """
+-- Always 'CONFLICT <current>' with the space: an error without one gets 'ERR ' put before it.
 local raw = redis.call('JSON.GET', KEYS[1], '$.current_id')
-if not raw then return redis.error_reply('CONFLICT') end
+if not raw then return redis.error_reply('CONFLICT ') end
 local current = cjson.decode(raw)[1]
 if current == nil or current == cjson.null then current = '' end
 if current ~= ARGV[1] then return redis.error_reply('CONFLICT ' .. current) end
@@ -60,7 +61,7 @@ class ConflictError(Exception):
     @classmethod
     def from_reply(cls, error: Exception) -> ConflictError | None:
         """The conflict an ``EXPECT_CURRENT`` error reply reports, else None."""
-        text = str(error)
+        text = str(error).removeprefix("ERR ")
         if not text.startswith(CONFLICT):
             return None
         return cls(text[len(CONFLICT) :].strip() or None)
