@@ -224,7 +224,10 @@ function onStreamStart(state: ChatState, event: StreamStartEvent): ChatState {
     turnId: event.turn_id,
     localOnly: false,
   });
-  if (conv.currentId === event.parent_id || conv.currentId === null) {
+  // A turn another tab runs (followed: no event_id) is followed onto its branch
+  // too, so a regeneration there shows here as it does there.
+  const followed = !isEventId(event.event_id);
+  if (followed || conv.currentId === event.parent_id || conv.currentId === null) {
     conv = { ...conv, currentId: event.message_id };
   }
   const turn: Turn = {

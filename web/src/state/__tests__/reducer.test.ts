@@ -373,6 +373,18 @@ describe("the user's other tabs (feed and followed turns)", () => {
     expect(state.lastEventId).toBeNull();
   });
 
+  it("follows another tab's regeneration onto its new branch", () => {
+    let state = reduceAll(withConversation(), turnEvents({}));
+    expect(onScreen(state)).toEqual(["user:Hi", "assistant:Hello world"]);
+    const again = turnEvents({ turn: "t2", reply: "a2", chunks: ["Other"] })
+      .slice(1)
+      .map((e) => ({ ...e, event_id: undefined }) as ServerEvent);
+    state = reduceAll(state, again);
+    expect(onScreen(state)).toEqual(["user:Hi", "assistant:Other"]);
+    const conv = state.conversations.conv1!;
+    expect(siblingsOf(conv, conv.messages.a2!)).toEqual(["a1", "a2"]);
+  });
+
   it("leaves a conversation deleted elsewhere and says so", () => {
     let state = withConversation();
     state = reduce(state, { type: "conversation_deleted", feed_id: "6-0", conversation_id: "conv1" });
