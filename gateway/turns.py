@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
-from gateway.errors import ApiError, is_storage_full, storage_full
+from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
@@ -35,7 +35,6 @@ from shared.protocol import (
     UserMessageEvent,
 )
 from shared.store import (
-    ConflictError,
     ConversationHead,
     ConversationStore,
     NotFoundError,
@@ -192,22 +191,6 @@ class TurnService:
             raise
         return True
 
-    @staticmethod
-    def _raise_first(errors: list[Exception | None]) -> None:
-        for error in errors:
-            if error is not None:
-                if is_storage_full(error):
-                    raise storage_full() from error
-                conflict = ConflictError.from_reply(error)
-                if conflict is not None:
-                    raise ApiError(
-                        "conflict",
-                        "this conversation has changed since you last saw it (another tab "
-                        "or device added to it); nothing was sent: catch up, then send again",
-                        current_id=conflict.current_id,
-                    ) from error
-                raise error
-
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
@@ -324,7 +307,7 @@ class TurnService:
         errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
-        self._raise_first(errors)
+        raise_write_error(errors)
         return turn_id
 
     async def regenerate(
@@ -372,7 +355,7 @@ class TurnService:
         errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
-        self._raise_first(errors[1:])  # the first XADD fails when the stream exists
+        raise_write_error(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 
     async def stop(self, user: UserInfo, frame: StopFrame) -> None:
