@@ -113,9 +113,14 @@ export function ChatProvider({ children }: { children: ReactNode }) {
     onConnectFailed: onUnauthorized,
     onReconnected: active.reload,
     watching: active.activeId,
+    onFirstConnected: () => {
+      active.reload();
+      void loadList.current?.(null);
+    },
   });
   useConflictRefresh(store, active.reload);
 
+  const loadList = useRef<ChatActions["loadList"] | null>(null);
   const actions = useChatCommands({
     store,
     outbox,
@@ -128,6 +133,8 @@ export function ChatProvider({ children }: { children: ReactNode }) {
     defaultModel,
     maxMessageChars,
   });
+
+  loadList.current = actions.loadList;
 
   const status = useMemo(
     () => ({ connection: socket.status, loadingActive: active.loadingActive, loadError: active.loadError, retryLoad: active.reload }),

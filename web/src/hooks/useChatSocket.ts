@@ -18,6 +18,11 @@ export interface ChatSocketOptions {
   onReconnected: () => void;
   /** The conversation on screen: its turns run by the user's other tabs come here too. */
   watching: string | null;
+  /**
+   * The first `hello`: the socket now hears the user's feed. What changed between
+   * the page's HTTP loads and this moment was heard by no one: load them again.
+   */
+  onFirstConnected?: () => void;
 }
 
 export interface ChatSocket {
@@ -34,7 +39,7 @@ const BATCH_MS = 16;
  * dispatch per frame, and the newest event id seen is what a reconnect resumes
  * after (events still waiting in the batch count: they will be applied).
  */
-export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected, watching }: ChatSocketOptions): ChatSocket {
+export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected, watching, onFirstConnected }: ChatSocketOptions): ChatSocket {
   const [status, setStatus] = useState<ConnectionStatus>({ state: "connecting", attempt: 0 });
   const connection = useRef<ChatConnection | null>(null);
   const lastSeen = useRef<string | null>(initialLastEventId);
@@ -45,8 +50,8 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
     watched.current = watching;
     connection.current?.watch(watching);
   }, [watching]);
-  const callbacks = useRef({ onConnectFailed, onReconnected });
-  callbacks.current = { onConnectFailed, onReconnected };
+  const callbacks = useRef({ onConnectFailed, onReconnected, onFirstConnected });
+  callbacks.current = { onConnectFailed, onReconnected, onFirstConnected };
 
   useEffect(() => {
     if (!enabled) return;
@@ -59,6 +64,7 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
       if (events.length > 0) dispatch({ type: "server_events", events });
     };
     let failures = 0;
+    let greeted = false;
     const conn = new ChatConnection({
       url: socketUrl(),
       // Read at each connect: after a refusal (4403) the tab takes a new session id.
@@ -76,7 +82,11 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
         if (isEventId(feedId) && (lastFeed.current === null || compareEventIds(feedId, lastFeed.current) > 0)) {
           lastFeed.current = feedId;
         }
-        if (event.type === "hello") failures = 0;
+        if (event.type === "hello") {
+          failures = 0;
+          if (!greeted) callbacks.current.onFirstConnected?.();
+          greeted = true;
+        }
         batch.push(event);
         if (timer === null) timer = setTimeout(flush, BATCH_MS);
       },
