@@ -32,7 +32,7 @@ from shared.models_file import ModelCatalog
 from shared.paths import default_data_dir
 from shared.redis_client import make_redis
 from shared.settings import CommonSettings
-from tidechat.local_redis import recorded_url
+from tidechat.local_redis import URL_FILE, recorded_url
 
 #: Longest BLOCK these commands issue (``--follow``, waiting for a replay):
 #: short, so a vanished session or a deadline is noticed soon.
@@ -85,26 +85,34 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
-def settings_for_ops() -> CommonSettings:
+def settings_for_ops() -> tuple[CommonSettings, str]:
     """The settings, with the Redis that ``tidechat up`` started (and
-    recorded under the data dir) when no ``REDIS_URL`` is set."""
+    recorded under the data dir) when no ``REDIS_URL`` is set; and what to
+    say if that Redis cannot be reached."""
     settings = CommonSettings()
-    if "redis_url" not in settings.model_fields_set:
-        recorded = recorded_url(default_data_dir())
-        if recorded is not None:
-            settings.redis_url = recorded
-    return settings
+    if "redis_url" in settings.model_fields_set:
+        return settings, "is REDIS_URL right?"
+    path = default_data_dir() / URL_FILE
+    recorded = recorded_url(default_data_dir())
+    if recorded is None:
+        return settings, "set REDIS_URL, or start tidechat up (it records where its Redis listens)"
+    settings.redis_url = recorded
+    return settings, f"the address tidechat up recorded in {path}: is it still running?"
 
 
 def run(command: Command, args: argparse.Namespace) -> int:
     """Run one command: build its client, map failures to a message and exit 1."""
-    settings = settings_for_ops()
+    settings, hint = settings_for_ops()
     catalog = settings.load_models()  # a ModelsFileError is reported by cli.main
-    return asyncio.run(_run(command, args, settings, catalog))
+    return asyncio.run(_run(command, args, settings, catalog, hint))
 
 
 async def _run(
-    command: Command, args: argparse.Namespace, settings: CommonSettings, catalog: ModelCatalog
+    command: Command,
+    args: argparse.Namespace,
+    settings: CommonSettings,
+    catalog: ModelCatalog,
+    hint: str = "is REDIS_URL right?",
 ) -> int:
     url = redact_url(settings.redis_url)
     redis = make_redis(
@@ -114,11 +122,6 @@ async def _run(
         try:
             await redis.ping()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            hint = (
-                "is REDIS_URL right?"
-                if "redis_url" in settings.model_fields_set
-                else "set REDIS_URL, or start tidechat up (it records where its Redis listens)"
-            )
             raise OpsError(f"cannot reach Redis at {url} ({exc}); {hint}") from exc
         return await command(Ops(settings, redis, catalog), args)
     except OpsError as exc:
