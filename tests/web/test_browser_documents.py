@@ -134,7 +134,10 @@ def test_an_image_waits_for_a_model_that_can_see_it(page: Any, docs_stack: Stack
     question = page.locator("article[aria-label='You said']").last
     thumb = question.locator("img.msg-thumb")
     expect(thumb).to_be_visible()
-    assert thumb.evaluate("img => img.naturalWidth") == 40  # the image itself, served to its owner
+    # The image itself, served to its owner (waited for: the thumbnail loads lazily).
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 40", arg=thumb.element_handle()
+    )
     wait_reply_done(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "documents-image.png"))
