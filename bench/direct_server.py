@@ -46,7 +46,7 @@ from shared.store import ConversationStore, title_from_text
 from worker.backends import BackendPool, GenerationRequest
 from worker.context import build_prompt
 from worker.generate import RetryPolicy, generate
-from worker.tokens import estimate_tokens
+from shared.tokens import estimate_tokens
 from worker.turn import _branch
 
 

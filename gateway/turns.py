@@ -2,9 +2,10 @@
 ``edit`` or ``stop`` into Redis writes, for the WebSocket and for
 ``POST /api/chat`` alike.
 
-Everything a user typed is stored in the conversation, and its
-``user_message`` event written, in the same pipeline that queues the turn
-and before it, so no failure later on can lose it.
+Everything a user typed is stored in the conversation first (one script in
+the conversation's slot, which also records the frame's ``client_id``: see
+``gateway/once.py``), then its ``user_message`` event is written and the
+turn queued, in one pipeline: no failure later on can lose what was typed.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError, is_storage_full, storage_full
 from gateway.jsonguard import clip
 from gateway.limits import SessionTtl, TurnQuota
-from gateway.once import Once
+from gateway.once import FrameGuard, conversation_id_for
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
 from shared.conversation import Conversation, Message, new_id, now
-from shared.fairness import INLINE_SCRIPTS, FairLines
-from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
+from shared.fairness import FairLines
+from shared.keys import SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -34,7 +35,13 @@ from shared.protocol import (
     UserMessageEvent,
     _Event,
 )
-from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
+from shared.store import (
+    AddResult,
+    ConversationHead,
+    ConversationStore,
+    NotFoundError,
+    title_from_text,
+)
 from shared.streams import TurnKind, TurnRequest, encode_event
 from shared.user_limits import TurnLimits
 
@@ -72,7 +79,7 @@ class TurnService:
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
-        self.once = Once(redis, CLIENT_ID_TTL_S, inline=INLINE_SCRIPTS)
+        self.frames = FrameGuard(redis, keys)
         self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
@@ -147,9 +154,6 @@ class TurnService:
         self.admission.queued(spec.pool)
         return turn.turn_id
 
-    def _guard(self, session_id: str, client_id: str | None) -> str | None:
-        return None if client_id is None else self.keys.client_frame(session_id, client_id)
-
     async def _take_slot(self, user: UserInfo, turn_id: str, guard: str | None) -> bool:
         """Take one of the user's turn slots; False if the frame is a resend
         of one already acted on (refused by a limit it must not be: it is
@@ -157,7 +161,7 @@ class TurnService:
         try:
             await self.quota.take(user.id, turn_id)
         except ApiError:
-            if guard is not None and await self.redis.exists(guard):
+            if await self.frames.seen(guard):
                 return False
             raise
         return True
@@ -174,31 +178,27 @@ class TurnService:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
-        pipe = self.redis.pipeline(transaction=False)
         nbytes = storage_usage.text_bytes(frame.content)
+        created: Conversation | None = None
+        model_change: str | None = None
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             ts = now()
-            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
-            conv = Conversation(
-                id=new_id(),
+            cid = (
+                new_id()
+                if frame.client_id is None
+                else conversation_id_for(session_id, frame.client_id)
+            )
+            created = Conversation(
+                id=cid,
                 owner=user.id,
                 title=title_from_text(frame.content),
                 model=spec.id,
                 created_at=ts,
                 updated_at=ts,
             )
-            self._queue_event(pipe, session_id, ConversationCreatedEvent(conversation=conv.view()))
-            conv.messages[message.id] = message
-            conv.current_id = message.id
-            self.store.queue_save(pipe, conv)
-            # Two messages: this one and its reply (the worker adds the reply's
-            # bytes, or takes the message back if it stores none).
-            storage_usage.queue_add(
-                pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
-            )
-            cid = conv.id
+            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
@@ -210,12 +210,10 @@ class TurnService:
                 role="user",
                 content=frame.content,
             )
-            self.store.queue_add_message(pipe, cid, message, owner=user.id)
-            storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
             if frame.model and frame.model != head.model:
-                self.store.queue_fields(pipe, cid, {"model": spec.id})
+                model_change = spec.id
         return await self._submit(
-            pipe, user, session_id, cid, message, spec, "message", frame.client_id
+            user, session_id, cid, message, spec, "message", frame.client_id, created, model_change
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -230,16 +228,42 @@ class TurnService:
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
+        return await self._submit(user, session_id, head.id, message, spec, "edit", frame.client_id)
+
+    async def _store_message(
+        self,
+        user: UserInfo,
+        cid: str,
+        message: Message,
+        guard: str | None,
+        created: Conversation | None,
+        model_change: str | None,
+    ) -> AddResult:
+        """The user's message, first and on its own (with the frame's marker)."""
         pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_add_message(pipe, head.id, message, owner=user.id)
-        storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
-        return await self._submit(
-            pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
+        self.store.queue_add_message(
+            pipe,
+            cid,
+            message,
+            owner=user.id,
+            bump=True,
+            marker=guard,
+            marker_ttl=self.frames.ttl,
+            create=created,
         )
+        if model_change is not None:
+            self.store.queue_update(pipe, cid, user.id, {"model": model_change})
+        results = await pipe.execute(raise_on_error=False)
+        self._raise_first([r if isinstance(r, Exception) else None for r in results])
+        added = AddResult.parse(results[0])
+        if added.status == -1:
+            raise ApiError("not_found", "conversation not found")
+        if added.status == -2:
+            raise ApiError("not_found", "message not found in this conversation")
+        return added
 
     async def _submit(
         self,
-        pipe: Pipeline,
         user: UserInfo,
         session_id: str,
         cid: str,
@@ -247,10 +271,36 @@ class TurnService:
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
+        created: Conversation | None = None,
+        model_change: str | None = None,
     ) -> str | None:
         turn_id = new_id()
-        if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
+        guard = self.frames.key(cid, session_id, client_id)
+        if not await self._take_slot(user, turn_id, guard):
             return None  # a resent duplicate: acted on already
+        try:
+            added = await self._store_message(user, cid, message, guard, created, model_change)
+        except BaseException:
+            await self.quota.forget(user.id, turn_id)
+            raise
+        if added.status == 0:
+            await self.quota.forget(user.id, turn_id)
+            return None  # a resent duplicate: acted on already
+        pipe = self.redis.pipeline(transaction=False)
+        # Two messages: this one and its reply (the worker adds the reply's
+        # bytes, or takes the message back if it stores none).
+        storage_usage.queue_add(
+            pipe,
+            self.keys,
+            user.id,
+            conversations=1 if created is not None else 0,
+            messages=2,
+            nbytes=storage_usage.text_bytes(message.content),
+        )
+        if created is not None:
+            self._queue_event(
+                pipe, session_id, ConversationCreatedEvent(conversation=created.view())
+            )
         self._queue_event(
             pipe,
             session_id,
@@ -259,12 +309,16 @@ class TurnService:
             ),
         )
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        writes = self.once.execute(pipe, self._guard(session_id, client_id))
-        errors = await self.quota.settle(user.id, turn_id, writes)
+        errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
-            return None  # a resent duplicate: acted on already
+            return None
         self._raise_first(errors)
         return turn_id
+
+    @staticmethod
+    async def _execute(pipe: Pipeline) -> list[Exception | None]:
+        results = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, Exception) else None for r in results]
 
     async def regenerate(
         self, user: UserInfo, session_id: str, frame: RegenerateFrame
@@ -285,6 +339,18 @@ class TurnService:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
         await self.admission.check(user.id, spec, Adds(messages=1))
+        turn_id = new_id()
+        guard = self.frames.key(head.id, session_id, frame.client_id)
+        if not await self._take_slot(user, turn_id, guard):
+            return None
+        try:
+            fresh = await self.frames.claim(guard, turn_id)
+        except BaseException:
+            await self.quota.forget(user.id, turn_id)
+            raise
+        if not fresh:
+            await self.quota.forget(user.id, turn_id)
+            return None  # a resent duplicate: acted on already
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
         # gateway's goes with a regeneration: create this session's stream,
@@ -295,9 +361,6 @@ class TurnService:
         pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
         queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
-        turn_id = new_id()
-        if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
-            return None
         self._queue_turn(
             pipe,
             user,
@@ -309,10 +372,9 @@ class TurnService:
             turn_id,
             client_id=frame.client_id,
         )
-        writes = self.once.execute(pipe, self._guard(session_id, frame.client_id))
-        errors = await self.quota.settle(user.id, turn_id, writes)
+        errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
-            return None  # a resent duplicate: acted on already
+            return None
         self._raise_first(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 

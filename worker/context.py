@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.conversation import Message
 from shared.models_file import ModelSpec
-from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 TokenCounter = Callable[[str], int]
 #: A backend's tokenizer: None when it has none (then the estimate is used).

@@ -41,7 +41,7 @@ from worker.context import Prompt, build_prompt
 from worker.errors import ConversationGone, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
-from worker.tokens import estimate_tokens
+from shared.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from shared.conversation import Usage
 from shared.models_file import CRASH_STATUS, ScriptedModel
 from worker.backends.base import Delta, GenerationRequest
 from worker.errors import BackendError, BackendRateLimited, BackendUnavailable, TurnError
-from worker.tokens import estimate_tokens
+from shared.tokens import estimate_tokens
 
 _VOCABULARY = [
     "tide",
