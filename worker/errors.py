@@ -60,3 +60,9 @@ class UnknownModel(TurnError):
     """The turn names a model the models file no longer offers."""
 
     code: ErrorCode = "bad_request"
+
+
+class PoisonTurn(TurnError):
+    """A turn whose workers kept dying on it: dead-lettered past the limit."""
+
+    code: ErrorCode = "internal"
