@@ -21,6 +21,7 @@ from gateway.turns import TurnService
 from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
 from shared.store import ConversationStore
+from shared.store.search import Search
 
 
 @dataclass(eq=False)
@@ -30,6 +31,7 @@ class Services:
     reader: Redis
     catalog: ModelCatalog
     store: ConversationStore
+    search: Search
     auth: AuthService
     turns: TurnService
     hub: SessionHub

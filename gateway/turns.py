@@ -56,6 +56,7 @@ class TurnService:
         redis: Redis,
         keys: Keys,
         catalog: ModelCatalog,
+        store: ConversationStore,
         *,
         max_message_chars: int,
         limits: TurnLimits,
@@ -68,7 +69,7 @@ class TurnService:
     ) -> None:
         self.redis = redis
         self.keys = keys
-        self.store = ConversationStore(redis, keys)
+        self.store = store
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl

@@ -143,6 +143,14 @@ LEAF_STEPS = 1_000
 PURGE_FIELDS = 200
 #: Messages written per round trip by imports and the migration.
 BULK_MESSAGES = 500
+#: Search (shared/store/search.py): documents (titles and messages) one
+#: query asks for at a time, best first, and how many such pages at most
+#: are read to find a page of distinct conversations (one conversation
+#: with many matching messages fills a page of documents alone).
+SEARCH_DOCS = 200
+SEARCH_ROUNDS = 3
+#: Characters of a message a search result shows around its match.
+SNIPPET_CHARS = 160
 #: A conversation on the cleanup list this long (ms) is no longer being
 #: imported or deleted by anyone: the sweep finishes or removes it.
 CLEANUP_AFTER_MS = 10 * 60 * 1000
@@ -216,6 +224,11 @@ class Keys:
     def schema(self) -> str:
         """String: the version of the data layout (shared/schema.py)."""
         return f"{self.prefix}schema"
+
+    def v1_user(self, uid: str) -> str:
+        """The previous release's name of an account's hash (no hash tag):
+        read only to tell its data from this layout's (shared/schema.py)."""
+        return f"{self.prefix}user:{uid}"
 
     def migration(self) -> str:
         """Hash: progress of a running ``tidechat migrate`` (what is done, when it began)."""

@@ -34,6 +34,8 @@ from shared.redis_client import make_redis
 from shared.redis_features import explain, missing_features
 from shared.settings import CommonSettings
 from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
+from tidechat.migrate import Migration
+from tidechat.ops import OpsError
 
 #: How long a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 30.0
@@ -175,6 +177,25 @@ class Up:
         if missing:
             raise UpError(explain(missing))
 
+    def _migrate(self, url: str) -> None:
+        """Data of a previous release is migrated before anything serves it
+        (``tidechat migrate``), so a newcomer never has to."""
+
+        async def run() -> None:
+            client = make_redis(url)
+            try:
+                migration = Migration(client, CommonSettings().keys, progress=print)
+                if await migration.needed():
+                    print("migrating the data to this release's layout…", flush=True)
+                    await migration.run()
+            finally:
+                await client.aclose()
+
+        try:
+            asyncio.run(run())
+        except (RedisError, OSError, OpsError) as exc:
+            raise UpError(f"migrating the data failed ({exc}); run `tidechat migrate`") from exc
+
     def start(self) -> str:
         if port_in_use(
             self.args.port, self.args.host if self.args.host != "0.0.0.0" else "127.0.0.1"
@@ -186,6 +207,7 @@ class Up:
         self.logs.mkdir(parents=True, exist_ok=True)
         self._prepare_models()
         redis_url = self._start_redis()
+        self._migrate(redis_url)
         env = self._env(redis_url)
         python = sys.executable
         for i in range(self.args.workers):

@@ -69,20 +69,29 @@ class Bulk:
 
     # --- writing ---------------------------------------------------------------
 
-    async def write(self, conv: Conversation, *, listed: bool = True) -> None:
+    async def write(
+        self,
+        conv: Conversation,
+        *,
+        listed: bool = True,
+        ttl: int | None = None,
+        replay_of: str | None = None,
+    ) -> None:
         """Write a whole conversation (an import, a migrated one): messages
         and tree first, in batches, then its hash, which makes it exist.
         Writing the same conversation again is harmless (the migration
-        resumes this way). ``listed``: put it in its owner's list."""
+        resumes this way). ``listed``: put it in its owner's list. ``ttl``
+        (seconds): every key expires (a replay's copy, ``replay_of`` the
+        conversation it copies: hidden from lists and search)."""
         await self._listed_for_cleanup(conv.id, conv.owner)
         messages = list(conv.messages.values())
         for start in range(0, len(messages), BULK_MESSAGES):
             pipe = self.redis.pipeline(transaction=False)
             for message in messages[start : start + BULK_MESSAGES]:
-                pipe.hset(
-                    self.keys.message(conv.id, message.id),
-                    mapping=codec.message_fields(message, conv.owner),
-                )
+                key = self.keys.message(conv.id, message.id)
+                pipe.hset(key, mapping=codec.message_fields(message, conv.owner))
+                if ttl is not None:
+                    pipe.expire(key, ttl)
             await pipe.execute()
         tree: dict[str, Any] = dict(codec.children_of(messages))
         tree.update(
@@ -100,7 +109,13 @@ class Bulk:
         fields = list(tree.items())
         for start in range(0, len(fields), BULK_MESSAGES):
             pipe.hset(self.keys.tree(conv.id), mapping=dict(fields[start : start + BULK_MESSAGES]))
-        pipe.hset(self.keys.conversation(conv.id), mapping=codec.conversation_fields(conv))
+        meta = codec.conversation_fields(conv)
+        if replay_of is not None:
+            meta["rp"] = replay_of
+        pipe.hset(self.keys.conversation(conv.id), mapping=meta)
+        if ttl is not None:
+            pipe.expire(self.keys.tree(conv.id), ttl)
+            pipe.expire(self.keys.conversation(conv.id), ttl)
         if listed:
             pipe.zadd(
                 self.keys.user_conversations(conv.owner), {conv.id: int(conv.updated_at * 1000)}

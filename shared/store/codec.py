@@ -15,6 +15,10 @@ from typing import Any
 from shared.conversation import Conversation, ConversationSummary, Message
 from shared.tokens import message_tokens
 
+#: A hash's fields as written (redis-py's ``hset`` mapping type is invariant
+#: in its keys, so a plain ``dict[str, str]`` does not satisfy it).
+HashFields = dict[Any, str]
+
 #: Message fields kept in the JSON field ``x`` (when set).
 EXTRA_FIELDS = ("model", "finish_reason", "usage", "error", "notice")
 
@@ -34,9 +38,9 @@ def ts(value: float) -> str:
     return repr(float(value))
 
 
-def message_fields(message: Message, owner: str) -> dict[str, str]:
+def message_fields(message: Message, owner: str) -> HashFields:
     """The hash of a message (for bulk writes: imports and the migration)."""
-    fields = {
+    fields: HashFields = {
         "o": owner,
         "p": message.parent_id or "",
         "r": message.role,
@@ -64,7 +68,7 @@ def message_from_row(
     return Message(
         id=mid,
         parent_id=parent or None,
-        role=role,  # type: ignore[arg-type]
+        role=role,
         content=text,
         created_at=float(created),
         children=[c for c in (children or "").split(",") if c],
@@ -83,7 +87,7 @@ def pairs(flat: list[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
-def conversation_fields(conv: Conversation) -> dict[str, str]:
+def conversation_fields(conv: Conversation) -> HashFields:
     """The conversation hash: its settled fields (the tree holds the rest)."""
     return {
         "o": conv.owner,

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from shared.conversation import (
     BranchPage,
@@ -166,6 +167,11 @@ class ConversationStore:
             head.message_exists = role is not None
         return head
 
+    async def message(self, cid: str, mid: str) -> Message | None:
+        """One message (without its children), or None."""
+        fields = cast(dict[str, str], await self.redis.hgetall(self.keys.message(cid, mid)))
+        return codec.message_from_hash(mid, fields) if fields else None
+
     async def owned_head(
         self, cid: str, uid: str, message_id: str | None = None
     ) -> ConversationHead:
@@ -174,19 +180,32 @@ class ConversationStore:
             raise NotFoundError(cid)
         return head
 
-    async def context(
-        self, cid: str, leaf: str, turn_id: str, budget: int, most: int = CONTEXT_MAX_MESSAGES
-    ) -> TurnContext | None:
-        """The branch up from ``leaf`` until the cached token estimates reach
-        ``budget`` (or the root), and what else a turn needs, in one read."""
-        reply = await self._context(
-            keys=self._conv_keys(cid),
-            args=[self.keys.message_prefix(cid), leaf, turn_id, budget, most],
+    def queue_context(
+        self,
+        pipe: Pipeline,
+        cid: str,
+        leaf: str,
+        turn_id: str,
+        *,
+        budget: int,
+        most: int = CONTEXT_MAX_MESSAGES,
+    ) -> None:
+        """Queue the read of what a turn needs (``lua.CONTEXT``): the branch
+        up from ``leaf`` until the cached token estimates reach ``budget``
+        (or the root), the system prompt, and the turn's reply if an earlier
+        delivery stored it. ``parse_context`` reads the reply."""
+        queue_script(
+            pipe,
+            self._context,
+            self._conv_keys(cid),
+            [self.keys.message_prefix(cid), leaf, turn_id, budget, most],
         )
+
+    def parse_context(self, turn_id: str, reply: Any) -> TurnContext | None:
         if reply is None:
             return None
         owner, system, replied, stored, walk = reply
-        branch = [message_from_row(*row) for row in reversed(walk)]
+        branch = [message_from_row(*row[:6]) for row in reversed(walk)]
         return TurnContext(
             owner=str(owner),
             system_prompt=str(system),
@@ -195,6 +214,14 @@ class ConversationStore:
             branch=branch,
             complete=bool(branch) and branch[0].parent_id is None,
         )
+
+    async def context(
+        self, cid: str, leaf: str, turn_id: str, budget: int, most: int = CONTEXT_MAX_MESSAGES
+    ) -> TurnContext | None:
+        """``queue_context`` in a round trip of its own."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.queue_context(pipe, cid, leaf, turn_id, budget=budget, most=most)
+        return self.parse_context(turn_id, (await pipe.execute())[0])
 
     async def page(
         self,
@@ -265,7 +292,7 @@ class ConversationStore:
         return page
 
     async def _siblings(self, cid: str, parent: str | None) -> list[str]:
-        csv = await self.redis.hget(self.keys.tree(cid), parent or "^")
+        csv = cast(str | None, await self.redis.hget(self.keys.tree(cid), parent or "^"))
         return [c for c in (csv or "").split(",") if c]
 
     def _page_of(
@@ -449,24 +476,25 @@ class ConversationStore:
         if create is not None:
             fields = codec.conversation_fields(create)
             created = codec.dumps({k: fields[k] for k in ("t", "m", "sp", "ca")})
-        keys = self._conv_keys(cid)
-        pipe.eval(
-            lua.ADD,
-            len(keys),
-            *keys,
-            self.keys.message_prefix(cid),
-            owner,
-            message.id,
-            message.parent_id or "",
-            message.role,
-            message.content,
-            ts(message.created_at),
-            message_tokens(message.content),
-            codec.extras(message),
-            "1" if set_current else "0",
-            marker or "",
-            marker_ttl,
-            created,
+        queue_script(
+            pipe,
+            self._add,
+            self._conv_keys(cid),
+            [
+                self.keys.message_prefix(cid),
+                owner,
+                message.id,
+                message.parent_id or "",
+                message.role,
+                message.content,
+                ts(message.created_at),
+                message_tokens(message.content),
+                codec.extras(message),
+                "1" if set_current else "0",
+                marker or "",
+                marker_ttl,
+                created,
+            ],
         )
         if bump:
             pipe.zadd(self.keys.user_conversations(owner), {cid: score(message.created_at)})
@@ -493,8 +521,9 @@ class ConversationStore:
     def queue_update(self, pipe: Pipeline, cid: str, owner: str, fields: dict[str, Any]) -> None:
         """``update`` on a pipeline (without moving the conversation in its
         owner's list)."""
-        keys = self._conv_keys(cid)
-        pipe.eval(lua.UPDATE, len(keys), *keys, *self._update_args(cid, owner, fields))
+        queue_script(
+            pipe, self._update, self._conv_keys(cid), self._update_args(cid, owner, fields)
+        )
 
     async def update(self, cid: str, owner: str, fields: dict[str, Any]) -> None:
         """Rename, change the system prompt or model, or move the current leaf
@@ -526,6 +555,14 @@ class ConversationStore:
         """Take a failed reply out (``tidechat dead retry``); the bytes of
         its text, or None when there was no failed reply to take."""
         return await self.bulk.remove_failed(cid, message_id)
+
+
+def queue_script(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
+    """A registered script on a pipeline, by its SHA (the pipeline loads it
+    first if the server lacks it). redis-py's ``script(client=pipe)`` is a
+    coroutine on the asyncio client, unusable while queuing."""
+    pipe.scripts.add(script)  # type: ignore[arg-type]  # typed as the sync Script
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None]:

@@ -45,7 +45,8 @@ end
 #: ({t, m, sp, ca}) to create it when it does not exist. Returns {status,
 #: new, first reply}: status 1 stored, 0 the frame was acted on already
 #: (nothing written), -1 no such conversation of the writer's (or being
-#: deleted), -2 the parent does not exist.
+#: deleted), -2 the parent does not exist. A message of a conversation
+#: that expires (a replay's copy) expires with it.
 ADD = (
     "#!lua\n"
     + _COMMON
@@ -74,6 +75,8 @@ elseif not new then
   redis.call('HDEL', key, 'x')
 end
 redis.call('HSET', key, unpack(fields))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 if new then
   local slot = parent == '' and '^' or parent
   local kids = redis.call('HGET', KEYS[2], slot)
