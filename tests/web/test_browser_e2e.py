@@ -315,6 +315,15 @@ def test_rename_search_and_delete(web_stack: Stack, page: Any) -> None:
     search.fill("pilots")  # by text
     expect(results.get_by_role("link")).to_have_count(1)
     expect(results.get_by_role("link")).to_contain_text("Quantum")
+    # The message that matched (the title no longer says it), its matched
+    # words marked, the last one by prefix while it is typed.
+    search.fill("zebra cross")
+    expect(results.get_by_role("link")).to_contain_text("Renamed stripes")
+    snippet = results.locator(".conv-item__snippet")
+    expect(snippet).to_contain_text("Zebra crossings explained")
+    expect(snippet.locator("mark").first).to_have_text(re.compile("^zebra$", re.I))
+    expect(snippet.locator("mark").nth(1)).to_have_text(re.compile("^crossings$", re.I))
+    shot(page, "search-snippet")
     search.fill("")
 
     sidebar.get_by_role("button", name="Options for Renamed stripes").click()
