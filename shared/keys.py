@@ -135,6 +135,10 @@ PAGE_MAX_BYTES = 128 * 1024
 #: takes more than CONTEXT_MAX_MESSAGES.
 CONTEXT_OVERFETCH = 2
 CONTEXT_MAX_MESSAGES = 5_000
+#: Text one call of that walk reads at most: a long context is read in a
+#: few calls, none of which holds Redis for long (measured: ~16 KB of text
+#: a call stays well under a millisecond; docs/benchmarks.md).
+CONTEXT_CALL_BYTES = 16 * 1024
 #: Steps one call of the newest-leaf walk takes (a branch switch deep in a
 #: long conversation takes several calls, none of them long).
 LEAF_STEPS = 1_000

@@ -108,12 +108,9 @@ class TurnRunner:
         spec = self.catalog.get(turn.model)
         window = spec.context_window if spec is not None else self.catalog.default.context_window
         pipe = self.redis.pipeline(transaction=False)
+        budget = window * CONTEXT_OVERFETCH
         self.store.queue_context(
-            pipe,
-            turn.conversation_id,
-            turn.parent_id,
-            turn.turn_id,
-            budget=window * CONTEXT_OVERFETCH,
+            pipe, turn.conversation_id, turn.parent_id, turn.turn_id, budget=budget
         )
         check_cancel = self.cancels.may_have_missed(turn.created_at)
         if check_cancel:
@@ -137,7 +134,9 @@ class TurnRunner:
             ),
         )
         results = await pipe.execute()
-        context = self.store.parse_context(turn.turn_id, results[0])
+        context = await self.store.finish_context(
+            turn.conversation_id, turn.turn_id, results[0], budget=budget
+        )
         stop = self.cancels.watch(turn.turn_id, turn.user_id)
         if check_cancel and results[1] == turn.user_id:
             stop.set()

@@ -31,6 +31,7 @@ from shared.conversation import (
     now,
 )
 from shared.keys import (
+    CONTEXT_CALL_BYTES,
     CONTEXT_MAX_MESSAGES,
     LEAF_STEPS,
     PAGE_MAX_BYTES,
@@ -123,6 +124,7 @@ class ConversationStore:
         self.redis = redis
         self.keys = keys
         self._context = redis.register_script(lua.CONTEXT)
+        self._context_more = redis.register_script(lua.CONTEXT_MORE)
         self._page = redis.register_script(lua.PAGE)
         self._down = redis.register_script(lua.DOWN)
         self._leaf = redis.register_script(lua.NEWEST_LEAF)
@@ -192,20 +194,43 @@ class ConversationStore:
     ) -> None:
         """Queue the read of what a turn needs (``lua.CONTEXT``): the branch
         up from ``leaf`` until the cached token estimates reach ``budget``
-        (or the root), the system prompt, and the turn's reply if an earlier
-        delivery stored it. ``parse_context`` reads the reply."""
+        (or the root, or ``CONTEXT_CALL_BYTES`` of text: ``finish_context``
+        reads the rest), the system prompt, and the turn's reply if an
+        earlier delivery stored it."""
         queue_script(
             pipe,
             self._context,
             self._conv_keys(cid),
-            [self.keys.message_prefix(cid), leaf, turn_id, budget, most],
+            [self.keys.message_prefix(cid), leaf, turn_id, budget, most, CONTEXT_CALL_BYTES],
         )
 
-    def parse_context(self, turn_id: str, reply: Any) -> TurnContext | None:
+    async def finish_context(
+        self, cid: str, turn_id: str, reply: Any, *, budget: int, most: int = CONTEXT_MAX_MESSAGES
+    ) -> TurnContext | None:
+        """The turn's context from ``queue_context``'s reply, with the rest of
+        its walk read in further bounded calls when the first stopped at its
+        byte cap."""
         if reply is None:
             return None
-        owner, system, replied, stored, walk = reply
-        branch = [message_from_row(*row[:6]) for row in reversed(walk)]
+        owner, system, replied, stored, walk, total = reply
+        rows = list(walk)
+        tokens = int(total)
+        while rows and tokens < budget and len(rows) < most and rows[-1][1]:
+            more = await self._context_more(
+                keys=self._conv_keys(cid),
+                args=[
+                    self.keys.message_prefix(cid),
+                    rows[-1][1],
+                    budget - tokens,
+                    most - len(rows),
+                    CONTEXT_CALL_BYTES,
+                ],
+            )
+            if more is None or not more[0]:
+                break
+            rows += list(more[0])
+            tokens += int(more[1])
+        branch = [message_from_row(*row[:6]) for row in reversed(rows)]
         return TurnContext(
             owner=str(owner),
             system_prompt=str(system),
@@ -218,10 +243,11 @@ class ConversationStore:
     async def context(
         self, cid: str, leaf: str, turn_id: str, budget: int, most: int = CONTEXT_MAX_MESSAGES
     ) -> TurnContext | None:
-        """``queue_context`` in a round trip of its own."""
+        """``queue_context`` and ``finish_context`` in round trips of their own."""
         pipe = self.redis.pipeline(transaction=False)
         self.queue_context(pipe, cid, leaf, turn_id, budget=budget, most=most)
-        return self.parse_context(turn_id, (await pipe.execute())[0])
+        reply = (await pipe.execute())[0]
+        return await self.finish_context(cid, turn_id, reply, budget=budget, most=most)
 
     async def page(
         self,

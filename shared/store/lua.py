@@ -95,33 +95,57 @@ return {1, new and 1 or 0, first}
 """
 )
 
+#: The walk from a message up its branch, newest first, until the estimated
+#: tokens reach the budget or the text read reaches the byte cap (what one
+#: call may hold Redis for: a long context is read in a few calls, none
+#: long). ``id`` is a Lua local of the caller; rows are {id, p, r, t, c, x}.
+_WALK = """
+local function walk(prefix, id, budget, most, cap)
+  local out, total, bytes = {}, 0, 0
+  while id ~= '' and #out < most and total < budget and bytes < cap do
+    local m = redis.call('HMGET', prefix .. id, 'p', 'r', 't', 'c', 'x', 'n')
+    if not m[2] then break end
+    out[#out + 1] = {id, m[1], m[2], m[3], m[4], m[5]}
+    total = total + (tonumber(m[6]) or 0)
+    bytes = bytes + #m[3]
+    id = m[1]
+  end
+  return out, total
+end
+"""
+
 #: What a turn needs, in one read: the walk from the question up its
-#: branch, newest first, until the estimated tokens reach the budget (the
-#: worker then counts exactly and trims). KEYS: conversation, tree. ARGV:
-#: message prefix, leaf, turn id, token budget, most messages. Returns
-#: false (no such conversation), or {owner, system prompt, had a reply,
-#: the turn's reply if stored already (HGETALL, or empty), the walk: {id,
-#: p, r, t, c, x}...}.
+#: branch (``_WALK``; the worker then counts exactly and trims). KEYS:
+#: conversation, tree. ARGV: message prefix, leaf, turn id, token budget,
+#: most messages, most bytes of text. Returns false (no such conversation),
+#: or {owner, system prompt, had a reply, the turn's reply if stored already
+#: (HGETALL, or empty), the walk, the tokens it holds}.
 CONTEXT = (
     "#!lua flags=no-writes\n"
     + _COMMON
+    + _WALK
     + """
 local owner = alive(KEYS[1])
 if not owner then return false end
 local system = redis.call('HGET', KEYS[1], 'sp') or ''
 local replied = redis.call('HEXISTS', KEYS[2], '.r1')
 local reply = redis.call('HGETALL', ARGV[1] .. ARGV[3])
-local out, total, id = {}, 0, ARGV[2]
-local budget, most = tonumber(ARGV[4]), tonumber(ARGV[5])
-while id ~= '' and #out < most do
-  local m = redis.call('HMGET', ARGV[1] .. id, 'p', 'r', 't', 'c', 'x', 'n')
-  if not m[2] then break end
-  out[#out + 1] = {id, m[1], m[2], m[3], m[4], m[5]}
-  total = total + (tonumber(m[6]) or 0)
-  if total >= budget then break end
-  id = m[1]
-end
-return {owner, system, replied, reply, out}
+local out, total = walk(ARGV[1], ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {owner, system, replied, reply, out, total}
+"""
+)
+
+#: More of a turn's walk (when ``CONTEXT`` stopped at its byte cap). KEYS:
+#: conversation, tree. ARGV: as CONTEXT's, from the next message up.
+#: Returns false (gone meanwhile), or {the walk, its tokens}.
+CONTEXT_MORE = (
+    "#!lua flags=no-writes\n"
+    + _COMMON
+    + _WALK
+    + """
+if not alive(KEYS[1]) then return false end
+local out, total = walk(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+return {out, total}
 """
 )
 

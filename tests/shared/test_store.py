@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.conversation import Conversation, Message
-from shared.keys import Keys
+from shared.keys import CONTEXT_CALL_BYTES, Keys
 from shared.store import (
     ConversationStore,
     MessageNotFoundError,
@@ -222,6 +222,30 @@ async def test_a_turn_reads_its_branch_only_as_far_as_its_budget(
     assert full is not None and full.complete and len(full.branch) == 40
     assert full.stored_reply is not None and full.stored_reply.id == "m39"
     assert await store.context("nope", "m1", "t", budget=10) is None
+
+
+async def test_a_long_context_is_read_in_bounded_calls(
+    store: ConversationStore, redis: Redis
+) -> None:
+    conv = await store.create("alice")
+    messages = chain(100)
+    pipe = redis.pipeline(transaction=False)
+    for m in messages:
+        m.content = "z" * 1000  # 250 tokens + 4 of overhead each
+        store.queue_add_message(pipe, conv.id, m, owner="alice")
+    await pipe.execute()
+    await store.context(conv.id, "m99", "t", budget=20_000)  # the scripts loaded
+    await redis.config_set("slowlog-log-slower-than", 0)
+    await redis.slowlog_reset()
+    ctx = await store.context(conv.id, "m99", "t", budget=20_000)
+    assert ctx is not None and not ctx.complete
+    # 79 messages reach the budget (78 x 254 < 20,000 <= 79 x 254): the
+    # same as one long walk would read, in calls of CONTEXT_CALL_BYTES each.
+    assert [m.id for m in ctx.branch] == [f"m{i}" for i in range(21, 100)]
+    calls = [r for r in await redis.slowlog_get(100) if "EVALSHA" in str(r["command"])]
+    per_call = -(-CONTEXT_CALL_BYTES // 1000)  # a call stops once past its cap: 17 messages
+    assert len(calls) == -(-79 // per_call)
+    await redis.config_set("slowlog-log-slower-than", 10_000)
 
 
 async def test_list_pages_newest_first(store: ConversationStore) -> None:
