@@ -133,7 +133,7 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         # Load the branch and build the prompt exactly as a worker does.
         turn_id = new_id()
         context = await store.context(
-            cid, message.id, turn_id, budget=spec.context_window * CONTEXT_OVERFETCH
+            cid, message.id, turn_id, budget=int(spec.context_window * CONTEXT_OVERFETCH)
         )
         assert context is not None
         backend = state["backends"].get(spec)

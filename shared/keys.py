@@ -130,15 +130,19 @@ PAGE_MAX_MESSAGES = 500
 PAGE_MAX_BYTES = 128 * 1024
 #: A turn's walk up its branch fetches messages until their cached token
 #: estimates (a quarter of their characters) reach this many times the
-#: prompt's budget: the estimate can be half the tokenizer's count (code,
-#: non-English text), and the worker trims what is too much. The walk never
+#: model's context window: the worker counts with its tokenizer and trims
+#: what is too much. English text runs 4 to 4.5 characters a token, so the
+#: estimate rarely counts more tokens than there are; the margin covers
+#: text a tokenizer packs tighter. Should the walk still stop short, the
+#: prompt is built from what it read (older messages are dropped first
+#: anyway). The walk never
 #: takes more than CONTEXT_MAX_MESSAGES.
-CONTEXT_OVERFETCH = 2
+CONTEXT_OVERFETCH = 1.25
 CONTEXT_MAX_MESSAGES = 5_000
 #: Text one call of that walk reads at most: a long context is read in a
-#: few calls, none of which holds Redis for long (measured: ~16 KB of text
+#: few calls, none of which holds Redis for long (measured: 32 KB of text
 #: a call stays well under a millisecond; docs/benchmarks.md).
-CONTEXT_CALL_BYTES = 16 * 1024
+CONTEXT_CALL_BYTES = 32 * 1024
 #: Steps one call of the newest-leaf walk takes (a branch switch deep in a
 #: long conversation takes several calls, none of them long).
 LEAF_STEPS = 1_000

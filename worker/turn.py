@@ -108,7 +108,7 @@ class TurnRunner:
         spec = self.catalog.get(turn.model)
         window = spec.context_window if spec is not None else self.catalog.default.context_window
         pipe = self.redis.pipeline(transaction=False)
-        budget = window * CONTEXT_OVERFETCH
+        budget = int(window * CONTEXT_OVERFETCH)
         self.store.queue_context(
             pipe, turn.conversation_id, turn.parent_id, turn.turn_id, budget=budget
         )

@@ -28,6 +28,8 @@ class Bulk:
         self._purge = redis.register_script(lua.PURGE)
         self._remove = redis.register_script(lua.REMOVE_FAILED)
         self._forget = redis.register_script(storage_usage.FORGET_CONVERSATION)
+        self._messages = redis.register_script(lua.BULK_MESSAGES)
+        self._tree = redis.register_script(lua.BULK_TREE)
 
     # --- reading ---------------------------------------------------------------
 
@@ -85,30 +87,34 @@ class Bulk:
         conversation it copies: hidden from lists and search)."""
         await self._listed_for_cleanup(conv.id, conv.owner)
         messages = list(conv.messages.values())
+        prefix = self.keys.message_prefix(conv.id)
         for start in range(0, len(messages), BULK_MESSAGES):
-            pipe = self.redis.pipeline(transaction=False)
-            for message in messages[start : start + BULK_MESSAGES]:
-                key = self.keys.message(conv.id, message.id)
-                pipe.hset(key, mapping=codec.message_fields(message, conv.owner))
-                if ttl is not None:
-                    pipe.expire(key, ttl)
-            await pipe.execute()
+            rows = [
+                codec.message_row(m, conv.owner) for m in messages[start : start + BULK_MESSAGES]
+            ]
+            await self._messages(
+                keys=[self.keys.conversation(conv.id)],
+                args=[prefix, codec.dumps(rows), ttl or 0],
+            )
         tree: dict[str, Any] = dict(codec.children_of(messages))
         tree.update(
             {
                 ".cur": conv.current_id or "",
                 ".ua": codec.ts(conv.updated_at),
-                ".n": len(messages),
-                ".b": sum(storage_usage.text_bytes(m.content) for m in messages),
+                ".n": str(len(messages)),
+                ".b": str(sum(storage_usage.text_bytes(m.content) for m in messages)),
             }
         )
         if any(m.role == "assistant" for m in messages):
             tree[".r1"] = "1"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.keys.tree(conv.id))
         fields = list(tree.items())
-        for start in range(0, len(fields), BULK_MESSAGES):
-            pipe.hset(self.keys.tree(conv.id), mapping=dict(fields[start : start + BULK_MESSAGES]))
+        for start in range(0, len(fields), 5 * BULK_MESSAGES):
+            batch = dict(fields[start : start + 5 * BULK_MESSAGES])
+            await self._tree(
+                keys=[self.keys.tree(conv.id)],
+                args=[codec.dumps(batch), "1" if start == 0 else "0"],
+            )
+        pipe = self.redis.pipeline(transaction=False)
         meta = codec.conversation_fields(conv)
         if replay_of is not None:
             meta["rp"] = replay_of

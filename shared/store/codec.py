@@ -28,7 +28,10 @@ def dumps(value: Any) -> str:
 
 
 def extras(message: Message) -> str:
-    """The JSON of a message's rarely-set fields, or '' when none is set."""
+    """The JSON of a message's rarely-set fields, or '' when none is set
+    (most user messages: checked without dumping the model)."""
+    if all(getattr(message, name) is None for name in EXTRA_FIELDS):
+        return ""
     data = message.model_dump(mode="json", include=set(EXTRA_FIELDS), exclude_none=True)
     return dumps(data) if data else ""
 
@@ -52,6 +55,20 @@ def message_fields(message: Message, owner: str) -> HashFields:
     if x:
         fields["x"] = x
     return fields
+
+
+def message_row(message: Message, owner: str) -> list[str]:
+    """A message as ``lua.BULK_MESSAGES`` takes it."""
+    return [
+        message.id,
+        owner,
+        message.parent_id or "",
+        message.role,
+        message.content,
+        ts(message.created_at),
+        str(message_tokens(message.content)),
+        extras(message),
+    ]
 
 
 def message_from_row(

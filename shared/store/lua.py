@@ -324,3 +324,33 @@ if redis.call('HGET', KEYS[2], '.cur') == ARGV[2] then redis.call('HSET', KEYS[2
 return {1, #(m[3] or '')}
 """
 )
+
+
+#: Messages written in bulk (an import, the migration): one call per batch,
+#: its messages as one JSON argument (packing every field of every message
+#: as a command argument costs the client more than Redis takes to store
+#: them). KEYS: conversation (its slot). ARGV: message prefix, JSON array of
+#: [id, owner, parent, role, text, created, tokens, extras], TTL seconds
+#: (0: none). Returns how many were written.
+BULK_MESSAGES = """#!lua
+local rows = cjson.decode(ARGV[2])
+local ttl = tonumber(ARGV[3])
+for _, m in ipairs(rows) do
+  local key = ARGV[1] .. m[1]
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'o', m[2], 'p', m[3], 'r', m[4], 't', m[5], 'c', m[6], 'n', m[7])
+  if m[8] ~= '' then redis.call('HSET', key, 'x', m[8]) end
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+end
+return #rows
+"""
+
+#: A tree hash written in bulk: its fields as one JSON object. KEYS: the
+#: tree. ARGV: the JSON, '1' to delete the hash first.
+BULK_TREE = """#!lua
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+for field, value in pairs(cjson.decode(ARGV[1])) do
+  redis.call('HSET', KEYS[1], field, value)
+end
+return 1
+"""

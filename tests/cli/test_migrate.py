@@ -21,7 +21,14 @@ from shared.schema import SCHEMA_VERSION, current_version
 from shared.store import ConversationStore
 from shared.store.search import Search, ensure_index
 from tests.fixtures.redis_dump import load
+from tests.support.redis_servers import TEST_REDIS
 from tidechat.migrate import Migration
+
+pytestmark = pytest.mark.skipif(
+    TEST_REDIS == "cluster",
+    reason="the migration renames keys across hash slots: it runs on the standalone Redis "
+    "the previous release used (docs/storage.md)",
+)
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "v1_redis.json"
 KEYS = Keys("tc:")
