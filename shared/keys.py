@@ -152,11 +152,11 @@ PURGE_FIELDS = 200
 #: Messages written per round trip by imports and the migration.
 BULK_MESSAGES = 500
 #: Search (shared/store/search.py): documents (titles and messages) one
-#: query asks for at a time, best first, and how many such pages at most
-#: are read to find a page of distinct conversations (one conversation
-#: with many matching messages fills a page of documents alone).
-SEARCH_DOCS = 200
-SEARCH_ROUNDS = 3
+#: query asks for, best first, to find a page of distinct conversations (a
+#: conversation with many matching messages takes many of them). Asked in
+#: one query: a second page (LIMIT offset) would score every match again.
+SEARCH_DOCS = 500
+SEARCH_ROUNDS = 1
 #: Characters of a message a search result shows around its match.
 SNIPPET_CHARS = 160
 #: A conversation on the cleanup list this long (ms) is no longer being
