@@ -162,6 +162,9 @@ SNIPPET_CHARS = 160
 #: A conversation on the cleanup list this long (ms) is no longer being
 #: imported or deleted by anyone: the sweep finishes or removes it.
 CLEANUP_AFTER_MS = 10 * 60 * 1000
+#: How often (seconds) every worker sweeps that list (a no-op ZRANGEBYSCORE
+#: when nothing is left over).
+CLEANUP_SWEEP_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
