@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
-from gateway.errors import ApiError, is_storage_full, storage_full
+from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import FrameGuard, conversation_id_for
 from gateway.security.sessions import queue_session_ttl
@@ -30,11 +30,13 @@ from shared.protocol import (
     MessageFrame,
     RegenerateFrame,
     StopFrame,
+    TurnStartedEvent,
     UserInfo,
     UserMessageEvent,
 )
 from shared.store import (
     AddResult,
+    ConflictError,
     ConversationHead,
     ConversationStore,
     NotFoundError,
@@ -44,6 +46,7 @@ from shared.streams import (
     SessionEvent,
     TurnKind,
     TurnRequest,
+    queue_feed_event,
     queue_session_event,
     queue_session_open,
 )
@@ -166,13 +169,23 @@ class TurnService:
             raise
         return True
 
-    @staticmethod
-    def _raise_first(errors: list[Exception | None]) -> None:
-        for error in errors:
-            if error is not None:
-                if is_storage_full(error):
-                    raise storage_full() from error
-                raise error
+    def _queue_turn_started(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        title: str,
+        spec: ModelSpec,
+        turn_id: str,
+    ) -> None:
+        """Tell the user's other tabs (``gateway/live.py``): their sidebars
+        move the conversation up, and those showing it follow the turn on
+        this session's stream."""
+        event = TurnStartedEvent(
+            turn_id=turn_id, conversation_id=cid, title=title, model=spec.id, updated_at=now()
+        )
+        queue_feed_event(pipe, self.keys, user.id, event, session_id=session_id)
 
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
         """A new user message and a turn to answer it; returns the turn id
@@ -181,6 +194,7 @@ class TurnService:
         nbytes = storage_usage.text_bytes(frame.content)
         created: Conversation | None = None
         model_change: str | None = None
+        expected: str | None = None
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
@@ -199,9 +213,14 @@ class TurnService:
                 updated_at=ts,
             )
             message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
+            title = created.title
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
+            title = head.title
+            # Checked by the script that stores the message: if another tab
+            # got a message in first, nothing is stored (no silent fork).
+            expected = frame.parent_id
             spec = self._model(frame.model, head.model)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
@@ -213,7 +232,17 @@ class TurnService:
             if frame.model and frame.model != head.model:
                 model_change = spec.id
         return await self._submit(
-            user, session_id, cid, message, spec, "message", frame.client_id, created, model_change
+            user,
+            session_id,
+            cid,
+            title,
+            message,
+            spec,
+            "message",
+            frame.client_id,
+            created,
+            model_change,
+            expected,
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -228,7 +257,9 @@ class TurnService:
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
-        return await self._submit(user, session_id, head.id, message, spec, "edit", frame.client_id)
+        return await self._submit(
+            user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
+        )
 
     async def _store_message(
         self,
@@ -238,6 +269,7 @@ class TurnService:
         guard: str | None,
         created: Conversation | None,
         model_change: str | None,
+        expected: str | None,
     ) -> AddResult:
         """The user's message, first and on its own (with the frame's marker)."""
         pipe = self.redis.pipeline(transaction=False)
@@ -250,12 +282,15 @@ class TurnService:
             marker=guard,
             marker_ttl=self.frames.ttl,
             create=created,
+            expect_current=expected,
         )
         if model_change is not None:
             self.store.queue_update(pipe, cid, user.id, {"model": model_change})
         results = await pipe.execute(raise_on_error=False)
-        self._raise_first([r if isinstance(r, Exception) else None for r in results])
+        raise_write_error([r if isinstance(r, Exception) else None for r in results])
         added = AddResult.parse(results[0])
+        if added.status == -3:
+            raise_write_error([ConflictError(added.current_id)])
         if added.status == -1:
             raise ApiError("not_found", "conversation not found")
         if added.status == -2:
@@ -267,19 +302,23 @@ class TurnService:
         user: UserInfo,
         session_id: str,
         cid: str,
+        title: str,
         message: Message,
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
         created: Conversation | None = None,
         model_change: str | None = None,
+        expected: str | None = None,
     ) -> str | None:
         turn_id = new_id()
         guard = self.frames.key(cid, session_id, client_id)
         if not await self._take_slot(user, turn_id, guard):
             return None  # a resent duplicate: acted on already
         try:
-            added = await self._store_message(user, cid, message, guard, created, model_change)
+            added = await self._store_message(
+                user, cid, message, guard, created, model_change, expected
+            )
         except BaseException:
             await self.quota.forget(user.id, turn_id)
             raise
@@ -298,9 +337,9 @@ class TurnService:
             nbytes=storage_usage.text_bytes(message.content),
         )
         if created is not None:
-            self._queue_event(
-                pipe, session_id, ConversationCreatedEvent(conversation=created.view())
-            )
+            event = ConversationCreatedEvent(conversation=created.view())
+            self._queue_event(pipe, session_id, event)
+            queue_feed_event(pipe, self.keys, user.id, event)
         self._queue_event(
             pipe,
             session_id,
@@ -308,11 +347,12 @@ class TurnService:
                 conversation_id=cid, message=message, client_id=client_id, turn_id=turn_id
             ),
         )
+        self._queue_turn_started(pipe, user, session_id, cid, title, spec, turn_id)
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
         errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
             return None
-        self._raise_first(errors)
+        raise_write_error(errors)
         return turn_id
 
     @staticmethod
@@ -358,6 +398,7 @@ class TurnService:
         queue_session_open(pipe, self.keys, session_id)
         queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
+        self._queue_turn_started(pipe, user, session_id, head.id, head.title, spec, turn_id)
         self._queue_turn(
             pipe,
             user,
@@ -372,7 +413,7 @@ class TurnService:
         errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
             return None
-        self._raise_first(errors[1:])  # the first XADD fails when the stream exists
+        raise_write_error(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 
     async def stop(self, user: UserInfo, frame: StopFrame) -> None:

@@ -36,6 +36,7 @@ from shared.streams import (
     SessionEvent,
     TurnRequest,
     queue_dead_letter,
+    queue_feed_event,
     queue_session_event,
 )
 from shared.tokens import estimate_tokens
@@ -384,6 +385,9 @@ class TurnRunner:
         # A title the user chose while the first reply was on its way wins.
         if not await self.store.set_title(d.turn.conversation_id, title, fallback):
             return
-        await self._send(
-            d.turn.session_id, TitleEvent(conversation_id=d.turn.conversation_id, title=title)
-        )
+        pipe = self.redis.pipeline(transaction=False)
+        event = TitleEvent(conversation_id=d.turn.conversation_id, title=title)
+        self._queue_event(pipe, d.turn.session_id, event)
+        # Every tab of the user lists the conversation under its title.
+        queue_feed_event(pipe, self.keys, d.turn.user_id, event)
+        await pipe.execute(raise_on_error=False)

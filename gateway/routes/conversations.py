@@ -35,7 +35,9 @@ from shared.conversation import (
 )
 from shared.keys import PAGE_MAX_MESSAGES, PAGE_MESSAGES
 from shared.models_file import UnknownModelError
+from shared.protocol import ConversationCreatedEvent, ConversationDeletedEvent, TitleEvent
 from shared.store import TITLE_MAX_CHARS, MessageNotFoundError, NotFoundError
+from shared.streams import publish_feed_event, queue_feed_event
 
 router = APIRouter()
 
@@ -137,6 +139,9 @@ async def create_conversation(
         pipe=pipe,
     )
     storage_usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
+    # The user's other tabs list it at once (gateway/live.py).
+    created = ConversationCreatedEvent(conversation=conv.view())
+    queue_feed_event(pipe, services.settings.keys, user.id, created)
     await pipe.execute()
     return conv.view()
 
@@ -172,6 +177,9 @@ async def patch_conversation(
             raise ApiError("not_found", "message not found in this conversation") from exc
         except NotFoundError as exc:
             raise ApiError("not_found", "conversation not found") from exc
+    if body.title is not None:
+        renamed = TitleEvent(conversation_id=cid, title=body.title)
+        await publish_feed_event(services.redis, services.settings.keys, user.id, renamed)
     return await _page(services, cid, user.id)
 
 
@@ -202,6 +210,8 @@ async def delete_conversation(cid: Id, user: CurrentUser, services: ServicesDep)
         await services.store.delete(cid, user.id)
     except NotFoundError as exc:
         raise ApiError("not_found", "conversation not found") from exc
+    deleted = ConversationDeletedEvent(conversation_id=cid)
+    await publish_feed_event(services.redis, services.settings.keys, user.id, deleted)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -299,6 +309,11 @@ async def import_conversation(
         conversations=1,
         messages=imported.messages,
         nbytes=imported.content_bytes,
+    )
+    # Listed by the user's other tabs; they load the messages when opened.
+    listed = ConversationView(**conv.summary().model_dump())
+    queue_feed_event(
+        pipe, services.settings.keys, user.id, ConversationCreatedEvent(conversation=listed)
     )
     await pipe.execute()
     return Response(

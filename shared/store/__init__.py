@@ -3,8 +3,10 @@ operations on them, in Redis (``conversations.py``; the scripts in
 ``lua.py``, the layout in ``codec.py``, whole conversations in ``bulk.py``)."""
 
 from shared.store.conversations import (
+    CONFLICT,
     TITLE_MAX_CHARS,
     AddResult,
+    ConflictError,
     ConversationHead,
     ConversationStore,
     MessageNotFoundError,
@@ -15,8 +17,10 @@ from shared.store.conversations import (
 )
 
 __all__ = [
+    "CONFLICT",
     "TITLE_MAX_CHARS",
     "AddResult",
+    "ConflictError",
     "ConversationHead",
     "ConversationStore",
     "MessageNotFoundError",

@@ -57,6 +57,29 @@ class MessageNotFoundError(NotFoundError):
     """The conversation exists (and is the caller's), the message does not."""
 
 
+#: A conflict's error text starts with this word, then the conversation's
+#: current leaf now.
+CONFLICT = "CONFLICT"
+
+
+class ConflictError(Exception):
+    """The conversation moved on: its newest message is not the one expected."""
+
+    def __init__(self, current_id: str | None) -> None:
+        super().__init__(f"{CONFLICT} {current_id or ''}")
+        self.current_id = current_id
+
+    @classmethod
+    def from_reply(cls, error: Exception) -> ConflictError | None:
+        """The conflict an error reports (itself, or a ``CONFLICT <id>`` reply), else None."""
+        if isinstance(error, ConflictError):
+            return error
+        text = str(error).removeprefix("ERR ")
+        if not text.startswith(CONFLICT):
+            return None
+        return cls(text[len(CONFLICT) :].strip() or None)
+
+
 @dataclass(slots=True)
 class ConversationHead:
     """The few fields the gateway needs to accept a turn, read in one round trip."""
@@ -83,11 +106,14 @@ class AddResult:
     new: bool
     #: It is the conversation's first reply.
     first_reply: bool
+    #: Status -3 (a conflict): the conversation's current leaf now.
+    current_id: str | None = None
 
     @classmethod
     def parse(cls, reply: Any) -> AddResult:
-        status, new, first = (int(v) for v in reply)
-        return cls(status, bool(new), bool(first))
+        status, new, first = (int(v) for v in reply[:3])
+        current = str(reply[3]) if len(reply) > 3 and reply[3] else None
+        return cls(status, bool(new), bool(first), current)
 
 
 @dataclass(slots=True)
@@ -488,6 +514,7 @@ class ConversationStore:
         marker: str | None = None,
         marker_ttl: int = 0,
         create: Conversation | None = None,
+        expect_current: str | None = None,
     ) -> None:
         """Add (or store again: same id, harmless) a message, in one script.
 
@@ -497,7 +524,9 @@ class ConversationStore:
         conversation also moves to the top of its owner's list. ``marker``:
         a client frame's key; a frame acted on already writes nothing
         (status 0). ``create``: the conversation to create first if it does
-        not exist (a new conversation's first message)."""
+        not exist (a new conversation's first message). ``expect_current``:
+        write nothing (status -3) unless the conversation's current leaf is
+        this one (no silent fork when another tab added a message)."""
         created = ""
         if create is not None:
             fields = codec.conversation_fields(create)
@@ -520,6 +549,7 @@ class ConversationStore:
                 marker or "",
                 marker_ttl,
                 created,
+                expect_current or "",
             ],
         )
         if bump:

@@ -42,11 +42,14 @@ end
 #: the conversation), id, parent ('' root), role, text, created, tokens,
 #: extras JSON ('' none), set current ('1'/'0'), a client frame's marker key
 #: ('' none), its TTL, and '' or the conversation's fields as JSON
-#: ({t, m, sp, ca}) to create it when it does not exist. Returns {status,
-#: new, first reply}: status 1 stored, 0 the frame was acted on already
+#: ({t, m, sp, ca}) to create it when it does not exist, and '' or the
+#: current leaf the writer expects (a message sent onto what its tab shows:
+#: another tab may have added one meanwhile). Returns {status, new, first
+#: reply[, current leaf]}: status 1 stored, 0 the frame was acted on already
 #: (nothing written), -1 no such conversation of the writer's (or being
-#: deleted), -2 the parent does not exist. A message of a conversation
-#: that expires (a replay's copy) expires with it.
+#: deleted), -2 the parent does not exist, -3 the current leaf is not the
+#: one expected (nothing written, no marker: the frame may be sent again).
+#: A message of a conversation that expires (a replay's copy) expires with it.
 ADD = (
     "#!lua\n"
     + _COMMON
@@ -59,6 +62,10 @@ if not owner and ARGV[13] ~= '' and redis.call('EXISTS', KEYS[1]) == 0 then
   owner = ARGV[2]
 end
 if owner ~= ARGV[2] then return {-1, 0, 0} end
+if ARGV[14] ~= '' then
+  local current = redis.call('HGET', KEYS[2], '.cur') or ''
+  if current ~= ARGV[14] then return {-3, 0, 0, current} end
+end
 local parent = ARGV[4]
 if parent ~= '' and redis.call('EXISTS', ARGV[1] .. parent) == 0 then return {-2, 0, 0} end
 if ARGV[11] ~= '' and not redis.call('SET', ARGV[11], ARGV[3], 'NX', 'EX', ARGV[12]) then

@@ -5,7 +5,7 @@
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ClientFrame".
  */
-export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame;
+export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame;
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
@@ -20,6 +20,7 @@ export type ErrorCode =
   | "quota_exceeded"
   | "storage_full"
   | "busy"
+  | "conflict"
   | "backend_error"
   | "backend_unavailable"
   | "timeout"
@@ -38,10 +39,17 @@ export type ServerEvent =
   | StreamRestartEvent
   | StreamEndEvent
   | TitleEvent
-  | ErrorEvent;
+  | ErrorEvent
+  | ConversationDeletedEvent
+  | TurnStartedEvent;
 
 /**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
+ *
+ * ``parent_id`` is the newest message the client saw: if the conversation
+ * has moved on since (its ``current_id`` is another message), the frame is
+ * refused with ``conflict`` instead of branching behind the user's back.
+ * Without it the message follows the conversation's ``current_id``.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "MessageFrame".
@@ -90,7 +98,8 @@ export interface StopFrame {
   turn_id: string;
 }
 /**
- * Replay every session event after ``after`` (an ``event_id``), then go live.
+ * Replay every session event after ``after`` (an ``event_id``), then go
+ * live; with ``feed_after`` (a ``feed_id``), the user's feed too.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ResumeFrame".
@@ -98,6 +107,19 @@ export interface StopFrame {
 export interface ResumeFrame {
   type: "resume";
   after: string;
+  feed_after?: string | null;
+}
+/**
+ * The conversation this socket shows (null: none). Turns that the
+ * user's other tabs and devices run in it are delivered here too, live,
+ * from their first event (one already running included).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "WatchFrame".
+ */
+export interface WatchFrame {
+  type: "watch";
+  conversation_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -112,6 +134,7 @@ export interface PingFrame {
  */
 export interface ConversationCreatedEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "conversation_created";
   conversation: ConversationView;
 }
@@ -173,6 +196,18 @@ export interface ErrorInfo {
   message: string;
 }
 /**
+ * From the user's feed: the conversation is gone (deleted in some tab).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ConversationDeletedEvent".
+ */
+export interface ConversationDeletedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "conversation_deleted";
+  conversation_id: string;
+}
+/**
  * What the conversation list shows.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -191,6 +226,7 @@ export interface ConversationSummary {
  */
 export interface ErrorEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "error";
   code:
     | "bad_request"
@@ -202,6 +238,7 @@ export interface ErrorEvent {
     | "quota_exceeded"
     | "storage_full"
     | "busy"
+    | "conflict"
     | "backend_error"
     | "backend_unavailable"
     | "timeout"
@@ -211,6 +248,7 @@ export interface ErrorEvent {
   conversation_id?: string | null;
   client_id?: string | null;
   retry_after?: number | null;
+  current_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -218,6 +256,7 @@ export interface ErrorEvent {
  */
 export interface HelloEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "hello";
   session: string;
   user: UserInfo;
@@ -237,6 +276,7 @@ export interface UserInfo {
  */
 export interface PongEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "pong";
 }
 /**
@@ -245,6 +285,7 @@ export interface PongEvent {
  */
 export interface UserMessageEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "user_message";
   conversation_id: string;
   message: Message;
@@ -257,6 +298,7 @@ export interface UserMessageEvent {
  */
 export interface StreamStartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_start";
   turn_id: string;
   conversation_id: string;
@@ -271,6 +313,7 @@ export interface StreamStartEvent {
  */
 export interface StreamChunkEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_chunk";
   turn_id: string;
   chunk: string;
@@ -283,6 +326,7 @@ export interface StreamChunkEvent {
  */
 export interface StreamRestartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_restart";
   turn_id: string;
   reason: string;
@@ -295,6 +339,7 @@ export interface StreamRestartEvent {
  */
 export interface StreamEndEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_end";
   turn_id: string;
   conversation_id: string;
@@ -306,9 +351,28 @@ export interface StreamEndEvent {
  */
 export interface TitleEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "title";
   conversation_id: string;
   title: string;
+}
+/**
+ * From the user's feed: a turn was accepted in one of the user's
+ * conversations (the sidebar moves it to the top). A socket that
+ * ``watch``es the conversation then receives the turn's own events.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "TurnStartedEvent".
+ */
+export interface TurnStartedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "turn_started";
+  turn_id: string;
+  conversation_id: string;
+  title: string;
+  model?: string | null;
+  updated_at: number;
 }
 
 /** Every server event's `type`, in the order of the ServerEvent union. */
@@ -323,6 +387,8 @@ export const SERVER_EVENT_TYPES = [
   "stream_end",
   "title",
   "error",
+  "conversation_deleted",
+  "turn_started",
 ] as const satisfies readonly ServerEvent["type"][];
 
 /** Every client frame's `type`, in the order of the ClientFrame union. */
@@ -332,6 +398,7 @@ export const CLIENT_FRAME_TYPES = [
   "edit",
   "stop",
   "resume",
+  "watch",
   "ping",
 ] as const satisfies readonly ClientFrame["type"][];
 
@@ -346,6 +413,7 @@ export const ERROR_CODES = [
   "quota_exceeded",
   "storage_full",
   "busy",
+  "conflict",
   "backend_error",
   "backend_unavailable",
   "timeout",
