@@ -203,6 +203,16 @@ async def ensure_index(redis: Redis, keys: Keys, *, messages: bool = True) -> bo
         if sorted(_prefixes_of(info)) == sorted(wanted):
             return False
         await _command(redis, "FT.DROPINDEX", name)
+    try:
+        await _create(redis, name, wanted)
+    except ResponseError as exc:
+        if "already exists" not in str(exc).lower():
+            raise
+        return False  # another process (a second gateway starting) made it first
+    return True
+
+
+async def _create(redis: Redis, name: str, wanted: list[str]) -> None:
     await _command(
         redis,
         "FT.CREATE",
@@ -220,7 +230,6 @@ async def ensure_index(redis: Redis, keys: Keys, *, messages: bool = True) -> bo
         "t",
         "TEXT",
     )
-    return True
 
 
 async def _command(redis: Redis, *args: Any) -> Any:

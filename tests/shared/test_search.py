@@ -120,3 +120,9 @@ def test_snippets_cut_around_the_match_and_mark_it() -> None:
     s = snippet("m", text, ["spring", "ti"], width=60)
     assert s.text.startswith("…") and s.text.endswith("…") and len(s.text) <= 62
     assert [s.text[h.start : h.end] for h in s.highlights] == ["Spring", "tide"]
+
+
+async def test_gateways_starting_together_both_find_the_index(redis: Redis) -> None:
+    store = ConversationStore(redis, KEYS)
+    made = await asyncio.gather(*(Search(redis, KEYS, store).ensure_index() for _ in range(4)))
+    assert made.count(True) == 1  # the others found it made ("Index already exists")
