@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared.conversation import Message
 from shared.keys import Keys
 from shared.store import ConversationStore
+from shared.store import search as search_module
 from shared.store.search import Search, build_query, query_words, snippet
 
 KEYS = Keys("tc:")
@@ -122,7 +125,18 @@ def test_snippets_cut_around_the_match_and_mark_it() -> None:
     assert [s.text[h.start : h.end] for h in s.highlights] == ["Spring", "tide"]
 
 
-async def test_gateways_starting_together_both_find_the_index(redis: Redis) -> None:
+async def test_gateways_starting_together_both_find_the_index(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with contextlib.suppress(ResponseError):
+        await redis.execute_command("FT.DROPINDEX", KEYS.search_index())  # type: ignore[no-untyped-call]
     store = ConversationStore(redis, KEYS)
-    made = await asyncio.gather(*(Search(redis, KEYS, store).ensure_index() for _ in range(4)))
-    assert made.count(True) == 1  # the others found it made ("Index already exists")
+    assert await Search(redis, KEYS, store).ensure_index()
+
+    # The other gateway looked before the first created it: its FT.CREATE
+    # finds the index made.
+    async def not_there_yet(*_args: object) -> None:
+        raise ResponseError("Unknown index name")
+
+    monkeypatch.setattr(search_module, "_info", not_there_yet)
+    assert not await Search(redis, KEYS, store).ensure_index()
