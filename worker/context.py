@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shared.conversation import Message
 from shared.models_file import ModelSpec
-from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 TokenCounter = Callable[[str], int]
 #: A backend's tokenizer: None when it has none (then the estimate is used).
@@ -94,9 +94,13 @@ def build_prompt(
     branch: list[Message],
     count: BackendCounter | None = None,
     framing: Framing | None = None,
+    *,
+    complete: bool = True,
 ) -> Prompt:
     """The model input for a reply to the last message of ``branch``;
-    ``framing``: what the backend's prompt format adds (``prompt_framing``)."""
+    ``framing``: what the backend's prompt format adds (``prompt_framing``).
+    ``complete``: ``branch`` reaches the conversation's root (the store's
+    walk stops once the context is surely full; older messages exist)."""
 
     def counter(text: str) -> int:
         counted = count(text) if count is not None else None
@@ -136,7 +140,7 @@ def build_prompt(
 
     used = system_cost + question_cost
     kept: list[dict[str, str]] = []
-    everything = True
+    everything = complete
     for message in reversed(history):
         c = cost(message.content)
         if used + c > budget:
