@@ -19,17 +19,12 @@ from shared.tokens import message_tokens
 #: in its keys, so a plain ``dict[str, str]`` does not satisfy it).
 HashFields = dict[Any, str]
 
-#: Message fields kept in the JSON field ``x`` (when set: not None, not an
-#: empty list): rarely set, never searched or walked by a script.
-EXTRA_FIELDS = (
-    "model",
-    "finish_reason",
-    "usage",
-    "error",
-    "notice",
-    "attachments",
-    "citations",
-)
+#: Message fields kept in the JSON field ``x`` (when set): everything but
+#: those with a field of their own and the derived ``children``. Derived
+#: from the model, so a field added to ``Message`` later (attachments,
+#: citations...) is stored without a change here.
+_OWN_FIELDS = {"id", "parent_id", "children", "role", "content", "created_at"}
+EXTRA_FIELDS = tuple(name for name in Message.model_fields if name not in _OWN_FIELDS)
 
 
 def dumps(value: Any) -> str:
@@ -39,10 +34,10 @@ def dumps(value: Any) -> str:
 def extras(message: Message) -> str:
     """The JSON of a message's rarely-set fields, or '' when none is set
     (most user messages: checked without dumping the model)."""
-    present = {name for name in EXTRA_FIELDS if getattr(message, name) not in (None, [])}
-    if not present:
+    if not any(getattr(message, name) for name in EXTRA_FIELDS):
         return ""
-    return dumps(message.model_dump(mode="json", include=present, exclude_none=True))
+    data = message.model_dump(mode="json", include=set(EXTRA_FIELDS), exclude_defaults=True)
+    return dumps(data) if data else ""
 
 
 def ts(value: float) -> str:

@@ -31,6 +31,7 @@ export type LocalAction =
  */
 export const LOCAL_ACTIONS: ReadonlySet<string> = new Set<Exclude<LocalAction, { type: "server_events" }>["type"]>([
   "conversation_loaded",
+  "older_loaded",
   "list_loaded",
   "list_status",
   "conversation_removed",
