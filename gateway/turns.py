@@ -20,13 +20,16 @@ from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
+from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
 from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
 from shared.models_file import ModelCatalog, ModelSpec
+from shared.moderation import FlagLog, Moderator, Verdict, flagged
 from shared.protocol import (
     ConversationCreatedEvent,
     EditFrame,
+    ErrorEvent,
     MessageFrame,
     RegenerateFrame,
     StopFrame,
@@ -54,6 +57,8 @@ class TurnService:
         fair_turns_per_user: int = 2,
         max_waiting_per_user: int = 20,
         quotas: Quotas | None = None,
+        audit: AuditLog | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -61,14 +66,18 @@ class TurnService:
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
-        self.quota = TurnQuota(redis, keys, limits)
+        self.audit = audit or AuditLog(redis, keys)
+        self.quota = TurnQuota(redis, keys, limits, audit=self.audit)
         self.admission = Admission(
             redis,
             keys,
             max_queued_turns=max_queued_turns,
             max_waiting_per_user=max_waiting_per_user,
             quotas=quotas or Quotas(),
+            audit=self.audit,
         )
+        self.moderator = moderator
+        self.flags = FlagLog(redis, keys)
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
@@ -174,13 +183,19 @@ class TurnService:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
+        verdict = await self._moderate(frame.content)
+        # The message and the reply to come; a blocked message gets none.
+        count = 1 if verdict else 2
+        blocked = verdict.reason if verdict else None
         pipe = self.redis.pipeline(transaction=False)
         nbytes = storage_usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
-            await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
+            await self.admission.check(user.id, spec, Adds(1, count, nbytes))
             ts = now()
-            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
+            message = Message(
+                id=new_id(), role="user", content=frame.content, created_at=ts, blocked=blocked
+            )
             conv = Conversation(
                 id=new_id(),
                 owner=user.id,
@@ -196,24 +211,28 @@ class TurnService:
             # Two messages: this one and its reply (the worker adds the reply's
             # bytes, or takes the message back if it stores none).
             storage_usage.queue_add(
-                pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
+                pipe, self.keys, user.id, conversations=1, messages=count, nbytes=nbytes
             )
             cid = conv.id
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
-            await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
+            await self.admission.check(user.id, spec, Adds(messages=count, bytes=nbytes))
             message = Message(
                 id=new_id(),
                 parent_id=frame.parent_id or head.current_id,
                 role="user",
                 content=frame.content,
+                blocked=blocked,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
-            storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
+            storage_usage.queue_add(pipe, self.keys, user.id, messages=count, nbytes=nbytes)
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
+        if verdict is not None:
+            await self._blocked(pipe, user, session_id, cid, message, verdict, frame.client_id)
+            return None
         return await self._submit(
             pipe, user, session_id, cid, message, spec, "message", frame.client_id
         )
@@ -225,17 +244,83 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
+        verdict = await self._moderate(frame.content)
+        count = 1 if verdict else 2
         nbytes = storage_usage.text_bytes(frame.content)
-        await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
+        await self.admission.check(user.id, spec, Adds(messages=count, bytes=nbytes))
         message = Message(
-            id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
+            id=new_id(),
+            parent_id=head.message_parent_id,
+            role="user",
+            content=frame.content,
+            blocked=verdict.reason if verdict else None,
         )
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
-        storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
+        storage_usage.queue_add(pipe, self.keys, user.id, messages=count, nbytes=nbytes)
+        if verdict is not None:
+            await self._blocked(pipe, user, session_id, head.id, message, verdict, frame.client_id)
+            return None
         return await self._submit(
             pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
         )
+
+    async def _moderate(self, content: str) -> Verdict | None:
+        if self.moderator is None or not self.moderator.applies("input"):
+            return None
+        return await self.moderator.check(content, "input")
+
+    async def _blocked(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        message: Message,
+        verdict: Verdict,
+        client_id: str | None,
+    ) -> None:
+        """Store a message the moderation hook blocked (marked, never
+        answered), tell the session (the message, then ``error`` ``blocked``
+        with the admin's reason), and list it for review: no turn is queued."""
+        if self.session_ttls.due(session_id):
+            queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
+        self._queue_event(
+            pipe,
+            session_id,
+            UserMessageEvent(conversation_id=cid, message=message, client_id=client_id),
+        )
+        self._queue_event(
+            pipe,
+            session_id,
+            ErrorEvent(
+                code="blocked", message=verdict.reason, conversation_id=cid, client_id=client_id
+            ),
+        )
+        who = Party(id=user.id, name=user.username)
+        self.flags.queue(
+            pipe,
+            flagged(
+                verdict,
+                direction="input",
+                user_id=user.id,
+                username=user.username,
+                conversation_id=cid,
+                message_id=message.id,
+                text=message.content,
+            ),
+        )
+        self.audit.queue(
+            pipe,
+            AuditEntry(
+                kind="moderation.blocked",
+                actor=who,
+                detail={"direction": "input", "rule": verdict.rule, "conversation_id": cid},
+            ),
+        )
+        errors = await self.once.execute(pipe, self._guard(session_id, client_id))
+        if errors is not None:
+            self._raise_first(errors)
 
     async def _submit(
         self,

@@ -29,6 +29,11 @@ ErrorCode = Literal[
     #: Redis refuses writes (maxmemory reached): the server's storage is full.
     "storage_full",
     "busy",
+    #: The moderation hook refused the message (its reason is the admin's
+    #: words); the message is stored, marked blocked, and not answered.
+    "blocked",
+    #: Sign-in refused: an admin disabled this account.
+    "account_disabled",
     "backend_error",
     "backend_unavailable",
     "timeout",
@@ -121,6 +126,9 @@ class UserInfo(BaseModel):
     id: str
     username: str
     is_admin: bool = False
+    #: Signed in with a one-time password an admin set: the account must
+    #: choose its own before anything else (``POST /api/auth/password``).
+    must_change_password: bool = False
 
 
 class HelloEvent(_Event):

@@ -60,3 +60,10 @@ class UnknownModel(TurnError):
     """The turn names a model the models file no longer offers."""
 
     code: ErrorCode = "bad_request"
+
+
+class Blocked(TurnError):
+    """The message to answer was blocked by the moderation hook (a
+    regeneration asked of it): it is never sent to a model."""
+
+    code: ErrorCode = "blocked"
