@@ -27,7 +27,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from gateway.auth import COOKIE_NAME, AuthService, Credentials, Session, token_from
 from gateway.config import GatewaySettings
-from gateway.routes.ws import FrameError, error_frame, parse_frame
+from gateway.frames import FrameError, error_frame, parse_frame
 from gateway.security.signins import SignIns
 from gateway.security.throttle import SignInThrottle
 from shared import rjson

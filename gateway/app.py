@@ -110,7 +110,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await ws.close_all(services)
+            await services.sockets.close_all()
             await services.revocations.stop()
             await hub.stop()
             await reader.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from gateway.auth import COOKIE_NAME, AuthService, token_from
@@ -16,6 +16,7 @@ from gateway.hub import SessionHub
 from gateway.security.client_address import Network, scope_client_address
 from gateway.security.revocation import Revocations
 from gateway.security.sessions import SessionOwners
+from gateway.sockets import SocketRegistry
 from gateway.turns import TurnService
 from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
@@ -37,8 +38,7 @@ class Services:
     revocations: Revocations
     #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
     proxies: tuple[Network, ...] = ()
-    sockets: set[WebSocket] = field(default_factory=set)
-    resumes: int = 0
+    sockets: SocketRegistry = field(default_factory=SocketRegistry)
 
 
 def get_services(request: Request) -> Services:

@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
 from gateway.security.sessions import queue_session_ttl
-from gateway.subscriber import Delivery, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber
 from shared.aio import cancel_and_wait
 from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
 from shared.streams import (
@@ -207,7 +207,7 @@ class SessionHub:
         covered = [sub for sub in subs if sub.cursor >= read_from]
         for event_id, fields in entries:
             position = parse_stream_id(event_id)
-            item = Delivery(
+            item = OutgoingEvent(
                 event_id,
                 fields.get(FIELD_TYPE, ""),
                 frame_with_event_id(event_id, fields[FIELD_DATA]),

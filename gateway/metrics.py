@@ -76,7 +76,7 @@ async def render_metrics(services: Services) -> str:
         "tidechat_gateway_resumes_total",
         "counter",
         "Sockets that resumed a session.",
-        [(services.resumes, None)],
+        [(services.sockets.resumes, None)],
     )
     try:
         keys = services.settings.keys

@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from gateway.routes.ws import CLOSE_TRY_AGAIN, close_all
+from gateway.frames import CLOSE_TRY_AGAIN
 from shared import log_redact
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         services = getattr(self.fastapi_app.state, "services", None)
         if services is not None:
-            await close_all(services)
+            await services.sockets.close_all()
         await super().shutdown(sockets)
 
 

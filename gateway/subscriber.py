@@ -13,7 +13,10 @@ from shared.streams import StreamId
 
 
 @dataclass(slots=True, eq=False)
-class Delivery:
+class OutgoingEvent:
+    """A session event read from its stream, ready to send: the frame is the
+    stored JSON with its ``event_id`` spliced in."""
+
     event_id: str
     type: str
     frame: str
@@ -22,13 +25,13 @@ class Delivery:
 #: What a subscriber's queue holds: session events, frames the socket
 #: handler sends directly (plain strings), and ``None``: close, the client
 #: let direct frames pile up past twice the budget.
-Item = Delivery | str | None
+Item = OutgoingEvent | str | None
 
 
 def _size(item: Item) -> int:
     if item is None:
         return 0
-    return len(item.frame if isinstance(item, Delivery) else item)
+    return len(item.frame if isinstance(item, OutgoingEvent) else item)
 
 
 @dataclass(eq=False)
@@ -65,7 +68,7 @@ class Subscriber:
         self.queued_bytes += _size(item)
         self._ready.set()
 
-    def offer(self, item: Delivery) -> bool:
+    def offer(self, item: OutgoingEvent) -> bool:
         """Queue a session event; False when paused (it is read again later)."""
         if self.paused or self.overflowed:
             return False
@@ -89,7 +92,7 @@ class Subscriber:
     def rewind(self, cursor: StreamId) -> None:
         """Deliver from ``cursor`` again: the events still queued are dropped
         (a ``resume`` replaces what was pending instead of adding to it)."""
-        kept = [item for item in self._items if not isinstance(item, Delivery)]
+        kept = [item for item in self._items if not isinstance(item, OutgoingEvent)]
         self._items = deque(kept)
         self.queued_bytes = sum(_size(item) for item in kept)
         self.cursor = cursor

@@ -14,7 +14,6 @@ from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError, is_storage_full, storage_full
-from gateway.jsonguard import clip
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
@@ -23,8 +22,8 @@ from shared import storage_usage
 from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
-from shared.keys import CLIENT_ID_TTL_S, SESSION_MAXLEN, Keys
-from shared.models_file import ModelCatalog, ModelSpec
+from shared.keys import CLIENT_ID_TTL_S, Keys
+from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.moderation import FlagLog, Moderator, Verdict, flagged
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -35,10 +34,15 @@ from shared.protocol import (
     StopFrame,
     UserInfo,
     UserMessageEvent,
-    _Event,
 )
 from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
-from shared.streams import TurnKind, TurnRequest, encode_event
+from shared.streams import (
+    SessionEvent,
+    TurnKind,
+    TurnRequest,
+    queue_session_event,
+    queue_session_open,
+)
 from shared.user_limits import TurnLimits
 
 
@@ -98,14 +102,14 @@ class TurnService:
             )
 
     def _model(self, model_id: str | None, fallback: str | None = None) -> ModelSpec:
-        wanted = model_id or fallback
-        spec = self.catalog.get(wanted) if wanted else self.catalog.default
-        if spec is None and model_id is None:
-            spec = self.catalog.default  # the conversation's model was retired
-        if spec is None:
-            offered = ", ".join(m.id for m in self.catalog.models)
-            raise ApiError("bad_request", f"unknown model {clip(wanted)}; offered: {offered}")
-        return spec
+        """The model a frame asks for, else the conversation's, else the
+        default (also when the conversation's model was retired)."""
+        if model_id is None:
+            return self.catalog.get(fallback) or self.catalog.default
+        try:
+            return self.catalog.require(model_id)
+        except UnknownModelError as exc:
+            raise ApiError("bad_request", exc.message) from exc
 
     async def _head(self, user: UserInfo, cid: str, message_id: str | None) -> ConversationHead:
         try:
@@ -118,13 +122,8 @@ class TurnService:
 
     # --- writes ----------------------------------------------------------------
 
-    def _queue_event(self, pipe: Pipeline, session_id: str, event: _Event) -> None:
-        pipe.xadd(
-            self.keys.session(session_id),
-            encode_event(event),  # type: ignore[arg-type]
-            maxlen=SESSION_MAXLEN,
-            approximate=True,
-        )
+    def _queue_event(self, pipe: Pipeline, session_id: str, event: SessionEvent) -> None:
+        queue_session_event(pipe, self.keys, session_id, event, create=True)
 
     def _queue_turn(
         self,
@@ -372,12 +371,9 @@ class TurnService:
         await self.admission.check(user.id, spec, Adds(messages=1))
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
-        # gateway's goes with a regeneration: create this session's stream,
-        # empty, if it has none (a new tab, or one idle past the TTL), with its
-        # TTL. With the smallest id, the XADD fails harmlessly on a stream that
-        # exists.
-        session = self.keys.session(session_id)
-        pipe.xadd(session, {"t": "open"}, id="0-1", maxlen=0, approximate=False)
+        # gateway's goes with a regeneration: create this session's stream if
+        # it has none (a new tab, or one idle past the TTL), with its TTL.
+        queue_session_open(pipe, self.keys, session_id)
         queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
         turn_id = new_id()

@@ -91,12 +91,6 @@ def build_schema() -> dict[str, Any]:
     }
 
 
-def _tags(union: Any) -> list[str]:
-    """The ``type`` tags of a tagged union (``Annotated[A | B, Field(discriminator=...)]``)."""
-    members = get_args(get_args(union)[0])
-    return [str(get_args(m.model_fields["type"].annotation)[0]) for m in members]
-
-
 def constants() -> str:
     """The run-time lists, each typed against the generated union so tsc checks them too."""
     from shared import protocol
@@ -111,13 +105,13 @@ def constants() -> str:
             const(
                 "Every server event's `type`, in the order of the ServerEvent union.",
                 "SERVER_EVENT_TYPES",
-                _tags(protocol.ServerEvent),
+                list(protocol.SERVER_EVENT_TYPES),
                 'ServerEvent["type"]',
             ),
             const(
                 "Every client frame's `type`, in the order of the ClientFrame union.",
                 "CLIENT_FRAME_TYPES",
-                _tags(protocol.ClientFrame),
+                list(protocol.CLIENT_FRAME_TYPES),
                 'ClientFrame["type"]',
             ),
             const(

@@ -43,6 +43,10 @@ READER_COUNT = 200
 #: is a tab; 10k events is hours of chatting, and keeps memory bounded.
 SESSION_MAXLEN = 10_000
 
+#: Approximate cap on a pool's dead-letter stream: an operator reads the
+#: newest; a pool failing every turn for days must not fill memory.
+DEAD_MAXLEN = 10_000
+
 #: Chunk coalescing: a ``stream_chunk`` goes out at most every this many
 #: seconds, or sooner once it holds ``CHUNK_MAX_CHARS`` characters. The first
 #: piece of a reply is sent at once so time-to-first-token is not delayed.

@@ -141,6 +141,17 @@ class ModelsFileError(Exception):
     """The models file is missing or invalid; the message says where and why."""
 
 
+class UnknownModelError(LookupError):
+    """A model id the models file does not offer. The message names it (cut
+    short: a client may send anything) and lists what is offered."""
+
+    def __init__(self, model_id: str, offered: list[str]) -> None:
+        shown = repr(model_id) if len(model_id) <= 40 else repr(model_id[:40]) + "…"
+        super().__init__(f"unknown model {shown}; offered: {', '.join(offered)}")
+        self.model_id = model_id
+        self.message = str(self)
+
+
 class ModelCatalog:
     """The models on offer, by id; the first one is the default."""
 
@@ -157,6 +168,14 @@ class ModelCatalog:
 
     def get(self, model_id: str | None) -> ModelSpec | None:
         return self.default if model_id is None else self.by_id.get(model_id)
+
+    def require(self, model_id: str) -> ModelSpec:
+        """The model ``model_id``, or UnknownModelError: the one check every
+        process makes of a model a client, a turn or an operator names."""
+        spec = self.by_id.get(model_id)
+        if spec is None:
+            raise UnknownModelError(model_id, [m.id for m in self.models])
+        return spec
 
     def pools(self) -> list[str]:
         return sorted({m.pool for m in self.models})

@@ -11,7 +11,7 @@ when delivered.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -118,7 +118,11 @@ client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 # --- server -> client ---------------------------------------------------------
 
 
-class _Event(BaseModel):
+class EventBase(BaseModel):
+    """Every server event: those from a session stream carry ``event_id``
+    (the stream entry id) when delivered; ``hello``, ``pong`` and errors about
+    a bad frame are sent directly and have none."""
+
     event_id: str | None = None
 
 
@@ -131,22 +135,22 @@ class UserInfo(BaseModel):
     must_change_password: bool = False
 
 
-class HelloEvent(_Event):
+class HelloEvent(EventBase):
     type: Literal["hello"] = "hello"
     session: str
     user: UserInfo
 
 
-class PongEvent(_Event):
+class PongEvent(EventBase):
     type: Literal["pong"] = "pong"
 
 
-class ConversationCreatedEvent(_Event):
+class ConversationCreatedEvent(EventBase):
     type: Literal["conversation_created"] = "conversation_created"
     conversation: ConversationView
 
 
-class UserMessageEvent(_Event):
+class UserMessageEvent(EventBase):
     type: Literal["user_message"] = "user_message"
     conversation_id: str
     message: Message
@@ -156,7 +160,7 @@ class UserMessageEvent(_Event):
     turn_id: str | None = None
 
 
-class StreamStartEvent(_Event):
+class StreamStartEvent(EventBase):
     type: Literal["stream_start"] = "stream_start"
     turn_id: str
     conversation_id: str
@@ -167,13 +171,13 @@ class StreamStartEvent(_Event):
     client_id: str | None = None
 
 
-class StreamChunkEvent(_Event):
+class StreamChunkEvent(EventBase):
     type: Literal["stream_chunk"] = "stream_chunk"
     turn_id: str
     chunk: str
 
 
-class StreamRestartEvent(_Event):
+class StreamRestartEvent(EventBase):
     """A worker took over or retried the turn: discard the partial text."""
 
     type: Literal["stream_restart"] = "stream_restart"
@@ -181,7 +185,7 @@ class StreamRestartEvent(_Event):
     reason: str
 
 
-class StreamEndEvent(_Event):
+class StreamEndEvent(EventBase):
     """The stored assistant message; its ``content`` is the whole reply."""
 
     type: Literal["stream_end"] = "stream_end"
@@ -190,13 +194,13 @@ class StreamEndEvent(_Event):
     message: Message
 
 
-class TitleEvent(_Event):
+class TitleEvent(EventBase):
     type: Literal["title"] = "title"
     conversation_id: str
     title: str
 
 
-class ErrorEvent(_Event):
+class ErrorEvent(EventBase):
     type: Literal["error"] = "error"
     code: ErrorCode
     message: str
@@ -228,6 +232,19 @@ server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 TERMINAL_EVENT_TYPES = frozenset({"stream_end", "error"})
 
 
-def parse_event(data: str | bytes) -> Any:
+def union_tags(union: Any) -> tuple[str, ...]:
+    """The ``type`` tags of a tagged union (``Annotated[A | B, Field(discriminator=...)]``),
+    in the union's order."""
+    members = get_args(get_args(union)[0])
+    return tuple(str(get_args(m.model_fields["type"].annotation)[0]) for m in members)
+
+
+#: Every client frame's ``type`` (told to a client that sent an unknown one).
+CLIENT_FRAME_TYPES = union_tags(ClientFrame)
+#: Every server event's ``type``.
+SERVER_EVENT_TYPES = union_tags(ServerEvent)
+
+
+def parse_event(data: str | bytes) -> ServerEvent:
     """Parse a server event (as delivered, ``event_id`` included)."""
     return server_event_adapter.validate_json(data)

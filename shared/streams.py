@@ -1,19 +1,35 @@
-"""Stream entries: what goes on the prompt, session and dead-letter streams.
+"""Stream entries: what goes on the prompt, session and dead-letter streams,
+and the only functions that write them.
 
 Each entry holds its payload as one JSON field, validated by the models here
 on the way in and out, so a stream can be replayed and read by any version
-of the code that understands the schema.
+of the code that understands the schema. Gateway, worker and the operator
+commands queue entries through ``queue_session_event``, ``queue_session_open``,
+``queue_turn`` and ``queue_dead_letter``, never with their own XADD: field
+names and stream lengths live here and in ``shared/keys.py``. (Lua scripts
+that move a turn between a user's line and the stream write the same entry
+shape: ``shared/fairness.py`` substitutes ``FIELD_DATA``.)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from shared.conversation import Id, now
-from shared.keys import FIELD_DATA, FIELD_TYPE
-from shared.protocol import ErrorCode, _Event
+from shared.keys import DEAD_MAXLEN, FIELD_DATA, FIELD_TYPE, SESSION_MAXLEN, Keys
+from shared.protocol import (
+    ConversationCreatedEvent,
+    ErrorCode,
+    ErrorEvent,
+    StreamChunkEvent,
+    StreamEndEvent,
+    StreamRestartEvent,
+    StreamStartEvent,
+    TitleEvent,
+    UserMessageEvent,
+)
 
 TurnKind = Literal["message", "regenerate", "edit"]
 
@@ -60,15 +76,35 @@ class TurnRequest(BaseModel):
     client_id: str | None = None
 
 
-class DeadLetter(BaseModel):
-    """A turn that failed past the retry limit, kept for inspection and retry."""
+#: The events that live on a session stream (every server event but
+#: ``hello``, ``pong`` and errors about a bad frame, which are sent directly).
+SessionEvent = (
+    ConversationCreatedEvent
+    | UserMessageEvent
+    | StreamStartEvent
+    | StreamChunkEvent
+    | StreamRestartEvent
+    | StreamEndEvent
+    | TitleEvent
+    | ErrorEvent
+)
 
-    turn: TurnRequest
+
+class DeadLetter(BaseModel):
+    """A turn that failed past the retry limit, kept for inspection and retry.
+
+    ``turn`` is None for an entry of the prompt stream that was not a turn at
+    all (it did not parse): ``raw`` then holds what it was, cut short.
+    """
+
+    turn: TurnRequest | None
     code: ErrorCode
     error: str
     deliveries: int
     failed_at: float = Field(default_factory=now)
+    #: The entry's id on the prompt stream.
     entry_id: str | None = None
+    raw: str | None = None
 
 
 def encode_turn(turn: TurnRequest) -> dict[str, str]:
@@ -79,10 +115,66 @@ def decode_turn(fields: dict[str, str]) -> TurnRequest:
     return TurnRequest.model_validate_json(fields[FIELD_DATA])
 
 
-def encode_event(event: _Event) -> dict[str, str]:
+def encode_event(event: SessionEvent) -> dict[str, str]:
     """A session-stream entry for an event: its type, and its JSON without ``event_id``."""
-    data = event.model_dump_json(exclude={"event_id"})
-    return {FIELD_TYPE: getattr(event, "type"), FIELD_DATA: data}  # noqa: B009
+    return {FIELD_TYPE: event.type, FIELD_DATA: event.model_dump_json(exclude={"event_id"})}
+
+
+# --- writing entries: a pipeline, or the client itself (then await the result) ---
+
+
+def queue_session_event(
+    target: Any, keys: Keys, session_id: str, event: SessionEvent, *, create: bool
+) -> Any:
+    """XADD ``event`` to the session's stream on ``target`` (a pipeline, or a
+    client: then the awaitable is returned).
+
+    ``create``: only gateways create session streams (and set their TTL and
+    owner); a worker's write to a stream that expired is dropped (NOMKSTREAM):
+    nobody is there to read it, and the reply is stored either way."""
+    return target.xadd(
+        keys.session(session_id),
+        encode_event(event),
+        maxlen=SESSION_MAXLEN,
+        approximate=True,
+        nomkstream=not create,
+    )
+
+
+#: The entry ``queue_session_open`` writes: the smallest id there is.
+SESSION_OPEN_ID = "0-1"
+
+
+def queue_session_open(target: Any, keys: Keys, session_id: str) -> None:
+    """Create the session's stream, empty, if it has none, so workers can
+    write to it (a regeneration has no gateway event of its own to create
+    it). With the smallest id and MAXLEN 0 the XADD leaves nothing behind, and
+    fails harmlessly on a stream that exists: the caller ignores its error."""
+    target.xadd(
+        keys.session(session_id),
+        {FIELD_TYPE: "open"},
+        id=SESSION_OPEN_ID,
+        maxlen=0,
+        approximate=False,
+    )
+
+
+def queue_turn(target: Any, keys: Keys, pool: str, turn: TurnRequest) -> Any:
+    """XADD a turn straight onto a pool's stream, bypassing the user's fair
+    line (operator commands: a replay, a dead letter retried). Users' turns
+    go through ``shared/fairness.py``."""
+    return target.xadd(keys.prompts(pool), encode_turn(turn))
+
+
+def queue_dead_letter(target: Any, keys: Keys, pool: str, letter: DeadLetter) -> Any:
+    """Record a turn that failed past the retry limit (or a prompt-stream
+    entry that was not a turn) on the pool's dead-letter stream."""
+    return target.xadd(
+        keys.dead(pool),
+        {FIELD_DATA: letter.model_dump_json()},
+        maxlen=DEAD_MAXLEN,
+        approximate=True,
+    )
 
 
 def frame_with_event_id(event_id: str, data: str) -> str:

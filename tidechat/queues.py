@@ -22,7 +22,7 @@ from shared import rjson
 from shared.conversation import now
 from shared.keys import FIELD_DATA, WORKER_DEAD_AFTER_S
 from shared.queue_status import ConsumerPending, live_workers, pending_by_consumer, pool_stats
-from shared.streams import DeadLetter, StreamEntries, encode_turn, entry_ms
+from shared.streams import DeadLetter, StreamEntries, TurnRequest, entry_ms, queue_turn
 from tidechat.fmt import local_time, one_line, plural, seconds, terminal_width
 from tidechat.ops import Ops, OpsError
 
@@ -33,13 +33,18 @@ _ENTRIES_SHOWN = 5
 
 @dataclass(slots=True)
 class DeadRow:
-    """A dead-letter entry, or what can be said about a malformed one."""
+    """A dead-letter entry: a failed turn, or a prompt-stream entry that was
+    not a turn (``letter.turn`` None), or an entry that is not a letter."""
 
     entry_id: str
     pool: str
     letter: DeadLetter | None
-    #: The error of a malformed entry (a prompt-stream entry that did not parse).
+    #: Why ``letter`` is None: the entry could not be read as a dead letter.
     problem: str | None = None
+
+    @property
+    def turn(self) -> TurnRequest | None:
+        return self.letter.turn if self.letter is not None else None
 
     def summary(self) -> dict[str, Any]:
         base: dict[str, Any] = {"entry_id": self.entry_id, "pool": self.pool}
@@ -48,16 +53,20 @@ class DeadRow:
         letter = self.letter.model_dump(mode="json")
         # The letter's own entry_id is the turn's old prompt-stream entry.
         letter["prompt_entry_id"] = letter.pop("entry_id")
+        if self.letter.turn is None:
+            letter["malformed"] = True
         return {**base, **letter}
 
 
 def decode_dead(pool: str, entry_id: str, fields: dict[str, str]) -> DeadRow:
-    if FIELD_DATA in fields:
-        try:
-            return DeadRow(entry_id, pool, DeadLetter.model_validate_json(fields[FIELD_DATA]))
-        except ValidationError as exc:
-            return DeadRow(entry_id, pool, None, f"unreadable dead letter: {exc}")
-    return DeadRow(entry_id, pool, None, fields.get("error") or "malformed entry")
+    if FIELD_DATA not in fields:
+        # Written by a release before dead letters had one shape: what is
+        # left to say of it is its error.
+        return DeadRow(entry_id, pool, None, fields.get("error") or "malformed entry")
+    try:
+        return DeadRow(entry_id, pool, DeadLetter.model_validate_json(fields[FIELD_DATA]))
+    except ValidationError as exc:
+        return DeadRow(entry_id, pool, None, f"unreadable dead letter: {exc}")
 
 
 # --- tidechat streams --------------------------------------------------------------
@@ -207,8 +216,8 @@ async def dead_list(ops: Ops, args: argparse.Namespace) -> int:
     for row in rows:
         summary = row.summary()
         print(f"{row.pool}  " + _dead_line(summary, width - len(row.pool) - 2))
-        if row.letter is not None:
-            t = row.letter.turn
+        t = row.turn
+        if t is not None:
             print(
                 f"      conversation {t.conversation_id}  session {t.session_id}  "
                 f"user {t.user_id}  kind {t.kind}"
@@ -240,9 +249,10 @@ async def _retry(ops: Ops, row: DeadRow) -> int:
     transaction and the retried turn stores its reply in its place: the
     conversation still holds one reply for the turn, never two.
     """
-    if row.letter is None:
-        raise OpsError(f"dead letter {row.entry_id} is malformed ({row.problem}); cannot retry")
-    turn = row.letter.turn.model_copy(update={"created_at": now()})
+    if row.turn is None:
+        why = row.problem or (row.letter.error if row.letter else "malformed")
+        raise OpsError(f"dead letter {row.entry_id} is not a turn ({why}); cannot retry")
+    turn = row.turn.model_copy(update={"created_at": now()})
     keys, redis = ops.keys, ops.redis
     conv_key, dead_key = keys.conversation(turn.conversation_id), keys.dead(row.pool)
     prompts = keys.prompts(row.pool)
@@ -269,7 +279,7 @@ async def _retry(ops: Ops, row: DeadRow) -> int:
                     pipe.execute_command("JSON.DEL", conv_key, message)
                     if got["$.current_id"] == turn.turn_id:
                         rjson.queue_set(pipe, conv_key, "$.current_id", turn.parent_id)
-                pipe.xadd(prompts, encode_turn(turn))  # type: ignore[arg-type]
+                queue_turn(pipe, keys, row.pool, turn)
                 pipe.xdel(dead_key, row.entry_id)
                 results = await pipe.execute()
             except WatchError:

@@ -26,12 +26,12 @@ from typing import Any, TextIO, cast
 
 from shared import rjson
 from shared.conversation import Message, new_id, now
-from shared.keys import CANCEL_TTL_S, SESSION_MAXLEN, WORKER_GROUP
-from shared.models_file import ModelSpec
+from shared.keys import CANCEL_TTL_S, WORKER_GROUP
+from shared.models_file import ModelSpec, UnknownModelError
 from shared.protocol import UserMessageEvent
 from shared.queue_status import live_workers
 from shared.store import TITLE_MAX_CHARS
-from shared.streams import StreamResponse, TurnRequest, encode_event, encode_turn
+from shared.streams import StreamResponse, TurnRequest, queue_session_event, queue_turn
 from tidechat.fmt import one_line, seconds
 from tidechat.ops import BLOCK_MS, Ops, OpsError, raise_if_cancelled
 from tidechat.replay_report import print_report
@@ -86,12 +86,10 @@ async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
     if old.parent_id not in messages:
         raise OpsError(f"message {old.parent_id}, the question of turn {old.turn_id}, is gone")
     model = args.model or old.model
-    spec = ops.catalog.get(model)
-    if spec is None:
-        offered = ", ".join(m.id for m in ops.catalog.models)
-        raise OpsError(
-            f"model {model!r} is not in the models file; pick one of {offered} (--model)"
-        )
+    try:
+        spec = ops.catalog.require(model)
+    except UnknownModelError as exc:
+        raise OpsError(f"{exc} (the models file; choose with --model)") from exc
 
     question = Message.model_validate(messages[old.parent_id])
     turn, first_event, entry_id = await _queue_replay(ops, old, conv, question, spec, args.keep)
@@ -163,9 +161,9 @@ async def _queue_replay(
     pipe.expire(keys.conversation(copy_id), keep)
     # The session stream must exist first: workers never create one (NOMKSTREAM).
     event = UserMessageEvent(conversation_id=copy_id, message=question, turn_id=turn.turn_id)
-    pipe.xadd(session_key, encode_event(event), maxlen=SESSION_MAXLEN, approximate=True)  # type: ignore[arg-type]
+    queue_session_event(pipe, keys, sid, event, create=True)
     pipe.expire(session_key, keep)
-    pipe.xadd(keys.prompts(spec.pool), encode_turn(turn))  # type: ignore[arg-type]
+    queue_turn(pipe, keys, spec.pool, turn)
     results = await pipe.execute()
     return turn, str(results[2]), str(results[4])
 

@@ -46,7 +46,7 @@ async def find_turn(ops: Ops, wanted: str) -> Found:
                 try:
                     if key == dead_key:
                         row = decode_dead(pool, entry_id, {"d": data})
-                        if row.letter is None:
+                        if row.letter is None or row.letter.turn is None:
                             continue
                         turn, queued_id = row.letter.turn, row.letter.entry_id
                         dead = f"{entry_id} ({row.letter.code}: {row.letter.error})"

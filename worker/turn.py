@@ -21,8 +21,8 @@ from shared import rjson, storage_usage
 from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
-from shared.keys import SESSION_MAXLEN, Keys
-from shared.models_file import ModelCatalog, ModelSpec
+from shared.keys import Keys
+from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.moderation import FlagLog, Moderator, flagged
 from shared.protocol import (
     ErrorEvent,
@@ -31,16 +31,21 @@ from shared.protocol import (
     StreamRestartEvent,
     StreamStartEvent,
     TitleEvent,
-    _Event,
 )
 from shared.store import ConversationStore, title_from_text
-from shared.streams import DeadLetter, TurnRequest, encode_event
+from shared.streams import (
+    DeadLetter,
+    SessionEvent,
+    TurnRequest,
+    queue_dead_letter,
+    queue_session_event,
+)
 from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
 from worker.context import Prompt, build_prompt
-from worker.errors import Blocked, ConversationGone, TurnError, UnknownModel
+from worker.errors import Blocked, ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
 from worker.tokens import estimate_tokens
@@ -49,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class Delivery:
+class ReceivedTurn:
     """A turn as this worker received it from the prompt stream."""
 
     entry_id: str
@@ -88,24 +93,17 @@ class TurnRunner:
 
     # --- events ------------------------------------------------------------
 
-    def _queue_event(self, target: Any, session_id: str, event: _Event) -> Any:
-        """XADD ``event`` on ``target``: a pipeline (queued) or the client
-        (returns the awaitable). NOMKSTREAM: only the gateway creates session
-        streams (with their TTL); a session that expired has nobody to read it."""
-        return target.xadd(
-            self.keys.session(session_id),
-            encode_event(event),
-            maxlen=SESSION_MAXLEN,
-            approximate=True,
-            nomkstream=True,
-        )
+    def _queue_event(self, target: Any, session_id: str, event: SessionEvent) -> Any:
+        """The event on ``target`` (a pipeline, or the client: returns the
+        awaitable); never creating the stream (``queue_session_event``)."""
+        return queue_session_event(target, self.keys, session_id, event, create=False)
 
-    async def _send(self, session_id: str, event: _Event) -> None:
+    async def _send(self, session_id: str, event: SessionEvent) -> None:
         await self._queue_event(self.redis, session_id, event)
 
     # --- the turn ------------------------------------------------------------
 
-    async def run(self, d: Delivery) -> None:
+    async def run(self, d: ReceivedTurn) -> None:
         turn = d.turn
         paths = ["$.owner", "$.system_prompt", "$.messages"]
         # One round trip: read the conversation and, optimistically, tell the
@@ -144,7 +142,7 @@ class TurnRunner:
         finally:
             self.cancels.unwatch(turn.turn_id)
 
-    async def _run(self, d: Delivery, doc: dict[str, Any] | None, stop: asyncio.Event) -> None:
+    async def _run(self, d: ReceivedTurn, doc: dict[str, Any] | None, stop: asyncio.Event) -> None:
         turn = d.turn
         if doc is None or doc["$.owner"] != turn.user_id:
             await self.finish(d, None, ConversationGone("the conversation no longer exists"))
@@ -163,15 +161,14 @@ class TurnRunner:
             refused = Blocked(branch[-1].blocked)
             await self.finish(d, self.reply_message(d, "", "error", None, refused, None), refused)
             return
-        spec = self.catalog.get(turn.model)
-        if spec is None:
+        try:
+            spec = self.catalog.require(turn.model)
+        except UnknownModelError:
             unknown = UnknownModel(f"model {turn.model!r} is no longer offered")
             await self.finish(d, self.reply_message(d, "", "error", None, unknown, None), unknown)
             return
         backend = self.backends.get(spec)
-        load = getattr(backend, "load", None)
-        if load is not None:
-            await load()
+        await backend.load()
         prompt = build_prompt(
             spec,
             doc["$.system_prompt"] or "",
@@ -191,7 +188,12 @@ class TurnRunner:
             await self._title(d, spec, backend, branch[-1].content, reply.content)
 
     async def _generate(
-        self, d: Delivery, spec: ModelSpec, backend: Backend, prompt: Prompt, stop: asyncio.Event
+        self,
+        d: ReceivedTurn,
+        spec: ModelSpec,
+        backend: Backend,
+        prompt: Prompt,
+        stop: asyncio.Event,
     ) -> Outcome:
         turn = d.turn
         request = GenerationRequest(
@@ -221,7 +223,7 @@ class TurnRunner:
             total_timeout=self.settings.turn_timeout_seconds,
         )
 
-    async def _moderate(self, d: Delivery, reply: Message) -> Message:
+    async def _moderate(self, d: ReceivedTurn, reply: Message) -> Message:
         """The moderation hook on a completed reply: a blocked one keeps its
         place in the conversation, with its text withheld and the admin's
         reason (clients replace the streamed text with ``stream_end``'s)."""
@@ -270,7 +272,7 @@ class TurnRunner:
 
     def reply_message(
         self,
-        d: Delivery,
+        d: ReceivedTurn,
         text: str,
         finish_reason: Any,
         usage: Usage | None,
@@ -292,7 +294,7 @@ class TurnRunner:
 
     async def finish(
         self,
-        d: Delivery,
+        d: ReceivedTurn,
         reply: Message | None,
         error: TurnError | None,
         *,
@@ -364,7 +366,38 @@ class TurnRunner:
                 storage_usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
                 await undo.execute()
 
-    def _queue_dead(self, pipe: Any, d: Delivery, error: TurnError) -> None:
+    async def reject_poison(self, d: ReceivedTurn) -> None:
+        """A turn delivered past the limit (its workers kept dying on it):
+        stored as failed, the client told, and dead-lettered, not run."""
+        error = PoisonTurn(
+            f"this reply failed {d.deliveries - 1} times (its workers stopped while "
+            "generating it); it was set aside"
+        )
+        reply = self.reply_message(d, "", "error", None, error, None)
+        await self.finish(d, reply, error, dead=True)
+        await self.redis.hincrby(self.keys.metrics(d.pool), "dead_letters", 1)
+
+    async def reject_malformed(
+        self, pool: str, entry_id: str, fields: dict[str, str], why: str
+    ) -> None:
+        """A prompt-stream entry that is not a turn: kept as a dead letter
+        without one, and acknowledged."""
+        pipe = self.redis.pipeline(transaction=False)
+        letter = DeadLetter(
+            turn=None,
+            code="bad_request",
+            error=f"not a turn: {why}"[:1000],
+            deliveries=1,
+            entry_id=entry_id,
+            raw=str(fields)[:10_000],
+        )
+        queue_dead_letter(pipe, self.keys, pool, letter)
+        # Its user is unknown: a slot it held is given back (not passed on;
+        # the fair-line repair moves that user's line on).
+        self.fair.queue_release(pipe, pool, entry_id, "", self.settings.fair_turns_per_user)
+        await pipe.execute()
+
+    def _queue_dead(self, pipe: Any, d: ReceivedTurn, error: TurnError) -> None:
         letter = DeadLetter(
             turn=d.turn,
             code=error.code,
@@ -372,10 +405,10 @@ class TurnRunner:
             deliveries=d.deliveries,
             entry_id=d.entry_id,
         )
-        pipe.xadd(self.keys.dead(d.pool), {"d": letter.model_dump_json()}, maxlen=10_000)
+        queue_dead_letter(pipe, self.keys, d.pool, letter)
 
     async def _title(
-        self, d: Delivery, spec: ModelSpec, backend: Backend, question: str, answer: str
+        self, d: ReceivedTurn, spec: ModelSpec, backend: Backend, question: str, answer: str
     ) -> None:
         fallback = title_from_text(question)
         title = fallback

@@ -1,12 +1,13 @@
 """The worker process: a consumer-group loop over the prompt streams.
 
 Each worker reads turns with XREADGROUP (``>``: never-delivered entries), runs
-up to ``concurrency`` at once, and acknowledges each only after its reply is
-stored and ``stream_end`` written. Three background loops keep the pool
-healthy: a heartbeat (liveness for ``/ready``, and refreshing the idle time
-of this worker's in-flight entries so nobody takes them over), a claim loop
-(XAUTOCLAIM of entries whose worker went silent, so a turn outlives the
-process running it), and the stop-request listener.
+up to ``concurrency`` at once (``running.py``), and acknowledges each only
+after its reply is stored and ``stream_end`` written (``turn.py``). Background
+loops keep the pool healthy: a heartbeat (liveness for ``/ready``, and
+refreshing the idle time of this worker's in-flight entries so nobody takes
+them over), the claim loop (``claims.py``: taking over turns whose worker went
+silent, so a turn outlives the process running it), trimming, the fair-line
+repair, and the stop-request listener.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import signal
 import socket
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from pydantic import ValidationError
@@ -31,31 +32,18 @@ from redis.typing import KeyT, StreamIdT
 from shared.aio import cancel_and_wait
 from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
 from shared.models_file import ModelCatalog
-from shared.streams import StreamEntries, StreamResponse, decode_turn
+from shared.streams import StreamResponse, decode_turn
 from worker import upkeep
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
+from worker.claims import Claims
 from worker.config import WorkerSettings
-from worker.errors import TurnError
-from worker.turn import Delivery, TurnRunner
+from worker.running import Running, RunningTurns, last_tries
+from worker.turn import ReceivedTurn, TurnRunner
 
 log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-
-
-class PoisonTurn(TurnError):
-    """A turn whose workers kept dying on it: dead-lettered past the limit."""
-
-    code = "internal"
-
-
-@dataclass(slots=True)
-class _Running:
-    pool: str
-    task: asyncio.Task[None]
-    #: A takeover on one of the turn's last tries (see ``_last_tries``).
-    suspect: bool = False
 
 
 def consumer_name() -> str:
@@ -103,22 +91,22 @@ class Worker:
         self.max_turns = max_turns
         self.handle_signals = handle_signals
         self.started_turns = 0
-        self.takeovers = 0
-        self._running: dict[str, _Running] = {}
-        self._slot_free = asyncio.Event()
+        self._running = RunningTurns(settings.concurrency)
         self._stopping = asyncio.Event()
-        self._claim_cursors = dict.fromkeys(self.pools, "0-0")
-        #: The claim loop found every slot busy (or filled them all): the next
-        #: free slot goes to a takeover, so abandoned turns are not starved by
-        #: new ones while the queue stays long.
-        self._claim_owed = False
+        self.claims = Claims(
+            redis, self.keys, settings, self.consumer, self.pools, self._running, self._start
+        )
+
+    @property
+    def takeovers(self) -> int:
+        return self.claims.takeovers
 
     # --- lifecycle -----------------------------------------------------------
 
     def request_stop(self) -> None:
         """Stop reading new turns; ``run`` drains the ones in flight and returns."""
         self._stopping.set()
-        self._slot_free.set()
+        self._running.wake()
 
     async def run(self) -> None:
         if self.handle_signals:
@@ -127,12 +115,13 @@ class Worker:
                 loop.add_signal_handler(sig, self.request_stop)
         await self._ensure_groups()
         await self._warm_up()
+        s = self.settings
         helpers = [
             asyncio.create_task(self.cancels.run(), name="cancel-listener"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._claim_loop(), name="claims"),
-            asyncio.create_task(self._trim_loop(), name="trim"),
-            asyncio.create_task(self._fair_loop(), name="fair-lines"),
+            self._every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
+            self._every(s.claim_interval_seconds, "claims", self._claim_all),
+            self._every(s.trim_interval_seconds, "trim", self._trim_all),
+            self._every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -152,9 +141,7 @@ class Worker:
     async def _warm_up(self) -> None:
         """Load local models before taking turns, so the first user does not wait."""
         for spec in self.catalog.in_pools(self.pools):
-            load = getattr(self.backends.get(spec), "load", None)
-            if load is not None:
-                await load()
+            await self.backends.get(spec).load()
 
     async def _ensure_groups(self) -> None:
         for pool in self.pools:
@@ -176,14 +163,13 @@ class Worker:
         while not self._stopping.is_set():
             if self.max_turns is not None and self.started_turns >= self.max_turns:
                 break
-            free = self.settings.concurrency - len(self._running)
+            free = self._running.free
             if free <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
+                await self._running.wait_for_slot()
                 continue
-            if self._claim_owed:
-                self._claim_owed = False
-                await self._claim_all()
+            if self.claims.owed:
+                self.claims.owed = False
+                await self.claims.claim_all()
                 continue
             read = asyncio.ensure_future(
                 self.redis.xreadgroup(
@@ -216,7 +202,7 @@ class Worker:
                 continue
             for stream, entries in response or []:
                 for entry_id, fields in entries:
-                    self._start(pool_of[stream], entry_id, fields, deliveries=1)
+                    self._start(pool_of[stream], entry_id, fields, 1, None)
             if self.burst and not response and not self._running:
                 break
 
@@ -225,9 +211,8 @@ class Worker:
         pool: str,
         entry_id: str,
         fields: dict[str, str] | None,
-        *,
         deliveries: int,
-        restart_reason: str | None = None,
+        restart_reason: str | None,
     ) -> None:
         if fields is None:  # trimmed away while pending
             return
@@ -238,40 +223,23 @@ class Worker:
             # (the dead-letter entry keeps it).
             what = exc.errors()[0]["loc"] if isinstance(exc, ValidationError) else exc.args
             log.error("dropping malformed turn %s on %s (bad field %s)", entry_id, pool, what)
-            task = asyncio.create_task(self._drop_malformed(pool, entry_id, fields, str(exc)))
+            drop = self.runner.reject_malformed(pool, entry_id, fields, str(exc))
+            task = asyncio.create_task(drop)
         else:
-            delivery = Delivery(entry_id, pool, turn, deliveries, restart_reason)
+            received = ReceivedTurn(entry_id, pool, turn, deliveries, restart_reason)
             self.started_turns += 1
-            task = asyncio.create_task(self._run_turn(delivery), name=f"turn-{turn.turn_id}")
-        suspect = restart_reason is not None and self._last_tries(deliveries)
-        self._running[entry_id] = _Running(pool, task, suspect)
-        task.add_done_callback(lambda _t: self._done(entry_id))
+            task = asyncio.create_task(self._run_turn(received), name=f"turn-{turn.turn_id}")
+        suspect = restart_reason is not None and last_tries(
+            deliveries, self.settings.max_deliveries
+        )
+        self._running.add(entry_id, Running(pool, task, suspect))
 
-    def _last_tries(self, deliveries: int) -> bool:
-        """Whether a takeover is one of the turn's last two tries before the
-        dead letter. The turns whose workers died with it were taken over
-        with it as often, so its last tries run as the only such turn on
-        their worker: a turn that kills its workers is dead-lettered alone,
-        not with the turns that happened to run beside it."""
-        limit = self.settings.max_deliveries
-        return limit - 1 <= deliveries <= limit
-
-    def _done(self, entry_id: str) -> None:
-        self._running.pop(entry_id, None)
-        self._slot_free.set()
-
-    async def _run_turn(self, d: Delivery) -> None:
+    async def _run_turn(self, d: ReceivedTurn) -> None:
         try:
             if d.deliveries > self.settings.max_deliveries:
-                error = PoisonTurn(
-                    f"this reply failed {d.deliveries - 1} times (its workers stopped while "
-                    "generating it); it was set aside"
-                )
-                reply = self.runner.reply_message(d, "", "error", None, error, None)
-                await self.runner.finish(d, reply, error, dead=True)
-                await self.redis.hincrby(self.keys.metrics(d.pool), "dead_letters", 1)
-                return
-            await self.runner.run(d)
+                await self.runner.reject_poison(d)
+            else:
+                await self.runner.run(d)
         except asyncio.CancelledError:
             raise
         except _REDIS_DOWN as exc:
@@ -280,119 +248,58 @@ class Worker:
         except Exception:
             log.exception("turn %s failed; it will be retried", d.entry_id)
 
-    async def _drop_malformed(
-        self, pool: str, entry_id: str, fields: dict[str, str], why: str
-    ) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(self.keys.dead(pool), {"malformed": str(fields)[:10_000], "error": why[:1000]})
-        # Its user is unknown: a slot it held is given back (not passed on;
-        # the fair-line repair moves that user's line on).
-        self.runner.fair.queue_release(pipe, pool, entry_id, "", self.settings.fair_turns_per_user)
-        await pipe.execute()
-
     # --- keeping the pool healthy -------------------------------------------
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await self._heartbeat()
-            except (*_REDIS_DOWN, ResponseError) as exc:  # NOGROUP: the read loop recreates it
-                log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(HEARTBEAT_S)
+    def _every(
+        self,
+        interval: float,
+        name: str,
+        duty: Callable[[], Awaitable[None]],
+        *,
+        at_once: bool = False,
+    ) -> asyncio.Task[None]:
+        """A background task running ``duty`` every ``interval`` seconds; a
+        Redis outage (or NOGROUP, which the read loop repairs) is logged and
+        the next round tries again."""
+
+        async def loop() -> None:
+            if not at_once:
+                await asyncio.sleep(interval)
+            while True:
+                try:
+                    await duty()
+                except (*_REDIS_DOWN, ResponseError) as exc:
+                    log.warning("%s failed: %s", name, exc)
+                await asyncio.sleep(interval)
+
+        return asyncio.create_task(loop(), name=name)
 
     async def _heartbeat(self) -> None:
-        by_pool: dict[str, list[str]] = {pool: [] for pool in self.pools}
-        for entry_id, running in self._running.items():
-            by_pool.setdefault(running.pool, []).append(entry_id)
         await upkeep.heartbeat(
-            self.redis, self.keys, self.consumer, by_pool, self.settings.concurrency * 4
+            self.redis,
+            self.keys,
+            self.consumer,
+            self._running.by_pool(self.pools),
+            self.settings.concurrency * 4,
         )
-
-    async def _claim_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.claim_interval_seconds)
-            if self._stopping.is_set():
-                continue
-            await self._claim_all()
 
     async def _claim_all(self) -> None:
-        try:
-            for pool in self.pools:
-                await self._claim(pool)
-        except _REDIS_DOWN as exc:
-            log.warning("claim loop: %s", exc)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
+        if not self._stopping.is_set():
+            await self.claims.claim_all()
 
-    async def _claim(self, pool: str) -> None:
-        free = self.settings.concurrency - len(self._running)
-        if free <= 0:
-            self._claim_owed = True
-            return
-        key = self.keys.prompts(pool)
-        idle_ms = int(self.settings.claim_idle_seconds * 1000)
-        scan = free * 10
-        # redis-py types both replies loosely, for every kind of client.
-        rows = cast(
-            list[dict[str, str]],
-            await self.redis.xpending_range(
-                key, WORKER_GROUP, min=self._claim_cursors[pool], max="+", count=scan, idle=idle_ms
-            ),
-        )
-        # The next pass goes on after the last entry looked at, or from the start.
-        self._claim_cursors[pool] = f"({rows[-1]['message_id']}" if len(rows) == scan else "0-0"
-        suspects = sum(r.suspect for r in self._running.values())
-        counts: dict[str, int] = {}
-        for row in rows:
-            delivered = int(row["times_delivered"])
-            if self._last_tries(delivered + 1):
-                if suspects:
-                    continue
-                suspects += 1
-            counts[row["message_id"]] = delivered + 1
-            if len(counts) == free:
-                self._claim_owed = True  # more may be waiting
-                break
-        if not counts:
-            return
-        # XCLAIM with the threshold again: another worker may have been faster.
-        claimed = cast(
-            StreamEntries,
-            await self.redis.xclaim(key, WORKER_GROUP, self.consumer, idle_ms, list(counts)),
-        )
-        entries = [(eid, fields) for eid, fields in claimed if fields is not None]
-        if not entries:
-            return
-        self.takeovers += len(entries)
-        await self.redis.hincrby(self.keys.metrics(pool), "takeovers", len(entries))
-        for entry_id, fields in entries:
-            log.info("taking over turn %s on %s", entry_id, pool)
-            self._start(
-                pool,
-                entry_id,
-                fields,
-                deliveries=counts.get(entry_id, 2),
-                restart_reason="the worker generating this reply stopped; starting again",
-            )
+    async def _trim_all(self) -> None:
+        for pool in self.pools:
+            try:
+                await self.trim(pool)
+            except (*_REDIS_DOWN, ResponseError) as exc:
+                log.warning("trimming %s: %s", pool, exc)
 
-    async def _trim_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.trim_interval_seconds)
-            for pool in self.pools:
-                try:
-                    await self.trim(pool)
-                except (*_REDIS_DOWN, ResponseError) as exc:
-                    log.warning("trimming %s: %s", pool, exc)
-
-    async def _fair_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FAIR_REPAIR_S)
-            for pool in self.pools:
-                try:
-                    await self.repair_lines(pool)
-                except (*_REDIS_DOWN, ResponseError) as exc:
-                    log.warning("repairing the fair lines of %s: %s", pool, exc)
+    async def _repair_all(self) -> None:
+        for pool in self.pools:
+            try:
+                await self.repair_lines(pool)
+            except (*_REDIS_DOWN, ResponseError) as exc:
+                log.warning("repairing the fair lines of %s: %s", pool, exc)
 
     async def repair_lines(self, pool: str) -> tuple[int, int]:
         """Give back slots lost outside a finish and move stalled lines on
@@ -417,14 +324,14 @@ class Worker:
     async def _drain(self) -> None:
         """Let turns in flight finish, up to the drain timeout; hand back the rest."""
         if self._running:
-            tasks = [r.task for r in self._running.values()]
+            tasks = [r.task for r in self._running]
             log.info(
                 "draining %d turn(s) for up to %.0fs",
                 len(tasks),
                 self.settings.drain_timeout_seconds,
             )
             await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
-        leftovers = list(self._running.values())
+        leftovers = list(self._running)
         await asyncio.gather(*(cancel_and_wait(r.task) for r in leftovers))
         with contextlib.suppress(*_REDIS_DOWN):
             await self._hand_back()

@@ -23,9 +23,9 @@ from gateway.imports import (
     build_import,
     read_body,
 )
-from gateway.jsonguard import clip
 from shared import storage_usage
 from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
+from shared.models_file import UnknownModelError
 from shared.store import TITLE_MAX_CHARS, NotFoundError
 
 router = APIRouter()
@@ -61,9 +61,12 @@ async def _owned(services: ServicesDep, cid: str, uid: str) -> Conversation:
 
 
 def _check_model(services: ServicesDep, model: str | None) -> None:
-    if model is not None and services.catalog.get(model) is None:
-        offered = ", ".join(m.id for m in services.catalog.models)
-        raise ApiError("bad_request", f"unknown model {clip(model)}; offered: {offered}")
+    if model is None:
+        return
+    try:
+        services.catalog.require(model)
+    except UnknownModelError as exc:
+        raise ApiError("bad_request", exc.message) from exc
 
 
 def _check_system_prompt(services: ServicesDep, text: str | None) -> None:

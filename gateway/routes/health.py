@@ -99,7 +99,7 @@ async def _checks(services: ServicesDep) -> tuple[dict[str, Any], bool]:
     reader_ok = services.hub.healthy
     checks["reader"] = "ok" if reader_ok else "not reading"
     ok = ok and reader_ok
-    checks["resumes"] = services.resumes
+    checks["resumes"] = services.sockets.resumes
     return checks, ok
 
 

@@ -6,29 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 from redis.exceptions import RedisError
-from starlette.websockets import WebSocketState
 
 from gateway.auth import COOKIE_NAME, token_from
 from gateway.deps import Services
-from gateway.errors import STORAGE_FULL, ApiError, describe_validation, is_storage_full
-from gateway.jsonguard import too_deep
+from gateway.errors import STORAGE_FULL, ApiError, is_storage_full
+from gateway.frames import (
+    CLOSE_FORBIDDEN,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
+    SESSION_RE,
+    STORAGE_DOWN,
+    FrameError,
+    error_frame,
+    parse_frame,
+)
 from gateway.security.revocation import Watch
 from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
-from gateway.subscriber import Delivery, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber
 from shared.conversation import new_id
 from shared.protocol import (
     EditFrame,
-    ErrorCode,
-    ErrorEvent,
     HelloEvent,
     MessageFrame,
     PingFrame,
@@ -37,84 +40,10 @@ from shared.protocol import (
     ResumeFrame,
     StopFrame,
     UserInfo,
-    client_frame_adapter,
 )
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-#: Used with ``fullmatch``: ``$`` in ``match`` also matches before a final newline.
-SESSION_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
-#: Client frames are flat JSON objects; anything nested deeper is refused
-#: before it is parsed (the parser recurses).
-MAX_FRAME_DEPTH = 16
-FRAME_TYPES = "message, regenerate, edit, stop, resume, ping"
-
-#: Close codes: 1001 going away (server shutting down: reconnect elsewhere),
-#: 1013 try again later (this socket fell too far behind: reconnect and resume),
-#: 4401 not signed in (or signed out meanwhile), 4403 the session belongs
-#: to another user (or the page's origin may not connect).
-CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN = 1013
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-
-#: What a client is told when Redis cannot be reached.
-STORAGE_DOWN = (
-    "storage is unavailable; your last request may not have gone through: "
-    "send it again (with the same client_id it is acted on once)"
-)
-
-
-def error_frame(
-    code: ErrorCode,
-    message: str,
-    *,
-    client_id: str | None = None,
-    conversation_id: str | None = None,
-    retry_after: int | None = None,
-) -> str:
-    event = ErrorEvent(
-        code=code,
-        message=message,
-        client_id=client_id,
-        conversation_id=conversation_id,
-        retry_after=retry_after,
-    )
-    return event.model_dump_json(exclude_none=True)
-
-
-class FrameError(Exception):
-    def __init__(self, message: str, raw: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        client_id = raw.get("client_id") if isinstance(raw, dict) else None
-        # Echoed only if it is one: a refused frame may hold anything there.
-        valid = isinstance(client_id, str) and len(client_id) <= 128
-        self.client_id = client_id if valid else None
-
-
-def parse_frame(text: str) -> Any:
-    if too_deep(text, MAX_FRAME_DEPTH):
-        raise FrameError(f"the frame nests deeper than {MAX_FRAME_DEPTH} levels")
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise FrameError("the frame is not valid JSON") from exc
-    if not isinstance(raw, dict):
-        raise FrameError("a frame must be a JSON object with a `type`")
-    try:
-        return client_frame_adapter.validate_python(raw)
-    except ValidationError as exc:
-        errors = exc.errors()
-        kinds = {e["type"] for e in errors}
-        if "union_tag_not_found" in kinds:
-            raise FrameError("the frame has no `type`", raw) from exc
-        if "union_tag_invalid" in kinds:
-            # Never the client's text: a refused frame's `type` may be a megabyte.
-            raise FrameError(f"unknown frame type; one of {FRAME_TYPES}", raw) from exc
-        details = [dict(e, loc=e["loc"][1:]) for e in errors]
-        raise FrameError(describe_validation(details), raw) from exc
 
 
 class Connection:
@@ -187,7 +116,7 @@ class Connection:
         # Delivery starts where a first `resume` says, else at the live end.
         after = frame.after if isinstance(frame, ResumeFrame) else None
         if after is not None:
-            services.resumes += 1
+            services.sockets.resumed()
         try:
             self.sub = await services.hub.subscribe(self.session_id, after)
         except RedisError as exc:
@@ -238,7 +167,7 @@ class Connection:
             elif isinstance(frame, StopFrame):
                 await turns.stop(self.user, frame)
             elif isinstance(frame, ResumeFrame):
-                self.services.resumes += 1
+                self.services.sockets.resumed()
                 assert self.sub is not None
                 await self.services.hub.reposition(self.sub, frame.after)
             elif isinstance(frame, PingFrame):
@@ -270,7 +199,7 @@ class Connection:
                 # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
                 return
-            await self.ws.send_text(item.frame if isinstance(item, Delivery) else item)
+            await self.ws.send_text(item.frame if isinstance(item, OutgoingEvent) else item)
 
 
 @router.websocket("/ws")
@@ -337,11 +266,3 @@ async def _admit(
         pass
     finally:
         services.sockets.discard(ws)
-
-
-async def close_all(services: Services) -> None:
-    """On shutdown: tell every client to go elsewhere (it reconnects and resumes)."""
-    for ws in list(services.sockets):
-        if ws.client_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.close(CLOSE_GOING_AWAY, "server shutting down")

@@ -479,11 +479,19 @@ def test_dead_errors_and_malformed_letters(
     assert code == 0 and out == "no dead letters in default, gpu\n"
     code, _, err = run_sync(capsys, "dead", "retry", "not-an-id")
     assert code == 1 and "is not a stream entry id" in err
-    bad = client.xadd(keys.dead("gpu"), {"malformed": "{...}", "error": "no field d"})
+    # A letter for a prompt-stream entry that was not a turn, as workers write it...
+    letter = DeadLetter(
+        turn=None, code="bad_request", error="not a turn: no field d", deliveries=1, raw="{...}"
+    )
+    bad = client.xadd(keys.dead("gpu"), {"d": letter.model_dump_json()})
+    # ...and one in the shape the previous release wrote.
+    old = client.xadd(keys.dead("gpu"), {"malformed": "{...}", "error": "no field e"})
     code, out, _ = run_sync(capsys, "dead", "list", "--pool", "gpu")
-    assert f"gpu  {bad}" in out and "malformed: no field d" in out
-    code, _, err = run_sync(capsys, "dead", "retry", bad, "--pool", "gpu")
-    assert code == 1 and "is malformed" in err
+    assert f"gpu  {bad}" in out and "malformed: not a turn: no field d" in out
+    assert f"gpu  {old}" in out and "malformed: no field e" in out
+    for entry in (bad, old):
+        code, _, err = run_sync(capsys, "dead", "retry", entry, "--pool", "gpu")
+        assert code == 1 and "is not a turn" in err
 
 
 def test_unreachable_redis_is_named_without_its_password(

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.hub import SessionHub
-from gateway.subscriber import Delivery, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
@@ -38,12 +38,12 @@ async def emit(redis: Redis, session: str, text: str) -> str:
     )  # type: ignore[arg-type]
 
 
-async def take(sub: Subscriber, n: int) -> list[Delivery]:
+async def take(sub: Subscriber, n: int) -> list[OutgoingEvent]:
     out = []
     async with asyncio.timeout(5):
         while len(out) < n:
             item = await sub.next()
-            assert isinstance(item, Delivery)
+            assert isinstance(item, OutgoingEvent)
             out.append(item)
     return out
 
@@ -132,7 +132,7 @@ async def test_a_resume_replaces_what_was_queued(hub: SessionHub, redis: Redis) 
     assert sub.pending == 1  # the pong stays; the events are read again
     got = [await sub.next() for _ in range(6)]
     assert got[0] == '{"type":"pong"}'
-    assert [d.frame.split('"chunk":"')[1][:3] for d in got[1:] if isinstance(d, Delivery)] == [
+    assert [d.frame.split('"chunk":"')[1][:3] for d in got[1:] if isinstance(d, OutgoingEvent)] == [
         f"r{i}" for i in range(45, 50)
     ]
 

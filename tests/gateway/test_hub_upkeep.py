@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.hub import SessionHub
-from gateway.subscriber import Delivery, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber
 from shared.keys import Keys
 from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
@@ -51,7 +51,7 @@ async def reader_blocked(redis: Redis) -> None:
 
 async def next_chunk(sub: Subscriber) -> str:
     item = await asyncio.wait_for(sub.next(), 5)
-    assert isinstance(item, Delivery)
+    assert isinstance(item, OutgoingEvent)
     return item.frame
 
 

@@ -11,6 +11,7 @@ from shared.models_file import (
     LlamaCppModel,
     ModelsFileError,
     ScriptedModel,
+    UnknownModelError,
     load_models,
 )
 from shared.suggestions import LOCAL, Suggestion
@@ -167,3 +168,14 @@ def test_the_bundled_model_suggests_short_questions() -> None:
     assert default_suggestions("llamacpp") == list(LOCAL)
     assert default_suggestions("hf") == list(GENERAL)
     assert all(len(s.prompt) < 40 for s in LOCAL)
+
+
+def test_require_names_an_unknown_model_short_and_lists_the_offered(tmp_path: Path) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(EXAMPLE)
+    catalog = load_models(str(path), hf_token_set=False)
+    assert catalog.require("llama-3.1-8b").id == "llama-3.1-8b"
+    with pytest.raises(UnknownModelError) as caught:
+        catalog.require("x" * 10_000)
+    message = caught.value.message
+    assert len(message) < 200 and "gemma-3-270m, llama-3.1-8b" in message

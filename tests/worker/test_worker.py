@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from shared.keys import WORKER_GROUP
 from shared.models_file import ScriptedModel
 from shared.store import ConversationStore
+from shared.streams import DeadLetter
 from tests.worker.helpers import (
     KEYS,
     queue_turn,
@@ -236,3 +237,23 @@ async def test_a_stop_for_a_queued_turn_is_remembered_without_a_redis_read(
         end = await wait_event(redis, queued.session_id, "stream_end", turn_id=queued.turn_id)
     assert end["message"]["finish_reason"] == "stopped"
     assert end["message"]["content"] == ""
+
+
+async def test_an_entry_that_is_not_a_turn_becomes_a_dead_letter_without_one(
+    redis: Redis, redis_url: str
+) -> None:
+    """A prompt-stream entry that does not parse is acknowledged and kept on the
+    dead-letter stream in the one letter shape (no turn, its raw fields), and
+    the turns behind it are served."""
+    stream = KEYS.prompts("default")
+    await redis.xgroup_create(stream, WORKER_GROUP, id="0", mkstream=True)
+    bad = await redis.xadd(stream, {"d": '{"turn_id": 5}'})
+    async with running_worker(redis, settings(redis_url), [FAST]):
+        turn = await queue_turn(redis, FAST, "still served")
+        await wait_event(redis, turn.session_id, "stream_end", turn_id=turn.turn_id)
+    [(_, fields)] = await redis.xrange(KEYS.dead("default"))
+    letter = DeadLetter.model_validate_json(fields["d"])
+    assert letter.turn is None and letter.entry_id == bad
+    assert letter.raw is not None and '"turn_id": 5' in letter.raw
+    assert letter.error.startswith("not a turn")
+    assert (await redis.xpending(stream, WORKER_GROUP))["pending"] == 0

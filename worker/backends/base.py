@@ -53,6 +53,11 @@ class Backend(Protocol):
         backend has none locally (the caller then estimates)."""
         ...
 
+    async def load(self) -> None:
+        """Get ready to generate (a local model reads its weights); the worker
+        calls it at start and before each turn, so it must be cheap once done."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the backend holds (clients, loaded weights)."""
         ...

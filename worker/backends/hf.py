@@ -93,6 +93,9 @@ class HFBackend:
         # The tokenizer lives on the server; the caller estimates.
         return None
 
+    async def load(self) -> None:
+        """Nothing to load: the model runs upstream."""
+
     async def aclose(self) -> None:
         # Every client belongs to one turn and is closed with it.
         return None

@@ -118,5 +118,8 @@ class ScriptedBackend:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=emitted),
         )
 
+    async def load(self) -> None:
+        """Nothing to load: the text is made up as it goes."""
+
     async def aclose(self) -> None:
         return None
