@@ -106,11 +106,8 @@ class AuthService:
         self, creds: SignupRequest, *, address: str, user_agent: str | None = None
     ) -> Session:
         name = creds.username.strip()
-        if not _USERNAME_RE.match(name):
-            raise ApiError(
-                "bad_request", "username must be 3-32 letters, digits, dots, dashes or underscores"
-            )
-        _check_new_password(creds.password)
+        check_username(name)
+        check_new_password(creds.password)
         # The first account can always be made (it is the admin).
         taken = await self._admit(name, creds.invite) if await self.has_users() else None
         try:
@@ -154,9 +151,7 @@ class AuthService:
             return None
         taken = await self.invites.take(invite)
         if taken is None:
-            raise ApiError(
-                "forbidden", "this invite link does not work any more (used or expired)"
-            )
+            raise ApiError("forbidden", "this invite link does not work any more (used or expired)")
         wanted = taken.invite.username
         if wanted and wanted.casefold() != name.casefold():
             await self.invites.give_back(taken)
@@ -192,7 +187,8 @@ class AuthService:
             )
         pipe = self.redis.pipeline(transaction=False)
         if self._hasher.check_needs_rehash(stored):
-            pipe.hset(self.keys.user(uid), "password_hash", await self.hash_password(creds.password))
+            new_hash = await self.hash_password(creds.password)
+            pipe.hset(self.keys.user(uid), "password_hash", new_hash)
         pipe.hset(self.keys.user(uid), "last_login_at", str(time.time()))
         await pipe.execute()
         token = await self.signins.create(uid, user_agent)
@@ -221,7 +217,7 @@ class AuthService:
     ) -> int:
         """Set a new password (the current one must be right) and end every
         other sign-in of the account; returns how many were ended."""
-        _check_new_password(change.new_password)
+        check_new_password(change.new_password)
         # A stolen session must not be a way to guess the password unthrottled.
         attempt = await self.throttle.attempt(user.username, address)
         stored = cast("str | None", await self.redis.hget(self.keys.user(user.id), "password_hash"))
@@ -290,7 +286,14 @@ class AuthService:
         return user_info(uid, account)
 
 
-def _check_new_password(password: str) -> None:
+def check_username(name: str) -> None:
+    if not _USERNAME_RE.match(name):
+        raise ApiError(
+            "bad_request", "username must be 3-32 letters, digits, dots, dashes or underscores"
+        )
+
+
+def check_new_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
         raise ApiError("bad_request", f"password must be at least {MIN_PASSWORD_CHARS} characters")
 

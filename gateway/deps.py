@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from gateway.admin import AdminParts
+from gateway.admin.users import UserAdmin
 from gateway.auth import COOKIE_NAME, AuthService, token_from
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -36,6 +38,8 @@ class Services:
     gateway_id: str
     owners: SessionOwners
     revocations: Revocations
+    admin: AdminParts
+    users: UserAdmin
     #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
     proxies: tuple[Network, ...] = ()
     sockets: SocketRegistry = field(default_factory=SocketRegistry)

@@ -16,7 +16,7 @@ admins demoting each other at the same moment cannot leave none.
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -88,7 +88,7 @@ class Accounts:
         if must_change_password:
             record["must_change_password"] = "1"
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.user(uid), mapping=record)
+        pipe.hset(self.keys.user(uid), mapping=cast(Any, record))
         if admin:
             pipe.sadd(self.keys.admins(), uid)
         await pipe.execute()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import cast
+from typing import Any, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -83,7 +83,7 @@ class Invites:
             expires_at=now + ttl_s,
         )
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.invite(digest), mapping=_fields(invite))
+        pipe.hset(self.keys.invite(digest), mapping=cast(Any, _fields(invite)))
         pipe.expire(self.keys.invite(digest), ttl_s)
         pipe.zadd(self.keys.invites(), {digest: int(invite.expires_at * 1000)})
         await pipe.execute()
@@ -113,7 +113,7 @@ class Invites:
         if taken.ttl_ms <= 0:
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.invite(taken.digest), mapping=_fields(taken.invite))
+        pipe.hset(self.keys.invite(taken.digest), mapping=cast(Any, _fields(taken.invite)))
         pipe.pexpire(self.keys.invite(taken.digest), taken.ttl_ms)
         pipe.zadd(self.keys.invites(), {taken.digest: int(taken.invite.expires_at * 1000)})
         await pipe.execute()

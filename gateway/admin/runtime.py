@@ -4,7 +4,7 @@ starting value."""
 
 from __future__ import annotations
 
-from typing import cast, get_args
+from typing import get_args
 
 from redis.asyncio import Redis
 
@@ -22,8 +22,9 @@ class RuntimeSettings:
 
     async def signup_mode(self) -> SignupMode:
         stored = await self.redis.hget(self.keys.runtime_settings(), "signup_mode")
-        if stored in SIGNUP_MODES:
-            return cast(SignupMode, stored)
+        for mode in SIGNUP_MODES:
+            if stored == mode:
+                return mode
         return self.default_signup_mode
 
     async def set_signup_mode(self, mode: SignupMode) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -106,4 +106,5 @@ class UsageReader:
         ]
 
     async def today(self, uid: str) -> dict[str, Counts]:
-        return parse_day(await self.redis.hgetall(self.keys.user_usage(uid, usage_day(time.time()))))
+        key = self.keys.user_usage(uid, usage_day(time.time()))
+        return parse_day(cast(dict[str, Any], await self.redis.hgetall(key)))

@@ -117,9 +117,7 @@ class Revocations:
             self.revoke_local([str(d) for d in message])
         elif isinstance(message, dict) and isinstance(message.get("tokens"), list):
             reason = message.get("reason")
-            self.revoke_local(
-                [str(d) for d in message["tokens"]], str(reason) if reason else None
-            )
+            self.revoke_local([str(d) for d in message["tokens"]], str(reason) if reason else None)
 
     async def _run(self) -> None:
         backoff = 0.1

@@ -1,0 +1,332 @@
+"""``/api/admin/...``: groups, model access, quotas, usage, the audit log and
+flagged messages. Admin only, like ``admin.py``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from gateway.admin.quotas import EffectiveLimit, QuotaSettings
+from gateway.admin.usage import DayUsage
+from gateway.deps import AdminUser, ClientAddress, ServicesDep
+from gateway.errors import ApiError
+from gateway.routes.admin import UserId
+from shared.access import effective_groups
+from shared.audit import AuditEntry, AuditFilter, Party
+from shared.groups import GroupConfig
+from shared.models_file import GROUP_PATTERN, GroupName
+from shared.moderation import FlaggedItem
+from shared.protocol import UserInfo
+
+router = APIRouter()
+
+Group = Annotated[str, Path(pattern=GROUP_PATTERN)]
+
+
+def _actor(admin: UserInfo) -> Party:
+    return Party(id=admin.id, name=admin.username)
+
+
+# --- groups ------------------------------------------------------------------------
+
+
+class GroupView(GroupConfig):
+    members: int = 0
+
+
+class GroupList(BaseModel):
+    groups: list[GroupView]
+
+
+class GroupPatch(BaseModel):
+    description: Annotated[str, Field(max_length=300)] | None = None
+    #: Daily quotas of the members (null: the group sets none; 0: no limit).
+    tokens_day: Annotated[int, Field(ge=0)] | None = None
+    turns_day: Annotated[int, Field(ge=0)] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    retention_on: bool | None = None
+
+
+@router.get("/groups")
+async def list_groups(_: AdminUser, services: ServicesDep) -> GroupList:
+    groups = await services.admin.groups.all()
+    counts = await services.admin.groups.member_counts(list(groups))
+    return GroupList(
+        groups=[GroupView(**g.model_dump(), members=counts[name]) for name, g in groups.items()]
+    )
+
+
+@router.post("/groups", status_code=status.HTTP_201_CREATED)
+async def create_group(
+    body: GroupConfig, admin: AdminUser, services: ServicesDep, address: ClientAddress
+) -> GroupConfig:
+    if not await services.admin.groups.create(body):
+        raise ApiError("bad_request", f"there is already a group {body.name!r}", status=409)
+    await services.admin.audit.record(
+        "group.created", actor=_actor(admin), address=address, group=body.name
+    )
+    return body
+
+
+@router.patch("/groups/{name}")
+async def patch_group(
+    name: Group, body: GroupPatch, admin: AdminUser, services: ServicesDep, address: ClientAddress
+) -> GroupConfig:
+    """Change a group; a change of its quotas applies to its members at once."""
+    group = await services.admin.groups.get(name)
+    if group is None:
+        raise ApiError("not_found", "no such group")
+    changes = body.model_dump(exclude_unset=True)
+    updated = GroupConfig.model_validate({**group.model_dump(), **changes})
+    await services.admin.groups.save(updated)
+    if {"tokens_day", "turns_day"} & set(changes):
+        await services.admin.quotas.recompute(await services.admin.groups.members(name))
+    await services.admin.audit.record(
+        "group.changed", actor=_actor(admin), address=address, group=name, fields=sorted(changes)
+    )
+    return updated
+
+
+@router.delete("/groups/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_group(
+    name: Group, admin: AdminUser, services: ServicesDep, address: ClientAddress
+) -> None:
+    if await services.admin.groups.get(name) is None:
+        raise ApiError("not_found", "no such group")
+    members = await services.admin.groups.delete(name)
+    await services.admin.quotas.recompute(members)
+    await services.admin.audit.record(
+        "group.deleted", actor=_actor(admin), address=address, group=name
+    )
+
+
+@router.put("/groups/{name}/members/{uid}", status_code=status.HTTP_204_NO_CONTENT)
+async def add_member(
+    name: Group, uid: UserId, admin: AdminUser, services: ServicesDep, address: ClientAddress
+) -> None:
+    await _member(services, admin, name, uid, address, add=True)
+
+
+@router.delete("/groups/{name}/members/{uid}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_member(
+    name: Group, uid: UserId, admin: AdminUser, services: ServicesDep, address: ClientAddress
+) -> None:
+    await _member(services, admin, name, uid, address, add=False)
+
+
+async def _member(
+    services: ServicesDep, admin: UserInfo, name: str, uid: str, address: str, *, add: bool
+) -> None:
+    if await services.admin.groups.get(name) is None:
+        raise ApiError("not_found", "no such group")
+    record = await services.admin.accounts.record(uid)
+    if not record:
+        raise ApiError("not_found", "no such user")
+    groups = services.admin.groups
+    await (groups.add_member(name, uid) if add else groups.remove_member(name, uid))
+    await services.admin.quotas.recompute([uid])
+    await services.admin.audit.record(
+        "group.member_added" if add else "group.member_removed",
+        actor=_actor(admin),
+        target=Party(id=uid, name=record.get("username", "")),
+        address=address,
+        group=name,
+    )
+
+
+# --- model access ----------------------------------------------------------------------
+
+
+class ModelAccessView(BaseModel):
+    id: str
+    label: str
+    #: Who may use it (empty: everyone).
+    groups: list[str]
+    #: Whether the console's setting or the models file's decides.
+    source: Literal["console", "models file"]
+
+
+class ModelAccessList(BaseModel):
+    models: list[ModelAccessView]
+
+
+class AccessChange(BaseModel):
+    #: The groups allowed ([]: everyone); null: back to the models file's.
+    groups: list[GroupName] | None
+
+
+@router.get("/models")
+async def model_access(_: AdminUser, services: ServicesDep) -> ModelAccessList:
+    overrides = await services.admin.access.overrides()
+    return ModelAccessList(
+        models=[
+            ModelAccessView(
+                id=m.id,
+                label=m.display_name,
+                groups=effective_groups(m, overrides.get(m.id)),
+                source="console" if m.id in overrides else "models file",
+            )
+            for m in services.catalog.models
+        ]
+    )
+
+
+@router.put("/models/{model_id}/access", status_code=status.HTTP_204_NO_CONTENT)
+async def set_model_access(
+    model_id: Annotated[str, Path(max_length=128)],
+    body: AccessChange,
+    admin: AdminUser,
+    services: ServicesDep,
+    address: ClientAddress,
+) -> None:
+    """Restrict a model to groups; every gateway applies it to the next turn."""
+    if model_id not in services.catalog.by_id:
+        raise ApiError("not_found", "no such model")
+    known = await services.admin.groups.all()
+    unknown = [g for g in body.groups or [] if g not in known]
+    if unknown:
+        raise ApiError("bad_request", f"no such group: {', '.join(unknown)}")
+    await services.admin.access.set_override(model_id, body.groups)
+    await services.admin.audit.record(
+        "model.access_changed",
+        actor=_actor(admin),
+        address=address,
+        model=model_id,
+        groups=body.groups,
+    )
+
+
+# --- quotas and usage ------------------------------------------------------------------
+
+
+class QuotaView(BaseModel):
+    own: QuotaSettings
+    effective: dict[str, EffectiveLimit]
+
+
+@router.get("/users/{uid}/quotas")
+async def get_quotas(uid: UserId, _: AdminUser, services: ServicesDep) -> QuotaView:
+    if not await services.admin.accounts.record(uid):
+        raise ApiError("not_found", "no such user")
+    quotas = services.admin.quotas
+    return QuotaView(own=await quotas.own(uid), effective=await quotas.effective(uid))
+
+
+@router.put("/users/{uid}/quotas")
+async def set_quotas(
+    uid: UserId,
+    body: QuotaSettings,
+    admin: AdminUser,
+    services: ServicesDep,
+    address: ClientAddress,
+) -> QuotaView:
+    """The user's own quotas (null: inherit from their groups or the defaults)."""
+    record = await services.admin.accounts.record(uid)
+    if not record:
+        raise ApiError("not_found", "no such user")
+    quotas = services.admin.quotas
+    await quotas.set_own(uid, body)
+    await services.admin.audit.record(
+        "user.quota_changed",
+        actor=_actor(admin),
+        target=Party(id=uid, name=record.get("username", "")),
+        address=address,
+        **{k: v for k, v in body.model_dump().items() if v is not None},
+    )
+    return QuotaView(own=await quotas.own(uid), effective=await quotas.effective(uid))
+
+
+class UsageChart(BaseModel):
+    days: list[DayUsage]
+
+
+@router.get("/usage")
+async def usage(
+    _: AdminUser,
+    services: ServicesDep,
+    days: Annotated[int, Query(ge=1, le=31)] = 30,
+    user: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+) -> UsageChart:
+    """Turns and tokens per model per UTC day: everyone's, or one user's."""
+    reader = services.admin.usage
+    rows = await (reader.user_days(user, days) if user else reader.total_days(days))
+    return UsageChart(days=rows)
+
+
+# --- audit log and flagged messages ------------------------------------------------------
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    #: Pass as ``before`` for older entries (null: no more).
+    next: str | None
+
+
+def _filter(
+    kind: str | None, category: Literal["security", "admin"] | None, user: str | None
+) -> AuditFilter:
+    kinds = [k.strip() for k in (kind or "").split(",") if k.strip()]
+    return AuditFilter(kinds=kinds, category=category, user=user or None)
+
+
+EntryId = Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+
+@router.get("/audit")
+async def audit(
+    _: AdminUser,
+    services: ServicesDep,
+    kind: Annotated[str | None, Query(max_length=200)] = None,
+    category: Literal["security", "admin"] | None = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+    before: EntryId = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AuditPage:
+    """Newest first; ``kind``: kinds or prefixes (``signin.``), comma-separated."""
+    entries, cursor = await services.admin.audit.read(
+        _filter(kind, category, user), before=before, limit=limit
+    )
+    return AuditPage(entries=entries, next=cursor)
+
+
+@router.get("/audit/export", response_class=PlainTextResponse)
+async def audit_export(
+    _: AdminUser,
+    services: ServicesDep,
+    kind: Annotated[str | None, Query(max_length=200)] = None,
+    category: Literal["security", "admin"] | None = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+) -> PlainTextResponse:
+    """The matching entries as JSON lines, newest first."""
+    entries = await services.admin.audit.entries(_filter(kind, category, user))
+    body = "".join(e.model_dump_json() + "\n" for e in entries)
+    return PlainTextResponse(
+        body,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="tidechat-audit.jsonl"'},
+    )
+
+
+class FlagPage(BaseModel):
+    #: The moderation hook's configuration (no secrets), null: off.
+    config: dict[str, object] | None
+    items: list[FlaggedItem]
+    next: str | None
+
+
+@router.get("/moderation")
+async def moderation(
+    _: AdminUser,
+    services: ServicesDep,
+    before: EntryId = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> FlagPage:
+    """What the moderation hook blocked, newest first."""
+    items, cursor = await services.admin.flags.list(before=before, limit=limit)
+    config = services.catalog.moderation
+    return FlagPage(
+        config=config.summary() if config is not None else None, items=items, next=cursor
+    )
