@@ -20,6 +20,8 @@ export type ErrorCode =
   | "quota_exceeded"
   | "storage_full"
   | "busy"
+  | "blocked"
+  | "account_disabled"
   | "backend_error"
   | "backend_unavailable"
   | "timeout"
@@ -151,6 +153,7 @@ export interface Message {
   created_at?: number;
   error?: ErrorInfo | null;
   notice?: string | null;
+  blocked?: string | null;
 }
 /**
  * Tokens spent on one reply. ``estimated`` is true when the backend did
@@ -202,6 +205,8 @@ export interface ErrorEvent {
     | "quota_exceeded"
     | "storage_full"
     | "busy"
+    | "blocked"
+    | "account_disabled"
     | "backend_error"
     | "backend_unavailable"
     | "timeout"
@@ -230,6 +235,7 @@ export interface UserInfo {
   id: string;
   username: string;
   is_admin?: boolean;
+  must_change_password?: boolean;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -346,6 +352,8 @@ export const ERROR_CODES = [
   "quota_exceeded",
   "storage_full",
   "busy",
+  "blocked",
+  "account_disabled",
   "backend_error",
   "backend_unavailable",
   "timeout",

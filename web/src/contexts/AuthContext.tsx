@@ -8,7 +8,7 @@ interface AuthValue {
   /** undefined while the first /api/auth/me is in flight. */
   user: User | null | undefined;
   login: (username: string, password: string) => Promise<void>;
-  signup: (username: string, password: string) => Promise<void>;
+  signup: (username: string, password: string, invite?: string) => Promise<void>;
   logout: () => Promise<void>;
   /** The server said the session is gone (e.g. the socket was refused): check, and show log-in if so. */
   recheck: () => Promise<void>;
@@ -45,8 +45,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     setUser(u);
   }, []);
 
-  const signup = useCallback(async (username: string, password: string) => {
-    const { user: u } = await api.signup(username, password);
+  const signup = useCallback(async (username: string, password: string, invite?: string) => {
+    const { user: u } = await api.signup(username, password, invite);
     clearTabState();
     setUser(u);
   }, []);

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useChatActions, useChatStatus, useChatStore } from "../../contexts/ChatContext";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import type { ConnectionStatus } from "../../net/connection";
+import { useQuota } from "../../hooks/useQuota";
 import { rows, runningTurn } from "../../state/selectors";
 import { plainTitle } from "../../state/titles";
 import { storedLeaf } from "../../state/tree";
@@ -38,6 +39,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const activeId = useChatSelector((s) => s.activeId);
   const conversation = useChatSelector((s) => (activeId ? s.conversations[activeId] : undefined));
   const turn = useChatSelector((s) => runningTurn(s, activeId));
+  const { notice: quotaNotice } = useQuota(turn !== null && turn !== undefined);
   const awaiting = useChatSelector((s) => activeId !== null && s.awaitingReply[activeId] !== undefined);
   const allPending = useChatSelector((s) => s.pending);
   const [draftModel, setDraftModel] = useState<string | null>(null);
@@ -162,6 +164,11 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
         <EmptyState suggestions={actions.models.find((m) => m.id === model)?.suggestions ?? []} onPick={send} />
       ) : (
         <MessageList key={activeId ?? "new"} conversation={conversation} rows={rowList} busy={generating} online={online} followToken={followToken} />
+      )}
+      {quotaNotice && (
+        <p className="chat__quota" role="status" data-testid="quota-notice">
+          {quotaNotice}
+        </p>
       )}
       <Composer
         generating={generating}

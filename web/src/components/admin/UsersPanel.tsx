@@ -1,0 +1,398 @@
+import { MoreHorizontal, Plus, Search } from "lucide-react";
+import { useState } from "react";
+import { adminApi, type AdminUserRow, type Created, type QuotaView } from "../../api/admin";
+import type { SignupMode } from "../../api/types";
+import { useAuth } from "../../contexts/AuthContext";
+import { useToast } from "../../contexts/ToastContext";
+import { Button } from "../ui/Button";
+import { ConfirmDialog } from "../ui/ConfirmDialog";
+import { Dialog } from "../ui/Dialog";
+import { Menu } from "../ui/Menu";
+import { compact, errorText, useAdminData, when } from "./useAdminData";
+
+const MODES: { id: SignupMode; label: string; hint: string }[] = [
+  { id: "open", label: "Open", hint: "anyone can create an account" },
+  { id: "invite_only", label: "Invite only", hint: "only with an invite link from an admin" },
+  { id: "closed", label: "Closed", hint: "admins create accounts" },
+];
+
+function SignupMode() {
+  const { data, error, reload } = useAdminData(() => adminApi.settings());
+  const { toast } = useToast();
+  return (
+    <fieldset className="admin__card admin__signup">
+      <legend>Sign-up</legend>
+      {error && <p className="admin__error">{error}</p>}
+      <div className="admin__radios">
+        {MODES.map((m) => (
+          <label key={m.id} className="admin__radio">
+            <input
+              type="radio"
+              name="signup-mode"
+              value={m.id}
+              checked={data?.signup_mode === m.id}
+              disabled={!data}
+              onChange={async () => {
+                try {
+                  await adminApi.setSignupMode(m.id);
+                  toast(`Sign-up is now ${m.label.toLowerCase()}.`, "info");
+                } catch (exc) {
+                  toast(errorText(exc));
+                }
+                reload();
+              }}
+            />
+            <span>
+              <strong>{m.label}</strong> <span className="admin__muted">— {m.hint}</span>
+            </span>
+          </label>
+        ))}
+      </div>
+    </fieldset>
+  );
+}
+
+export function UsersPanel() {
+  const { user: me } = useAuth();
+  const [q, setQ] = useState("");
+  const users = useAdminData(() => adminApi.users(q), [q]);
+  const groups = useAdminData(() => adminApi.groups());
+  const invites = useAdminData(() => adminApi.invites());
+  const { toast } = useToast();
+  const [creating, setCreating] = useState(false);
+  const [toDelete, setToDelete] = useState<AdminUserRow | null>(null);
+  const [shown, setShown] = useState<{ title: string; text: string; note: string } | null>(null);
+  const [quotaFor, setQuotaFor] = useState<AdminUserRow | null>(null);
+  const [groupsFor, setGroupsFor] = useState<AdminUserRow | null>(null);
+
+  const act = async (fn: () => Promise<unknown>, done?: string) => {
+    try {
+      await fn();
+      if (done) toast(done, "info");
+    } catch (exc) {
+      toast(errorText(exc));
+    }
+    users.reload();
+  };
+
+  return (
+    <div className="admin__stack">
+      <SignupMode />
+      <section className="admin__card">
+        <div className="admin__toolbar">
+          <h2>Users {users.data && <span className="admin__muted">({users.data.total})</span>}</h2>
+          <label className="admin__search">
+            <Search size={16} aria-hidden />
+            <input type="search" placeholder="Search by name" aria-label="Search users" value={q} onChange={(e) => setQ(e.target.value)} />
+          </label>
+          <Button variant="primary" icon={<Plus size={16} />} onClick={() => setCreating(true)}>
+            New user
+          </Button>
+        </div>
+        {users.error && <p className="admin__error">{users.error}</p>}
+        <div className="admin__table-wrap">
+          <table className="admin__table">
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>Groups</th>
+                <th>Last active</th>
+                <th className="num">Messages this month</th>
+                <th className="num">Tokens this month</th>
+                <th aria-label="Actions" />
+              </tr>
+            </thead>
+            <tbody>
+              {users.data?.users.map((u) => (
+                <tr key={u.id} data-user={u.username} className={u.disabled ? "admin__row--off" : ""}>
+                  <td>
+                    <span className="admin__name">{u.username}</span>
+                    {u.is_admin && <span className="admin__badge">admin</span>}
+                    {u.disabled && <span className="admin__badge admin__badge--off">disabled</span>}
+                    {u.must_change_password && <span className="admin__badge admin__badge--muted">one-time password</span>}
+                  </td>
+                  <td>{u.groups.length ? u.groups.join(", ") : <span className="admin__muted">—</span>}</td>
+                  <td>{when(u.last_active_at)}</td>
+                  <td className="num">{compact(u.turns_month)}</td>
+                  <td className="num">{compact(u.tokens_month)}</td>
+                  <td className="admin__actions">
+                    <Menu
+                      label={`Actions for ${u.username}`}
+                      trigger={<MoreHorizontal size={18} />}
+                      items={[
+                        u.disabled
+                          ? { label: "Enable", onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: false }), `${u.username} is enabled.`) }
+                          : {
+                              label: "Disable",
+                              onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: true }), `${u.username} is disabled and signed out.`),
+                            },
+                        u.is_admin
+                          ? { label: "Remove admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: false })) }
+                          : { label: "Make admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: true })) },
+                        {
+                          label: "Reset password",
+                          onSelect: () =>
+                            void act(async () => {
+                              const { password } = await adminApi.resetPassword(u.id);
+                              setShown({
+                                title: `New password for ${u.username}`,
+                                text: password,
+                                note: "Shown once. They are signed out everywhere and choose their own password at next sign-in.",
+                              });
+                            }),
+                        },
+                        { label: "Groups…", onSelect: () => setGroupsFor(u) },
+                        { label: "Quotas…", onSelect: () => setQuotaFor(u) },
+                        ...(u.id === me?.id ? [] : [{ label: "Delete…", onSelect: () => setToDelete(u) }]),
+                      ]}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+      {invites.data && invites.data.invites.length > 0 && (
+        <section className="admin__card">
+          <h2>Open invites</h2>
+          <ul className="admin__list">
+            {invites.data.invites.map((i) => (
+              <li key={i.id}>
+                <span>
+                  {i.username ?? "anyone"} {i.is_admin && <span className="admin__badge">admin</span>}
+                  <span className="admin__muted"> — expires {new Date(i.expires_at * 1000).toLocaleString()}</span>
+                </span>
+                <Button size="sm" variant="ghost" onClick={() => void adminApi.revokeInvite(i.id).then(invites.reload, (e) => toast(errorText(e)))}>
+                  Revoke
+                </Button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <NewUserDialog
+        open={creating}
+        groups={groups.data?.groups.map((g) => g.name) ?? []}
+        onClose={() => setCreating(false)}
+        onCreated={(made) => {
+          setCreating(false);
+          users.reload();
+          invites.reload();
+          if (made.password && made.user)
+            setShown({
+              title: `Account ${made.user.username} created`,
+              text: made.password,
+              note: "Their one-time password, shown once: they choose their own at first sign-in.",
+            });
+          else if (made.invite_path)
+            setShown({
+              title: "Invite link created",
+              text: window.location.origin + made.invite_path,
+              note: "Shown once; it works once, until it expires.",
+            });
+        }}
+      />
+      <Dialog open={shown !== null} title={shown?.title ?? ""} onClose={() => setShown(null)} footer={<Button onClick={() => setShown(null)}>Done</Button>}>
+        <p className="admin__secret" data-testid="shown-secret">
+          {shown?.text}
+        </p>
+        <p className="admin__muted">{shown?.note}</p>
+      </Dialog>
+      <ConfirmDialog
+        open={toDelete !== null}
+        title={`Delete ${toDelete?.username ?? ""}?`}
+        message="This deletes the account and all its conversations, usage and settings. It cannot be undone."
+        confirmLabel="Delete for good"
+        danger
+        onCancel={() => setToDelete(null)}
+        onConfirm={() => {
+          const u = toDelete;
+          setToDelete(null);
+          if (u) void act(() => adminApi.deleteUser(u.id), `${u.username} is deleted.`);
+        }}
+      />
+      {quotaFor && <QuotaDialog user={quotaFor} onClose={() => setQuotaFor(null)} />}
+      {groupsFor && (
+        <MemberDialog
+          user={groupsFor}
+          groups={groups.data?.groups.map((g) => g.name) ?? []}
+          onClose={() => {
+            setGroupsFor(null);
+            users.reload();
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+function NewUserDialog({ open, groups, onClose, onCreated }: { open: boolean; groups: string[]; onClose: () => void; onCreated: (c: Created) => void }) {
+  const [method, setMethod] = useState<"password" | "invite">("password");
+  const [username, setUsername] = useState("");
+  const [isAdmin, setIsAdmin] = useState(false);
+  const [chosen, setChosen] = useState<string[]>([]);
+  const [hours, setHours] = useState(72);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async () => {
+    setError(null);
+    try {
+      const made = await adminApi.createUser({
+        method,
+        username: username.trim() || undefined,
+        is_admin: isAdmin,
+        groups: chosen,
+        invite_hours: hours,
+      });
+      setUsername("");
+      setChosen([]);
+      setIsAdmin(false);
+      onCreated(made);
+    } catch (exc) {
+      setError(errorText(exc));
+    }
+  };
+  return (
+    <Dialog
+      open={open}
+      title="New user"
+      onClose={onClose}
+      footer={
+        <>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button variant="primary" onClick={() => void submit()} disabled={method === "password" && !username.trim()}>
+            {method === "password" ? "Create account" : "Create invite link"}
+          </Button>
+        </>
+      }
+    >
+      <div className="admin__form">
+        <div className="admin__radios">
+          <label className="admin__radio">
+            <input type="radio" checked={method === "password"} onChange={() => setMethod("password")} /> One-time password
+          </label>
+          <label className="admin__radio">
+            <input type="radio" checked={method === "invite"} onChange={() => setMethod("invite")} /> Invite link
+          </label>
+        </div>
+        <label className="field">
+          <span>Username{method === "invite" ? " (optional: else the invitee chooses)" : ""}</span>
+          <input value={username} onChange={(e) => setUsername(e.target.value)} autoCapitalize="none" spellCheck={false} />
+        </label>
+        {method === "invite" && (
+          <label className="field">
+            <span>Link works for (hours)</span>
+            <input type="number" min={1} max={720} value={hours} onChange={(e) => setHours(Number(e.target.value) || 72)} />
+          </label>
+        )}
+        <label className="admin__check">
+          <input type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} /> Admin
+        </label>
+        {groups.length > 0 && (
+          <fieldset className="admin__checks">
+            <legend>Groups</legend>
+            {groups.map((g) => (
+              <label key={g} className="admin__check">
+                <input type="checkbox" checked={chosen.includes(g)} onChange={(e) => setChosen(e.target.checked ? [...chosen, g] : chosen.filter((x) => x !== g))} /> {g}
+              </label>
+            ))}
+          </fieldset>
+        )}
+        {error && <p className="admin__error" role="alert">{error}</p>}
+      </div>
+    </Dialog>
+  );
+}
+
+const QUOTA_FIELDS = [
+  { id: "tokens_day", label: "Tokens per day" },
+  { id: "turns_day", label: "Messages per day" },
+] as const;
+
+function QuotaDialog({ user, onClose }: { user: AdminUserRow; onClose: () => void }) {
+  const { data, error, reload } = useAdminData<QuotaView>(() => adminApi.quotas(user.id), [user.id]);
+  const [draft, setDraft] = useState<Record<string, string>>({});
+  const [saveError, setSaveError] = useState<string | null>(null);
+  const value = (id: string) => draft[id] ?? (data?.own[id as keyof QuotaView["own"]]?.toString() ?? "");
+  const save = async () => {
+    setSaveError(null);
+    const body: Record<string, number | null> = {};
+    for (const f of QUOTA_FIELDS) {
+      const v = value(f.id).trim();
+      body[f.id] = v === "" ? null : Number(v);
+    }
+    try {
+      await adminApi.setQuotas(user.id, body);
+      onClose();
+    } catch (exc) {
+      setSaveError(errorText(exc));
+      reload();
+    }
+  };
+  return (
+    <Dialog
+      open
+      title={`Quotas of ${user.username}`}
+      onClose={onClose}
+      footer={
+        <>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button variant="primary" onClick={() => void save()}>
+            Save quotas
+          </Button>
+        </>
+      }
+    >
+      <div className="admin__form">
+        <p className="admin__muted">Empty: their groups' (the most generous), else the server's default. 0: no limit.</p>
+        {error && <p className="admin__error">{error}</p>}
+        {QUOTA_FIELDS.map((f) => {
+          const eff = data?.effective[f.id];
+          return (
+            <label key={f.id} className="field">
+              <span>
+                {f.label}
+                {eff && (
+                  <span className="admin__muted">
+                    {" "}
+                    — now {eff.value === 0 ? "no limit" : eff.value.toLocaleString()} ({eff.source === "group" ? `group ${eff.group}` : eff.source})
+                  </span>
+                )}
+              </span>
+              <input name={f.id} type="number" min={0} value={value(f.id)} onChange={(e) => setDraft({ ...draft, [f.id]: e.target.value })} />
+            </label>
+          );
+        })}
+        {saveError && <p className="admin__error" role="alert">{saveError}</p>}
+      </div>
+    </Dialog>
+  );
+}
+
+function MemberDialog({ user, groups, onClose }: { user: AdminUserRow; groups: string[]; onClose: () => void }) {
+  const [member, setMember] = useState<string[]>(user.groups);
+  const { toast } = useToast();
+  const toggle = async (g: string, on: boolean) => {
+    try {
+      await (on ? adminApi.addMember(g, user.id) : adminApi.removeMember(g, user.id));
+      setMember(on ? [...member, g] : member.filter((x) => x !== g));
+    } catch (exc) {
+      toast(errorText(exc));
+    }
+  };
+  return (
+    <Dialog open title={`Groups of ${user.username}`} onClose={onClose} footer={<Button onClick={onClose}>Done</Button>}>
+      {groups.length === 0 ? (
+        <p className="admin__muted">No groups yet: make one under “Groups & models”.</p>
+      ) : (
+        <div className="admin__checks">
+          {groups.map((g) => (
+            <label key={g} className="admin__check">
+              <input type="checkbox" checked={member.includes(g)} onChange={(e) => void toggle(g, e.target.checked)} /> {g}
+            </label>
+          ))}
+        </div>
+      )}
+    </Dialog>
+  );
+}
