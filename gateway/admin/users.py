@@ -136,6 +136,7 @@ class UserAdmin:
                     "must_change_password",
                     "created_at",
                     "last_login_at",
+                    "last_active_at",
                 ],
             )
             pipe.hvals(self.keys.signins(uid))
@@ -145,10 +146,10 @@ class UserAdmin:
         out: list[UserRow] = []
         for i, uid in enumerate(uids):
             fields, signins, member_of = rows[3 * i : 3 * i + 3]
-            name, is_admin, disabled, must_change, created, last_login = fields
+            name, is_admin, disabled, must_change, created, last_login, last_active = fields
             if name is None:
                 continue  # deleted meanwhile
-            seen = [float(last_login)] if last_login else []
+            seen = [float(v) for v in (last_login, last_active) if v]
             for raw in signins:
                 try:
                     seen.append(float(_json_field(raw, "last_used_at")))

@@ -71,6 +71,9 @@ class SignIns:
         pipe.set(self.keys.auth_token(digest), uid, ex=AUTH_TOKEN_TTL_S)
         pipe.hset(self.keys.signins(uid), digest, record.model_dump_json())
         pipe.expire(self.keys.signins(uid), AUTH_TOKEN_TTL_S)
+        # The account's last activity, for the admin console (kept when the
+        # sign-in itself is revoked).
+        pipe.hset(self.keys.user(uid), "last_active_at", str(now))
         await pipe.execute()
         self._touched[digest] = now
         await self._prune(uid)
@@ -126,6 +129,7 @@ class SignIns:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.keys.signins(uid), digest, record.model_dump_json())
         pipe.expire(self.keys.signins(uid), AUTH_TOKEN_TTL_S)
+        pipe.hset(self.keys.user(uid), "last_active_at", str(now))
         await pipe.execute()
         if len(self._touched) > _TOUCHED_MAX:
             cutoff = now - SIGNIN_TOUCH_INTERVAL_S

@@ -7,9 +7,10 @@ const LOW_SHARE = 0.2;
 
 /**
  * What is left of today's quotas, refetched whenever a reply finishes
- * (`generating` goes false); `notice` is the words to show when it runs low.
+ * (`generating` goes false, or the conversation's message count changes);
+ * `notice` is the words to show when it runs low.
  */
-export function useQuota(generating: boolean): { quota: QuotaStatus | null; notice: string | null } {
+export function useQuota(generating: boolean, messages: number): { quota: QuotaStatus | null; notice: string | null } {
   const [quota, setQuota] = useState<QuotaStatus | null>(null);
   useEffect(() => {
     if (generating) return;
@@ -21,7 +22,7 @@ export function useQuota(generating: boolean): { quota: QuotaStatus | null; noti
     return () => {
       alive = false;
     };
-  }, [generating]);
+  }, [generating, messages]);
   return { quota, notice: quota ? quotaNotice(quota) : null };
 }
 

@@ -134,13 +134,18 @@ function GroupRow({ group, onChange }: { group: Group; onChange: () => void }) {
 
 function ModelRow({ model, groups, onChange }: { model: ModelAccess; groups: string[]; onChange: () => void }) {
   const { toast } = useToast();
+  // Ticked at once; the saved state replaces it when the list reloads.
+  const [pending, setPending] = useState<string[] | null>(null);
+  const allowed = pending ?? model.groups;
   const set = async (next: string[] | null) => {
+    setPending(next ?? []);
     try {
       await adminApi.setModelAccess(model.id, next);
       toast(next === null || next.length === 0 ? `${model.label}: everyone.` : `${model.label}: ${next.join(", ")} only.`, "info");
     } catch (exc) {
       toast(errorText(exc));
     }
+    setPending(null);
     onChange();
   };
   return (
@@ -154,8 +159,8 @@ function ModelRow({ model, groups, onChange }: { model: ModelAccess; groups: str
             <input
               type="checkbox"
               aria-label={`${g} may use ${model.label}`}
-              checked={model.groups.includes(g)}
-              onChange={(e) => void set(e.target.checked ? [...model.groups, g] : model.groups.filter((x) => x !== g))}
+              checked={allowed.includes(g)}
+              onChange={(e) => void set(e.target.checked ? [...allowed, g] : allowed.filter((x) => x !== g))}
             />{" "}
             {g}
           </label>

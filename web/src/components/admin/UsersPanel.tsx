@@ -16,9 +16,12 @@ const MODES: { id: SignupMode; label: string; hint: string }[] = [
   { id: "closed", label: "Closed", hint: "admins create accounts" },
 ];
 
-function SignupMode() {
+function SignupModeChoice() {
   const { data, error, reload } = useAdminData(() => adminApi.settings());
   const { toast } = useToast();
+  // Shown at once (the server's answer follows): a radio that lags its click reads as broken.
+  const [chosen, setChosen] = useState<SignupMode | null>(null);
+  const current = chosen ?? data?.signup_mode;
   return (
     <fieldset className="admin__card admin__signup">
       <legend>Sign-up</legend>
@@ -30,14 +33,16 @@ function SignupMode() {
               type="radio"
               name="signup-mode"
               value={m.id}
-              checked={data?.signup_mode === m.id}
+              checked={current === m.id}
               disabled={!data}
               onChange={async () => {
+                setChosen(m.id);
                 try {
                   await adminApi.setSignupMode(m.id);
                   toast(`Sign-up is now ${m.label.toLowerCase()}.`, "info");
                 } catch (exc) {
                   toast(errorText(exc));
+                  setChosen(null);
                 }
                 reload();
               }}
@@ -77,10 +82,12 @@ export function UsersPanel() {
 
   return (
     <div className="admin__stack">
-      <SignupMode />
+      <SignupModeChoice />
       <section className="admin__card">
         <div className="admin__toolbar">
-          <h2>Users {users.data && <span className="admin__muted">({users.data.total})</span>}</h2>
+          <h2>
+            Users {users.data && <span className="admin__muted">({users.data.total}) · usage this month</span>}
+          </h2>
           <label className="admin__search">
             <Search size={16} aria-hidden />
             <input type="search" placeholder="Search by name" aria-label="Search users" value={q} onChange={(e) => setQ(e.target.value)} />
@@ -91,14 +98,14 @@ export function UsersPanel() {
         </div>
         {users.error && <p className="admin__error">{users.error}</p>}
         <div className="admin__table-wrap">
-          <table className="admin__table">
+          <table className="admin__table admin__users">
             <thead>
               <tr>
                 <th>Name</th>
                 <th>Groups</th>
                 <th>Last active</th>
-                <th className="num">Messages this month</th>
-                <th className="num">Tokens this month</th>
+                <th className="num" title="This month">Messages</th>
+                <th className="num" title="This month">Tokens</th>
                 <th aria-label="Actions" />
               </tr>
             </thead>

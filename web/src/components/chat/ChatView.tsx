@@ -39,7 +39,6 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const activeId = useChatSelector((s) => s.activeId);
   const conversation = useChatSelector((s) => (activeId ? s.conversations[activeId] : undefined));
   const turn = useChatSelector((s) => runningTurn(s, activeId));
-  const { notice: quotaNotice } = useQuota(turn !== null && turn !== undefined);
   const awaiting = useChatSelector((s) => activeId !== null && s.awaitingReply[activeId] !== undefined);
   const allPending = useChatSelector((s) => s.pending);
   const [draftModel, setDraftModel] = useState<string | null>(null);
@@ -55,6 +54,8 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const rowList = useMemo(() => rows(conversation, pending, waiting), [conversation, pending, waiting]);
   // From the moment a message is sent until its reply ends: the send button is Stop.
   const generating = Boolean(turn) || awaiting || unanswered;
+  // Refetched as each reply lands (an instant reply may never render as "generating").
+  const { notice: quotaNotice } = useQuota(generating, conversation ? Object.keys(conversation.messages).length : 0);
   const conversationModel = conversation?.model;
   const model = conversation ? (conversationModel ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
   const title = plainTitle(conversation?.title ?? "");
