@@ -4,6 +4,7 @@
 ``tidechat replay turn TURN_ID``  a recorded turn re-run on today's workers
 ``tidechat streams``              each pool's queue, pending turns, workers, dead letters
 ``tidechat dead list|retry``      the dead-letter streams, and requeuing one turn
+``tidechat audit``                the audit log (admin actions, security events)
 
 Every command reads ``REDIS_URL``, ``TIDECHAT_MODELS`` and
 ``TIDECHAT_KEY_PREFIX`` like the services do, writes its result to stdout and
