@@ -20,7 +20,17 @@ from gateway.config import GatewaySettings
 from gateway.deps import Services
 from gateway.errors import install_handlers
 from gateway.hub import SessionHub
-from gateway.routes import admin, admin_ops, auth, chat, conversations, health, models, ws
+from gateway.routes import (
+    admin,
+    admin_jobs,
+    admin_ops,
+    auth,
+    chat,
+    conversations,
+    health,
+    models,
+    ws,
+)
 from gateway.security.client_address import parse_networks
 from gateway.security.middleware import SecurityMiddleware, SecurityPolicy
 from gateway.security.origin import parse_allowed
@@ -162,6 +172,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(models.router, prefix="/api", tags=["models"])
     app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
     app.include_router(admin_ops.router, prefix="/api/admin", tags=["admin"])
+    app.include_router(admin_jobs.router, prefix="/api/admin", tags=["admin"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)

@@ -9,8 +9,8 @@ that takes the job over continues where the last one stopped, and nothing
 done is done twice. Kinds:
 
 - ``retention``: delete every conversation past its owner's retention
-  policy (the strictest of their groups'), user by user, in batches;
-- ``purge_user``: delete a deleted account's conversations, then its keys.
+  policy (the strictest of their groups'), user by user, in batches
+  (``shared/retention.py``; run by ``worker/jobs.py``).
 
 This module is the only writer of the job stream.
 """
@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from shared.conversation import new_id
 from shared.keys import JOB_RECORD_TTL_S, Keys
 
-JobKind = Literal["retention", "purge_user"]
+JobKind = Literal["retention"]
 JobStatus = Literal["queued", "running", "done", "failed"]
 
 

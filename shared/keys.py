@@ -147,6 +147,9 @@ JOB_CLAIM_IDLE_S = 60.0
 #: A job delivered this often (its workers kept dying) is set aside, with an
 #: audit entry, rather than retried forever.
 JOB_MAX_DELIVERIES = 5
+#: How often each worker looks for a job (and whether the periodic retention
+#: sweep is due): jobs are rare and never urgent, a few seconds is prompt.
+JOB_POLL_S = 2.0
 #: Job records (progress and outcome) are kept this long for the console.
 JOB_RECORD_TTL_S = 30 * 24 * 3600
 

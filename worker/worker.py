@@ -30,7 +30,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
 from shared.aio import cancel_and_wait
-from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
+from shared.keys import (
+    FAIR_REPAIR_S,
+    HEARTBEAT_S,
+    JOB_POLL_S,
+    WORKER_BLOCK_MS,
+    WORKER_GROUP,
+    Keys,
+)
 from shared.models_file import ModelCatalog
 from shared.streams import StreamResponse, decode_turn
 from worker import upkeep
@@ -38,6 +45,7 @@ from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
 from worker.claims import Claims
 from worker.config import WorkerSettings
+from worker.jobs import JobRunner
 from worker.running import Running, RunningTurns, last_tries
 from worker.turn import ReceivedTurn, TurnRunner
 
@@ -93,6 +101,13 @@ class Worker:
         self.started_turns = 0
         self._running = RunningTurns(settings.concurrency)
         self._stopping = asyncio.Event()
+        self.jobs = JobRunner(
+            redis,
+            self.keys,
+            self.consumer,
+            retention_interval=settings.retention_interval_seconds,
+            audit_maxlen=settings.audit_maxlen,
+        )
         self.claims = Claims(
             redis, self.keys, settings, self.consumer, self.pools, self._running, self._start
         )
@@ -122,6 +137,7 @@ class Worker:
             self._every(s.claim_interval_seconds, "claims", self._claim_all),
             self._every(s.trim_interval_seconds, "trim", self._trim_all),
             self._every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
+            self._every(JOB_POLL_S, "jobs", self.jobs.poll, at_once=True),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -144,6 +160,7 @@ class Worker:
             await self.backends.get(spec).load()
 
     async def _ensure_groups(self) -> None:
+        await self.jobs.ensure_group()
         for pool in self.pools:
             try:
                 # From 0: turns queued before any worker existed are served too.

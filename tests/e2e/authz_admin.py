@@ -132,4 +132,11 @@ ADMIN_HTTP: dict[tuple[str, str], AdminEntry] = {
     ("GET", "/api/admin/audit"): AdminEntry(_get("/api/admin/audit"), 200),
     ("GET", "/api/admin/audit/export"): AdminEntry(_get("/api/admin/audit/export"), 200),
     ("GET", "/api/admin/moderation"): AdminEntry(_get("/api/admin/moderation"), 200),
+    ("GET", "/api/admin/retention"): AdminEntry(_get("/api/admin/retention"), 200),
+    # No policy is on in the matrix: the admin's request is refused for that
+    # (400), everyone else's before it is looked at.
+    ("POST", "/api/admin/retention/run"): AdminEntry(
+        lambda w, p: AdminCall("POST", "/api/admin/retention/run"), 400
+    ),
+    ("GET", "/api/admin/jobs/{job_id}"): AdminEntry(_get("/api/admin/jobs/no-such-job"), 404),
 }
