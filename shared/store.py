@@ -9,7 +9,6 @@ caller owns, so it can travel with the stream entries that belong with it.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -149,24 +148,6 @@ class ConversationStore:
             if len(rows) < batch and len(found) < limit:
                 return found, None
         return found, (f"{last[0]}:{last[1]}" if last else None)
-
-    async def ids_untouched_since(self, uid: str, ts: float, limit: int) -> list[str]:
-        """Up to ``limit`` ids of ``uid``'s conversations last updated before
-        ``ts`` (Unix seconds; ``math.inf``: all of them), least recently
-        updated first: what retention and deleting an account delete, a
-        batch at a time. One ZRANGE on the user's list, no document read."""
-        return cast(
-            list[str],
-            await self.redis.zrangebyscore(
-                self.keys.user_conversations(uid), "-inf", f"({_bound(ts)}", start=0, num=limit
-            ),
-        )
-
-    async def count_untouched_since(self, uid: str, ts: float) -> int:
-        """How many of ``uid``'s conversations were last updated before ``ts``
-        (a retention preview)."""
-        key = self.keys.user_conversations(uid)
-        return int(await self.redis.zcount(key, "-inf", f"({_bound(ts)}"))
 
     async def _summaries(self, cids: list[str], needle: str) -> list[ConversationSummary | None]:
         if not cids:
@@ -315,10 +296,6 @@ class ConversationStore:
                 except WatchError:
                     continue
         raise RuntimeError(f"conversation {cid} kept changing while it was deleted")
-
-
-def _bound(ts: float) -> str:
-    return "+inf" if math.isinf(ts) else str(_score(ts))
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None]:
