@@ -113,10 +113,10 @@ class GatewaySettings(CommonSettings):
     #: network) and ``/ready`` only says ready or not, and why.
     metrics_token: SecretStr | None = None
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "signup_mode", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}``: empty means unset.
+        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}`` and the like: empty means unset.
         return None if value == "" else value
 
     @field_validator("allowed_origins", mode="before")
