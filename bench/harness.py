@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tidechat.local_redis import LocalRedis
+from tidechat.processes import Process, stop_all, wait_ready
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -75,37 +71,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    handle.close()
-    return proc
+def spawn(args: list[str], env: dict[str, str], log: Path) -> Process:
+    """``python <args>`` with its output in ``log``."""
+    return Process(log.stem, [sys.executable, *args], log, env).start()
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
+    wait_ready(url, timeout)
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def stop(procs: list[Process]) -> None:
+    stop_all(procs)

@@ -80,7 +80,8 @@ async def client_loop(
             try:
                 async with asyncio.timeout(30):
                     while True:
-                        raw = await ws.recv()
+                        received = await ws.recv()
+                        raw = received if isinstance(received, str) else received.decode()
                         # Cheap routing: frames are told apart by their head,
                         # and only the conversation id is read out of stream_end.
                         head = raw[:80]

@@ -7,10 +7,11 @@ one slot:
 
 - a fixed one-minute window per user (``user_stops``): past
   ``per_minute`` stops the frame is refused with ``rate_limited``;
-- ``SET cancel(turn) NX`` and ``PUBLISH`` together: only the first stop of
-  a turn is announced; a repeat changes nothing and costs no worker
-  anything. (Turn ids are 128 random bits, shown only to their owner, so
-  nobody else can be first; workers honour only the owner's stop anyway.)
+- ``SET cancel(turn) NX`` and ``PUBLISH`` together
+  (``shared/stop_requests.py``): only the first stop of a turn is
+  announced; a repeat changes nothing and costs no worker anything. (Turn
+  ids are 128 random bits, shown only to their owner, so nobody else can
+  be first; workers honour only the owner's stop anyway.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from gateway.errors import ApiError
-from shared.keys import CANCEL_TTL_S, Keys
+from shared.keys import Keys
+from shared.stop_requests import StopAnnouncer
 
 #: INCR with the window's expiry set on the first stop of the window.
 _RATE = """
@@ -26,15 +28,6 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 if n > tonumber(ARGV[2]) then return redis.call('TTL', KEYS[1]) end
 return -1
-"""
-
-#: Announce a stop only the first time it is asked for.
-_ANNOUNCE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 1
-end
-return 0
 """
 
 #: Length of the rate window (seconds).
@@ -46,7 +39,7 @@ class StopGate:
         self.keys = keys
         self.per_minute = per_minute
         self._rate = redis.register_script(_RATE)
-        self._announce = redis.register_script(_ANNOUNCE)
+        self._announcer = StopAnnouncer(redis, keys)
         self.refused = 0
 
     async def check(self, uid: str) -> None:
@@ -64,8 +57,4 @@ class StopGate:
 
     async def announce(self, uid: str, turn_id: str) -> bool:
         """Record the stop and tell the workers; False when it was asked before."""
-        first = await self._announce(
-            keys=[self.keys.cancel(turn_id)],
-            args=[uid, CANCEL_TTL_S, self.keys.cancel_channel(), f"{turn_id} {uid}"],
-        )
-        return bool(first)
+        return await self._announcer.announce(uid, turn_id)

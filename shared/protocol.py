@@ -212,19 +212,19 @@ class ErrorEvent(EventBase):
     retry_after: int | None = None
 
 
-ServerEvent = Annotated[
-    HelloEvent
-    | PongEvent
-    | ConversationCreatedEvent
+#: The events that live on a session stream (every server event but
+#: ``hello``, ``pong`` and errors about a bad frame, which are sent directly).
+SessionEvent = (
+    ConversationCreatedEvent
     | UserMessageEvent
     | StreamStartEvent
     | StreamChunkEvent
     | StreamRestartEvent
     | StreamEndEvent
     | TitleEvent
-    | ErrorEvent,
-    Field(discriminator="type"),
-]
+    | ErrorEvent
+)
+ServerEvent = Annotated[HelloEvent | PongEvent | SessionEvent, Field(discriminator="type")]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 
 #: Events after which a turn is over for a client that only waits for one turn

@@ -19,17 +19,10 @@ from pydantic import BaseModel, Field
 
 from shared.conversation import Id, now
 from shared.keys import DEAD_MAXLEN, FIELD_DATA, FIELD_TYPE, SESSION_MAXLEN, Keys
-from shared.protocol import (
-    ConversationCreatedEvent,
-    ErrorCode,
-    ErrorEvent,
-    StreamChunkEvent,
-    StreamEndEvent,
-    StreamRestartEvent,
-    StreamStartEvent,
-    TitleEvent,
-    UserMessageEvent,
-)
+
+# SessionEvent is public here too: it is what queue_session_event takes.
+from shared.protocol import ErrorCode
+from shared.protocol import SessionEvent as SessionEvent
 
 TurnKind = Literal["message", "regenerate", "edit"]
 
@@ -74,20 +67,6 @@ class TurnRequest(BaseModel):
     created_at: float = Field(default_factory=now)
     #: The ``client_id`` of the frame that asked for the turn, for ``stream_start``.
     client_id: str | None = None
-
-
-#: The events that live on a session stream (every server event but
-#: ``hello``, ``pong`` and errors about a bad frame, which are sent directly).
-SessionEvent = (
-    ConversationCreatedEvent
-    | UserMessageEvent
-    | StreamStartEvent
-    | StreamChunkEvent
-    | StreamRestartEvent
-    | StreamEndEvent
-    | TitleEvent
-    | ErrorEvent
-)
 
 
 class DeadLetter(BaseModel):

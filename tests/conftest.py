@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.redis_client import make_redis
+from tests.support.keys import KEYS
 from tests.support.redis_servers import REJECTED, TEST_REDIS, ClusterRedis, redis_kind
 from tidechat.local_redis import LocalRedis
 
@@ -101,7 +102,7 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def keys() -> Keys:
-    return Keys("tc:")
+    return KEYS
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -26,10 +26,11 @@ from typing import Any, TextIO, cast
 
 from shared import rjson
 from shared.conversation import Message, new_id, now
-from shared.keys import CANCEL_TTL_S, WORKER_GROUP
+from shared.keys import WORKER_GROUP
 from shared.models_file import ModelSpec, UnknownModelError
 from shared.protocol import UserMessageEvent
 from shared.queue_status import live_workers
+from shared.stop_requests import StopAnnouncer
 from shared.store import TITLE_MAX_CHARS
 from shared.streams import StreamResponse, TurnRequest, queue_session_event, queue_turn
 from tidechat.fmt import one_line, seconds
@@ -226,10 +227,7 @@ async def _consumer_of(ops: Ops, prompts: str, entry_id: str) -> str:
 
 async def _stop(ops: Ops, turn: TurnRequest) -> None:
     """Ask whichever worker has (or will get) the replay to stop it, as the Stop button does."""
-    pipe = ops.redis.pipeline(transaction=False)
-    pipe.set(ops.keys.cancel(turn.turn_id), turn.user_id, ex=CANCEL_TTL_S)
-    pipe.publish(ops.keys.cancel_channel(), f"{turn.turn_id} {turn.user_id}")
-    await pipe.execute()
+    await StopAnnouncer(ops.redis, ops.keys).announce(turn.user_id, turn.turn_id)
 
 
 async def _timed_out(ops: Ops, turn: TurnRequest, waited: float) -> str:

@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import ctypes
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from redis.exceptions import RedisError
 
 from shared.local_model import LocalModelError, bundled_model_path
@@ -34,6 +30,7 @@ from shared.redis_client import make_redis
 from shared.redis_features import explain, missing_features
 from shared.settings import CommonSettings
 from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
+from tidechat.processes import Process, ProcessExited, tidechat_command, wait_ready
 
 #: How long a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 30.0
@@ -42,61 +39,22 @@ STOP_TIMEOUT_S = 30.0
 DEFAULT_MAXMEMORY = "1gb"
 #: How long ``up`` waits for ``/ready`` (the first start loads the model).
 READY_TIMEOUT_S = 300.0
-_PR_SET_PDEATHSIG = 1
 
 
 class UpError(RuntimeError):
     """Something keeps tidechat from starting; the message says what to do."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask the kernel to SIGTERM this child when ``up`` dies (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
-class Child:
-    name: str
-    args: list[str]
-    log: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
+class Child(Process):
+    """A supervised child: its recent exits, for the restart backoff."""
+
     restarts: list[float] = field(default_factory=list)
 
-    def start(self) -> None:
-        handle = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.args,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-            preexec_fn=_die_with_parent,
-        )
-        handle.close()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(
-                f"tidechat: {self.name} did not stop in {timeout:.0f}s; killing it", file=sys.stderr
-            )
-            proc.kill()
-            proc.wait()
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+    def launch(self) -> None:
+        # Appending: a restart keeps the log of the run that died. Own
+        # session: Ctrl-C reaches `up` only; it stops its children in order.
+        self.start(append=True, own_session=True, die_with_parent=True)
 
 
 class Up:
@@ -187,12 +145,11 @@ class Up:
         self._prepare_models()
         redis_url = self._start_redis()
         env = self._env(redis_url)
-        python = sys.executable
         for i in range(self.args.workers):
             self.children.append(
                 Child(
                     f"worker-{i + 1}",
-                    [python, "-m", "tidechat.cli", "worker"],
+                    tidechat_command("worker"),
                     self.logs / f"worker-{i + 1}.log",
                     env,
                 )
@@ -200,43 +157,35 @@ class Up:
         self.children.append(
             Child(
                 "gateway",
-                [
-                    python,
-                    "-m",
-                    "tidechat.cli",
-                    "gateway",
-                    "--host",
-                    self.args.host,
-                    "--port",
-                    str(self.args.port),
-                ],
+                tidechat_command(
+                    "gateway", "--host", self.args.host, "--port", str(self.args.port)
+                ),
                 self.logs / "gateway.log",
                 env,
             )
         )
         for child in self.children:
-            child.start()
+            child.launch()
         host = "127.0.0.1" if self.args.host in ("0.0.0.0", "::") else self.args.host
         url = f"http://{host}:{self.args.port}"
         self._wait_ready(url)
         return url
 
     def _wait_ready(self, url: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last = ""
-        while time.monotonic() < deadline and not self._stopping:
-            for child in self.children:
-                if not child.alive():
-                    raise UpError(f"{child.name} exited while starting:\n{child.tail()}")
-            try:
-                r = httpx.get(url + "/ready", timeout=2)
-                if r.status_code == 200:
-                    return
-                last = r.text
-            except httpx.HTTPError as exc:
-                last = str(exc)
-            time.sleep(0.25)
-        raise UpError(f"tidechat did not become ready in {READY_TIMEOUT_S:.0f}s: {last}")
+        try:
+            wait_ready(
+                url + "/ready",
+                READY_TIMEOUT_S,
+                watch=self.children,
+                interval=0.25,
+                give_up=lambda: self._stopping,
+            )
+        except ProcessExited as exc:
+            raise UpError(
+                f"{exc.process.name} exited while starting:\n{exc.process.tail()}"
+            ) from exc
+        except TimeoutError as exc:
+            raise UpError(f"tidechat did not become ready: {exc}") from exc
 
     def supervise(self) -> None:
         """Restart a worker that dies (with backoff); stop if the gateway or Redis dies."""
@@ -260,19 +209,20 @@ class Up:
                 if len(child.restarts) > 5:
                     raise UpError(f"{child.name} keeps exiting:\n{child.tail()}")
                 print(f"tidechat: {child.name} exited; restarting it", file=sys.stderr)
-                child.start()
+                child.launch()
 
     def stop(self) -> None:
         """Workers first (they hand back what they run), then the gateway, Redis last."""
         self._stopping = True
         workers = [c for c in self.children if c.name != "gateway"]
         for child in workers:
-            if child.alive() and child.process is not None:
-                child.process.send_signal(signal.SIGTERM)
-        for child in workers:
-            child.stop()
+            child.signal(signal.SIGTERM)
         for child in self.children:
-            child.stop()
+            if child.stop(STOP_TIMEOUT_S):
+                print(
+                    f"tidechat: {child.name} did not stop in {STOP_TIMEOUT_S:.0f}s; killed it",
+                    file=sys.stderr,
+                )
         if self.redis is not None:
             self.redis.stop()
 

@@ -2,7 +2,8 @@
 user pressed Stop.
 
 The gateway writes ``cancel(turn_id)`` (value: the requesting user, with a
-TTL) and publishes ``turn_id user_id`` on the cancel channel. Every worker
+TTL) and publishes ``turn_id user_id`` on the cancel channel
+(``shared/stop_requests.py``). Every worker
 listens on that channel with one connection and sets the event of the turn
 it runs. A stop for a turn no worker has started yet is remembered by every
 listening worker for the key's TTL, so whichever starts it sees the stop
@@ -25,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.keys import CANCEL_TTL_S
+from shared.stop_requests import parse_stop_message
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ class CancelWatcher:
                     msg = await pubsub.get_message(timeout=5.0)
                     if msg is None or msg.get("type") != "message":
                         continue
-                    turn_id, _, user_id = str(msg["data"]).partition(" ")
+                    turn_id, user_id = parse_stop_message(str(msg["data"]))
                     self.request(turn_id, user_id)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.connected.clear()

@@ -22,7 +22,7 @@ import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from shared import retention
 from shared.audit import AuditLog
@@ -76,7 +76,14 @@ class JobRunner:
         if deliveries > JOB_MAX_DELIVERIES:
             await self._fail(entry_id, job, f"delivered {deliveries} times (its workers died)")
             return
-        await self.run(entry_id, job)
+        try:
+            await self.run(entry_id, job)
+        except (RedisError, OSError):
+            raise  # the duty loop logs it; the job stays pending and is taken over
+        except Exception:
+            # A bug or bad data: logged with its trace; the entry stays pending,
+            # is retried after JOB_CLAIM_IDLE_S and set aside past the limit.
+            log.exception("job %s (%s) failed", job.id, job.kind)
 
     async def _schedule(self) -> None:
         key = self.keys.retention_due()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 
+from shared.store import TITLE_MAX_CHARS
 from worker.backends.base import Backend, GenerationRequest
 from worker.errors import TurnError
 
@@ -16,7 +17,6 @@ log = logging.getLogger(__name__)
 #: the question are used instead): a title is not worth keeping a slot busy.
 TITLE_TIMEOUT_S = 15.0
 TITLE_MAX_TOKENS = 24
-_MAX_TITLE_CHARS = 80
 #: A title longer than this is a sentence the model wrote instead (a base
 #: model answers the question: "The sky is blue because the sun and ...").
 _MAX_TITLE_WORDS = 8
@@ -42,7 +42,7 @@ def clean_title(text: str) -> str | None:
 def usable_title(title: str) -> bool:
     """A heading, not a sentence: a few words, one phrase, no speaker label."""
     return (
-        len(title) <= _MAX_TITLE_CHARS
+        len(title) <= TITLE_MAX_CHARS
         and len(title.split()) <= _MAX_TITLE_WORDS
         and not re.search(r"[.!?]\s", title)
         and not re.match(r"(?i)(user|assistant|question|answer)\s*:", title)

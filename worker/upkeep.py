@@ -4,13 +4,47 @@ its Redis client, key names and consumer passed in."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamIdT
 
+from shared.fairness import FairLines
 from shared.keys import WORKER_GROUP, Keys
 from shared.streams import parse_stream_id
+
+log = logging.getLogger(__name__)
+
+#: What a periodic duty survives: Redis away for a while, or NOGROUP (the read
+#: loop recreates the group); the next round tries again.
+DUTY_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, ResponseError)
+
+
+def every(
+    interval: float, name: str, duty: Callable[[], Awaitable[None]], *, at_once: bool = False
+) -> asyncio.Task[None]:
+    """A background task running ``duty`` every ``interval`` seconds (first
+    at once, or after one interval); a failure in ``DUTY_ERRORS`` is logged
+    and the next round tries again."""
+
+    async def loop() -> None:
+        if not at_once:
+            await asyncio.sleep(interval)
+        while True:
+            try:
+                await duty()
+            except DUTY_ERRORS as exc:
+                log.warning("%s failed: %s", name, exc)
+            await asyncio.sleep(interval)
+
+    return asyncio.create_task(loop(), name=name)
+
 
 #: Idle time (ms) given to entries handed back on shutdown: far past any claim
 #: threshold, so the next claim loop of another worker takes them at once.
@@ -94,3 +128,17 @@ async def hand_back(redis: Redis, keys: Keys, consumer: str, pools: list[str]) -
             )
             handed += len(ids)
     return handed
+
+
+async def repair_lines(fair: FairLines, pool: str, per_user: int) -> tuple[int, int]:
+    """Give back slots lost outside a finish and move stalled lines on
+    (``FairLines.repair``); returns (slots given back, turns moved)."""
+    lost, moved = await fair.repair(pool, per_user)
+    if lost or moved:
+        log.info(
+            "fair lines of %s: %d lost slot(s) given back, %d waiting turn(s) moved on",
+            pool,
+            lost,
+            moved,
+        )
+    return lost, moved

@@ -133,11 +133,11 @@ class Worker:
         s = self.settings
         helpers = [
             asyncio.create_task(self.cancels.run(), name="cancel-listener"),
-            self._every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
-            self._every(s.claim_interval_seconds, "claims", self._claim_all),
-            self._every(s.trim_interval_seconds, "trim", self._trim_all),
-            self._every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
-            self._every(JOB_POLL_S, "jobs", self.jobs.poll, at_once=True),
+            upkeep.every(HEARTBEAT_S, "heartbeat", self._heartbeat, at_once=True),
+            upkeep.every(s.claim_interval_seconds, "claims", self._claim_all),
+            upkeep.every(s.trim_interval_seconds, "trim", self._trim_all),
+            upkeep.every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
+            upkeep.every(JOB_POLL_S, "jobs", self.jobs.poll, at_once=True),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -267,30 +267,6 @@ class Worker:
 
     # --- keeping the pool healthy -------------------------------------------
 
-    def _every(
-        self,
-        interval: float,
-        name: str,
-        duty: Callable[[], Awaitable[None]],
-        *,
-        at_once: bool = False,
-    ) -> asyncio.Task[None]:
-        """A background task running ``duty`` every ``interval`` seconds; a
-        Redis outage (or NOGROUP, which the read loop repairs) is logged and
-        the next round tries again."""
-
-        async def loop() -> None:
-            if not at_once:
-                await asyncio.sleep(interval)
-            while True:
-                try:
-                    await duty()
-                except (*_REDIS_DOWN, ResponseError) as exc:
-                    log.warning("%s failed: %s", name, exc)
-                await asyncio.sleep(interval)
-
-        return asyncio.create_task(loop(), name=name)
-
     async def _heartbeat(self) -> None:
         await upkeep.heartbeat(
             self.redis,
@@ -305,36 +281,22 @@ class Worker:
             await self.claims.claim_all()
 
     async def _trim_all(self) -> None:
-        for pool in self.pools:
-            try:
-                await self.trim(pool)
-            except (*_REDIS_DOWN, ResponseError) as exc:
-                log.warning("trimming %s: %s", pool, exc)
+        await self._each_pool("trimming", lambda pool: upkeep.trim(self.redis, self.keys, pool))
 
     async def _repair_all(self) -> None:
+        per_user = self.settings.fair_turns_per_user
+        await self._each_pool(
+            "repairing the fair lines of",
+            lambda pool: upkeep.repair_lines(self.runner.fair, pool, per_user),
+        )
+
+    async def _each_pool(self, doing: str, duty: Callable[[str], Awaitable[object]]) -> None:
+        """One round of a per-pool duty; a pool that fails does not stop the others."""
         for pool in self.pools:
             try:
-                await self.repair_lines(pool)
-            except (*_REDIS_DOWN, ResponseError) as exc:
-                log.warning("repairing the fair lines of %s: %s", pool, exc)
-
-    async def repair_lines(self, pool: str) -> tuple[int, int]:
-        """Give back slots lost outside a finish and move stalled lines on
-        (``FairLines.repair``); returns (slots given back, turns moved)."""
-        lost, moved = await self.runner.fair.repair(pool, self.settings.fair_turns_per_user)
-        if lost or moved:
-            log.info(
-                "fair lines of %s: %d lost slot(s) given back, %d waiting turn(s) moved on",
-                pool,
-                lost,
-                moved,
-            )
-        return lost, moved
-
-    async def trim(self, pool: str) -> int:
-        """Drop the acknowledged turns at the head of a prompt stream (see
-        ``upkeep.trim``); return how many went."""
-        return await upkeep.trim(self.redis, self.keys, pool)
+                await duty(pool)
+            except upkeep.DUTY_ERRORS as exc:
+                log.warning("%s %s: %s", doing, pool, exc)
 
     # --- shutdown -------------------------------------------------------------
 

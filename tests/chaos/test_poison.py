@@ -127,8 +127,8 @@ async def test_a_turn_that_kills_its_worker_is_dead_lettered_after_the_delivery_
         async def supervise() -> None:
             while True:
                 for proc in list(stack.workers):
-                    if not proc.alive() and proc.popen.pid not in crashes:
-                        crashes.append(proc.popen.pid)
+                    if not proc.alive() and proc.pid not in crashes:
+                        crashes.append(proc.pid)
                         stack.start_worker()
                 await asyncio.sleep(0.2)  # a supervisor's own pace
 

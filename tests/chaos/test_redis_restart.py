@@ -109,7 +109,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_message(
         # Opens its socket while Redis is away.
         newcomer = on_gateway(1)
         everyone = [*chatty, *idle, fresh, newcomer]
-        pids = [p.popen.pid for p in stack.gateways + stack.workers]
+        pids = [p.pid for p in stack.gateways + stack.workers]
 
         sending = True
         restarted_wall = float("inf")
@@ -194,7 +194,7 @@ async def test_redis_restart_under_load_loses_no_acknowledged_message(
         assert [e["message"]["finish_reason"] for e in stops] == ["stopped"] * len(idle)
         # nothing of ours was restarted
         assert all(p.alive() for p in stack.gateways + stack.workers)
-        assert [p.popen.pid for p in stack.gateways + stack.workers] == pids
+        assert [p.pid for p in stack.gateways + stack.workers] == pids
 
         redis = make_redis(aof_redis.url)
         try:

@@ -67,9 +67,9 @@ async def kill_workers(stack: Stack, redis: Redis, done: asyncio.Event, kills: l
         await asyncio.sleep(rng.uniform(1.5, 2.5))  # the chaos's own pace
         live = [w for w in stack.workers if w.alive()]
         victim = rng.choice(live)
-        held = await held_turns(redis, victim.popen.pid)
+        held = await held_turns(redis, victim.pid)
         victim.popen.kill()
-        kills.append(Kill(time.time(), victim.popen.pid, held))
+        kills.append(Kill(time.time(), victim.pid, held))
         await asyncio.to_thread(victim.popen.wait)
         stack.start_worker(*WORKER_ARGS)
 

@@ -28,14 +28,13 @@ from shared.conversation import new_id
 from shared.keys import WORKER_GROUP, Keys
 from shared.redis_client import make_redis
 from shared.streams import DeadLetter, TurnRequest, encode_turn
+from tests.support.keys import KEYS
 from tests.support.stack import OPERATOR, Stack, running_stack, scripted_models
 from tests.support.ws import ChatSocket
 from tidechat.cli import main
 from tidechat.local_redis import free_port
 
 pytestmark = pytest.mark.e2e
-
-KEYS = Keys("tc:")
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,15 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
 from shared import storage_usage
-from shared.keys import Keys
 from shared.redis_client import make_redis
 from tests.e2e.conftest import unique
+from tests.support.keys import KEYS
 from tests.support.stack import Stack, running_stack, scripted_models
 from tests.support.ws import ChatSocket
 from tidechat.local_redis import LocalRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-KEYS = Keys("tc:")
 QUOTAS = {"conversations": 3, "messages": 12, "bytes": 20_000}
 
 

@@ -11,10 +11,8 @@ from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError
 from shared import storage_usage
 from shared.conversation import Message, new_id
-from shared.keys import Keys
 from shared.store import ConversationStore
-
-KEYS = Keys("tc:")
+from tests.support.keys import KEYS
 
 
 async def conversation(store: ConversationStore, redis: Redis, owner: str, *texts: str) -> str:

@@ -3,39 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 
 from gateway.hub import SessionHub
 from gateway.subscriber import OutgoingEvent, Subscriber
-from shared.keys import Keys
-from shared.protocol import StreamChunkEvent
-from shared.redis_client import make_redis
-from shared.streams import encode_event
-
-KEYS = Keys("tc:")
-
-
-@pytest.fixture
-async def hub(redis: Redis, redis_url: str) -> AsyncIterator[SessionHub]:
-    reader = make_redis(redis_url, block_ms=10_000, max_connections=1)
-    h = SessionHub(reader, redis, KEYS, gateway_id="test", session_ttl=60, buffer_bytes=16_384)
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop()
-        await reader.aclose()
-
-
-async def emit(redis: Redis, session: str, text: str) -> str:
-    return str(
-        await redis.xadd(
-            KEYS.session(session), encode_event(StreamChunkEvent(turn_id="t", chunk=text))
-        )
-    )  # type: ignore[arg-type]
+from tests.support.sessions import emit
 
 
 async def take(sub: Subscriber, n: int) -> list[OutgoingEvent]:

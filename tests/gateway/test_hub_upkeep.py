@@ -5,7 +5,6 @@ that must not cost the other sockets anything."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -13,30 +12,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.hub import SessionHub
 from gateway.subscriber import OutgoingEvent, Subscriber
-from shared.keys import Keys
-from shared.protocol import StreamChunkEvent
 from shared.redis_client import make_redis
-from shared.streams import encode_event
+from tests.support.keys import KEYS
+from tests.support.sessions import emit
 from tidechat.local_redis import free_port
-
-KEYS = Keys("tc:")
 
 
 @pytest.fixture
-async def hub(redis: Redis, redis_url: str) -> AsyncIterator[SessionHub]:
-    reader = make_redis(redis_url, block_ms=10_000, max_connections=1, client_name="hub-reader")
-    h = SessionHub(reader, redis, KEYS, gateway_id="upkeep", session_ttl=3, buffer_bytes=16_384)
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop()
-        await reader.aclose()
-
-
-async def emit(redis: Redis, session: str, text: str) -> None:
-    event = encode_event(StreamChunkEvent(turn_id="t", chunk=text))
-    await redis.xadd(KEYS.session(session), event)  # type: ignore[arg-type]
+def hub_session_ttl() -> int:
+    return 3  # short: these tests watch a session expire
 
 
 async def reader_blocked(redis: Redis) -> None:

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 from gateway.once import Once
 from shared.conversation import new_id
 from shared.fairness import INLINE_SCRIPTS, FairLines
-from shared.keys import WORKER_GROUP, Keys
+from shared.keys import WORKER_GROUP
 from shared.streams import TurnRequest, decode_turn
+from tests.support.keys import KEYS
 
-KEYS = Keys("tc:")
 POOL = "default"
 STREAM = KEYS.prompts(POOL)
 SHARE = 2

@@ -21,12 +21,10 @@ from typing import Any
 import websockets
 from redis.asyncio import Redis
 
-from shared.keys import Keys
 from shared.store import ConversationStore
 from shared.streams import parse_stream_id
+from tests.support.keys import KEYS
 from tests.support.ws import ChatSocket, Event, reply_text
-
-KEYS = Keys("tc:")
 
 #: What connecting may raise while a gateway or Redis is down.
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionError, websockets.WebSocketException)

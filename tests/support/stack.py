@@ -13,10 +13,6 @@ are printed so a broken start is easy to read.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from tidechat.local_redis import free_port
+from tidechat.processes import Process, ProcessExited, tidechat_command, wait_ready
 
 #: The stacks' metrics token: ``/ready``'s details and ``/metrics`` need it.
 METRICS_TOKEN = "stack-metrics-token"
@@ -55,28 +52,8 @@ def scripted_models(tokens_per_second: float = 0, reply_tokens: int = 64, **extr
     return "\n".join(lines) + "\n"
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            self.popen.send_signal(sig)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive():
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+#: The processes of a stack (``popen`` is the running process).
+Proc = Process
 
 
 @dataclass
@@ -100,17 +77,8 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[index]}"
 
     def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
-        log = self.directory / f"{name}.log"
-        handle = log.open("wb")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "tidechat.cli", *args],
-            env={**self.env, **(extra_env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-        handle.close()
-        return Proc(name, popen, log)
+        env = {**self.env, **(extra_env or {})}
+        return Process(name, tidechat_command(*args), self.directory / f"{name}.log", env).start()
 
     def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:
         port = port or free_port()
@@ -125,28 +93,19 @@ class Stack:
         return proc
 
     def wait_ready(self, timeout: float = 30.0, index: int = 0) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            for proc in self.gateways + self.workers:
-                if not proc.alive():
-                    raise RuntimeError(f"{proc.name} exited early:\n{self.logs()}")
-            try:
-                r = httpx.get(self.gateway_url(index) + "/ready", timeout=2)
-                if r.status_code == 200:
-                    return
-                last = r.text
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-        raise RuntimeError(f"stack not ready after {timeout}s: {last}\n{self.logs()}")
+        try:
+            wait_ready(
+                self.gateway_url(index) + "/ready", timeout, watch=self.gateways + self.workers
+            )
+        except ProcessExited as exc:
+            raise RuntimeError(f"{exc.process.name} exited early:\n{self.logs()}") from exc
+        except TimeoutError as exc:
+            raise RuntimeError(f"stack not ready: {exc}\n{self.logs()}") from exc
 
     def logs(self) -> str:
-        out = []
-        for proc in self.gateways + self.workers:
-            text = proc.log.read_text(errors="replace") if proc.log.exists() else ""
-            out.append(f"--- {proc.name} ---\n" + "\n".join(text.splitlines()[-40:]))
-        return "\n".join(out)
+        return "\n".join(
+            f"--- {proc.name} ---\n{proc.tail(40)}" for proc in self.gateways + self.workers
+        )
 
     def signup(self, username: str, password: str = "correct horse battery") -> str:
         r = httpx.post(
@@ -163,7 +122,7 @@ class Stack:
 
     def stop(self) -> None:
         for proc in self.workers + self.gateways:
-            proc.stop()
+            proc.stop()  # one at a time: workers hand back their turns first
 
 
 def new_stack(

@@ -11,14 +11,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.conversation import Message, new_id
-from shared.keys import Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.store import ConversationStore
 from shared.streams import TurnRequest, encode_turn
+from tests.support.keys import KEYS
 from worker.config import WorkerSettings
 from worker.worker import Worker
-
-KEYS = Keys("tc:")
 
 
 def settings(redis_url: str, **overrides: Any) -> WorkerSettings:

@@ -29,13 +29,14 @@ from shared.models_file import LlamaCppModel
 from worker.backends import llamacpp
 from worker.backends.base import Delta, GenerationRequest, prompt_framing
 from worker.backends.dialogue import Dialogue
+from worker.backends.llama_load import ModelFileError
 from worker.backends.llama_templates import (
     ChatTemplate,
     format_prompt,
     keeps_system,
     normalize_messages,
 )
-from worker.backends.llamacpp import LlamaCppBackend, ModelFileError
+from worker.backends.llamacpp import LlamaCppBackend
 from worker.context import build_prompt
 from worker.errors import BackendError, BackendUnavailable
 

@@ -10,9 +10,9 @@ import time
 from redis.asyncio import Redis
 
 from shared.keys import HEARTBEAT_S, WORKER_GROUP
-from shared.models_file import ModelCatalog, ScriptedModel
+from shared.models_file import ScriptedModel
 from tests.worker.helpers import KEYS, queue_turn, running_worker, settings, wait_event
-from worker.worker import Worker
+from worker import upkeep
 
 FAST = ScriptedModel(id="fast", backend="scripted", reply_tokens=8)
 PROMPTS = KEYS.prompts("default")
@@ -36,8 +36,7 @@ async def test_trim_drops_acknowledged_turns_and_keeps_pending_and_undelivered(
     await redis.xack(PROMPTS, WORKER_GROUP, *later)
     # 30 never delivered
 
-    worker = Worker(redis, settings(redis_url), ModelCatalog([FAST]))
-    trimmed = await worker.trim("default")
+    trimmed = await upkeep.trim(redis, KEYS, "default")
 
     assert trimmed >= 200  # approximate (whole radix-tree nodes): at most ~100 short
     assert await redis.xlen(PROMPTS) == 300 - trimmed
@@ -50,10 +49,10 @@ async def test_trim_drops_acknowledged_turns_and_keeps_pending_and_undelivered(
     fresh = await read_as(redis, "w1", 100)
     assert len(fresh) == 30
     # nothing to trim twice; a stream without a group is left alone
-    assert await worker.trim("default") == 0
+    assert await upkeep.trim(redis, KEYS, "default") == 0
     await redis.delete(PROMPTS)
     await redis.xadd(PROMPTS, {"d": "queued before any worker"})
-    assert await worker.trim("default") == 0
+    assert await upkeep.trim(redis, KEYS, "default") == 0
     assert await redis.xlen(PROMPTS) == 1
 
 

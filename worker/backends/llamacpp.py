@@ -28,32 +28,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from shared.gguf import looks_instruct
-from shared.local_model import INSTALL_HINT, LocalModelError, bundled_model_path
 from shared.models_file import LlamaCppModel
 from worker.backends.base import Delta, GenerationRequest
-from worker.backends.dialogue import Dialogue
-from worker.backends.llama_templates import PromptFormat, chat_template
+from worker.backends.llama_load import open_model
+from worker.backends.llama_templates import PromptFormat
 from worker.backends.llama_thread import Failed, Finished, ThreadItem, generate
 from worker.context import Framing
-from worker.errors import BackendError, BackendUnavailable
+from worker.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
 #: While a turn waits (for the model, or for its prompt to be processed), an
 #: empty delta this often tells the worker the backend is alive.
 KEEPALIVE_S = 5.0
-
-
-class ModelFileError(BackendError):
-    """The GGUF file is missing or unreadable: not retried, the message says
-    which path and how to fix it."""
 
 
 class _Exited:
@@ -123,75 +115,12 @@ class LlamaCppBackend:
         await asyncio.shield(task)
 
     async def _load(self) -> None:
-        llm, prompt_format = await asyncio.to_thread(self._load_sync)
+        llm, prompt_format = await asyncio.to_thread(open_model, self.spec, self._data_dir)
         if self._closed:  # shut down while loading
             await asyncio.to_thread(llm.close)
             raise BackendUnavailable(f"the local model {self.spec.id} has been shut down")
         self._framing = prompt_format.framing(lambda text: _token_count(llm, text))
         self._llm, self._format = llm, prompt_format
-
-    def model_path(self) -> Path:
-        """The GGUF to load: ``spec.path``, else the bundled model (assembled
-        into the data directory on first use: call from a thread)."""
-        if self.spec.path:
-            return Path(self.spec.path).expanduser()
-        try:
-            return bundled_model_path(self._data_dir)
-        except LocalModelError as exc:
-            raise ModelFileError(f"model {self.spec.id}: {exc}") from exc
-
-    def _load_sync(self) -> tuple[Any, PromptFormat]:
-        path = self.model_path()
-        if not path.is_file():
-            raise ModelFileError(
-                f"model {self.spec.id}: the GGUF file {path} does not exist. Fix `path` for "
-                f"this model in the models file (TIDECHAT_MODELS), or remove `path` to use "
-                "the bundled Gemma 3 270M"
-            )
-        try:
-            from llama_cpp import Llama
-        except ImportError as exc:
-            raise ModelFileError(
-                f"model {self.spec.id} needs llama-cpp-python, which is not installed: "
-                f"{INSTALL_HINT}"
-            ) from exc
-        threads = self.spec.threads or _cpu_count()
-        try:
-            llm = Llama(
-                model_path=str(path),
-                n_ctx=self.spec.context_window,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelFileError(
-                f"model {self.spec.id}: could not load {path} ({exc}); is it a GGUF file "
-                "this version of llama-cpp-python supports?"
-            ) from exc
-        prompt_format = self._prompt_format(llm, path)
-        log.info(
-            "loaded %s from %s: context %d, %d threads, prompt format: %s",
-            self.spec.id,
-            path,
-            self.spec.context_window,
-            threads,
-            prompt_format.name,
-        )
-        return llm, prompt_format
-
-    def _prompt_format(self, llm: Any, path: Path) -> PromptFormat:
-        """The models file's ``prompt_format``, else what the GGUF says: an
-        instruct model keeps its chat template, a base model gets a dialogue."""
-        choice = self.spec.prompt_format
-        if choice is None:
-            choice = "chat" if looks_instruct(llm.metadata, path.name) else "dialogue"
-        if choice == "dialogue":
-            return Dialogue()
-        template = chat_template(llm)
-        if template.folds_system:
-            template.name += ", system prompt folded into the first user turn"
-        return template
 
     # -- the Backend protocol --------------------------------------------
 
@@ -310,14 +239,6 @@ class LlamaCppBackend:
 
 def _token_count(llm: Any, text: str) -> int:
     return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-
-def _cpu_count() -> int:
-    """CPUs this process may use (a container's CPU set, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:
