@@ -41,7 +41,7 @@ function signupNote(status: AuthStatus | null): string | null {
 
 /** Log in or create an account; errors in words a person understands. */
 export function AuthScreen() {
-  const { login, signup } = useAuth();
+  const { login, signup, signedOutReason } = useAuth();
   const [invite] = useState(inviteToken);
   const [invitedName, setInvitedName] = useState<string | null>(null);
   const [inviteError, setInviteError] = useState<string | null>(null);
@@ -116,6 +116,11 @@ export function AuthScreen() {
         <p className="auth__subtitle">
           {mode === "login" ? "Log in to tidechat to continue." : invite ? "You have been invited to tidechat." : "Sign up to start chatting."}
         </p>
+        {signedOutReason && !error && (
+          <p className="auth__note auth__note--top" role="status" data-testid="signed-out-reason">
+            You were signed out: {signedOutReason}.
+          </p>
+        )}
         {inviteError && (
           <p className="auth__error" role="alert">
             {inviteError}
