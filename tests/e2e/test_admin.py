@@ -327,3 +327,20 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "never came true"
         time.sleep(0.05)
+
+
+def test_a_burst_of_wrong_passwords_and_the_lockout_are_audited_once_each(
+    stack: Stack, admin: Admin
+) -> None:
+    name = unique("kim")
+    stack.signup(name)
+    # The 5th failure is a burst (the free attempts are used up); the 6th
+    # locks the account (the first lock: a second).
+    codes = [login(stack, name, "not my password").status_code for _ in range(6)]
+    assert codes == [401] * 6
+    with admin.http() as http:
+        entries = http.get("/api/admin/audit", params={"kind": "signin.", "user": name}).json()
+    kinds = [(e["kind"], e["detail"]["failures"]) for e in entries["entries"]]
+    assert kinds == [("signin.lockout", 6), ("signin.failures", 5)]
+    assert all(e["detail"]["scope"] == "account" for e in entries["entries"])
+    assert "not my password" not in json.dumps(entries)
