@@ -230,5 +230,13 @@ def test_console_screenshots(
     page.get_by_role("tab", name="Usage").click()
     expect(page.locator(".admin__chart svg")).to_be_visible()
     shot(page, f"{name}-usage")
+    for tab, ready in (
+        ("Groups & models", "li[data-model]"),
+        ("Audit log", "tr[data-kind]"),
+        ("Retention", "tr[data-group]"),
+    ):
+        page.get_by_role("tab", name=tab).click()
+        expect(page.locator(ready).first).to_be_visible()
+        shot(page, f"{name}-{tab.split()[0].lower()}")
     page.context.close()
     assert w.errors == [], w.errors
