@@ -85,7 +85,9 @@ def test_a_disabled_users_open_chat_is_signed_out_at_once(
     took = time.monotonic() - clicked
     print(f"signed out {took:.2f} s after the admin clicked Disable")
     assert took < 3, took  # the issue asks for a second; the shared machine gets slack
-    expect(user.get_by_test_id("signed-out-reason")).to_contain_text("an admin disabled your account")
+    expect(user.get_by_test_id("signed-out-reason")).to_contain_text(
+        "an admin disabled your account"
+    )
     shot(user, "admin-signed-out-notice")
     expect(admin_page.locator(f"tr[data-user='{name}']")).to_contain_text("disabled")
     shot(admin_page, "admin-disabled-row")
@@ -172,6 +174,50 @@ def test_a_quota_set_in_the_console_stops_the_user_with_a_clear_message(
     quota = api(user, "GET", "/api/quota")
     assert quota["turns"] == {"used": 1, "limit": 1}
     user.context.close()
+
+
+def test_an_invite_link_made_in_the_console_signs_someone_up_once(
+    admin_stack: Stack, admin_page: Any, browser: Any, watch: Watch
+) -> None:
+    name = unique("invited")
+    admin_page.get_by_role("button", name="New user").click()
+    dialog = admin_page.get_by_role("dialog")
+    dialog.get_by_role("radio", name="Invite link").check()
+    dialog.get_by_label("Username (optional").fill(name)
+    dialog.get_by_role("button", name="Create invite link").click()
+    link = admin_page.get_by_test_id("shown-secret").inner_text().strip()
+    assert "/invite#" in link
+    shot(admin_page, "admin-invite-link")
+    guest = new_page(browser, watch)
+    guest.goto(link)
+    expect(guest.get_by_role("heading", name="Create your account")).to_be_visible()
+    expect(guest.get_by_label("Username")).to_have_value(name)
+    guest.get_by_label("Password").fill(PASSWORD)
+    guest.get_by_role("button", name="Sign up").click()
+    expect(guest.get_by_role("textbox", name="Message")).to_be_visible()
+    assert "#" not in guest.url  # the token leaves the address bar
+    guest.context.close()
+    again = new_page(browser, watch)
+    again.goto(link)
+    expect(again.get_by_role("alert")).to_contain_text("does not work any more")
+    again.context.close()
+
+
+def test_deleting_a_user_asks_first_and_says_it_cannot_be_undone(
+    admin_stack: Stack, admin_page: Any
+) -> None:
+    name = unique("leaver")
+    admin_stack.signup(name)
+    admin_page.reload()
+    user_action(admin_page, name, "Delete…")
+    dialog = admin_page.get_by_role("dialog")
+    expect(dialog).to_contain_text("cannot be undone")
+    shot(admin_page, "admin-delete-confirm")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(admin_page.locator(f"tr[data-user='{name}']")).to_be_visible()
+    user_action(admin_page, name, "Delete…")
+    admin_page.get_by_role("dialog").get_by_role("button", name="Delete for good").click()
+    expect(admin_page.locator(f"tr[data-user='{name}']")).to_have_count(0)
 
 
 @pytest.fixture(scope="module")
