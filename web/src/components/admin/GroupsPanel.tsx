@@ -85,6 +85,24 @@ export function GroupsPanel() {
   );
 }
 
+/** A daily limit, saved when the field loses focus (empty: the group sets none). */
+function LimitInput({ label, value, onSave }: { label: string; value: number | null; onSave: (v: number | null) => void }) {
+  return (
+    <input
+      className="admin__small-input"
+      type="number"
+      min={0}
+      aria-label={label}
+      placeholder={limitText(value)}
+      defaultValue={value ?? ""}
+      onBlur={(e) => {
+        const next = numberOrNull(e.target.value);
+        if (next !== value) onSave(next);
+      }}
+    />
+  );
+}
+
 function GroupRow({ group, onChange }: { group: Group; onChange: () => void }) {
   const { toast } = useToast();
   const save = async (patch: Partial<Group>) => {
@@ -102,26 +120,10 @@ function GroupRow({ group, onChange }: { group: Group; onChange: () => void }) {
       </td>
       <td className="num">{group.members}</td>
       <td>
-        <input
-          className="admin__small-input"
-          type="number"
-          min={0}
-          aria-label={`Tokens per day for ${group.name}`}
-          placeholder={limitText(group.tokens_day)}
-          defaultValue={group.tokens_day ?? ""}
-          onBlur={(e) => numberOrNull(e.target.value) !== group.tokens_day && void save({ tokens_day: numberOrNull(e.target.value) })}
-        />
+        <LimitInput label={`Tokens per day for ${group.name}`} value={group.tokens_day} onSave={(v) => void save({ tokens_day: v })} />
       </td>
       <td>
-        <input
-          className="admin__small-input"
-          type="number"
-          min={0}
-          aria-label={`Messages per day for ${group.name}`}
-          placeholder={limitText(group.turns_day)}
-          defaultValue={group.turns_day ?? ""}
-          onBlur={(e) => numberOrNull(e.target.value) !== group.turns_day && void save({ turns_day: numberOrNull(e.target.value) })}
-        />
+        <LimitInput label={`Messages per day for ${group.name}`} value={group.turns_day} onSave={(v) => void save({ turns_day: v })} />
       </td>
       <td className="admin__actions">
         <IconButton label={`Delete group ${group.name}`} onClick={() => void adminApi.deleteGroup(group.name).then(onChange, (e) => toast(errorText(e)))}>
