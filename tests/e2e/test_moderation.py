@@ -143,3 +143,14 @@ def test_an_ordinary_message_passes(stack: Stack) -> None:
     frames = asyncio.run(send(stack, user, "a kind word"))
     end = next(f for f in frames if f["type"] == "stream_end")
     assert end["message"]["content"] and not end["message"].get("blocked")
+
+
+def test_a_blocked_message_over_http_ends_its_stream_with_the_reason(stack: Stack) -> None:
+    user = stack.signup(unique("u"))
+    with stack.client(user) as http:
+        r = http.post("/api/chat", json={"content": "any contraband?"}, timeout=15)
+    events = [
+        line.removeprefix("event: ") for line in r.text.splitlines() if line.startswith("event: ")
+    ]
+    assert events == ["conversation_created", "user_message", "error"]
+    assert NO_CONTRABAND in r.text
