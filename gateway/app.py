@@ -22,6 +22,7 @@ from gateway.errors import install_handlers
 from gateway.hub import SessionHub
 from gateway.routes import (
     admin,
+    admin_audit,
     admin_jobs,
     admin_ops,
     auth,
@@ -173,6 +174,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
     app.include_router(admin_ops.router, prefix="/api/admin", tags=["admin"])
     app.include_router(admin_jobs.router, prefix="/api/admin", tags=["admin"])
+    app.include_router(admin_audit.router, prefix="/api/admin", tags=["admin"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)
