@@ -11,16 +11,16 @@ reason; a request with one of them is refused by the account's state anyway.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-from typing import Annotated, Literal, cast
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from gateway.admin.accounts import Accounts
 from gateway.admin.invites import Invite, Invites
+from gateway.admin.listing import UserPage, list_users
 from gateway.admin.quotas import UserQuotas
 from gateway.admin.usage import UsageReader, last_days
 from gateway.auth import AuthService, check_new_password, check_username
@@ -40,28 +40,6 @@ DELETE_BATCH = 50
 DISABLED_REASON = "an admin disabled your account"
 RESET_REASON = "an admin reset your password: sign in with the new one"
 DELETED_REASON = "an admin deleted your account"
-
-
-class UserRow(BaseModel):
-    """One account as the console lists it (never a password hash)."""
-
-    id: str
-    username: str
-    is_admin: bool
-    disabled: bool
-    must_change_password: bool
-    created_at: float
-    #: The latest sign-in or use of a sign-in (None: never).
-    last_active_at: float | None
-    groups: list[str]
-    #: This UTC month, from the workers' daily counters.
-    turns_month: int
-    tokens_month: int
-
-
-class UserPage(BaseModel):
-    users: list[UserRow]
-    total: int
 
 
 class NewUser(BaseModel):
@@ -118,59 +96,7 @@ class UserAdmin:
     # --- reading ---------------------------------------------------------------
 
     async def list(self, q: str = "", offset: int = 0, limit: int = 50) -> UserPage:
-        """Accounts by name, ``q`` matching part of the name; a team's accounts
-        are one hash (names -> ids) read whole, then one page's details."""
-        names = cast(dict[str, str], await self.redis.hgetall(self.keys.usernames()))
-        needle = q.casefold().strip()
-        matching = sorted((n, uid) for n, uid in names.items() if needle in n)
-        page = matching[offset : offset + limit]
-        uids = [uid for _, uid in page]
-        pipe = self.redis.pipeline(transaction=False)
-        for uid in uids:
-            pipe.hmget(
-                self.keys.user(uid),
-                [
-                    "username",
-                    "is_admin",
-                    "disabled",
-                    "must_change_password",
-                    "created_at",
-                    "last_login_at",
-                    "last_active_at",
-                ],
-            )
-            pipe.hvals(self.keys.signins(uid))
-            pipe.smembers(self.keys.user_groups(uid))
-        rows = await pipe.execute()
-        month = await self.usage.month_totals(uids)
-        out: list[UserRow] = []
-        for i, uid in enumerate(uids):
-            fields, signins, member_of = rows[3 * i : 3 * i + 3]
-            name, is_admin, disabled, must_change, created, last_login, last_active = fields
-            if name is None:
-                continue  # deleted meanwhile
-            seen = [float(v) for v in (last_login, last_active) if v]
-            for raw in signins:
-                try:
-                    seen.append(float(_json_field(raw, "last_used_at")))
-                except ValueError:
-                    continue
-            counts = month[uid]
-            out.append(
-                UserRow(
-                    id=uid,
-                    username=name,
-                    is_admin=is_admin == "1",
-                    disabled=disabled == "1",
-                    must_change_password=must_change == "1",
-                    created_at=float(created or 0),
-                    last_active_at=max(seen) if seen else None,
-                    groups=sorted(member_of),
-                    turns_month=counts.turns,
-                    tokens_month=counts.tokens,
-                )
-            )
-        return UserPage(users=out, total=len(matching))
+        return await list_users(self.redis, self.keys, self.usage, q, offset, limit)
 
     async def _target(self, uid: str) -> dict[str, str]:
         record = await self.accounts.record(uid)
@@ -345,10 +271,3 @@ def _one_time_password() -> str:
     """Readable enough to read out (no look-alike characters), 80 bits."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
-
-
-def _json_field(raw: str, name: str) -> str:
-    value = json.loads(raw).get(name)
-    if value is None:
-        raise ValueError(name)
-    return str(value)

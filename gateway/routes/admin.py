@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
 from gateway.admin.invites import Invite
-from gateway.admin.users import Created, NewUser, UserPage
+from gateway.admin.listing import UserPage
+from gateway.admin.users import Created, NewUser
 from gateway.config import SignupMode
 from gateway.deps import AdminUser, ClientAddress, ServicesDep
 from gateway.errors import ApiError
