@@ -5,7 +5,7 @@
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ClientFrame".
  */
-export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame;
+export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame;
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
@@ -22,6 +22,7 @@ export type ErrorCode =
   | "busy"
   | "blocked"
   | "account_disabled"
+  | "conflict"
   | "backend_error"
   | "backend_unavailable"
   | "timeout"
@@ -40,10 +41,17 @@ export type ServerEvent =
   | StreamRestartEvent
   | StreamEndEvent
   | TitleEvent
-  | ErrorEvent;
+  | ErrorEvent
+  | ConversationDeletedEvent
+  | TurnStartedEvent;
 
 /**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
+ *
+ * ``parent_id`` is the newest message the client saw: if the conversation
+ * has moved on since (its ``current_id`` is another message), the frame is
+ * refused with ``conflict`` instead of branching behind the user's back.
+ * Without it the message follows the conversation's ``current_id``.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "MessageFrame".
@@ -92,7 +100,8 @@ export interface StopFrame {
   turn_id: string;
 }
 /**
- * Replay every session event after ``after`` (an ``event_id``), then go live.
+ * Replay every session event after ``after`` (an ``event_id``), then go
+ * live; with ``feed_after`` (a ``feed_id``), the user's feed too.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ResumeFrame".
@@ -100,6 +109,19 @@ export interface StopFrame {
 export interface ResumeFrame {
   type: "resume";
   after: string;
+  feed_after?: string | null;
+}
+/**
+ * The conversation this socket shows (null: none). Turns that the
+ * user's other tabs and devices run in it are delivered here too, live,
+ * from their first event (one already running included).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "WatchFrame".
+ */
+export interface WatchFrame {
+  type: "watch";
+  conversation_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -114,6 +136,7 @@ export interface PingFrame {
  */
 export interface ConversationCreatedEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "conversation_created";
   conversation: ConversationView;
 }
@@ -176,6 +199,18 @@ export interface ErrorInfo {
   message: string;
 }
 /**
+ * From the user's feed: the conversation is gone (deleted in some tab).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ConversationDeletedEvent".
+ */
+export interface ConversationDeletedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "conversation_deleted";
+  conversation_id: string;
+}
+/**
  * What the conversation list shows.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -194,6 +229,7 @@ export interface ConversationSummary {
  */
 export interface ErrorEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "error";
   code:
     | "bad_request"
@@ -207,6 +243,7 @@ export interface ErrorEvent {
     | "busy"
     | "blocked"
     | "account_disabled"
+    | "conflict"
     | "backend_error"
     | "backend_unavailable"
     | "timeout"
@@ -216,6 +253,7 @@ export interface ErrorEvent {
   conversation_id?: string | null;
   client_id?: string | null;
   retry_after?: number | null;
+  current_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -223,6 +261,7 @@ export interface ErrorEvent {
  */
 export interface HelloEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "hello";
   session: string;
   user: UserInfo;
@@ -243,6 +282,7 @@ export interface UserInfo {
  */
 export interface PongEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "pong";
 }
 /**
@@ -251,6 +291,7 @@ export interface PongEvent {
  */
 export interface UserMessageEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "user_message";
   conversation_id: string;
   message: Message;
@@ -263,6 +304,7 @@ export interface UserMessageEvent {
  */
 export interface StreamStartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_start";
   turn_id: string;
   conversation_id: string;
@@ -277,6 +319,7 @@ export interface StreamStartEvent {
  */
 export interface StreamChunkEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_chunk";
   turn_id: string;
   chunk: string;
@@ -289,6 +332,7 @@ export interface StreamChunkEvent {
  */
 export interface StreamRestartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_restart";
   turn_id: string;
   reason: string;
@@ -301,6 +345,7 @@ export interface StreamRestartEvent {
  */
 export interface StreamEndEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_end";
   turn_id: string;
   conversation_id: string;
@@ -312,9 +357,28 @@ export interface StreamEndEvent {
  */
 export interface TitleEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "title";
   conversation_id: string;
   title: string;
+}
+/**
+ * From the user's feed: a turn was accepted in one of the user's
+ * conversations (the sidebar moves it to the top). A socket that
+ * ``watch``es the conversation then receives the turn's own events.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "TurnStartedEvent".
+ */
+export interface TurnStartedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "turn_started";
+  turn_id: string;
+  conversation_id: string;
+  title: string;
+  model?: string | null;
+  updated_at: number;
 }
 
 /** Every server event's `type`, in the order of the ServerEvent union. */
@@ -329,6 +393,8 @@ export const SERVER_EVENT_TYPES = [
   "stream_end",
   "title",
   "error",
+  "conversation_deleted",
+  "turn_started",
 ] as const satisfies readonly ServerEvent["type"][];
 
 /** Every client frame's `type`, in the order of the ClientFrame union. */
@@ -338,6 +404,7 @@ export const CLIENT_FRAME_TYPES = [
   "edit",
   "stop",
   "resume",
+  "watch",
   "ping",
 ] as const satisfies readonly ClientFrame["type"][];
 
@@ -354,6 +421,7 @@ export const ERROR_CODES = [
   "busy",
   "blocked",
   "account_disabled",
+  "conflict",
   "backend_error",
   "backend_unavailable",
   "timeout",

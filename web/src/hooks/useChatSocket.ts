@@ -17,6 +17,13 @@ export interface ChatSocketOptions {
   /** `reason`: what the server said when it signed this socket out (an admin disabled the account...). */
   onConnectFailed: (reason?: string) => void;
   onReconnected: () => void;
+  /** The conversation on screen: its turns run by the user's other tabs come here too. */
+  watching: string | null;
+  /**
+   * The first `hello`: the socket now hears the user's feed. What changed between
+   * the page's HTTP loads and this moment was heard by no one: load them again.
+   */
+  onFirstConnected?: () => void;
 }
 
 export interface ChatSocket {
@@ -33,12 +40,19 @@ const BATCH_MS = 16;
  * dispatch per frame, and the newest event id seen is what a reconnect resumes
  * after (events still waiting in the batch count: they will be applied).
  */
-export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected }: ChatSocketOptions): ChatSocket {
+export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected, watching, onFirstConnected }: ChatSocketOptions): ChatSocket {
   const [status, setStatus] = useState<ConnectionStatus>({ state: "connecting", attempt: 0 });
   const connection = useRef<ChatConnection | null>(null);
   const lastSeen = useRef<string | null>(initialLastEventId);
-  const callbacks = useRef({ onConnectFailed, onReconnected });
-  callbacks.current = { onConnectFailed, onReconnected };
+  const lastFeed = useRef<string | null>(null);
+  const watched = useRef<string | null>(watching);
+  useEffect(() => {
+    if (watched.current === watching) return;
+    watched.current = watching;
+    connection.current?.watch(watching);
+  }, [watching]);
+  const callbacks = useRef({ onConnectFailed, onReconnected, onFirstConnected });
+  callbacks.current = { onConnectFailed, onReconnected, onFirstConnected };
 
   useEffect(() => {
     if (!enabled) return;
@@ -60,13 +74,20 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
       protocols: () => socketProtocols(sessionId(sessionStorage)),
       outbox,
       lastEventId: () => lastSeen.current,
+      lastFeedId: () => lastFeed.current,
+      watching: () => watched.current,
       onEvent: (event) => {
         const id = event.event_id;
         if (isEventId(id) && (lastSeen.current === null || compareEventIds(id, lastSeen.current) > 0)) {
           lastSeen.current = id;
         }
+        const feedId = event.feed_id;
+        if (isEventId(feedId) && (lastFeed.current === null || compareEventIds(feedId, lastFeed.current) > 0)) {
+          lastFeed.current = feedId;
+        }
         if (event.type === "hello") {
           failures = 0;
+          if (!greeted) callbacks.current.onFirstConnected?.();
           greeted = true;
         }
         if (greeted && event.type === "error" && event.code === "unauthorized") signedOutReason = event.message;
