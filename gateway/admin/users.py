@@ -253,6 +253,7 @@ class UserAdmin:
             keys.user_recent_turns(uid),
             keys.user_stops(uid),
             keys.user_feed(uid),
+            *(keys.quota_hit_logged(uid, "storage", day) for day in last_days(2)),
             *(keys.user_usage(uid, day) for day in last_days(USAGE_TTL_S // 86400 + 1)),
             keys.user(uid),
         ):
