@@ -59,6 +59,28 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class Attachment(BaseModel):
+    """A file attached to a user message (docs/documents.md): what the
+    message shows; the file itself lives under ``file(file_id)``."""
+
+    file_id: Id
+    name: str
+    kind: str
+    mime: str
+    size: int
+
+
+class Citation(BaseModel):
+    """A passage a reply was given, numbered as the prompt numbered it ([n])."""
+
+    n: int
+    file_id: str
+    name: str
+    #: 1-based page of a PDF; 0 for formats without pages.
+    page: int = 0
+    text: str
+
+
 class Message(BaseModel):
     """One node of the message tree."""
 
@@ -82,10 +104,20 @@ class Message(BaseModel):
     #: wrote. A blocked user message is kept but never answered (nor sent to
     #: a model again); a blocked reply's text is withheld (empty content).
     blocked: str | None = None
+    #: User messages: the files attached (documents, images).
+    attachments: list[Attachment] = Field(default_factory=list)
+    #: Assistant messages: the passages the reply was given, by number.
+    citations: list[Citation] = Field(default_factory=list)
 
     def stored(self) -> dict[str, Any]:
-        """The form kept in Redis: everything but the derived ``children``."""
-        return self.model_dump(mode="json", exclude={"children"})
+        """The form kept in Redis: everything but the derived ``children``
+        (and the document fields when empty, so plain messages keep the
+        layout they always had)."""
+        out = self.model_dump(mode="json", exclude={"children"})
+        for name in ("attachments", "citations"):
+            if not out[name]:
+                del out[name]
+        return out
 
 
 class ConversationSummary(BaseModel):

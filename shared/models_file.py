@@ -55,6 +55,10 @@ class _ModelBase(BaseModel):
     #: The groups whose members may use this model (None or empty: everyone).
     #: An admin can change it at run time in the console, which then wins.
     groups: list[GroupName] | None = None
+    #: The model reads images: a question's attached images go to it as
+    #: image parts (OpenAI-compatible ``image_url``; the ``hf`` backend).
+    #: Models without it are never sent one (the composer says so first).
+    vision: bool = False
 
     @property
     def display_name(self) -> str:

@@ -166,6 +166,15 @@ def to_markdown(conv: ConversationView) -> str:
     for message in conv.branch():
         who = "You" if message.role == "user" else f"Assistant ({message.model or conv.model})"
         lines += [f"## {who}", "", message.content or "_(no text)_", ""]
+        if message.attachments:
+            names = ", ".join(a.name for a in message.attachments)
+            lines += [f"_Attached: {names}_", ""]
+        if message.citations:
+            lines += ["Sources:", ""]
+            for c in message.citations:
+                where = f"{c.name}, page {c.page}" if c.page else c.name
+                lines.append(f"{c.n}. {where}")
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame
 export type ErrorCode =
   | "bad_request"
   | "too_large"
+  | "unsupported_type"
   | "not_found"
   | "forbidden"
   | "unauthorized"
@@ -46,6 +47,33 @@ export type ServerEvent =
   | TurnStartedEvent;
 
 /**
+ * A file attached to a user message (docs/documents.md): what the
+ * message shows; the file itself lives under ``file(file_id)``.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "Attachment".
+ */
+export interface Attachment {
+  file_id: string;
+  name: string;
+  kind: string;
+  mime: string;
+  size: number;
+}
+/**
+ * A passage a reply was given, numbered as the prompt numbered it ([n]).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "Citation".
+ */
+export interface Citation {
+  n: number;
+  file_id: string;
+  name: string;
+  page?: number;
+  text: string;
+}
+/**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
  *
  * ``parent_id`` is the newest message the client saw: if the conversation
@@ -63,6 +91,10 @@ export interface MessageFrame {
   model?: string | null;
   parent_id?: string | null;
   client_id?: string | null;
+  /**
+   * @maxItems 100
+   */
+  attachments?: string[];
 }
 /**
  * A new sibling reply to the user message that ``message_id`` answers.
@@ -177,6 +209,8 @@ export interface Message {
   error?: ErrorInfo | null;
   notice?: string | null;
   blocked?: string | null;
+  attachments?: Attachment[];
+  citations?: Citation[];
 }
 /**
  * Tokens spent on one reply. ``estimated`` is true when the backend did
@@ -234,6 +268,7 @@ export interface ErrorEvent {
   code:
     | "bad_request"
     | "too_large"
+    | "unsupported_type"
     | "not_found"
     | "forbidden"
     | "unauthorized"
@@ -412,6 +447,7 @@ export const CLIENT_FRAME_TYPES = [
 export const ERROR_CODES = [
   "bad_request",
   "too_large",
+  "unsupported_type",
   "not_found",
   "forbidden",
   "unauthorized",

@@ -29,6 +29,8 @@ class GenerationRequest:
     #: fresh one each time, so "regenerate" gives a new reply. Backends that
     #: cannot seed ignore it.
     seed: int | None = None
+    #: Images for the last user message, as data URLs (vision models only).
+    images: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
