@@ -27,6 +27,7 @@ from gateway.auth import AuthService, check_new_password, check_username
 from gateway.errors import ApiError
 from gateway.security.signins import SignIns
 from shared.audit import AuditLog, Party
+from shared.files import FileStore
 from shared.groups import GroupStore
 from shared.keys import INVITE_TTL_S, USAGE_TTL_S, Keys
 from shared.models_file import GroupName
@@ -225,7 +226,8 @@ class UserAdmin:
         """Delete the account and everything it owns; returns how many
         conversations went. The account is marked first (it can no longer
         sign in, nor be found by name), then its conversations are deleted
-        through the conversation store a batch at a time, then its keys."""
+        through the conversation store a batch at a time, its files through
+        the file store, then its keys."""
         record = await self._target(uid)
         if uid == admin.id:
             raise ApiError("bad_request", "you cannot delete your own account")
@@ -241,6 +243,11 @@ class UserAdmin:
             for summary in page:
                 await self.store.delete(summary.id, uid)
             deleted += len(page)
+        # Their files (documents, images): bytes, chunks, records, counters.
+        files = FileStore(self.redis, self.keys)
+        while stored := await files.list_for_user(uid):
+            for file in stored:
+                await files.delete(file)
         await self.groups.leave_all(uid)
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
@@ -253,6 +260,8 @@ class UserAdmin:
             keys.user_recent_turns(uid),
             keys.user_stops(uid),
             keys.user_feed(uid),
+            keys.user_files(uid),
+            keys.user_file_usage(uid),
             *(keys.quota_hit_logged(uid, "storage", day) for day in last_days(2)),
             *(keys.user_usage(uid, day) for day in last_days(USAGE_TTL_S // 86400 + 1)),
             keys.user(uid),
