@@ -216,6 +216,9 @@ def test_there_is_always_an_admin_and_deleting_removes_everything(
     frank = stack.signup(name)
     uid = user_id(stack, frank)
     asyncio.run(_one_turn(stack, frank))
+    with stack.client(frank) as http:
+        upload = http.post("/api/files", files={"file": ("notes.txt", b"my notes", "text/plain")})
+        assert upload.status_code == 201, upload.text
     with admin.http() as http:
         assert http.patch(f"/api/admin/users/{uid}", json={"is_admin": True}).status_code == 204
         # Two admins: one may step down now.
