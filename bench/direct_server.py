@@ -25,10 +25,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from gateway.auth import COOKIE_NAME, AuthService, Credentials, Session, token_from
+from gateway.admin import build_parts
+from gateway.auth import COOKIE_NAME, AuthService, Session, SignupRequest, token_from
 from gateway.config import GatewaySettings
 from gateway.frames import FrameError, error_frame, parse_frame
-from gateway.security.signins import SignIns
 from gateway.security.throttle import SignInThrottle
 from shared.conversation import Conversation, Message, Usage, new_id, now
 from shared.keys import CONTEXT_OVERFETCH
@@ -58,12 +58,16 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         redis = make_redis(settings.redis_url, max_connections=settings.redis_pool_size)
         state["redis"] = redis
         state["store"] = ConversationStore(redis, settings.keys)
+        parts = build_parts(redis, settings.keys, settings)
         state["auth"] = AuthService(
             redis,
             settings.keys,
-            signup_open=True,
+            runtime=parts.runtime,
+            accounts=parts.accounts,
+            invites=parts.invites,
+            audit=parts.audit,
             throttle=SignInThrottle(redis, settings.keys),
-            signins=SignIns(redis, settings.keys),
+            signins=parts.signins,
         )
         state["backends"] = BackendPool(hf_token=None, data_dir=Path("."))
         yield
@@ -72,7 +76,7 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     @app.post("/api/auth/signup", status_code=201)
-    async def signup(creds: Credentials) -> Session:
+    async def signup(creds: SignupRequest) -> Session:
         session: Session = await state["auth"].signup(creds, address="bench")
         return session
 

@@ -6,8 +6,9 @@ everything the gateway checks in Redis first, in one round trip.
   ``CAPACITY_TTL_S`` per pool and counted up locally in between);
 - the user's own line in that pool, past ``max_waiting_per_user``: ``busy``,
   so a few accounts cannot fill the pool's queue for everyone;
-- the user's storage (``shared/storage_usage.py``) against the quotas:
-  ``quota_exceeded``.
+- the user's storage (``shared/storage_usage.py``) against the quotas
+  (the settings', or the user's own set by an admin): ``quota_exceeded``;
+- whether the user may use the model (``shared/access.py``): ``forbidden``.
 
 These limits are checked before the write and counted by it, so a user
 with several requests in flight at once can pass a limit by those few.
@@ -24,8 +25,14 @@ from redis.exceptions import ResponseError
 
 from gateway.errors import ApiError
 from shared import storage_usage
-from shared.keys import WORKER_GROUP, Keys
+from shared.access import ModelAccess
+from shared.audit import AuditLog, Party
+from shared.keys import QUOTA_HIT_LOG_TTL_S, WORKER_GROUP, Keys
 from shared.models_file import ModelSpec
+from shared.user_limits import usage_day
+
+#: The user's own storage quotas, in the limits hash an admin writes.
+_OWN_QUOTAS = ["conversations", "messages", "bytes"]
 
 #: How long a pool's queue depth, read from Redis, is trusted (seconds).
 CAPACITY_TTL_S = 0.25
@@ -58,26 +65,32 @@ class Admission:
         max_queued_turns: int,
         max_waiting_per_user: int,
         quotas: Quotas,
+        audit: AuditLog | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.max_queued_turns = max_queued_turns
         self.max_waiting_per_user = max_waiting_per_user
         self.quotas = quotas
+        self.access = ModelAccess(redis, keys)
+        self.audit = audit
         self.refusals = 0
         self.quota_refusals = 0
         self._depth: dict[str, tuple[int, float]] = {}
         self._queued: dict[str, int] = {}
 
     async def check(self, uid: str, spec: ModelSpec | None, adds: Adds) -> None:
-        """Refuse (``busy``, ``quota_exceeded``) or return; ``spec`` None: no
-        turn (a conversation created or imported)."""
+        """Refuse (``forbidden``, ``quota_exceeded``, ``busy``) or return;
+        ``spec`` None: no turn (a conversation created or imported)."""
         t = time.monotonic()
         pool = spec.pool if spec is not None else None
         seen = self._depth.get(pool) if pool is not None else None
         stale = pool is not None and (seen is None or t - seen[1] > CAPACITY_TTL_S)
         pipe = self.redis.pipeline(transaction=False)
         storage_usage.queue_read(pipe, self.keys, uid)
+        pipe.hmget(self.keys.user_limits(uid), _OWN_QUOTAS)
+        if spec is not None:
+            self.access.queue_read(pipe, uid, spec.id)
         if pool is not None:
             pipe.llen(self.keys.line(pool, uid))
         if stale and pool is not None:
@@ -85,15 +98,24 @@ class Admission:
             pipe.xlen(self.keys.prompts(pool))
             pipe.hlen(self.keys.fair_waiting(pool))
         results = await pipe.execute(raise_on_error=False)
-        for result in results[:2]:
+        fixed = 5 if spec is not None else 2
+        for result in results[:fixed]:
             if isinstance(result, Exception):
                 raise result
+        if spec is not None and not ModelAccess.check(spec, results[2], results[3]):
+            raise ApiError(
+                "forbidden",
+                f"you may not use the model {spec.display_name}; pick another model "
+                "(an admin decides who may use which)",
+            )
         held = storage_usage.parse(results[0])
         if not held.counted:
             held = await storage_usage.recount(self.redis, self.keys, uid)
-        self._check_quotas(held, adds)
+        await self._check_quotas(uid, held, adds, _own(self.quotas, results[1]))
         if spec is None or pool is None:
             return
+        # As before the quota and access reads: [1] the user's line, [2:5] the pool.
+        results = results[3:]
         mine = int(results[1])
         if mine >= self.max_waiting_per_user:
             self.refusals += 1
@@ -120,8 +142,9 @@ class Admission:
         """One more turn queued by this process since the depth was read."""
         self._queued[pool] = self._queued.get(pool, 0) + 1
 
-    def _check_quotas(self, held: storage_usage.Stored, adds: Adds) -> None:
-        q = self.quotas
+    async def _check_quotas(
+        self, uid: str, held: storage_usage.Stored, adds: Adds, q: Quotas
+    ) -> None:
         why = None
         if (
             adds.conversations
@@ -141,7 +164,26 @@ class Admission:
             )
         if why is not None:
             self.quota_refusals += 1
+            await self._log_hit(uid, why)
             raise ApiError("quota_exceeded", f"{why}; delete some conversations to make room")
+
+    async def _log_hit(self, uid: str, why: str) -> None:
+        """The first storage-quota refusal of the day for ``uid`` goes in the audit log."""
+        if self.audit is None:
+            return
+        marker = self.keys.quota_hit_logged(uid, "storage", usage_day(time.time()))
+        if await self.redis.set(marker, "1", nx=True, ex=QUOTA_HIT_LOG_TTL_S):
+            await self.audit.record("quota.hit", target=Party(id=uid), quota="storage", why=why)
+
+
+def _own(defaults: Quotas, row: list[str | None]) -> Quotas:
+    """The user's storage quotas: their own (set by an admin) or the settings'."""
+    conversations, messages, nbytes = (None if v is None else int(v) for v in row)
+    return Quotas(
+        defaults.conversations if conversations is None else conversations,
+        defaults.messages if messages is None else messages,
+        defaults.bytes if nbytes is None else nbytes,
+    )
 
 
 def _depth(groups: Any, length: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,25 +12,39 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from gateway.admin import build_parts
+from gateway.admin.users import UserAdmin
 from gateway.admission import Quotas
 from gateway.auth import AuthService
 from gateway.config import GatewaySettings
 from gateway.deps import Services
 from gateway.errors import install_handlers
 from gateway.hub import SessionHub
-from gateway.routes import auth, chat, conversations, files, health, models, ws
+from gateway.routes import (
+    admin,
+    admin_audit,
+    admin_jobs,
+    admin_ops,
+    auth,
+    chat,
+    conversations,
+    files,
+    health,
+    models,
+    ws,
+)
 from gateway.security.client_address import parse_networks
 from gateway.security.middleware import SecurityMiddleware, SecurityPolicy
 from gateway.security.origin import parse_allowed
 from gateway.security.revocation import Revocations
 from gateway.security.sessions import SessionOwners
-from gateway.security.signins import SignIns
 from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
 from shared.files import FileStore
 from shared.keys import READER_BLOCK_MS, Keys
+from shared.moderation import Moderator
 from shared.redis_client import make_redis
 from shared.redis_features import RedisFeatureError, require_features
 from shared.store import ConversationStore
@@ -65,10 +80,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             session_ttl=cfg.session_ttl_seconds,
             buffer_bytes=cfg.socket_buffer_bytes,
         )
+        parts = build_parts(redis, keys, cfg)
         auth_service = AuthService(
             redis,
             keys,
-            signup_open=cfg.signup_open,
+            runtime=parts.runtime,
+            accounts=parts.accounts,
+            invites=parts.invites,
+            audit=parts.audit,
             throttle=SignInThrottle(
                 redis,
                 keys,
@@ -77,7 +96,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     address_free=cfg.signin_attempts_per_address,
                 ),
             ),
-            signins=SignIns(redis, keys),
+            signins=parts.signins,
         )
         store = ConversationStore(redis, keys)
         search = Search(redis, keys, store, messages=cfg.search_messages)
@@ -107,6 +126,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 max_waiting_per_user=cfg.max_waiting_turns_per_user,
                 quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
                 max_attachments=cfg.max_attachments_per_message,
+                audit=parts.audit,
+                moderator=Moderator(catalog.moderation),
+            ),
+            admin=parts,
+            users=UserAdmin(
+                redis,
+                keys,
+                auth=auth_service,
+                accounts=parts.accounts,
+                invites=parts.invites,
+                signins=parts.signins,
+                groups=parts.groups,
+                quotas=parts.quotas,
+                usage=parts.usage,
+                audit=parts.audit,
             ),
             hub=hub,
             gateway_id=gateway_id,
@@ -118,6 +152,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.services = services
         await auth_service.prepare()
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await parts.accounts.ensure_admin_index()
         await hub.start()
         await services.revocations.start()
         log.info("gateway %s ready", gateway_id)
@@ -155,6 +191,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(auth.router, prefix="/api/auth", tags=["auth"])
     app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])
     app.include_router(models.router, prefix="/api", tags=["models"])
+    app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
+    app.include_router(admin_ops.router, prefix="/api/admin", tags=["admin"])
+    app.include_router(admin_jobs.router, prefix="/api/admin", tags=["admin"])
+    app.include_router(admin_audit.router, prefix="/api/admin", tags=["admin"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
     app.include_router(files.router, prefix="/api/files", tags=["files"])
     app.include_router(ws.router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -24,15 +24,24 @@ def _split(value: Any) -> Any:
     return value
 
 
+SignupMode = Literal["open", "invite_only", "closed"]
+
+
 class GatewaySettings(CommonSettings):
     #: Anyone may create an account; when false only the first (admin)
-    #: account can be created through sign-up.
+    #: account can be created through sign-up. Superseded by signup_mode.
     signup_open: bool = True
     #: Search finds message text as well as titles. False leaves message
     #: text out of the query engine's index (titles only): the index of
     #: every message costs some 50-70% more memory (docs/benchmarks.md).
     #: Changing it rebuilds the index at the gateway's next start.
     search_messages: bool = True
+    #: Who may create an account: anyone ("open"), only someone with an
+    #: invite link from an admin ("invite_only"), nobody ("closed": admins
+    #: create accounts). Unset: "open", or "closed" with
+    #: TIDECHAT_SIGNUP_OPEN=false. Only the starting value: an admin changes
+    #: it at run time in the console, and that choice (kept in Redis) wins.
+    signup_mode: SignupMode | None = None
     #: Longest user message, in characters; longer ones get ``too_large``.
     max_message_chars: int = Field(default=32_000, ge=1)
     #: Messages (and regenerations, edits) one user may send in any sliding
@@ -46,6 +55,9 @@ class GatewaySettings(CommonSettings):
     #: until midnight UTC. 0: no budget. 2M is some 250 turns with a full 8k
     #: context: ample for a person, a stop for a runaway script.
     daily_token_budget: int = Field(default=2_000_000, ge=0)
+    #: Messages (turns) one user may send per UTC day; 0: no quota. The
+    #: default of what admins set per user and per group in the console.
+    daily_turn_quota: int = Field(default=0, ge=0)
     #: Failed sign-ins an account (the name typed) may have before each
     #: further attempt waits (1 s, 2 s, 4 s... up to 15 min).
     signin_attempts_per_account: int = Field(default=LOGIN_FREE_FAILURES_ACCOUNT, ge=1)
@@ -113,10 +125,10 @@ class GatewaySettings(CommonSettings):
     #: network) and ``/ready`` only says ready or not, and why.
     metrics_token: SecretStr | None = None
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "signup_mode", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}``: empty means unset.
+        # compose passes ``${TIDECHAT_METRICS_TOKEN:-}`` and the like: empty means unset.
         return None if value == "" else value
 
     @field_validator("allowed_origins", mode="before")
@@ -141,4 +153,11 @@ class GatewaySettings(CommonSettings):
             per_minute=self.rate_limit_per_minute,
             max_concurrent=self.max_concurrent_turns,
             daily_token_budget=self.daily_token_budget,
+            daily_turn_quota=self.daily_turn_quota,
         )
+
+    @property
+    def default_signup_mode(self) -> SignupMode:
+        if self.signup_mode is not None:
+            return self.signup_mode
+        return "open" if self.signup_open else "closed"

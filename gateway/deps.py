@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from gateway.admin import AdminParts
+from gateway.admin.users import UserAdmin
 from gateway.auth import COOKIE_NAME, AuthService, token_from
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -39,6 +41,8 @@ class Services:
     gateway_id: str
     owners: SessionOwners
     revocations: Revocations
+    admin: AdminParts
+    users: UserAdmin
     files: FileStore
     #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
     proxies: tuple[Network, ...] = ()
@@ -65,13 +69,30 @@ def client_address(request: Request, services: ServicesDep) -> str:
 ClientAddress = Annotated[str, Depends(client_address)]
 
 
+#: Routes an account signed in with a one-time password may use before it
+#: has chosen its own password.
+_BEFORE_OWN_PASSWORD = ("/api/auth/",)
+
+
 async def current_user(request: Request, services: ServicesDep) -> UserInfo:
     user = await services.auth.user_for_token(
         request_token(request), request.headers.get("user-agent")
     )
     if user is None:
         raise ApiError("unauthorized", "sign in first")
+    if user.must_change_password and not request.url.path.startswith(_BEFORE_OWN_PASSWORD):
+        raise ApiError("forbidden", "choose your own password first (POST /api/auth/password)")
     return user
 
 
 CurrentUser = Annotated[UserInfo, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> UserInfo:
+    """An admin, or 403: every ``/api/admin/...`` route depends on it."""
+    if not user.is_admin:
+        raise ApiError("forbidden", "only an admin may do this")
+    return user
+
+
+AdminUser = Annotated[UserInfo, Depends(admin_user)]

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
+from shared.audit import AuditLog, Party
 from shared.keys import Keys
 from shared.user_limits import LimitExceeded, TurnLimits, UserLimits
 
@@ -22,16 +23,24 @@ class TurnQuota:
     by every gateway through one Lua script on the user's keys
     (``shared/user_limits.py``); the worker finishing a turn releases it."""
 
-    def __init__(self, redis: Redis, keys: Keys, limits: TurnLimits) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, limits: TurnLimits, *, audit: AuditLog | None = None
+    ) -> None:
         self._limits = UserLimits(redis, keys, limits)
+        self._audit = audit
         self.refusals = 0
 
     async def take(self, uid: str, turn_id: str) -> None:
-        """Take a slot for ``turn_id`` or refuse it with ``rate_limited``."""
+        """Take a slot for ``turn_id`` or refuse it with ``rate_limited``
+        (a daily quota's first refusal of the day goes in the audit log)."""
         try:
             await self._limits.acquire(uid, turn_id)
         except LimitExceeded as exc:
             self.refusals += 1
+            if exc.first and self._audit is not None:
+                quota = "tokens" if exc.kind == "budget" else "turns"
+                with contextlib.suppress(RedisError):
+                    await self._audit.record("quota.hit", target=Party(id=uid), quota=quota)
             raise ApiError("rate_limited", exc.message, retry_after=exc.retry_after) from exc
 
     async def forget(self, uid: str, turn_id: str) -> None:

@@ -21,14 +21,17 @@ from gateway.once import FrameGuard, conversation_id_for
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
+from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import Attachment, Conversation, Message, new_id, now
 from shared.fairness import FairLines
 from shared.files import FileStore
 from shared.keys import Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
+from shared.moderation import FlagLog, Moderator, Verdict, flagged
 from shared.protocol import (
     ConversationCreatedEvent,
     EditFrame,
+    ErrorEvent,
     MessageFrame,
     RegenerateFrame,
     StopFrame,
@@ -72,6 +75,8 @@ class TurnService:
         max_waiting_per_user: int = 20,
         quotas: Quotas | None = None,
         max_attachments: int = 10,
+        audit: AuditLog | None = None,
+        moderator: Moderator | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -81,14 +86,18 @@ class TurnService:
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
-        self.quota = TurnQuota(redis, keys, limits)
+        self.audit = audit or AuditLog(redis, keys)
+        self.quota = TurnQuota(redis, keys, limits, audit=self.audit)
         self.admission = Admission(
             redis,
             keys,
             max_queued_turns=max_queued_turns,
             max_waiting_per_user=max_waiting_per_user,
             quotas=quotas or Quotas(),
+            audit=self.audit,
         )
+        self.moderator = moderator
+        self.flags = FlagLog(redis, keys)
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
@@ -200,6 +209,10 @@ class TurnService:
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
         attachments = await self._attachments(user, frame.attachments)
+        verdict = await self._moderate(frame.content)
+        # The message and the reply to come; a blocked message gets none.
+        count = 1 if verdict else 2
+        blocked = verdict.reason if verdict else None
         nbytes = storage_usage.text_bytes(frame.content)
         created: Conversation | None = None
         model_change: str | None = None
@@ -207,7 +220,7 @@ class TurnService:
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             _check_images(spec, attachments)
-            await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
+            await self.admission.check(user.id, spec, Adds(1, count, nbytes))
             ts = now()
             cid = (
                 new_id()
@@ -228,6 +241,7 @@ class TurnService:
                 content=frame.content,
                 created_at=ts,
                 attachments=attachments,
+                blocked=blocked,
             )
             title = created.title
         else:
@@ -239,16 +253,30 @@ class TurnService:
             expected = frame.parent_id
             spec = self._model(frame.model, head.model)
             _check_images(spec, attachments)
-            await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
+            await self.admission.check(user.id, spec, Adds(messages=count, bytes=nbytes))
             message = Message(
                 id=new_id(),
                 parent_id=frame.parent_id or head.current_id,
                 role="user",
                 content=frame.content,
                 attachments=attachments,
+                blocked=blocked,
             )
             if frame.model and frame.model != head.model:
                 model_change = spec.id
+        if verdict is not None:
+            await self._blocked(
+                user,
+                session_id,
+                cid,
+                message,
+                verdict,
+                frame.client_id,
+                created=created,
+                model_change=model_change,
+                expected=expected,
+            )
+            return None
         return await self._submit(
             user,
             session_id,
@@ -270,11 +298,20 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
+        verdict = await self._moderate(frame.content)
+        count = 1 if verdict else 2
         nbytes = storage_usage.text_bytes(frame.content)
-        await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
+        await self.admission.check(user.id, spec, Adds(messages=count, bytes=nbytes))
         message = Message(
-            id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
+            id=new_id(),
+            parent_id=head.message_parent_id,
+            role="user",
+            content=frame.content,
+            blocked=verdict.reason if verdict else None,
         )
+        if verdict is not None:
+            await self._blocked(user, session_id, head.id, message, verdict, frame.client_id)
+            return None
         return await self._submit(
             user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
         )
@@ -314,6 +351,84 @@ class TurnService:
         if added.status == -2:
             raise ApiError("not_found", "message not found in this conversation")
         return added
+
+    async def _moderate(self, content: str) -> Verdict | None:
+        if self.moderator is None or not self.moderator.applies("input"):
+            return None
+        return await self.moderator.check(content, "input")
+
+    async def _blocked(
+        self,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        message: Message,
+        verdict: Verdict,
+        client_id: str | None,
+        *,
+        created: Conversation | None = None,
+        model_change: str | None = None,
+        expected: str | None = None,
+    ) -> None:
+        """Store a message the moderation hook blocked (marked, never
+        answered), tell the session (the message, then ``error`` ``blocked``
+        with the admin's reason), and list it for review: no turn is queued.
+        Stored like any message (the frame's marker, the stale-parent check)."""
+        guard = self.frames.key(cid, session_id, client_id)
+        added = await self._store_message(
+            user, cid, message, guard, created, model_change, expected
+        )
+        if added.status == 0:
+            return  # a resent duplicate: acted on already
+        pipe = self.redis.pipeline(transaction=False)
+        storage_usage.queue_add(
+            pipe,
+            self.keys,
+            user.id,
+            conversations=1 if created is not None else 0,
+            messages=1,
+            nbytes=storage_usage.text_bytes(message.content),
+        )
+        if created is not None:
+            event = ConversationCreatedEvent(conversation=created.view())
+            self._queue_event(pipe, session_id, event)
+            queue_feed_event(pipe, self.keys, user.id, event)
+        if self.session_ttls.due(session_id):
+            queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
+        self._queue_event(
+            pipe,
+            session_id,
+            UserMessageEvent(conversation_id=cid, message=message, client_id=client_id),
+        )
+        self._queue_event(
+            pipe,
+            session_id,
+            ErrorEvent(
+                code="blocked", message=verdict.reason, conversation_id=cid, client_id=client_id
+            ),
+        )
+        self.flags.queue(
+            pipe,
+            flagged(
+                verdict,
+                direction="input",
+                user_id=user.id,
+                username=user.username,
+                conversation_id=cid,
+                message_id=message.id,
+                text=message.content,
+            ),
+        )
+        self.audit.queue(
+            pipe,
+            AuditEntry(
+                kind="moderation.blocked",
+                actor=Party(id=user.id, name=user.username),
+                detail={"direction": "input", "rule": verdict.rule, "conversation_id": cid},
+            ),
+        )
+        raise_write_error(await self._execute(pipe))
+
 
     async def _submit(
         self,

@@ -101,6 +101,10 @@ class Message(BaseModel):
     error: ErrorInfo | None = None
     #: Set when the prompt had to be cut to fit the context window.
     notice: str | None = None
+    #: Set when the moderation hook blocked this message: the reason an admin
+    #: wrote. A blocked user message is kept but never answered (nor sent to
+    #: a model again); a blocked reply's text is withheld (empty content).
+    blocked: str | None = None
     #: User messages: the files attached (documents, images).
     attachments: list[Attachment] = Field(default_factory=list)
     #: Assistant messages: the passages the reply was given, by number.

@@ -143,6 +143,40 @@ TURN_RATE_WINDOW_S = 60
 #: admin page) with some slack for time zones and late reads.
 USAGE_TTL_S = 40 * 24 * 3600
 
+#: Administration (issue 13). The audit log keeps about this many entries
+#: (XADD MAXLEN ~): years of admin actions for a team, and a brute-force
+#: attack adds only a few (lockouts are logged as the lock doubles, not per
+#: attempt). A setting overrides it.
+AUDIT_MAXLEN = 100_000
+#: Flagged messages kept for review in the console (moderation stream).
+MODERATION_MAXLEN = 10_000
+#: Characters of a flagged message kept for the admin's review: enough to
+#: judge the block, not a copy of the conversation.
+MODERATION_EXCERPT_CHARS = 500
+#: An invite link works this long by default (the admin may choose 1 hour
+#: to 30 days): long enough for a colleague to open their mail.
+INVITE_TTL_S = 72 * 3600
+#: A quota hit, a storage-quota refusal: logged once per user, kind and day
+#: (a user retrying all afternoon is one event, not hundreds).
+QUOTA_HIT_LOG_TTL_S = 26 * 3600
+#: Jobs (retention sweeps, deleting an account's data) run on workers, in
+#: batches of this many conversations, with a short pause between batches so
+#: that the job never holds Redis for long and turns go first.
+JOB_BATCH = 50
+JOB_BATCH_PAUSE_S = 0.05
+#: A running job refreshes its claim after every batch; one whose worker went
+#: silent this long is taken over (a batch takes milliseconds, a worker
+#: killed mid-job is noticed within this).
+JOB_CLAIM_IDLE_S = 60.0
+#: A job delivered this often (its workers kept dying) is set aside, with an
+#: audit entry, rather than retried forever.
+JOB_MAX_DELIVERIES = 5
+#: How often each worker looks for a job (and whether the periodic retention
+#: sweep is due): jobs are rare and never urgent, a few seconds is prompt.
+JOB_POLL_S = 2.0
+#: Job records (progress and outcome) are kept this long for the console.
+JOB_RECORD_TTL_S = 30 * 24 * 3600
+
 
 # --- documents (docs/documents.md) ----------------------------------------------
 
@@ -408,6 +442,94 @@ class Keys:
     def metrics(self, pool: str) -> str:
         """Hash of worker-side counters for a pool (takeovers, dead letters...)."""
         return f"{self.prefix}metrics:{{{pool}}}"
+
+    # --- administration (issue 13) ----------------------------------------------
+
+    def admins(self) -> str:
+        """Set: ids of the enabled admin accounts. A script refuses to take the
+        last one away (disable, demote, delete), so there is always an admin."""
+        return f"{self.prefix}admins"
+
+    def user_groups(self, uid: str) -> str:
+        """Set: the groups a user belongs to (what model access and group
+        quotas read on the user's slot)."""
+        return f"{self.prefix}user:{{{uid}}}:groups"
+
+    def user_limits(self, uid: str) -> str:
+        """Hash: a user's own limits set by an admin (``own_tokens_day``,
+        ``own_turns_day``, storage ``conversations``/``messages``/``bytes``)
+        and the effective daily quotas the turn script reads
+        (``tokens_day``, ``turns_day``: the user's own, else their groups'
+        most generous). Absent fields: the settings' defaults."""
+        return f"{self.prefix}user:{{{uid}}}:limits"
+
+    def quota_hit_logged(self, uid: str, kind: str, day: str) -> str:
+        """String (SET NX, a day's TTL): this kind of quota hit is already in
+        the audit log for this user today."""
+        return f"{self.prefix}user:{{{uid}}}:quotahit:{kind}:{day}"
+
+    def groups(self) -> str:
+        """Hash: group name -> JSON (description, quotas, retention policy)."""
+        return f"{self.prefix}groups"
+
+    def group_members(self, group: str) -> str:
+        """Set: the user ids in a group (the index the console lists; each
+        user's own ``user_groups`` is what access checks read)."""
+        return f"{self.prefix}group:{{{group}}}:members"
+
+    def model_access(self) -> str:
+        """Hash: model id -> JSON list of the groups allowed to use it, set in
+        the console; a model absent here follows the models file's ``groups``."""
+        return f"{self.prefix}models:access"
+
+    def runtime_settings(self) -> str:
+        """Hash: settings an admin changes at run time (``signup_mode``);
+        absent fields: the environment's."""
+        return f"{self.prefix}settings"
+
+    def invite(self, token_hash: str) -> str:
+        """Hash: one invite link (stored by the hash of its token): who it is
+        for, made by whom, when it expires (TTL)."""
+        return f"{self.prefix}invite:{{{token_hash}}}"
+
+    def invites(self) -> str:
+        """Sorted set: invite token hashes by expiry (ms), for the console's list."""
+        return f"{self.prefix}invites"
+
+    def audit(self) -> str:
+        """Stream: the audit log (admin actions, security events); written by
+        ``shared/audit.py`` only."""
+        return f"{self.prefix}audit"
+
+    def moderation(self) -> str:
+        """Stream: messages and replies the moderation hook blocked, with an
+        excerpt, for the console; written by ``shared/moderation.py`` only."""
+        return f"{self.prefix}moderation"
+
+    def usage_total(self, day: str) -> str:
+        """Hash: everyone's usage on one UTC day, per model (the same fields
+        as ``user_usage``): the console's 30-day chart reads 30 of these, not
+        every user's."""
+        return f"{self.prefix}usage:{{{day}}}"
+
+    def jobs(self) -> str:
+        """Stream: jobs for workers (retention sweeps, deleting an account's
+        data); group ``WORKER_GROUP``. Written by ``shared/jobs.py``."""
+        return f"{self.prefix}jobs"
+
+    def job(self, job_id: str) -> str:
+        """Hash: one job's progress (a cursor a takeover resumes from) and
+        outcome; kept JOB_RECORD_TTL_S."""
+        return f"{self.prefix}job:{{{job_id}}}"
+
+    def retention_due(self) -> str:
+        """String (SET NX with the interval as TTL): whichever worker sets it
+        queues the periodic retention sweep, so N workers queue one."""
+        return f"{self.prefix}retention:due"
+
+    def retention_last(self) -> str:
+        """Hash: the last retention sweep (job id, when, conversations deleted)."""
+        return f"{self.prefix}retention:last"
 
     def probe(self) -> str:
         """Never written: ``JSON.GET`` of it tells whether the server has JSON.

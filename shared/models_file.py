@@ -21,9 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.gguf import GGUFError, context_length, looks_instruct, read_metadata
 from shared.keys import LOCAL_CONTEXT_CAP
+from shared.moderation import ModerationConfig
 from shared.suggestions import Suggestion
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+#: Group names (the console's groups of users): letters, digits and ``_.-``.
+GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+GroupName = Annotated[str, Field(pattern=GROUP_PATTERN)]
 
 
 class _ModelBase(BaseModel):
@@ -48,6 +52,9 @@ class _ModelBase(BaseModel):
     #: What the empty chat offers to ask this model; None: its backend's
     #: defaults (``shared/suggestions.py``), [] for none.
     suggestions: list[Suggestion] | None = None
+    #: The groups whose members may use this model (None or empty: everyone).
+    #: An admin can change it at run time in the console, which then wins.
+    groups: list[GroupName] | None = None
     #: The model reads images: a question's attached images go to it as
     #: image parts (OpenAI-compatible ``image_url``; the ``hf`` backend).
     #: Models without it are never sent one (the composer says so first).
@@ -121,6 +128,8 @@ class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: Annotated[list[ModelSpec], Field(min_length=1)]
+    #: The moderation hook (``shared/moderation.py``); absent: off.
+    moderation: ModerationConfig | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ModelsFile:
@@ -150,11 +159,12 @@ class UnknownModelError(LookupError):
 class ModelCatalog:
     """The models on offer, by id; the first one is the default."""
 
-    def __init__(self, models: list[ModelSpec]) -> None:
+    def __init__(self, models: list[ModelSpec], moderation: ModerationConfig | None = None) -> None:
         if not models:
             raise ModelsFileError("no models configured")
         self.models = list(models)
         self.by_id = {m.id: m for m in self.models}
+        self.moderation = moderation
 
     @property
     def default(self) -> ModelSpec:
@@ -294,4 +304,4 @@ def load_models(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ModelsFileError(f"models file {file} is invalid: {problems}") from exc
-    return ModelCatalog([_with_file_context(m) for m in parsed.models])
+    return ModelCatalog([_with_file_context(m) for m in parsed.models], parsed.moderation)

@@ -31,6 +31,11 @@ ErrorCode = Literal[
     #: Redis refuses writes (maxmemory reached): the server's storage is full.
     "storage_full",
     "busy",
+    #: The moderation hook refused the message (its reason is the admin's
+    #: words); the message is stored, marked blocked, and not answered.
+    "blocked",
+    #: Sign-in refused: an admin disabled this account.
+    "account_disabled",
     #: A ``message`` named a ``parent_id`` that is no longer the conversation's
     #: newest message (another tab or device added to it): nothing was stored;
     #: ``current_id`` says where the conversation is now.
@@ -164,6 +169,9 @@ class UserInfo(BaseModel):
     id: str
     username: str
     is_admin: bool = False
+    #: Signed in with a one-time password an admin set: the account must
+    #: choose its own before anything else (``POST /api/auth/password``).
+    must_change_password: bool = False
 
 
 class HelloEvent(EventBase):

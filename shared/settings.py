@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.keys import Keys
+from shared.keys import AUDIT_MAXLEN, Keys
 from shared.models_file import ModelCatalog, load_models
 
 
@@ -32,6 +32,9 @@ class CommonSettings(BaseSettings):
     #: (shared/fairness.py). Gateways and workers must agree on it.
     fair_turns_per_user: int = Field(default=2, ge=1)
     log_level: str = "info"
+    #: Entries the audit log keeps (about: trimmed with MAXLEN ~), oldest
+    #: dropped first. Export it (``tidechat audit --json``) to keep more.
+    audit_maxlen: int = Field(default=AUDIT_MAXLEN, ge=1_000)
 
     @property
     def keys(self) -> Keys:

@@ -22,6 +22,7 @@ day's totals are their sums: three writes a turn rather than six), kept
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,45 +31,66 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.keys import TURN_RATE_WINDOW_S, TURN_SLOT_TTL_S, USAGE_TTL_S, Keys
 
-# KEYS: the user's unfinished turns, turns of the last minute, today's usage.
+# KEYS: the user's unfinished turns, turns of the last minute, today's usage,
+# the user's limits set by an admin (their own or their groups').
 # ARGV: turn id, now (ms), slot deadline (ms), per minute, at once, daily
-# budget, window (ms). Limits of 0 are off; the minute's set is kept only
-# when its limit is on (the unfinished turns always: they make the usage
-# count exactly once).
+# token budget, window (ms), daily turn quota, usage TTL (s). The budget and
+# the turn quota are the settings' defaults, replaced by the limits hash's
+# ``tokens_day`` / ``turns_day`` when an admin set them. Limits of 0 are off;
+# the minute's set is kept only when its limit is on (the unfinished turns
+# always: they make the usage count exactly once). Turns today are the
+# finished ones counted in the usage hash plus the unfinished ones. A quota
+# refusal marks the day's hash (``hit:*``) so the gateway logs the first one.
 _ACQUIRE = """
 local now = tonumber(ARGV[2])
 local per_minute = tonumber(ARGV[4])
 local concurrent = tonumber(ARGV[5])
 local budget = tonumber(ARGV[6])
 local window = tonumber(ARGV[7])
+local turns_day = tonumber(ARGV[8])
+local own = redis.call('HMGET', KEYS[4], 'tokens_day', 'turns_day')
+if own[1] then budget = tonumber(own[1]) end
+if own[2] then turns_day = tonumber(own[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if budget > 0 then
+if budget > 0 or turns_day > 0 then
   local used = 0
+  local finished = 0
   local usage = redis.call('HGETALL', KEYS[3])
   for i = 1, #usage, 2 do
     local field = usage[i]
     if string.sub(field, 1, 7) == 'prompt:' or string.sub(field, 1, 11) == 'completion:' then
       used = used + tonumber(usage[i + 1])
+    elseif string.sub(field, 1, 6) == 'turns:' then
+      finished = finished + tonumber(usage[i + 1])
     end
   end
-  if used >= budget then
-    return {'budget', 0}
+  local hit = nil
+  if budget > 0 and used >= budget then
+    hit = {'budget', budget, 'hit:tokens'}
+  elseif turns_day > 0 and finished + redis.call('ZCARD', KEYS[1]) >= turns_day then
+    hit = {'turns', turns_day, 'hit:turns'}
+  end
+  if hit then
+    local first = redis.call('HSETNX', KEYS[3], hit[3], '1')
+    redis.call('EXPIRE', KEYS[3], ARGV[9])
+    return {hit[1], hit[2], first}
   end
 end
 if per_minute > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
   if redis.call('ZCARD', KEYS[2]) >= per_minute then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {'rate', tonumber(oldest[2]) + window - now}
+    return {'rate', tonumber(oldest[2]) + window - now, 0}
   end
 end
 if concurrent > 0 then
   local running = redis.call('ZCARD', KEYS[1])
   if running >= concurrent then
-    return {'concurrent', running}
+    return {'concurrent', running, 0}
   end
 end
 local deadline = tonumber(ARGV[3])
@@ -78,7 +100,7 @@ if per_minute > 0 then
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], window)
 end
-return {'ok', 0}
+return {'ok', 0, 0}
 """
 
 # KEYS: the user's unfinished turns, the usage hash of the day it finished.
@@ -97,7 +119,9 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
-LimitKind = Literal["budget", "rate", "concurrent"]
+log = logging.getLogger(__name__)
+
+LimitKind = Literal["budget", "turns", "rate", "concurrent"]
 
 #: How soon a user who has too many replies running is told to try again:
 #: there is no telling when one finishes, so a short poll interval.
@@ -111,16 +135,24 @@ class TurnLimits:
     per_minute: int = 0
     max_concurrent: int = 0
     daily_token_budget: int = 0
+    #: Turns per user per UTC day (the default of the per-user and per-group
+    #: quotas an admin sets).
+    daily_turn_quota: int = 0
 
 
 class LimitExceeded(Exception):
     """A turn refused by a per-user limit, with when to try again (seconds)."""
 
-    def __init__(self, kind: LimitKind, retry_after: int, message: str) -> None:
+    def __init__(
+        self, kind: LimitKind, retry_after: int, message: str, *, first: bool = False
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
         self.message = message
+        #: A daily quota's first refusal of the day for this user (worth a
+        #: line in the audit log; the ones after it are not).
+        self.first = first
 
 
 def usage_day(ts: float) -> str:
@@ -157,11 +189,12 @@ class UserLimits:
         now = self._clock()
         now_ms = int(now * 1000)
         limits = self.limits
-        kind, value = await self._acquire(
+        kind, value, first = await self._acquire(
             keys=[
                 self.keys.user_turns(uid),
                 self.keys.user_recent_turns(uid),
                 self.keys.user_usage(uid, usage_day(now)),
+                self.keys.user_limits(uid),
             ],
             args=[
                 turn_id,
@@ -171,17 +204,24 @@ class UserLimits:
                 limits.max_concurrent,
                 limits.daily_token_budget,
                 TURN_RATE_WINDOW_S * 1000,
+                limits.daily_turn_quota,
+                USAGE_TTL_S,
             ],
         )
         if kind == "ok":
             return
-        if kind == "budget":
+        if kind in ("budget", "turns"):
             wait = seconds_to_next_day(now)
+            what = (
+                f"today's budget of {int(value):,} tokens"
+                if kind == "budget"
+                else f"today's quota of {int(value):,} messages"
+            )
             raise LimitExceeded(
-                "budget",
+                kind,
                 wait,
-                f"you have used today's budget of {limits.daily_token_budget:,} tokens; "
-                f"it renews at midnight UTC, in {_duration(wait)}",
+                f"you have used {what}; it renews at midnight UTC, in {_duration(wait)}",
+                first=bool(first),
             )
         if kind == "rate":
             wait = max(1, math.ceil(int(value) / 1000))
@@ -222,24 +262,62 @@ class UsageRecorder:
         model: str,
         prompt_tokens: int,
         completion_tokens: int,
-    ) -> None:
-        """Queue the release on ``pipe`` (a pipeline of the finishing turn).
+    ) -> Release:
+        """Queue the release on ``pipe`` (a pipeline of the finishing turn);
+        give what it returns, with the pipeline's replies, to ``count_total``.
 
         EVAL with the script's text, not EVALSHA: a pipeline holding a
         registered script asks Redis whether it knows it (SCRIPT EXISTS) on
         every execute, a round trip per turn; Redis caches an EVAL'd script
         by its hash, so the text costs only its bytes."""
+        day = usage_day(self._clock())
         pipe.eval(
             _RELEASE,
             2,
             self.keys.user_turns(uid),
-            self.keys.user_usage(uid, usage_day(self._clock())),
+            self.keys.user_usage(uid, day),
             turn_id,
             model,
             max(0, prompt_tokens),
             max(0, completion_tokens),
             USAGE_TTL_S,
         )
+        return Release(
+            len(pipe.command_stack) - 1,
+            day,
+            model,
+            max(0, prompt_tokens),
+            max(0, completion_tokens),
+        )
+
+    async def count_total(self, redis: Redis, release: Release, replies: list[Any]) -> None:
+        """Add a turn counted for its user to everyone's total of the day
+        (``usage_total``, the console's per-model chart): only when the user's
+        release counted it, so a turn finished twice is counted once here too.
+        Another slot than the user's, hence after their script, not in it."""
+        if replies[release.index] != 1:
+            return
+        key = self.keys.usage_total(release.day)
+        pipe = redis.pipeline(transaction=False)
+        pipe.hincrby(key, f"turns:{release.model}", 1)
+        pipe.hincrby(key, f"prompt:{release.model}", release.prompt_tokens)
+        pipe.hincrby(key, f"completion:{release.model}", release.completion_tokens)
+        pipe.expire(key, USAGE_TTL_S)
+        try:
+            await pipe.execute()
+        except RedisError as exc:  # the turn is done and counted for its user
+            log.warning("could not add a turn to the day's totals: %s", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A queued release: where its reply is in the pipeline, and what it counts."""
+
+    index: int
+    day: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
 
 
 def _duration(seconds: int) -> str:

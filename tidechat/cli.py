@@ -282,6 +282,10 @@ def _ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     dr.add_argument("--pool", help="the pool it is in (default: look in every pool)")
     command(dr, queues.dead_retry)
 
+    from tidechat import audit
+
+    audit.add_parser(sub, command)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

@@ -5,6 +5,7 @@
 ``tidechat turn TURN_ID``        one turn: conversation, session, where it is now
 ``tidechat streams``              each pool's queue, pending turns, workers, dead letters
 ``tidechat dead list|retry``      the dead-letter streams, and requeuing one turn
+``tidechat audit``                the audit log (admin actions, security events)
 
 Every command reads ``REDIS_URL`` (unset: the Redis ``tidechat up`` started,
 recorded under the data dir), ``TIDECHAT_MODELS`` and

@@ -43,6 +43,10 @@ class WorkerSettings(CommonSettings):
     #: streams (XTRIM MINID ~, never past an entry still pending).
     trim_interval_seconds: float = Field(default=30.0, gt=0)
     data_dir: Path = Field(default_factory=_default_data_dir)
+    #: How often a retention sweep is queued (one for all workers) when some
+    #: group has a retention policy turned on; each sweep deletes the
+    #: conversations past their group's limit, in small batches.
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # --- documents (docs/documents.md) ---------------------------------------
     #: Files one ingestion worker reads at once. Embedding is CPU-bound (the

@@ -111,8 +111,9 @@ def build_prompt(
 
     frame = framing or Framing()
     budget = max(spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - frame.fixed, 64)
-    # Failed replies with no text say nothing to the model.
-    usable = [m for m in branch if m.content or m.role == "user"]
+    # Failed replies with no text say nothing to the model; what moderation
+    # blocked never reaches it.
+    usable = [m for m in branch if (m.content or m.role == "user") and not m.blocked]
     if not usable:
         raise ValueError("a turn needs a user message to answer")
     question = usable[-1]

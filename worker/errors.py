@@ -66,3 +66,10 @@ class PoisonTurn(TurnError):
     """A turn whose workers kept dying on it: dead-lettered past the limit."""
 
     code: ErrorCode = "internal"
+
+
+class Blocked(TurnError):
+    """The message to answer was blocked by the moderation hook (a
+    regeneration asked of it): it is never sent to a model."""
+
+    code: ErrorCode = "blocked"

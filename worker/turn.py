@@ -19,10 +19,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared import storage_usage
+from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
 from shared.keys import CONTEXT_OVERFETCH, Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
+from shared.moderation import FlagLog, Moderator, flagged
 from shared.protocol import (
     ErrorEvent,
     StreamChunkEvent,
@@ -48,7 +50,7 @@ from worker.config import WorkerSettings
 from worker.context import SAFETY_MARGIN_TOKENS, Prompt, build_prompt
 from worker.documents.embed import Embedder, make_settings_embedder
 from worker.documents.retrieve import DocumentContext, DocumentRetriever
-from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
+from worker.errors import Blocked, ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
 
@@ -93,6 +95,9 @@ class TurnRunner:
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
         self.usage = UsageRecorder(keys)
+        self.moderator = Moderator(catalog.moderation)
+        self.flags = FlagLog(redis, keys)
+        self.audit = AuditLog(redis, keys, settings.audit_maxlen)
         self.documents = DocumentRetriever(
             redis, keys, embedder or make_settings_embedder(settings)
         )
@@ -169,6 +174,10 @@ class TurnRunner:
         if not branch:
             await self.finish(d, None, ConversationGone("the message to answer no longer exists"))
             return
+        if branch[-1].blocked:
+            refused = Blocked(branch[-1].blocked)
+            await self.finish(d, self.reply_message(d, "", "error", None, refused, None), refused)
+            return
         try:
             spec = self.catalog.require(turn.model)
         except UnknownModelError:
@@ -198,6 +207,7 @@ class TurnRunner:
         reply.citations = docs.citations
         if docs.notice:
             reply.notice = " ".join(filter(None, [reply.notice, docs.notice]))
+        reply = await self._moderate(d, reply)
         first_reply = await self.finish(d, reply, outcome.error)
         if first_reply and reply.finish_reason != "error":
             await self._title(d, spec, backend, branch[-1].content, reply.content)
@@ -268,6 +278,45 @@ class TurnRunner:
             idle_timeout=self.settings.idle_timeout_seconds,
             total_timeout=self.settings.turn_timeout_seconds,
         )
+
+    async def _moderate(self, d: ReceivedTurn, reply: Message) -> Message:
+        """The moderation hook on a completed reply: a blocked one keeps its
+        place in the conversation, with its text withheld and the admin's
+        reason (clients replace the streamed text with ``stream_end``'s)."""
+        if not reply.content or not self.moderator.applies("output"):
+            return reply
+        verdict = await self.moderator.check(reply.content, "output")
+        if verdict is None:
+            return reply
+        turn = d.turn
+        pipe = self.redis.pipeline(transaction=False)
+        self.flags.queue(
+            pipe,
+            flagged(
+                verdict,
+                direction="output",
+                user_id=turn.user_id,
+                conversation_id=turn.conversation_id,
+                message_id=turn.turn_id,
+                model=turn.model,
+                text=reply.content,
+            ),
+        )
+        self.audit.queue(
+            pipe,
+            AuditEntry(
+                kind="moderation.blocked",
+                target=Party(id=turn.user_id),
+                detail={
+                    "direction": "output",
+                    "rule": verdict.rule,
+                    "conversation_id": turn.conversation_id,
+                    "model": turn.model,
+                },
+            ),
+        )
+        await pipe.execute()
+        return reply.model_copy(update={"content": "", "blocked": verdict.reason, "citations": []})
 
     def _count_usage(self, backend: Backend, prompt: Prompt, text: str) -> Usage:
         counted = backend.count_tokens(text)
@@ -354,7 +403,7 @@ class TurnRunner:
             ),
         )
         spent = reply.usage
-        self.usage.queue_release(
+        release = self.usage.queue_release(
             pipe,
             turn.user_id,
             turn.turn_id,
@@ -366,6 +415,7 @@ class TurnRunner:
             pipe, d.pool, d.entry_id, turn.user_id, self.settings.fair_turns_per_user
         )
         results = await pipe.execute(raise_on_error=False)
+        await self.usage.count_total(self.redis, release, results)
         if not stored:
             return False
         added = results[0]

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from shared.aio import cancel_and_wait
-from shared.keys import CLEANUP_SWEEP_S, FAIR_REPAIR_S, HEARTBEAT_S, Keys
+from shared.keys import CLEANUP_SWEEP_S, FAIR_REPAIR_S, HEARTBEAT_S, JOB_POLL_S, Keys
 from shared.models_file import ModelCatalog
 from shared.streams import decode_turn
 from worker import upkeep
@@ -34,6 +34,7 @@ from worker.cancel import CancelWatcher
 from worker.claims import Claims
 from worker.config import WorkerSettings
 from worker.consumer import REDIS_DOWN, StreamConsumer
+from worker.jobs import JobRunner
 from worker.lanes import Lanes
 from worker.running import Running, RunningTurns, last_tries
 from worker.turn import ReceivedTurn, TurnRunner
@@ -91,6 +92,13 @@ class Worker:
         self.started_turns = 0
         self._running = RunningTurns(settings.concurrency)
         self._stopping = asyncio.Event()
+        self.jobs = JobRunner(
+            redis,
+            self.keys,
+            self.consumer,
+            retention_interval=settings.retention_interval_seconds,
+            audit_maxlen=settings.audit_maxlen,
+        )
         self.claims = Claims(
             redis, self.keys, settings, self.consumer, self.pools, self._running, self._start
         )
@@ -132,6 +140,7 @@ class Worker:
             upkeep.every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
             # Imports and deletes a crashed process left half done.
             upkeep.every(CLEANUP_SWEEP_S, "storage-sweep", self._sweep_storage),
+            upkeep.every(JOB_POLL_S, "jobs", self.jobs.poll, at_once=True),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -154,6 +163,7 @@ class Worker:
             await self.backends.get(spec).load()
 
     async def _ensure_groups(self) -> None:
+        await self.jobs.ensure_group()
         await self.loop.ensure_groups()
 
     # --- reading turns -------------------------------------------------------

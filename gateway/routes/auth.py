@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from gateway.auth import COOKIE_NAME, Credentials, PasswordChange, Session
+from gateway.auth import COOKIE_NAME, Credentials, PasswordChange, Session, SignupRequest
+from gateway.config import SignupMode
 from gateway.deps import ClientAddress, CurrentUser, ServicesDep, request_token
 from gateway.errors import ApiError
 from gateway.security.signins import SignInView, token_hash
@@ -39,13 +40,15 @@ def _signed_in_token(request: Request) -> str:
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
 async def signup(
-    creds: Credentials,
+    creds: SignupRequest,
     request: Request,
     response: Response,
     services: ServicesDep,
     address: ClientAddress,
 ) -> Session:
-    """Create an account (the first one is admin) and sign in."""
+    """Create an account (the first one is admin) and sign in. Whether anyone
+    may is the sign-up mode's call: open, invite-only (``invite``: the token
+    of an invite link) or closed."""
     session = await services.auth.signup(
         creds, address=address, user_agent=request.headers.get("user-agent")
     )
@@ -87,14 +90,43 @@ class AuthStatus(BaseModel):
 
     #: False on a fresh install: the page opens on sign-up (the first account is admin).
     has_users: bool
-    #: Whether a new account can be made now (sign-up open, or no account yet).
+    #: Whether anyone can make an account now (sign-up open, or no account yet).
     signup_open: bool
+    #: open, invite_only (an invite link is needed) or closed: what the
+    #: sign-in page tells people.
+    signup_mode: SignupMode
 
 
 @router.get("/status")
 async def auth_status(services: ServicesDep) -> AuthStatus:
     has_users = await services.auth.has_users()
-    return AuthStatus(has_users=has_users, signup_open=services.auth.signup_open or not has_users)
+    mode = await services.auth.signup_mode()
+    return AuthStatus(
+        has_users=has_users,
+        signup_open=mode == "open" or not has_users,
+        signup_mode=mode if has_users else "open",
+    )
+
+
+class InviteToken(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class InviteInfo(BaseModel):
+    """What the invite page shows before the account is made."""
+
+    #: The username the invite is for (None: the invitee chooses).
+    username: str | None
+    expires_at: float
+
+
+@router.post("/invite", responses={404: {"description": "no such invite (used or expired)"}})
+async def invite_info(body: InviteToken, services: ServicesDep) -> InviteInfo:
+    """Look an invite link up (its token travels in the body, not a URL)."""
+    invite = await services.auth.invites.peek(body.token)
+    if invite is None:
+        raise ApiError("not_found", "this invite link does not work any more (used or expired)")
+    return InviteInfo(username=invite.username, expires_at=invite.expires_at)
 
 
 @router.get("/me")

@@ -67,7 +67,7 @@ async def chat(
         raise
     watch.on_revoke.append(
         lambda: sub.say(
-            json.dumps({"type": "error", "code": "unauthorized", "message": "signed out"})
+            json.dumps({"type": "error", "code": "unauthorized", "message": watch.reason})
         )
     )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from gateway.admin.quotas import QuotaStatus
 from gateway.deps import CurrentUser, ServicesDep
 from shared.suggestions import Suggestion, default_suggestions
 
@@ -31,8 +32,12 @@ class ModelList(BaseModel):
 
 
 @router.get("/models")
-async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
+async def list_models(user: CurrentUser, services: ServicesDep) -> ModelList:
+    """The models this user may use (``shared/access.py``: the same check as
+    turn acceptance); the default is the catalog's, else the first allowed."""
     catalog = services.catalog
+    allowed = await services.admin.access.models_for(user.id, catalog)
+    default = catalog.default if catalog.default in allowed else next(iter(allowed), None)
     return ModelList(
         models=[
             ModelInfo(
@@ -40,13 +45,19 @@ async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
                 label=m.display_name,
                 context_window=m.context_window,
                 max_tokens=m.max_tokens,
-                default=m is catalog.default,
+                default=m is default,
                 suggestions=(
                     m.suggestions if m.suggestions is not None else default_suggestions(m.backend)
                 ),
                 vision=m.vision,
             )
-            for m in catalog.models
+            for m in allowed
         ],
         max_message_chars=services.settings.max_message_chars,
     )
+
+
+@router.get("/quota")
+async def my_quota(user: CurrentUser, services: ServicesDep) -> QuotaStatus:
+    """What is left of today's token and message quotas (0: no limit)."""
+    return await services.admin.quotas.status(user.id)

@@ -89,7 +89,7 @@ class Connection:
     async def _close_when_revoked(self, watch: Watch) -> None:
         await watch.revoked.wait()
         with contextlib.suppress(Exception):
-            await self.ws.send_text(error_frame("unauthorized", "you have been signed out"))
+            await self.ws.send_text(error_frame("unauthorized", watch.reason))
             await self.ws.close(CLOSE_UNAUTHORIZED, "signed out")
 
     async def _receive(self) -> str | None:
@@ -273,6 +273,10 @@ async def _admit(
     if user is None:
         await ws.send_text(error_frame("unauthorized", "sign in first"))
         await ws.close(CLOSE_UNAUTHORIZED, "sign in first")
+        return
+    if user.must_change_password:  # a one-time password an admin set
+        await ws.send_text(error_frame("forbidden", "choose your own password first"))
+        await ws.close(CLOSE_FORBIDDEN, "choose your own password first")
         return
     problem = None
     if session is not None and not SESSION_RE.fullmatch(session):

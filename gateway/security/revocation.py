@@ -5,7 +5,8 @@ lives on for hours. So every connection registers the hash of the token it
 signed in with, and each gateway process keeps ONE pub/sub subscription to
 the revocation channel (not one per socket): when a sign-in is revoked
 anywhere (log-out, password change, a sign-in ended from the account page,
-later an account disabled), its hash is published and every connection
+an admin disabling the account or resetting its password), its hash is published
+(with the reason, for an admin's action) and every connection
 registered with it is told at once; nothing else is touched.
 
 Pub/sub delivers nothing while the subscription is down, so after each
@@ -41,10 +42,15 @@ class Watch:
     token_hash: str
     revoked: asyncio.Event = field(default_factory=asyncio.Event)
     on_revoke: list[Callable[[], None]] = field(default_factory=list)
+    #: What the connection is told: "signed out", or why (an admin disabled
+    #: the account, reset its password...).
+    reason: str = "you have been signed out"
 
-    def fire(self) -> None:
+    def fire(self, reason: str | None = None) -> None:
         if self.revoked.is_set():
             return
+        if reason:
+            self.reason = reason
         self.revoked.set()
         for callback in self.on_revoke:
             try:
@@ -80,11 +86,11 @@ class Revocations:
             if not watches:
                 del self._watches[w.token_hash]
 
-    def revoke_local(self, token_hashes: list[str]) -> None:
+    def revoke_local(self, token_hashes: list[str], reason: str | None = None) -> None:
         for digest in token_hashes:
             for w in list(self._watches.get(digest, ())):
                 self.revoked_connections += 1
-                w.fire()
+                w.fire(reason)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="revocations")
@@ -104,6 +110,15 @@ class Revocations:
         alive = await pipe.execute()
         self.revoke_local([d for d, ok in zip(digests, alive, strict=True) if not ok])
 
+    def _handle(self, message: object) -> None:
+        """A list of token hashes (signed out), or ``{"tokens", "reason"}``
+        (an admin's action, with the reason the connections are told)."""
+        if isinstance(message, list):
+            self.revoke_local([str(d) for d in message])
+        elif isinstance(message, dict) and isinstance(message.get("tokens"), list):
+            reason = message.get("reason")
+            self.revoke_local([str(d) for d in message["tokens"]], str(reason) if reason else None)
+
     async def _run(self) -> None:
         backoff = 0.1
         while True:
@@ -118,9 +133,7 @@ class Revocations:
                     if msg is None or msg.get("type") != "message":
                         continue
                     with contextlib.suppress(ValueError, TypeError):
-                        digests = json.loads(msg["data"])
-                        if isinstance(digests, list):
-                            self.revoke_local([str(d) for d in digests])
+                        self._handle(json.loads(msg["data"]))
             except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as exc:
                 self.subscribed.clear()
                 log.warning("revocation channel lost (%s); resubscribing in %.1fs", exc, backoff)

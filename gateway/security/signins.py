@@ -71,6 +71,9 @@ class SignIns:
         pipe.set(self.keys.auth_token(digest), uid, ex=AUTH_TOKEN_TTL_S)
         pipe.hset(self.keys.signins(uid), digest, record.model_dump_json())
         pipe.expire(self.keys.signins(uid), AUTH_TOKEN_TTL_S)
+        # The account's last activity, for the admin console (kept when the
+        # sign-in itself is revoked).
+        pipe.hset(self.keys.user(uid), "last_active_at", str(now))
         await pipe.execute()
         self._touched[digest] = now
         await self._prune(uid)
@@ -126,14 +129,16 @@ class SignIns:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self.keys.signins(uid), digest, record.model_dump_json())
         pipe.expire(self.keys.signins(uid), AUTH_TOKEN_TTL_S)
+        pipe.hset(self.keys.user(uid), "last_active_at", str(now))
         await pipe.execute()
         if len(self._touched) > _TOUCHED_MAX:
             cutoff = now - SIGNIN_TOUCH_INTERVAL_S
             self._touched = {k: v for k, v in self._touched.items() if v > cutoff}
         self._touched[digest] = now
 
-    async def revoke(self, uid: str, digests: Iterable[str]) -> int:
-        """End these sign-ins everywhere: no request or socket uses them again."""
+    async def revoke(self, uid: str, digests: Iterable[str], reason: str | None = None) -> int:
+        """End these sign-ins everywhere: no request or socket uses them again.
+        ``reason`` is what their sockets and streams are told (default: signed out)."""
         digests = list(digests)
         if not digests:
             return 0
@@ -141,7 +146,8 @@ class SignIns:
         for digest in digests:
             pipe.delete(self.keys.auth_token(digest))
         pipe.hdel(self.keys.signins(uid), *digests)
-        pipe.publish(self.keys.revoked_channel(), json.dumps(digests))
+        message: object = digests if reason is None else {"tokens": digests, "reason": reason}
+        pipe.publish(self.keys.revoked_channel(), json.dumps(message))
         await pipe.execute()
         for digest in digests:
             self._touched.pop(digest, None)
@@ -150,6 +156,15 @@ class SignIns:
     async def revoke_all_but(self, uid: str, keep: str | None) -> int:
         records = await self.records(uid)
         return await self.revoke(uid, (d for d in records if d != keep))
+
+    async def revoke_all(self, uid: str, reason: str) -> int:
+        """End every sign-in of the account (disabled, password reset by an
+        admin, deleted): every gateway closes their sockets and streams with
+        ``reason``. A token with no record yet (made before records existed)
+        is refused on its next use by the account's state, and any socket
+        using one has adopted a record when it was admitted."""
+        records = await self.records(uid)
+        return await self.revoke(uid, records, reason)
 
     async def revoke_public_id(self, uid: str, public_id: str) -> str | None:
         """Revoke the sign-in the user knows as ``public_id``; its token hash,

@@ -41,7 +41,8 @@ from shared.keys import (
 
 # KEYS[1]: the throttle hash {n: attempts counted, until: locked until (ms)}.
 # ARGV: op, now (ms), free attempts, base delay (ms), max delay (ms), forget after (s).
-# try: 0 if the attempt may go ahead (and it is counted), else ms to wait.
+# try: {0, attempts counted} if the attempt may go ahead (and it is
+# counted), else {ms to wait, attempts counted}. Every op returns a pair.
 # refund: one attempt given back; unlocks if the count is within the free ones again.
 # reset: forget everything.
 _THROTTLE = """
@@ -50,7 +51,7 @@ local free = tonumber(ARGV[3])
 if ARGV[1] == 'try' then
   local locked = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
   if locked > now then
-    return locked - now
+    return {locked - now, tonumber(redis.call('HGET', KEYS[1], 'n') or '0')}
   end
   local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
   if n > free then
@@ -58,7 +59,7 @@ if ARGV[1] == 'try' then
     redis.call('HSET', KEYS[1], 'until', now + delay)
   end
   redis.call('EXPIRE', KEYS[1], ARGV[6])
-  return 0
+  return {0, n}
 elseif ARGV[1] == 'refund' then
   local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
   if n > 0 then
@@ -67,10 +68,10 @@ elseif ARGV[1] == 'refund' then
   if n <= free then
     redis.call('HDEL', KEYS[1], 'until')
   end
-  return 0
+  return {0, n}
 end
 redis.call('DEL', KEYS[1])
-return 0
+return {0, 0}
 """
 
 
@@ -85,10 +86,24 @@ class ThrottleRules:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A counted attempt, to settle once the password has been checked."""
+    """A counted attempt, to settle once the password has been checked;
+    ``*_count``: attempts counted against each key, this one included."""
 
     account_key: str
     address_key: str
+    account_count: int = 0
+    address_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """What a failed attempt did to a throttle, worth an audit entry:
+    ``failures`` reached the free attempts (a burst), or the key locked
+    (first, then each time the lock doubles)."""
+
+    scope: str  # "account" or "address"
+    failures: int
+    locked_s: float  # 0: a burst, not (yet) a lock
 
 
 class SignInThrottle:
@@ -113,9 +128,9 @@ class SignInThrottle:
     def _address_key(self, address: str) -> str:
         return self.keys.login_throttle("addr", throttle_subject(address))
 
-    async def _run(self, key: str, op: str, free: int) -> int:
+    async def _run(self, key: str, op: str, free: int) -> tuple[int, int]:
         rules = self.rules
-        wait_ms = await self._script(
+        wait_ms, count = await self._script(
             keys=[key],
             args=[
                 op,
@@ -126,18 +141,37 @@ class SignInThrottle:
                 rules.forget_after_s,
             ],
         )
-        return int(wait_ms)
+        return int(wait_ms), int(count)
+
+    def lockouts(self, attempt: Attempt) -> list[Lockout]:
+        """After a failed attempt: the events it is worth logging. A burst
+        when the failures reach the free attempts, a lockout when the lock
+        starts and each time it doubles (so an attack adds a few lines an
+        hour, not one per guess)."""
+        out = []
+        for scope, count, free in (
+            ("account", attempt.account_count, self.rules.account_free),
+            ("address", attempt.address_count, self.rules.address_free),
+        ):
+            past = count - free
+            if past == 0:
+                out.append(Lockout(scope, count, 0))
+            elif past > 0 and past & (past - 1) == 0:
+                locked = min(self.rules.base_s * 2 ** (past - 1), self.rules.max_s)
+                out.append(Lockout(scope, count, locked))
+        return out
 
     async def attempt(self, username: str, address: str) -> Attempt:
         """Count an attempt, or raise ``rate_limited`` (429) if either the
         account or the address is locked. The account goes first: a refused
         attempt on a locked account does not use up the address's allowance."""
-        attempt = Attempt(self._account_key(username), self._address_key(address))
-        wait_ms = await self._run(attempt.account_key, "try", self.rules.account_free)
+        account_key, address_key = self._account_key(username), self._address_key(address)
+        wait_ms, account_count = await self._run(account_key, "try", self.rules.account_free)
+        address_count = 0
         if not wait_ms:
-            wait_ms = await self._run(attempt.address_key, "try", self.rules.address_free)
+            wait_ms, address_count = await self._run(address_key, "try", self.rules.address_free)
             if wait_ms:
-                await self._run(attempt.account_key, "refund", self.rules.account_free)
+                await self._run(account_key, "refund", self.rules.account_free)
         if wait_ms:
             wait = max(1, math.ceil(wait_ms / 1000))
             raise ApiError(
@@ -145,7 +179,7 @@ class SignInThrottle:
                 f"too many sign-in attempts; try again in {wait} s",
                 retry_after=wait,
             )
-        return attempt
+        return Attempt(account_key, address_key, account_count, address_count)
 
     async def succeeded(self, attempt: Attempt) -> None:
         """The password was right: the account starts afresh, the address
@@ -157,7 +191,7 @@ class SignInThrottle:
         """Count an attempt of the address alone (a sign-up, which can tell
         whether a name is taken); returns the key to refund on success."""
         key = self._address_key(address)
-        wait_ms = await self._run(key, "try", self.rules.address_free)
+        wait_ms, _count = await self._run(key, "try", self.rules.address_free)
         if wait_ms:
             wait = max(1, math.ceil(wait_ms / 1000))
             raise ApiError(

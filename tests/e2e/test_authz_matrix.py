@@ -30,6 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 from gateway.app import create_app
 from gateway.config import GatewaySettings
 from shared.protocol import ClientFrame
+from tests.e2e.authz_admin import ADMIN_HTTP, ADMIN_PERSONAS
 from tests.support.stack import Stack, running_stack
 from tests.support.ws import ChatSocket
 
@@ -79,6 +80,8 @@ class World:
     user_message_id: str
     reply_id: str
     session: str  # the owner's session
+    alice_id: str = ""  # the owner is the first account: an admin
+    carol: str = ""  # a sign-in of an account an admin then disabled
     file_id: str = ""  # the owner's uploaded file
     #: Everything non-owners got back, to search for the owner's data.
     seen_by_others: list[str] = field(default_factory=list)
@@ -93,9 +96,14 @@ class World:
         return str(r.json()["token"])
 
     def token(self, persona: str) -> str | None:
-        return {"owner": self.alice, "other": self.bob, "anonymous": None}.get(
-            persona, self.revoked
-        )
+        return {
+            "owner": self.alice,
+            "admin": self.alice,
+            "other": self.bob,
+            "user": self.bob,
+            "anonymous": None,
+            "disabled": self.carol,
+        }.get(persona, self.revoked)
 
     def http(self, token: str | None) -> httpx.Client:
         return self.stack.client(token)
@@ -114,6 +122,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {
         "TIDECHAT_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
         "TIDECHAT_IMPORT_MAX_BYTES": str(MAX_IMPORT_BYTES),
+        # Keys of its own: the owner is the first account, so an admin.
+        "TIDECHAT_KEY_PREFIX": f"{unique('matrix')}:",
         "TIDECHAT_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
     }
     with running_stack(
@@ -144,6 +154,15 @@ def world(stack: Stack) -> World:
         w.file_id = http.post("/api/files", files=_note_file()).json()["id"]
     w.revoked = w.login(alice_name)
     assert httpx.post(stack.url + "/api/auth/logout", headers=_bearer(w.revoked)).status_code == 204
+    with w.http(alice) as http:
+        me = http.get("/api/auth/me").json()
+        assert me["is_admin"], "the matrix's owner must be the first account"
+        w.alice_id = me["id"]
+        w.carol = stack.signup(unique("carol"))
+        carol_id = httpx.get(stack.url + "/api/auth/me", headers=_bearer(w.carol)).json()["id"]
+        assert (
+            http.patch(f"/api/admin/users/{carol_id}", json={"disabled": True}).status_code == 204
+        )
     return w
 
 
@@ -277,6 +296,11 @@ HTTP: dict[tuple[str, str], Entry] = {
     # What the sign-in page needs before anyone signs in: public, and says
     # nothing about any account.
     ("GET", "/api/auth/status"): Entry(lambda w, p: Call("GET", "/api/auth/status"), _public(200)),
+    # Looking an invite up: public (the invitee has no account yet); a token
+    # that is no invite tells nothing.
+    ("POST", "/api/auth/invite"): Entry(
+        lambda w, p: Call("POST", "/api/auth/invite", {"token": "not-an-invite"}), _public(404)
+    ),
     ("GET", "/api/auth/me"): Entry(
         lambda w, p: Call("GET", "/api/auth/me"),
         _signed_in(200, 200),
@@ -327,6 +351,7 @@ HTTP: dict[tuple[str, str], Entry] = {
         _signed_in(200, 404),
     ),
     ("GET", "/api/models"): Entry(lambda w, p: Call("GET", "/api/models"), _signed_in(200, 200)),
+    ("GET", "/api/quota"): Entry(lambda w, p: Call("GET", "/api/quota"), _signed_in(200, 200)),
     ("POST", "/api/files"): Entry(
         lambda w, p: Call("POST", "/api/files", files={"file": ("n.txt", b"notes", "text/plain")}),
         _signed_in(201, 201),
@@ -426,10 +451,14 @@ def app_routes() -> tuple[set[tuple[str, str]], set[str]]:
 
 def test_every_route_and_frame_type_has_an_entry() -> None:
     http, ws = app_routes()
-    assert http == set(HTTP), (
-        f"routes without an entry: {sorted(http - set(HTTP))}; "
-        f"entries without a route: {sorted(set(HTTP) - http)}"
+    table = set(HTTP) | set(ADMIN_HTTP)
+    assert not set(HTTP) & set(ADMIN_HTTP)
+    assert http == table, (
+        f"routes without an entry: {sorted(http - table)}; "
+        f"entries without a route: {sorted(table - http)}"
     )
+    assert all(path.startswith("/api/admin/") for _, path in ADMIN_HTTP)
+    assert not any(path.startswith("/api/admin/") for _, path in HTTP)
     assert ws == set(WS_ROUTES)
     assert frame_types() == set(FRAMES)
     for entry in HTTP.values():
@@ -450,6 +479,24 @@ def test_http_route(world: World, route: tuple[str, str], persona: str) -> None:
     if persona != "owner":
         assert SECRET not in r.text, (route, persona)
         world.seen_by_others.append(r.text)
+
+
+@pytest.mark.parametrize("persona", ADMIN_PERSONAS)
+@pytest.mark.parametrize("route", sorted(ADMIN_HTTP), ids=lambda r: f"{r[0]} {r[1]}")
+def test_admin_route(world: World, route: tuple[str, str], persona: str) -> None:
+    """Only an admin gets in; a user gets 403, anonymous and disabled 401, and
+    what they aimed at (the admin's own account) is untouched."""
+    entry = ADMIN_HTTP[route]
+    call = entry.build(world, persona)
+    with world.http(world.token(persona)) as http:
+        r = http.request(call.method, call.path, json=call.json)
+    assert r.status_code == entry.expect(persona), (route, persona, r.text[:300])
+    if persona != "admin":
+        assert r.json()["error"]["code"] == ("forbidden" if persona == "user" else "unauthorized")
+        assert SECRET not in r.text
+        with world.http(world.alice) as http:
+            me = http.get("/api/auth/me")
+        assert me.status_code == 200 and me.json()["is_admin"], (route, persona)
 
 
 async def test_websocket_route(world: World) -> None:
@@ -578,7 +625,9 @@ def test_nothing_of_the_owners_reached_anyone_else(world: World) -> None:
     assert contents <= {f"my plan: {SECRET}", "go on", "edited", "more", "a long one", "keep going"}
 
 
-@pytest.mark.parametrize("route", sorted(HTTP), ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize(
+    "route", sorted(set(HTTP) | set(ADMIN_HTTP)), ids=lambda r: f"{r[0]} {r[1]}"
+)
 def test_every_route_refuses_an_oversized_body(world: World, route: tuple[str, str]) -> None:
     method, path = route
     limit = MAX_IMPORT_BYTES if path.endswith("/import") else MAX_REQUEST_BYTES
@@ -586,7 +635,11 @@ def test_every_route_refuses_an_oversized_body(world: World, route: tuple[str, s
         limit = 16 * 1024
     if path == "/api/files":  # a file and its multipart envelope
         limit = MAX_FILE_BYTES + 64 * 1024
-    concrete = HTTP[route].build(world, "other").path
+    concrete = (
+        ADMIN_HTTP[route].build(world, "user").path
+        if route in ADMIN_HTTP
+        else HTTP[route].build(world, "other").path
+    )
     with world.http(world.alice) as http:
         r = http.request(
             method,

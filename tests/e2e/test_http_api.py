@@ -77,9 +77,17 @@ def test_status_and_limits_for_the_client(
         running_stack(redis_url, tmp_path_factory.mktemp("fresh"), workers=1, env=env) as fresh,
         httpx.Client(base_url=fresh.url) as http,
     ):
-        assert http.get("/api/auth/status").json() == {"has_users": False, "signup_open": True}
+        assert http.get("/api/auth/status").json() == {
+            "has_users": False,
+            "signup_open": True,
+            "signup_mode": "open",
+        }
         http.post("/api/auth/signup", json={"username": "founder", "password": "first account"})
-        assert http.get("/api/auth/status").json() == {"has_users": True, "signup_open": True}
+        assert http.get("/api/auth/status").json() == {
+            "has_users": True,
+            "signup_open": True,
+            "signup_mode": "open",
+        }
         assert http.get("/api/models").json()["max_message_chars"] == 1234
 
 

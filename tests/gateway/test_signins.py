@@ -11,7 +11,9 @@ import pytest
 from argon2 import PasswordHasher
 from redis.asyncio import Redis
 
-from gateway.auth import AuthService, Credentials, PasswordChange
+from gateway.admin import build_parts
+from gateway.auth import AuthService, PasswordChange, SignupRequest
+from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.security.revocation import Revocations
 from gateway.security.sessions import SessionOwners
@@ -45,10 +47,14 @@ async def test_a_stream_without_an_owner_is_nobodys_to_read(redis: Redis, keys: 
 
 
 def auth_service(redis: Redis, keys: Keys) -> AuthService:
+    parts = build_parts(redis, keys, GatewaySettings())
     return AuthService(
         redis,
         keys,
-        signup_open=True,
+        runtime=parts.runtime,
+        accounts=parts.accounts,
+        invites=parts.invites,
+        audit=parts.audit,
         throttle=SignInThrottle(redis, keys),
         signins=SignIns(redis, keys),
     )
@@ -57,10 +63,10 @@ def auth_service(redis: Redis, keys: Keys) -> AuthService:
 async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys) -> None:
     auth = auth_service(redis, keys)
     first = await auth.signup(
-        Credentials(username="alice", password="long enough"), address="192.0.2.1", user_agent="A"
+        SignupRequest(username="alice", password="long enough"), address="192.0.2.1", user_agent="A"
     )
     second = await auth.login(
-        Credentials(username="ALICE", password="long enough"), address="192.0.2.2", user_agent="B"
+        SignupRequest(username="ALICE", password="long enough"), address="192.0.2.2", user_agent="B"
     )
     uid = first.user.id
     records = await auth.signins.records(uid)
@@ -92,7 +98,7 @@ async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys)
 
 async def test_a_password_change_ends_every_other_sign_in(redis: Redis, keys: Keys) -> None:
     auth = auth_service(redis, keys)
-    creds = Credentials(username="bob", password="first password")
+    creds = SignupRequest(username="bob", password="first password")
     kept = await auth.signup(creds, address="192.0.2.1")
     others = [await auth.login(creds, address="192.0.2.1") for _ in range(3)]
     user = kept.user
@@ -120,7 +126,7 @@ async def test_tokens_from_before_sign_in_records_are_adopted_until_a_password_c
 ) -> None:
     auth = auth_service(redis, keys)
     session = await auth.signup(
-        Credentials(username="carol", password="first password"), address="192.0.2.1"
+        SignupRequest(username="carol", password="first password"), address="192.0.2.1"
     )
     uid = session.user.id
     # What an older release stored: the token's key only.
@@ -144,7 +150,9 @@ async def test_tokens_from_before_sign_in_records_are_adopted_until_a_password_c
 async def test_an_unknown_name_costs_the_same_password_check(redis: Redis, keys: Keys) -> None:
     auth = auth_service(redis, keys)
     await auth.prepare()
-    await auth.signup(Credentials(username="dave", password="right password"), address="192.0.2.1")
+    await auth.signup(
+        SignupRequest(username="dave", password="right password"), address="192.0.2.1"
+    )
     checked: list[str] = []
 
     class CountingHasher(PasswordHasher):
@@ -155,7 +163,7 @@ async def test_an_unknown_name_costs_the_same_password_check(redis: Redis, keys:
     auth._hasher = CountingHasher()
     for name in ("dave", "nobody-at-all"):
         with pytest.raises(ApiError) as refused:
-            await auth.login(Credentials(username=name, password="wrong"), address="192.0.2.9")
+            await auth.login(SignupRequest(username=name, password="wrong"), address="192.0.2.9")
         assert (refused.value.code, refused.value.message) == (
             "unauthorized",
             "wrong username or password",
@@ -209,7 +217,7 @@ async def test_sign_ins_per_user_are_capped(redis: Redis, keys: Keys) -> None:
 
 async def test_the_owner_of_a_user_is_in_the_user_info(redis: Redis, keys: Keys) -> None:
     auth = auth_service(redis, keys)
-    s = await auth.signup(Credentials(username="erin", password="long enough"), address="x")
+    s = await auth.signup(SignupRequest(username="erin", password="long enough"), address="x")
     assert s.user == UserInfo(id=s.user.id, username="erin", is_admin=True)
 
 

@@ -108,6 +108,8 @@ async def test_the_daily_budget_counts_usage_and_renews_at_midnight_utc(
         "turns:small": "1",
         "prompt:small": "100",
         "completion:small": "50",
+        # The day's first quota refusal is marked (the audit log gets one line).
+        "hit:tokens": "1",
     }
     ttl = await redis.ttl(keys.user_usage("u1", "2030-01-02"))
     assert USAGE_TTL_S - 5 < ttl <= USAGE_TTL_S

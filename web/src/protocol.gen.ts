@@ -21,6 +21,8 @@ export type ErrorCode =
   | "quota_exceeded"
   | "storage_full"
   | "busy"
+  | "blocked"
+  | "account_disabled"
   | "conflict"
   | "backend_error"
   | "backend_unavailable"
@@ -207,6 +209,7 @@ export interface Message {
   created_at?: number;
   error?: ErrorInfo | null;
   notice?: string | null;
+  blocked?: string | null;
   attachments?: Attachment[];
   citations?: Citation[];
 }
@@ -274,6 +277,8 @@ export interface ErrorEvent {
     | "quota_exceeded"
     | "storage_full"
     | "busy"
+    | "blocked"
+    | "account_disabled"
     | "conflict"
     | "backend_error"
     | "backend_unavailable"
@@ -305,6 +310,7 @@ export interface UserInfo {
   id: string;
   username: string;
   is_admin?: boolean;
+  must_change_password?: boolean;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -450,6 +456,8 @@ export const ERROR_CODES = [
   "quota_exceeded",
   "storage_full",
   "busy",
+  "blocked",
+  "account_disabled",
   "conflict",
   "backend_error",
   "backend_unavailable",

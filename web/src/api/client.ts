@@ -13,6 +13,7 @@ import type {
   ConversationPatch,
   FileInfo,
   ModelsResponse,
+  QuotaStatus,
   SignInList,
   User,
 } from "./types";
@@ -36,7 +37,7 @@ function isErrorBody(data: unknown): data is ApiErrorBody {
   return typeof error === "object" && error !== null && typeof error.message === "string";
 }
 
-async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
@@ -63,8 +64,11 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 }
 
 export const api = {
-  signup: (username: string, password: string) =>
-    request<AuthResponse>("POST", "/api/auth/signup", { username, password }),
+  signup: (username: string, password: string, invite?: string) =>
+    request<AuthResponse>("POST", "/api/auth/signup", invite ? { username, password, invite } : { username, password }),
+  /** What an invite link grants (its token goes in the body, never a URL). */
+  invite: (token: string) => request<{ username: string | null; expires_at: number }>("POST", "/api/auth/invite", { token }),
+  quota: () => request<QuotaStatus>("GET", "/api/quota"),
   login: (username: string, password: string) =>
     request<AuthResponse>("POST", "/api/auth/login", { username, password }),
   logout: () => request<void>("POST", "/api/auth/logout"),
@@ -116,6 +120,8 @@ export function authErrorMessage(error: unknown, mode: "login" | "signup"): stri
     case 409:
       return "That username is taken. Pick another one.";
     case 403:
+      if (error.code === "account_disabled") return "This account has been disabled by an admin. Ask them to enable it.";
+      if (mode === "signup" && error.message) return sentence(error.message);
       return mode === "signup"
         ? "Sign-up is closed on this server. Ask its administrator for an account."
         : "This account can't sign in.";
@@ -128,6 +134,11 @@ export function authErrorMessage(error: unknown, mode: "login" | "signup"): stri
     default:
       return error.message || "Something went wrong. Please try again.";
   }
+}
+
+function sentence(text: string): string {
+  const s = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
 }
 
 function waitWords(seconds: number): string {

@@ -79,10 +79,22 @@ export interface ModelsResponse {
   max_message_chars: number;
 }
 
+export type SignupMode = "open" | "invite_only" | "closed";
+
 export interface AuthStatus {
   /** False on a fresh install: open on sign-up. */
   has_users: boolean;
   signup_open: boolean;
+  /** Who may create an account, as an admin set it (the sign-in page says which). */
+  signup_mode: SignupMode;
+}
+
+/** What is left of today's quotas (`GET /api/quota`); a limit of 0 is none. */
+export interface QuotaStatus {
+  day: string;
+  tokens: { used: number; limit: number };
+  turns: { used: number; limit: number };
+  resets_in: number;
 }
 
 export interface ConversationPatch {

@@ -8,10 +8,12 @@ interface AuthValue {
   /** undefined while the first /api/auth/me is in flight. */
   user: User | null | undefined;
   login: (username: string, password: string) => Promise<void>;
-  signup: (username: string, password: string) => Promise<void>;
+  signup: (username: string, password: string, invite?: string) => Promise<void>;
   logout: () => Promise<void>;
   /** The server said the session is gone (e.g. the socket was refused): check, and show log-in if so. */
-  recheck: () => Promise<void>;
+  recheck: (reason?: string) => Promise<void>;
+  /** Why the last session ended, when the server said (shown on the sign-in page). */
+  signedOutReason: string | null;
 }
 
 const [AuthContext, useAuth] = createStrictContext<AuthValue>("Auth");
@@ -24,12 +26,17 @@ function clearTabState(): void {
 
 export function AuthProvider({ children }: { children: ReactNode }) {
   const [user, setUser] = useState<User | null | undefined>(undefined);
+  const [signedOutReason, setSignedOutReason] = useState<string | null>(null);
 
-  const recheck = useCallback(async () => {
+  const recheck = useCallback(async (reason?: string) => {
     try {
       setUser(await api.me());
     } catch (exc) {
-      if (exc instanceof ApiError && (exc.status === 401 || exc.status === 403)) setUser(null);
+      if (exc instanceof ApiError && (exc.status === 401 || exc.status === 403)) {
+        // The plain "signed out" (a log-out elsewhere) needs no explaining.
+        setSignedOutReason(reason && !/^you have been signed out$/i.test(reason) ? reason : null);
+        setUser(null);
+      }
       // Other failures (server restarting) keep what we had: the socket retries anyway.
       else setUser((u) => (u === undefined ? null : u));
     }
@@ -42,11 +49,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const login = useCallback(async (username: string, password: string) => {
     const { user: u } = await api.login(username, password);
     clearTabState();
+    setSignedOutReason(null);
     setUser(u);
   }, []);
 
-  const signup = useCallback(async (username: string, password: string) => {
-    const { user: u } = await api.signup(username, password);
+  const signup = useCallback(async (username: string, password: string, invite?: string) => {
+    const { user: u } = await api.signup(username, password, invite);
     clearTabState();
     setUser(u);
   }, []);
@@ -60,6 +68,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     }
   }, []);
 
-  const value = useMemo(() => ({ user, login, signup, logout, recheck }), [user, login, signup, logout, recheck]);
+  const value = useMemo(
+    () => ({ user, login, signup, logout, recheck, signedOutReason }),
+    [user, login, signup, logout, recheck, signedOutReason],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }

@@ -99,7 +99,7 @@ export function ChatProvider({ children }: { children: ReactNode }) {
   const store = useMemo(() => restoredStore(outbox), [outbox]);
   const initialLastEventId = useRef(store.getState().lastEventId).current;
   const { models, defaultModel, maxMessageChars } = useModels();
-  const onUnauthorized = useCallback(() => void recheck(), [recheck]);
+  const onUnauthorized = useCallback((reason?: string) => void recheck(reason), [recheck]);
 
   usePersistChat(store);
   useNoticeToasts(store, toast);

@@ -14,7 +14,8 @@ export interface ChatSocketOptions {
   outbox: Outbox;
   /** The reducer's last applied event id when the page loaded (restored from sessionStorage). */
   initialLastEventId: string | null;
-  onConnectFailed: () => void;
+  /** `reason`: what the server said when it signed this socket out (an admin disabled the account...). */
+  onConnectFailed: (reason?: string) => void;
   onReconnected: () => void;
   /** The conversation on screen: its turns run by the user's other tabs come here too. */
   watching: string | null;
@@ -64,6 +65,8 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
       if (events.length > 0) dispatch({ type: "server_events", events });
     };
     let failures = 0;
+    // Why a socket that was serving us got signed out (an admin's action says why).
+    let signedOutReason: string | null = null;
     let greeted = false;
     const conn = new ChatConnection({
       url: socketUrl(),
@@ -87,6 +90,7 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
           if (!greeted) callbacks.current.onFirstConnected?.();
           greeted = true;
         }
+        if (greeted && event.type === "error" && event.code === "unauthorized") signedOutReason = event.message;
         batch.push(event);
         if (timer === null) timer = setTimeout(flush, BATCH_MS);
       },
@@ -97,7 +101,7 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
         // Signed out (here or elsewhere): ask at once. Any other refusal may be a
         // restarting gateway; a second in a row is worth asking whether we're still signed in.
         failures += 1;
-        if (code === CLOSE_SIGNED_OUT || failures >= 2) callbacks.current.onConnectFailed();
+        if (code === CLOSE_SIGNED_OUT || failures >= 2) callbacks.current.onConnectFailed(signedOutReason ?? undefined);
       },
       onReconnected: () => callbacks.current.onReconnected(),
       isOnline: () => navigator.onLine !== false,

@@ -17,6 +17,7 @@ export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessag
     createdAt: m.created_at ?? previous?.createdAt ?? Date.now() / 1000,
     error: m.error ?? null,
     notice: m.notice ?? null,
+    blocked: m.blocked ?? null,
     status: m.finish_reason === "error" || m.error ? "failed" : "done",
     turnId: null,
     localOnly: false,

@@ -35,6 +35,8 @@ export interface ChatMessage {
   createdAt: number;
   error: ErrorInfo | null;
   notice: string | null;
+  /** The moderation hook blocked it: the reason an admin wrote (a reply's text is withheld). */
+  blocked?: string | null;
   status: MessageStatus;
   /** The turn generating this reply, while it runs. */
   turnId: string | null;

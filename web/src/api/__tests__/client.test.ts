@@ -34,7 +34,12 @@ describe("HTTP errors", () => {
     const e = (status: number) => new ApiError(status, "x", "raw");
     expect(authErrorMessage(e(401), "login")).toBe("Wrong username or password.");
     expect(authErrorMessage(e(409), "signup")).toMatch(/taken/);
-    expect(authErrorMessage(e(403), "signup")).toMatch(/Sign-up is closed/);
+    // Sign-up refusals say why, in the server's words (closed, invite only, a used invite link).
+    const refused = new ApiError(403, "forbidden", "sign-up needs an invite link on this server; ask its admin");
+    expect(authErrorMessage(refused, "signup")).toBe("Sign-up needs an invite link on this server; ask its admin.");
+    expect(authErrorMessage(new ApiError(403, "forbidden", ""), "signup")).toMatch(/Sign-up is closed/);
+    const disabled = new ApiError(403, "account_disabled", "this account has been disabled by an admin");
+    expect(authErrorMessage(disabled, "login")).toMatch(/disabled by an admin/);
     expect(authErrorMessage(e(429), "login")).toMatch(/Too many attempts/);
     expect(authErrorMessage(new ApiError(429, "rate_limited", "x", 4), "login")).toBe("Too many attempts. Try again in 4 seconds.");
     expect(authErrorMessage(new ApiError(429, "rate_limited", "x", 900), "login")).toBe("Too many attempts. Try again in 15 minutes.");

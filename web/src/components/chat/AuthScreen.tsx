@@ -1,6 +1,7 @@
 import { Waves } from "lucide-react";
 import { useEffect, useId, useRef, useState } from "react";
 import { api, ApiError, authErrorMessage } from "../../api/client";
+import type { AuthStatus } from "../../api/types";
 import { useAuth } from "../../contexts/AuthContext";
 import { Button } from "../ui/Button";
 import "./auth.css";
@@ -23,10 +24,29 @@ function fieldsOf(exc: unknown, mode: Mode): Field[] {
   return [];
 }
 
+/** The token of an invite link (`/invite#<token>`: the fragment never reaches a server log). */
+function inviteToken(): string | null {
+  if (window.location.pathname.replace(/\/$/, "") !== "/invite") return null;
+  const token = window.location.hash.slice(1);
+  return token || null;
+}
+
+/** What the page says about signing up, by the mode an admin set. */
+function signupNote(status: AuthStatus | null): string | null {
+  if (!status?.has_users) return null;
+  if (status.signup_mode === "closed") return "Sign-up is closed on this server. Ask its admin for an account.";
+  if (status.signup_mode === "invite_only") return "Sign-up is by invitation: open the invite link an admin sent you.";
+  return null;
+}
+
 /** Log in or create an account; errors in words a person understands. */
 export function AuthScreen() {
-  const { login, signup } = useAuth();
-  const [mode, setMode] = useState<Mode>("login");
+  const { login, signup, signedOutReason } = useAuth();
+  const [invite] = useState(inviteToken);
+  const [invitedName, setInvitedName] = useState<string | null>(null);
+  const [inviteError, setInviteError] = useState<string | null>(null);
+  const [status, setStatus] = useState<AuthStatus | null>(null);
+  const [mode, setMode] = useState<Mode>(invite ? "signup" : "login");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<{ message: string; fields: Field[] } | null>(null);
@@ -42,7 +62,9 @@ export function AuthScreen() {
     api
       .authStatus()
       .then((s) => {
-        if (alive && !s.has_users && !touched.current) setMode("signup");
+        if (!alive) return;
+        setStatus(s);
+        if (!s.has_users && !touched.current) setMode("signup");
       })
       .catch(() => {})
       .finally(() => alive && setReady(true));
@@ -50,6 +72,21 @@ export function AuthScreen() {
       alive = false;
     };
   }, []);
+
+  useEffect(() => {
+    if (!invite) return;
+    api
+      .invite(invite)
+      .then((i) => {
+        setInvitedName(i.username);
+        if (i.username) setUsername(i.username);
+      })
+      .catch(() => setInviteError("This invite link does not work any more (used or expired). Ask for a new one."));
+  }, [invite]);
+
+  // Sign-up is offered when the server takes it: open, a fresh install, or an invite link.
+  const canSignUp = invite !== null || !status || !status.has_users || status.signup_mode === "open";
+  const note = invite ? null : signupNote(status);
 
   const submit = async () => {
     if (mode === "signup" && password.length < MIN_PASSWORD) {
@@ -59,7 +96,8 @@ export function AuthScreen() {
     setBusy(true);
     setError(null);
     try {
-      await (mode === "login" ? login(username.trim(), password) : signup(username.trim(), password));
+      await (mode === "login" ? login(username.trim(), password) : signup(username.trim(), password, invite ?? undefined));
+      if (invite) window.history.replaceState(null, "", "/");
     } catch (exc) {
       setError({ message: authErrorMessage(exc, mode), fields: fieldsOf(exc, mode) });
       setBusy(false);
@@ -75,7 +113,19 @@ export function AuthScreen() {
           <Waves size={26} />
         </div>
         <h1 className="auth__title">{mode === "login" ? "Welcome back" : "Create your account"}</h1>
-        <p className="auth__subtitle">{mode === "login" ? "Log in to tidechat to continue." : "Sign up to start chatting."}</p>
+        <p className="auth__subtitle">
+          {mode === "login" ? "Log in to tidechat to continue." : invite ? "You have been invited to tidechat." : "Sign up to start chatting."}
+        </p>
+        {signedOutReason && !error && (
+          <p className="auth__note auth__note--top" role="status" data-testid="signed-out-reason">
+            You were signed out: {signedOutReason}.
+          </p>
+        )}
+        {inviteError && (
+          <p className="auth__error" role="alert">
+            {inviteError}
+          </p>
+        )}
         <form
           className="auth__form"
           onSubmit={(e) => {
@@ -92,6 +142,7 @@ export function AuthScreen() {
               spellCheck={false}
               required
               autoFocus
+              readOnly={mode === "signup" && invitedName !== null}
               value={username}
               onChange={(e) => setUsername(e.target.value)}
               aria-invalid={invalid("username")}
@@ -120,6 +171,12 @@ export function AuthScreen() {
             {busy ? "Please wait…" : mode === "login" ? "Log in" : "Sign up"}
           </Button>
         </form>
+        {note && (
+          <p className="auth__note" data-testid="signup-note">
+            {note}
+          </p>
+        )}
+        {(canSignUp || mode === "signup") && (
         <p className="auth__switch">
           {mode === "login" ? "No account yet?" : "Already have an account?"}{" "}
           <button
@@ -134,6 +191,7 @@ export function AuthScreen() {
             {mode === "login" ? "Sign up" : "Log in"}
           </button>
         </p>
+        )}
       </div>
     </main>
   );

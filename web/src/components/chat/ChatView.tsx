@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useChatActions, useChatStatus, useChatStore } from "../../contexts/ChatContext";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import type { ConnectionStatus } from "../../net/connection";
+import { useQuota } from "../../hooks/useQuota";
 import { rows, runningTurn } from "../../state/selectors";
 import { plainTitle } from "../../state/titles";
 import { olderLeaf, storedLeaf } from "../../state/tree";
@@ -53,6 +54,8 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const rowList = useMemo(() => rows(conversation, pending, waiting), [conversation, pending, waiting]);
   // From the moment a message is sent until its reply ends: the send button is Stop.
   const generating = Boolean(turn) || awaiting || unanswered;
+  // Refetched as each reply lands (an instant reply may never render as "generating").
+  const { notice: quotaNotice } = useQuota(generating, conversation ? Object.keys(conversation.messages).length : 0);
   const conversationModel = conversation?.model;
   const model = conversation ? (conversationModel ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
   const title = plainTitle(conversation?.title ?? "");
@@ -174,6 +177,11 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
           hasOlder={hasOlder}
           onReachTop={loadOlder}
         />
+      )}
+      {quotaNotice && (
+        <p className="chat__quota" role="status" data-testid="quota-notice">
+          {quotaNotice}
+        </p>
       )}
       <Composer
         generating={generating}

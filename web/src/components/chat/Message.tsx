@@ -98,7 +98,12 @@ export const Message = memo(function Message({ conversationId, message, siblings
             {!inFlight && message.citations && message.citations.length > 0 && <SourceList citations={message.citations} />}
           </div>
         )}
-        {message.error && (
+        {message.blocked && (
+          <p className="msg-blocked" role="note" data-testid="blocked-notice">
+            <AlertTriangle size={14} aria-hidden /> {isUser ? "Not sent to the model" : "This reply was withheld"}: {message.blocked}
+          </p>
+        )}
+        {message.error && !message.blocked && (
           <div className="msg-error" role="alert">
             <AlertTriangle size={16} aria-hidden />
             <span>{message.error.message || "The reply failed."}</span>
