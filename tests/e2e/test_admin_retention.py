@@ -32,19 +32,17 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 async def _conversations(stack: Stack, uid: str, ages_days: list[int]) -> list[str]:
-    """Conversations last touched that many days ago (saved through the store)."""
+    """Conversations last touched that many days ago (written as an import is)."""
     client = make_redis(stack.redis_url)
     store = ConversationStore(client, Keys(stack.env["TIDECHAT_KEY_PREFIX"]))
-    pipe = client.pipeline(transaction=False)
     ids = []
     for age in ages_days:
         ts = time.time() - age * DAY
         conv = Conversation(
             id=new_id(), owner=uid, title=f"{age} days old", created_at=ts, updated_at=ts
         )
-        store.queue_save(pipe, conv)
+        await store.bulk.write(conv)
         ids.append(conv.id)
-    await pipe.execute()
     await client.aclose()
     return ids
 

@@ -23,15 +23,12 @@ DAY = 86_400
 
 
 async def conversations(redis: Redis, keys: Keys, uid: str, ages: list[int]) -> None:
+    """Conversations last touched that many days ago (written as an import is)."""
     store = ConversationStore(redis, keys)
-    pipe = redis.pipeline(transaction=False)
     for age in ages:
         ts = time.time() - age * DAY
-        store.queue_save(
-            pipe,
-            Conversation(id=new_id(), owner=uid, title=f"{age}d", created_at=ts, updated_at=ts),
-        )
-    await pipe.execute()
+        conv = Conversation(id=new_id(), owner=uid, title=f"{age}d", created_at=ts, updated_at=ts)
+        await store.bulk.write(conv)
 
 
 async def titles(redis: Redis, keys: Keys, uid: str) -> list[str]:
