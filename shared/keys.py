@@ -119,6 +119,14 @@ TURN_RATE_WINDOW_S = 60
 #: admin page) with some slack for time zones and late reads.
 USAGE_TTL_S = 40 * 24 * 3600
 
+#: Tools (issue 15, docs/tools.md). A ``tool_call``/``tool_result`` event
+#: shows this much of the arguments/result: enough to recognise them in the
+#: reply's step list; the stored message keeps the whole (bounded) result.
+TOOL_PREVIEW_CHARS = 500
+#: A turn's step checkpoint outlives its last write by this long: longer than
+#: a turn may wait and run (TURN_SLOT_TTL_S), so a takeover always finds it.
+TOOL_STEPS_TTL_S = 2 * 3600
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -203,6 +211,12 @@ class Keys:
         day's totals are their sums). Kept USAGE_TTL_S; the daily budget and
         the admin charts read it."""
         return f"{self.prefix}user:{{{uid}}}:usage:{day}"
+
+    def turn_steps(self, turn_id: str) -> str:
+        """Hash: the completed steps of a multi-step (tool) turn, so a worker
+        taking it over continues where the dead one stopped
+        (worker/tools/checkpoint.py). TTL: TOOL_STEPS_TTL_S."""
+        return f"{self.prefix}turn:{{{turn_id}}}:steps"
 
     def cancel(self, turn_id: str) -> str:
         """Stop request for a turn: value is the requesting user id, with TTL."""

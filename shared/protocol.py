@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.conversation import ConversationView, Id, Message
+from shared.tools import ToolStatus
 
 ErrorCode = Literal[
     "bad_request",
@@ -186,6 +187,33 @@ class StreamEndEvent(EventBase):
     message: Message
 
 
+class ToolCallEvent(EventBase):
+    """The model asked for a tool (issue 15, docs/tools.md). ``arguments``
+    is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``."""
+
+    type: Literal["tool_call"] = "tool_call"
+    turn_id: str
+    #: Which model call of the turn (0: the first) asked for it.
+    step: int
+    call_id: str
+    #: The server's id in the tools file (never its address).
+    server: str
+    tool: str
+    arguments: str
+
+
+class ToolResultEvent(EventBase):
+    """A tool call ended; ``preview`` is the start of its result."""
+
+    type: Literal["tool_result"] = "tool_result"
+    turn_id: str
+    step: int
+    call_id: str
+    status: ToolStatus
+    preview: str
+    duration_ms: int
+
+
 class TitleEvent(EventBase):
     type: Literal["title"] = "title"
     conversation_id: str
@@ -213,6 +241,8 @@ SessionEvent = (
     | StreamChunkEvent
     | StreamRestartEvent
     | StreamEndEvent
+    | ToolCallEvent
+    | ToolResultEvent
     | TitleEvent
     | ErrorEvent
 )

@@ -42,3 +42,6 @@ class WorkerSettings(CommonSettings):
     #: streams (XTRIM MINID ~, never past an entry still pending).
     trim_interval_seconds: float = Field(default=30.0, gt=0)
     data_dir: Path = Field(default_factory=_default_data_dir)
+    #: Tools (issue 15): path of the tools file (MCP servers, which models
+    #: use them; docs/tools.md); unset: no tools.
+    tools: str | None = None

@@ -47,6 +47,7 @@ from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
 from worker.tokens import estimate_tokens
+from worker.tools import ToolLoop, history_messages
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class TurnRunner:
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
         self.usage = UsageRecorder(keys)
+        # Tools (issue 15): the multi-step tool loop, for models with tools.
+        self.tools = ToolLoop.from_file(redis, keys, settings.tools)
 
     # --- events ------------------------------------------------------------
 
@@ -160,18 +163,35 @@ class TurnRunner:
             return
         backend = self.backends.get(spec)
         await backend.load()
+        # Tools (issue 15): a model with tools runs the multi-step loop, and
+        # sees earlier replies' tool steps.
+        servers = self.tools.servers_for(spec.id, backend)
         prompt = build_prompt(
             spec,
             doc["$.system_prompt"] or "",
             branch,
             backend.count_tokens,
             prompt_framing(backend),
+            expand=history_messages if servers else None,
         )
-        outcome = await self._generate(d, spec, backend, prompt, stop)
+        steps = None
+        if servers:
+            outcome, steps = await self.tools.run(
+                turn,
+                servers,
+                prompt.messages,
+                lambda messages, tools: self._request(spec, messages, tools),
+                lambda request: self._stream(d, backend, request, stop),
+                lambda event: self._send(turn.session_id, event),
+                stop,
+            )
+        else:
+            outcome = await self._generate(d, spec, backend, prompt, stop)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
         )
+        reply.steps = steps or None
         first_reply = not any(m.get("role") == "assistant" for m in messages.values())
         await self.finish(d, reply, outcome.error)
         if first_reply and reply.finish_reason != "error":
@@ -185,14 +205,24 @@ class TurnRunner:
         prompt: Prompt,
         stop: asyncio.Event,
     ) -> Outcome:
-        turn = d.turn
-        request = GenerationRequest(
-            messages=prompt.messages,
+        return await self._stream(d, backend, self._request(spec, prompt.messages, None), stop)
+
+    def _request(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> GenerationRequest:
+        return GenerationRequest(
+            messages=messages,
             max_tokens=spec.max_tokens,
             temperature=spec.temperature,
             top_p=spec.top_p,
             stop=list(spec.stop),
+            tools=tools,
         )
+
+    async def _stream(
+        self, d: ReceivedTurn, backend: Backend, request: GenerationRequest, stop: asyncio.Event
+    ) -> Outcome:
+        turn = d.turn
 
         async def send_chunk(text: str) -> None:
             await self._send(turn.session_id, StreamChunkEvent(turn_id=turn.turn_id, chunk=text))

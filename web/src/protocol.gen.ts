@@ -37,6 +37,8 @@ export type ServerEvent =
   | StreamChunkEvent
   | StreamRestartEvent
   | StreamEndEvent
+  | ToolCallEvent
+  | ToolResultEvent
   | TitleEvent
   | ErrorEvent;
 
@@ -151,6 +153,7 @@ export interface Message {
   created_at?: number;
   error?: ErrorInfo | null;
   notice?: string | null;
+  steps?: ToolStep[] | null;
 }
 /**
  * Tokens spent on one reply. ``estimated`` is true when the backend did
@@ -171,6 +174,31 @@ export interface Usage {
 export interface ErrorInfo {
   code: string;
   message: string;
+}
+/**
+ * One model call that asked for tools: its text and its calls.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolStep".
+ */
+export interface ToolStep {
+  text?: string;
+  calls?: ToolCall[];
+}
+/**
+ * One call the model asked for, and what came of it.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolCall".
+ */
+export interface ToolCall {
+  id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+  status?: ("ok" | "error" | "timeout" | "interrupted" | "denied") | null;
+  result?: string;
+  duration_ms?: number;
 }
 /**
  * What the conversation list shows.
@@ -301,6 +329,39 @@ export interface StreamEndEvent {
   message: Message;
 }
 /**
+ * The model asked for a tool (issue 15, docs/tools.md). ``arguments``
+ * is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolCallEvent".
+ */
+export interface ToolCallEvent {
+  event_id?: string | null;
+  type: "tool_call";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+}
+/**
+ * A tool call ended; ``preview`` is the start of its result.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolResultEvent".
+ */
+export interface ToolResultEvent {
+  event_id?: string | null;
+  type: "tool_result";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  status: "ok" | "error" | "timeout" | "interrupted" | "denied";
+  preview: string;
+  duration_ms: number;
+}
+/**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "TitleEvent".
  */
@@ -321,6 +382,8 @@ export const SERVER_EVENT_TYPES = [
   "stream_chunk",
   "stream_restart",
   "stream_end",
+  "tool_call",
+  "tool_result",
   "title",
   "error",
 ] as const satisfies readonly ServerEvent["type"][];

@@ -80,6 +80,10 @@ function applyEvent(state: ChatState, event: ServerEvent): ChatState {
   switch (event.type) {
     case "hello":
     case "pong":
+    // Tools (issue 15): the steps arrive stored on stream_end's message;
+    // showing them live is left for the tools UI.
+    case "tool_call":
+    case "tool_result":
       return state;
     case "conversation_created": {
       const view = event.conversation;
