@@ -78,7 +78,7 @@ def test_repr_and_errors_never_show_addresses_or_headers(tmp_path: Path) -> None
     tools = load_tools(write(tmp_path, TOOLS))
     shown = repr(tools) + str(tools) + str(tools.servers) + f"{tools.servers[0]}"
     assert "pw@" not in shown and "blue" not in shown and "calc.internal" not in shown
-    bad = TOOLS.replace('timeout_seconds = 5', 'timeout_seconds = "x"').replace(
+    bad = TOOLS.replace("timeout_seconds = 5", 'timeout_seconds = "x"').replace(
         '"X-Team" = "blue"', '"X-Team" = "hunter2"'
     )
     with pytest.raises(ToolsFileError) as caught:
@@ -113,8 +113,12 @@ def test_steps_in_openai_tool_message_form() -> None:
     step = ToolStep(
         text="let me add",
         calls=[
-            ToolCall(id="c1", server="calc", tool="add", arguments='{"a":1}', status="ok", result="3"),
-            ToolCall(id="c2", server="calc", tool="x.y", arguments="{}", status="timeout", result="slow"),
+            ToolCall(
+                id="c1", server="calc", tool="add", arguments='{"a":1}', status="ok", result="3"
+            ),
+            ToolCall(
+                id="c2", server="calc", tool="x.y", arguments="{}", status="timeout", result="slow"
+            ),
         ],
     )
     assert function_name("calc", "x.y") == "calc__x_y"
@@ -123,8 +127,16 @@ def test_steps_in_openai_tool_message_form() -> None:
             "role": "assistant",
             "content": "let me add",
             "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "calc__add", "arguments": '{"a":1}'}},
-                {"id": "c2", "type": "function", "function": {"name": "calc__x_y", "arguments": "{}"}},
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "calc__add", "arguments": '{"a":1}'},
+                },
+                {
+                    "id": "c2",
+                    "type": "function",
+                    "function": {"name": "calc__x_y", "arguments": "{}"},
+                },
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "3"},

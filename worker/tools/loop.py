@@ -126,9 +126,11 @@ class _Run:
         self, base: list[dict[str, Any]], make_request: MakeRequest, generate: Generate
     ) -> Outcome:
         definitions = [tool.definition() for tool in self.mcp.offered]
-        unfinished = self.steps and any(c.status is None for c in self.steps[-1].calls)
-        if unfinished and not await self._run_calls(len(self.steps) - 1):
-            return Outcome("", "stopped", self.usage)
+        # After a takeover: the calls a recorded step left unfinished.
+        for index, step in enumerate(self.steps):
+            unfinished = any(c.status is None for c in step.calls)
+            if unfinished and not await self._run_calls(index):
+                return Outcome("", "stopped", self.usage)
         while True:
             index = len(self.steps)
             last = index >= self.tools.max_steps - 1

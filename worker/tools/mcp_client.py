@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Connecting to one server (and listing its tools) may take this long.
 CONNECT_TIMEOUT_S = 15.0
+#: A call whose server does not answer its own timeout's cancellation is
+#: given up this much later.
+BACKSTOP_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +67,12 @@ class CallOutcome:
     duration_ms: int
 
 
-def _target(server: ServerSpec) -> Any:
+async def _target(server: ServerSpec, stack: AsyncExitStack) -> Any:
     if isinstance(server, HttpServer):
-        http = create_mcp_http_client(headers=server.request_headers())
+        # The transport does not close a client it is given: the stack does.
+        http = await stack.enter_async_context(
+            create_mcp_http_client(headers=server.request_headers())
+        )
         return streamable_http_client(server.url, http_client=http)
     env = {name: os.environ[name] for name in server.env if name in os.environ}
     return StdioServerParameters(command=server.command[0], args=server.command[1:], env=env)
@@ -100,8 +106,9 @@ class McpTools:
         for server in self.servers:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    target = await _target(server, self._stack)
                     client = await self._stack.enter_async_context(
-                        Client(_target(server), raise_exceptions=False)
+                        Client(target, raise_exceptions=False)
                     )
                     listing = await client.list_tools()
             except Exception as exc:
@@ -142,12 +149,18 @@ class McpTools:
         if not isinstance(args, dict):
             return done("error", "the arguments must be a JSON object")
         client = self._clients[tool.server.id]
+        limit = tool.server.timeout_seconds
+        timed_out = done("timeout", f"the tool took longer than {limit:g} s")
         try:
-            async with asyncio.timeout(tool.server.timeout_seconds):
-                result = await client.call_tool(tool.tool, args)
+            # The SDK's own timeout sends the server a cancellation; the
+            # outer one is a backstop.
+            async with asyncio.timeout(limit + BACKSTOP_S):
+                result = await client.call_tool(tool.tool, args, read_timeout_seconds=limit)
         except TimeoutError:
-            return done("timeout", f"the tool took longer than {tool.server.timeout_seconds:g} s")
+            return timed_out
         except Exception as exc:
+            if time.monotonic() - started >= limit:
+                return timed_out
             log.info("tool %s/%s failed: %s", tool.server.id, tool.tool, type(exc).__name__)
             return done("error", f"the tool failed ({type(exc).__name__})")
         text = result_text(result)

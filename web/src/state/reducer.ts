@@ -78,10 +78,10 @@ export function reduceAll(state: ChatState, actions: readonly ChatAction[]): Cha
 
 function applyEvent(state: ChatState, event: ServerEvent): ChatState {
   switch (event.type) {
-    case "hello":
-    case "pong":
     // Tools (issue 15): the steps arrive stored on stream_end's message;
     // showing them live is left for the tools UI.
+    case "hello":
+    case "pong":
     case "tool_call":
     case "tool_result":
       return state;
