@@ -237,3 +237,17 @@ def model_result(call: ToolCall) -> str:
     if call.status in (None, "ok"):
         return call.result
     return f"[{call.status}] {call.result}"
+
+
+def steps_markdown(steps: list[ToolStep]) -> list[str]:
+    """A reply's tool steps as Markdown lines for the export: each call with
+    its arguments, status and (first line of) result."""
+    lines: list[str] = []
+    for step in steps:
+        for call in step.calls:
+            first = call.result.strip().splitlines()[0][:200] if call.result.strip() else ""
+            lines.append(
+                f"- tool `{call.server}/{call.tool}` `{call.arguments[:200]}` "
+                f"→ {call.status or 'unfinished'}" + (f": {first}" if first else "")
+            )
+    return [*lines, ""] if lines else []

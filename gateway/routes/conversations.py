@@ -27,6 +27,7 @@ from shared import storage_usage
 from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
 from shared.models_file import UnknownModelError
 from shared.store import TITLE_MAX_CHARS, NotFoundError
+from shared.tools import steps_markdown
 
 router = APIRouter()
 
@@ -155,7 +156,9 @@ def to_markdown(conv: ConversationView) -> str:
         lines += ["## System prompt", "", conv.system_prompt, ""]
     for message in conv.branch():
         who = "You" if message.role == "user" else f"Assistant ({message.model or conv.model})"
-        lines += [f"## {who}", "", message.content or "_(no text)_", ""]
+        lines += [f"## {who}", ""]
+        lines += steps_markdown(message.steps or [])  # tools (issue 15)
+        lines += [message.content or "_(no text)_", ""]
     return "\n".join(lines)
 
 
