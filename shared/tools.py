@@ -47,8 +47,9 @@ NAME_SEPARATOR = "__"
 #: What a finished tool call came to. ``interrupted``: the worker running it
 #: died before it reported back, and the tool is not idempotent, so it is
 #: not run again (it may or may not have had its effect). ``denied``: the
-#: user refused an "ask" tool (docs/tools.md).
-ToolStatus = Literal["ok", "error", "timeout", "interrupted", "denied"]
+#: user refused an "ask" tool (docs/tools.md). ``stopped``: the user stopped
+#: the turn while the call ran (the server was sent a cancellation).
+ToolStatus = Literal["ok", "error", "timeout", "interrupted", "denied", "stopped"]
 
 
 class _Server(BaseModel):

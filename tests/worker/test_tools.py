@@ -4,7 +4,10 @@ upstream that scripts streamed tool calls (issue 15, docs/tools.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from tests.worker.helpers import (
 )
 from worker.tools.checkpoint import Checkpoint
 
+MCP_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "mcp_server.py"
 ADD_TWICE_THEN_ONCE = (
     'What are these sums? [[steps: calc__add {"a":1,"b":2} ; calc__add {"a":3,"b":4}'
     ' | calc__add {"a":5,"b":6}]]'
@@ -237,3 +241,50 @@ async def test_a_taken_over_turn_continues_from_its_checkpoint(
         "call_0_2",
         "call_1_0",
     ]
+
+
+@pytest.mark.usefixtures("tools_env")
+async def test_stop_cancels_an_in_flight_call_on_the_server(
+    redis: Redis, redis_url: str, servers: ToolServers, model: HFModel, tmp_path: Path
+) -> None:
+    path = servers.tools_file(tmp_path)
+    path.write_text(path.read_text().replace("timeout_seconds = 2", "timeout_seconds = 60"))
+    before = await servers.counts()
+    async with running_worker(redis, settings(redis_url, tools=str(path)), [model]):
+        turn = await queue_turn(redis, model, '[[steps: calc__slow {"seconds":30}]]')
+        await wait_event(redis, turn.session_id, "tool_call", turn_id=turn.turn_id, timeout=30)
+        async with asyncio.timeout(30):  # the call reached the server
+            while (await servers.counts()).get("slow", 0) == before.get("slow", 0):
+                await asyncio.sleep(0.05)
+        asked = time.monotonic()
+        await redis.set(KEYS.cancel(turn.turn_id), "u1", ex=60)
+        await redis.publish(KEYS.cancel_channel(), f"{turn.turn_id} u1")
+        end = await wait_event(
+            redis, turn.session_id, "stream_end", turn_id=turn.turn_id, timeout=30
+        )
+        took = time.monotonic() - asked
+    assert took < 2
+    message = end["message"]
+    assert message["finish_reason"] == "stopped"
+    assert [c["status"] for c in message["steps"][0]["calls"]] == ["stopped"]
+    async with asyncio.timeout(10):  # the MCP server was told to cancel the call
+        while (await servers.counts()).get("cancelled", 0) == before.get("cancelled", 0):
+            await asyncio.sleep(0.05)
+    assert (await servers.counts()).get("slow_done", 0) == before.get("slow_done", 0)
+
+
+async def test_a_stdio_server(redis: Redis, redis_url: str, model: HFModel, tmp_path: Path) -> None:
+    script = MCP_SERVER_SCRIPT
+    path = tmp_path / "tools.toml"
+    path.write_text(
+        f"""
+[[servers]]
+id = "local"
+transport = "stdio"
+command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}, "--stdio"]
+models = ["tooly"]
+"""
+    )
+    content = '[[steps: local__add {"a":20,"b":22} | local__counts {}]]'
+    _, end, _ = await run_turn(redis, redis_url, model, path, content)
+    assert end["message"]["content"] == 'answer: 42 / {"add": 1}'

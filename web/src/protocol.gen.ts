@@ -196,7 +196,7 @@ export interface ToolCall {
   server: string;
   tool: string;
   arguments: string;
-  status?: ("ok" | "error" | "timeout" | "interrupted" | "denied") | null;
+  status?: ("ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped") | null;
   result?: string;
   duration_ms?: number;
 }
@@ -357,7 +357,7 @@ export interface ToolResultEvent {
   turn_id: string;
   step: number;
   call_id: string;
-  status: "ok" | "error" | "timeout" | "interrupted" | "denied";
+  status: "ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped";
   preview: string;
   duration_ms: number;
 }

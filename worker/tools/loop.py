@@ -184,7 +184,13 @@ class _Run:
                 work.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await work
-        return not self.stop.is_set()
+        if not self.stop.is_set():
+            return True
+        for call in pending:
+            if call.status is None:  # cancelled in flight: the SDK told the server
+                call.status = "stopped"
+                call.result = "the user stopped the reply while this call ran"
+        return False
 
     async def _run_call(self, index: int, call: ToolCall) -> None:
         tool = next(
