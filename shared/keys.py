@@ -126,6 +126,9 @@ TOOL_PREVIEW_CHARS = 500
 #: A turn's step checkpoint outlives its last write by this long: longer than
 #: a turn may wait and run (TURN_SLOT_TTL_S), so a takeover always finds it.
 TOOL_STEPS_TTL_S = 2 * 3600
+#: A turn paused for a tool approval looks for the user's answer this often
+#: (one HGET): a click is answered within it, and only paused turns poll.
+APPROVAL_POLL_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,8 +104,19 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class ApproveFrame(_Frame):
+    """Tools (issue 15): the user's answer to an ``approval_required``
+    event: run the call (``approve`` true) or refuse it. The first answer
+    counts; only the turn's own user's answer is read by the worker."""
+
+    type: Literal["approve"]
+    turn_id: Id
+    call_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    approve: bool
+
+
 ClientFrame = Annotated[
-    MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame,
+    MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame | ApproveFrame,
     Field(discriminator="type"),
 ]
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -202,6 +213,20 @@ class ToolCallEvent(EventBase):
     arguments: str
 
 
+class ApprovalRequiredEvent(EventBase):
+    """A call to an "ask" tool waits for the user (an ``approve`` frame)
+    until ``timeout_seconds`` have passed; then it is refused."""
+
+    type: Literal["approval_required"] = "approval_required"
+    turn_id: str
+    step: int
+    call_id: str
+    server: str
+    tool: str
+    arguments: str
+    timeout_seconds: float
+
+
 class ToolResultEvent(EventBase):
     """A tool call ended; ``preview`` is the start of its result."""
 
@@ -242,6 +267,7 @@ SessionEvent = (
     | StreamRestartEvent
     | StreamEndEvent
     | ToolCallEvent
+    | ApprovalRequiredEvent
     | ToolResultEvent
     | TitleEvent
     | ErrorEvent

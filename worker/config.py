@@ -45,3 +45,6 @@ class WorkerSettings(CommonSettings):
     #: Tools (issue 15): path of the tools file (MCP servers, which models
     #: use them; docs/tools.md); unset: no tools.
     tools: str | None = None
+    #: A call to an "ask" tool waits this long for the user's approval, then
+    #: is refused (the model is told).
+    tool_approval_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -87,7 +87,9 @@ class TurnRunner:
         )
         self.usage = UsageRecorder(keys)
         # Tools (issue 15): the multi-step tool loop, for models with tools.
-        self.tools = ToolLoop.from_file(redis, keys, settings.tools)
+        self.tools = ToolLoop.from_file(
+            redis, keys, settings.tools, settings.tool_approval_timeout_seconds
+        )
 
     # --- events ------------------------------------------------------------
 

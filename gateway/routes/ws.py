@@ -29,8 +29,10 @@ from gateway.security.revocation import Watch
 from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
 from gateway.subscriber import OutgoingEvent, Subscriber
+from gateway.tool_approvals import approve
 from shared.conversation import new_id
 from shared.protocol import (
+    ApproveFrame,
     EditFrame,
     HelloEvent,
     MessageFrame,
@@ -172,6 +174,8 @@ class Connection:
                 await self.services.hub.reposition(self.sub, frame.after)
             elif isinstance(frame, PingFrame):
                 self._offer(PongEvent().model_dump_json(exclude={"event_id"}))
+            elif isinstance(frame, ApproveFrame):  # tools (issue 15)
+                await approve(self.services.redis, self.services.settings.keys, self.user, frame)
         except ApiError as exc:
             self._offer(
                 error_frame(

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from shared.models_file import HFModel
 from shared.store import ConversationStore
+from shared.tool_approvals import Approvals
 from shared.tools import ToolCall, ToolStep
 from tests.support.tool_servers import MCP_TOKEN, MCP_TOKEN_ENV, ToolServers, tool_servers
 from tests.worker.helpers import (
@@ -288,3 +289,60 @@ models = ["tooly"]
     content = '[[steps: local__add {"a":20,"b":22} | local__counts {}]]'
     _, end, _ = await run_turn(redis, redis_url, model, path, content)
     assert end["message"]["content"] == 'answer: 42 / {"add": 1}'
+
+
+@pytest.mark.usefixtures("tools_env")
+@pytest.mark.parametrize(("approve", "status", "runs"), [(True, "ok", 1), (False, "denied", 0)])
+async def test_an_ask_tool_waits_for_its_users_answer(
+    redis: Redis,
+    redis_url: str,
+    servers: ToolServers,
+    model: HFModel,
+    tmp_path: Path,
+    approve: bool,
+    status: str,
+    runs: int,
+) -> None:
+    tools = servers.tools_file(tmp_path, extra='ask = ["add"]')
+    approvals = Approvals(redis, KEYS)
+    before = await servers.counts()
+    async with running_worker(redis, settings(redis_url, tools=str(tools)), [model]):
+        turn = await queue_turn(redis, model, '[[steps: calc__add {"a":2,"b":2}]]')
+        asked = await wait_event(
+            redis, turn.session_id, "approval_required", turn_id=turn.turn_id, timeout=30
+        )
+        assert (asked["tool"], asked["arguments"], asked["timeout_seconds"]) == (
+            "add",
+            '{"a":2,"b":2}',
+            300,
+        )
+        # Nothing runs before the answer; another user's answer is not one.
+        assert not await approvals.record("u1", turn.turn_id, "no-such-call", True)
+        assert await approvals.record("mallory", turn.turn_id, asked["call_id"], True)
+        assert (await servers.counts()).get("add", 0) == before.get("add", 0)
+        assert await approvals.record("u1", turn.turn_id, asked["call_id"], approve)
+        assert not await approvals.record("u1", turn.turn_id, asked["call_id"], not approve)
+        end = await wait_event(
+            redis, turn.session_id, "stream_end", turn_id=turn.turn_id, timeout=30
+        )
+    call = end["message"]["steps"][0]["calls"][0]
+    assert call["status"] == status
+    assert (await servers.counts()).get("add", 0) - before.get("add", 0) == runs
+    expected = "answer: 4" if approve else "answer: [denied] the user denied this call"
+    assert end["message"]["content"] == expected
+
+
+@pytest.mark.usefixtures("tools_env")
+async def test_an_unanswered_approval_times_out(
+    redis: Redis, redis_url: str, servers: ToolServers, model: HFModel, tmp_path: Path
+) -> None:
+    tools = servers.tools_file(tmp_path, extra='ask = ["add"]')
+    cfg = settings(redis_url, tools=str(tools), tool_approval_timeout_seconds=1)
+    async with running_worker(redis, cfg, [model]):
+        turn = await queue_turn(redis, model, '[[steps: calc__add {"a":2,"b":2}]]')
+        end = await wait_event(
+            redis, turn.session_id, "stream_end", turn_id=turn.turn_id, timeout=30
+        )
+    call = end["message"]["steps"][0]["calls"][0]
+    assert call["status"] == "denied"
+    assert call["result"] == "the user did not approve this call within 1 s"

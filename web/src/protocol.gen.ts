@@ -5,7 +5,8 @@
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ClientFrame".
  */
-export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame;
+export type ClientFrame =
+  MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame | ApproveFrame;
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
@@ -38,10 +39,43 @@ export type ServerEvent =
   | StreamRestartEvent
   | StreamEndEvent
   | ToolCallEvent
+  | ApprovalRequiredEvent
   | ToolResultEvent
   | TitleEvent
   | ErrorEvent;
 
+/**
+ * A call to an "ask" tool waits for the user (an ``approve`` frame)
+ * until ``timeout_seconds`` have passed; then it is refused.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ApprovalRequiredEvent".
+ */
+export interface ApprovalRequiredEvent {
+  event_id?: string | null;
+  type: "approval_required";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+  timeout_seconds: number;
+}
+/**
+ * Tools (issue 15): the user's answer to an ``approval_required``
+ * event: run the call (``approve`` true) or refuse it. The first answer
+ * counts; only the turn's own user's answer is read by the worker.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ApproveFrame".
+ */
+export interface ApproveFrame {
+  type: "approve";
+  turn_id: string;
+  call_id: string;
+  approve: boolean;
+}
 /**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
  *
@@ -383,6 +417,7 @@ export const SERVER_EVENT_TYPES = [
   "stream_restart",
   "stream_end",
   "tool_call",
+  "approval_required",
   "tool_result",
   "title",
   "error",
@@ -396,6 +431,7 @@ export const CLIENT_FRAME_TYPES = [
   "stop",
   "resume",
   "ping",
+  "approve",
 ] as const satisfies readonly ClientFrame["type"][];
 
 /** Every error code the servers send (DESIGN.md). */

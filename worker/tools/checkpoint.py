@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from shared.keys import TOOL_STEPS_TTL_S, Keys
+from shared.tool_approvals import answer_field, waiting_field
 from shared.tools import ToolCall, ToolStep
 
 
@@ -69,6 +70,21 @@ class Checkpoint:
 
     async def finish_call(self, index: int, call: ToolCall) -> None:
         await self.redis.hset(self.key, f"done:{index}:{call.id}", call.model_dump_json())
+
+    async def ask(self, call_id: str, now: float) -> float:
+        """Mark a call as waiting for approval (``shared/tool_approvals.py``);
+        the time it first waited (a takeover keeps the original deadline)."""
+        field_name = waiting_field(call_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hsetnx(self.key, field_name, str(now))
+        pipe.hget(self.key, field_name)
+        _, first = await pipe.execute()
+        return float(first)
+
+    async def answer(self, call_id: str, user_id: str) -> bool | None:
+        """The user's answer to an approval: True, False, or None (none yet)."""
+        got = await self.redis.hget(self.key, answer_field(call_id, user_id))
+        return None if got is None else got == "yes"
 
     async def clear(self) -> None:
         await self.redis.delete(self.key)

@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.conversation import Message, Usage
-from shared.keys import TOOL_PREVIEW_CHARS, Keys
-from shared.protocol import ToolCallEvent, ToolResultEvent
+from shared.keys import APPROVAL_POLL_S, TOOL_PREVIEW_CHARS, Keys
+from shared.protocol import ApprovalRequiredEvent, ToolCallEvent, ToolResultEvent
 from shared.streams import SessionEvent, TurnRequest
 from shared.tools import ServerSpec, ToolCall, ToolsFile, ToolStep, load_tools, step_messages
 from worker.backends.base import Backend, GenerationRequest
@@ -57,14 +58,19 @@ def _preview(text: str) -> str:
 
 
 class ToolLoop:
-    def __init__(self, redis: Redis, keys: Keys, tools: ToolsFile) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, tools: ToolsFile, approval_timeout: float = 300.0
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.tools = tools
+        self.approval_timeout = approval_timeout
 
     @classmethod
-    def from_file(cls, redis: Redis, keys: Keys, path: str | None) -> ToolLoop:
-        return cls(redis, keys, load_tools(path))
+    def from_file(
+        cls, redis: Redis, keys: Keys, path: str | None, approval_timeout: float = 300.0
+    ) -> ToolLoop:
+        return cls(redis, keys, load_tools(path), approval_timeout)
 
     def servers_for(self, model_id: str, backend: Backend) -> list[ServerSpec]:
         """The servers a turn of this model uses: none unless its backend
@@ -86,7 +92,7 @@ class ToolLoop:
         checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id)
         saved = await checkpoint.load()
         async with McpTools(servers) as mcp:
-            run = _Run(self.tools, turn, mcp, checkpoint, saved, send, stop)
+            run = _Run(self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout)
             await run.replay()
             outcome = await run.loop(base_messages, make_request, generate)
         return outcome, run.steps
@@ -102,6 +108,7 @@ class _Run:
         saved: Saved,
         send: Send,
         stop: asyncio.Event,
+        approval_timeout: float,
     ) -> None:
         self.tools = tools
         self.turn = turn
@@ -112,6 +119,7 @@ class _Run:
         self.send = send
         self.stop = stop
         self.usage: Usage | None = None
+        self.approval_timeout = approval_timeout
 
     async def replay(self) -> None:
         """After a takeover: the recorded steps' events again, so the client
@@ -201,6 +209,8 @@ class _Run:
             outcome = CallOutcome("error", f"there is no tool {call.server}__{call.tool}", 0)
         elif (index, call.id) in self.in_flight and call.tool not in tool.server.idempotent:
             outcome = CallOutcome("interrupted", INTERRUPTED, 0)
+        elif call.tool in tool.server.ask and (refused := await self._approval(index, call)):
+            outcome = CallOutcome("denied", refused, 0)
         else:
             await self.checkpoint.start_call(index, call.id)
             outcome = await self.mcp.call(tool, call.arguments)
@@ -209,6 +219,33 @@ class _Run:
         call.duration_ms = outcome.duration_ms
         await self.checkpoint.finish_call(index, call)
         await self._send_result(index, call)
+
+    async def _approval(self, index: int, call: ToolCall) -> str | None:
+        """Wait for the user's answer to an "ask" call: None when approved,
+        else why it is refused. The wait survives a takeover (the first
+        ask's time is kept) and ends at ``approval_timeout``."""
+        loop = asyncio.get_running_loop()
+        asked = await self.checkpoint.ask(call.id, time.time())
+        await self.send(
+            ApprovalRequiredEvent(
+                turn_id=self.turn.turn_id,
+                step=index,
+                call_id=call.id,
+                server=call.server,
+                tool=call.tool,
+                arguments=_preview(call.arguments),
+                timeout_seconds=self.approval_timeout,
+            )
+        )
+        deadline = loop.time() + max(0.0, asked + self.approval_timeout - time.time())
+        while True:
+            answer = await self.checkpoint.answer(call.id, self.turn.user_id)
+            if answer is not None:
+                return None if answer else "the user denied this call"
+            if loop.time() >= deadline:
+                return f"the user did not approve this call within {self.approval_timeout:g} s"
+            # A paused turn polls its one hash field; a pause is rare and short.
+            await asyncio.sleep(APPROVAL_POLL_S)
 
     async def _send_call(self, index: int, call: ToolCall) -> None:
         await self.send(

@@ -83,6 +83,7 @@ function applyEvent(state: ChatState, event: ServerEvent): ChatState {
     case "hello":
     case "pong":
     case "tool_call":
+    case "approval_required":
     case "tool_result":
       return state;
     case "conversation_created": {
