@@ -34,11 +34,11 @@ def stack(
 ) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("tools-stack")
     env = {
-        "TIDECHAT_TOOLS": str(servers.tools_file(directory)),
+        "TIDECHAT_TOOLS": str(servers.tools_file(directory, extra='ask = ["slow"]')),
         MCP_TOKEN_ENV: MCP_TOKEN,
     }
     with running_stack(
-        redis_url, directory, models=servers.models_file_entry(), workers=1, env=env
+        redis_url, directory, models=servers.models_file_entry(), workers=1, gateways=2, env=env
     ) as s:
         yield s
 
@@ -87,3 +87,49 @@ async def test_a_tool_turn_reaches_the_client_history_and_export(
         seen += proc.log.read_text(errors="replace")
     assert MCP_TOKEN not in seen
     assert servers.mcp_url not in json.dumps(sock.frames) + json.dumps(stored)
+
+
+async def test_an_approval_survives_a_reconnect_to_the_other_gateway(
+    stack: Stack, servers: ToolServers
+) -> None:
+    token = stack.signup(unique("approver"))
+    session = unique("sess").replace(".", "-")[:40]
+    first = await ChatSocket.connect(stack.ws_url, token, session)
+    await first.send(
+        {"type": "message", "content": '[[steps: calc__slow {"seconds":0}]]', "model": "tooly"}
+    )
+    posted = await first.wait_type("user_message", timeout=30)
+    asked = await first.wait_type("approval_required", timeout=60)
+    await first.close()
+
+    # The tab comes back through the other gateway and resumes: the pending
+    # approval is shown again, and answering it there runs the call.
+    other = stack.gateway_url(1).replace("http://", "ws://") + "/ws"
+    second = await ChatSocket.connect(other, token, session)
+    await second.send({"type": "resume", "after": posted["event_id"]})
+    again = await second.wait_type("approval_required", timeout=30)
+    assert (again["call_id"], again["tool"]) == (asked["call_id"], "slow")
+    await second.send(
+        {
+            "type": "approve",
+            "turn_id": asked["turn_id"],
+            "call_id": asked["call_id"],
+            "approve": True,
+        }
+    )
+    end = await second.wait_type("stream_end", timeout=60)
+    assert end["message"]["content"] == "answer: slept"
+    assert end["message"]["steps"][0]["calls"][0]["status"] == "ok"
+
+    # Answering again, or a call nobody waits for: refused, the socket stays.
+    await second.send(
+        {
+            "type": "approve",
+            "turn_id": asked["turn_id"],
+            "call_id": asked["call_id"],
+            "approve": False,
+        }
+    )
+    refused = await second.wait_type("error", timeout=15)
+    assert refused["code"] == "not_found"
+    await second.close()
