@@ -29,6 +29,7 @@ import {
   withConversation,
   withSummary,
 } from "./stateHelpers";
+import { onToolEvent } from "./tools";
 import { normalizeMessage } from "./tree";
 import type { ChatConversation, ChatState, Turn } from "./types";
 
@@ -78,14 +79,14 @@ export function reduceAll(state: ChatState, actions: readonly ChatAction[]): Cha
 
 function applyEvent(state: ChatState, event: ServerEvent): ChatState {
   switch (event.type) {
-    // Tools (issue 15): the steps arrive stored on stream_end's message;
-    // showing them live is left for the tools UI.
     case "hello":
     case "pong":
+      return state;
+    // Tools (issue 15): the reply's step list, live (state/tools.ts).
     case "tool_call":
     case "approval_required":
     case "tool_result":
-      return state;
+      return onToolEvent(state, event);
     case "conversation_created": {
       const view = event.conversation;
       const conversations = {
@@ -205,6 +206,7 @@ function onStreamStart(state: ChatState, event: StreamStartEvent): ChatState {
     status: "streaming",
     turnId: event.turn_id,
     localOnly: false,
+    tools: [],
   });
   if (conv.currentId === event.parent_id || conv.currentId === null) {
     conv = { ...conv, currentId: event.message_id };
@@ -310,6 +312,7 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
         status: "failed",
         turnId: null,
         localOnly: true,
+        tools: [],
       });
       if (conv.currentId === turn.parentId) conv = { ...conv, currentId: id };
     }

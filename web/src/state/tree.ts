@@ -1,5 +1,6 @@
 /** Walking the message tree: the branch on screen and its siblings. */
 import type { Message } from "../protocol.gen";
+import { toolsFromSteps } from "./tools";
 import type { ChatConversation, ChatMessage } from "./types";
 
 export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessage {
@@ -20,6 +21,7 @@ export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessag
     status: m.finish_reason === "error" || m.error ? "failed" : "done",
     turnId: null,
     localOnly: false,
+    tools: toolsFromSteps(m),
   };
 }
 
