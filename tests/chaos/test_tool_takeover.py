@@ -38,7 +38,6 @@ def tool_stack(
         servers.tools_file(directory)
         .read_text()
         .replace('idempotent = ["slow"]', f"idempotent = {idempotent}")
-        .replace("timeout_seconds = 2", "timeout_seconds = 30")
     )
     (directory / "tools.toml").write_text(tools)
     env = {

@@ -33,7 +33,9 @@ class ToolServers:
     mcp_url: str
     upstream_url: str
 
-    def tools_file(self, directory: Path, *, models: str = '["*"]', extra: str = "") -> Path:
+    def tools_file(
+        self, directory: Path, *, models: str = '["*"]', extra: str = "", timeout: float = 30
+    ) -> Path:
         path = directory / "tools.toml"
         path.write_text(
             f"""
@@ -43,7 +45,7 @@ transport = "http"
 url = "{self.mcp_url}"
 token_env = "{MCP_TOKEN_ENV}"
 models = {models}
-timeout_seconds = 2
+timeout_seconds = {timeout:g}
 idempotent = ["slow"]
 {extra}
 """
