@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -148,3 +149,96 @@ async def test_killed_while_a_call_is_in_flight(
     assert (await servers.counts()).get("slow", 0) - before.get("slow", 0) == runs
     expected = "answer: slept" if status == "ok" else "answer: [interrupted] the worker"
     assert end["message"]["content"].startswith(expected)
+
+
+TURNS_PER_USER = 5
+USERS = 4
+
+
+async def test_many_tool_turns_while_workers_are_killed_at_random(
+    redis_url: str, servers: ToolServers, tmp_path: Path
+) -> None:
+    """20 three-step tool turns (4 distinct add calls each, every call's
+    arguments unique) over 3 workers, a random one SIGKILLed every ~2 s:
+    every turn completes once; no call ran twice; every call stored "ok"
+    ran exactly once; an "interrupted" one (cut in flight) at most once."""
+    rng = random.Random(15)
+    with tool_stack(redis_url, servers, tmp_path, "[]") as stack:
+        for _ in range(2):
+            stack.start_worker()
+        socks = [
+            await ChatSocket.connect(stack.ws_url, stack.signup(f"chaos-many-{u}"))
+            for u in range(USERS)
+        ]
+        for u, sock in enumerate(socks):
+            for t in range(TURNS_PER_USER):
+                base = 1000 * (u * TURNS_PER_USER + t + 1)
+                args = [(base + k, k) for k in range(4)]
+                content = (
+                    f"[[pause:0.5]] [[steps: calc__add {json.dumps({'a': args[0][0], 'b': args[0][1]})} ;"
+                    f" calc__add {json.dumps({'a': args[1][0], 'b': args[1][1]})}"
+                    f" | calc__add {json.dumps({'a': args[2][0], 'b': args[2][1]})}"
+                    f" | calc__add {json.dumps({'a': args[3][0], 'b': args[3][1]})}]]"
+                )
+                await sock.send(
+                    {
+                        "type": "message",
+                        "content": content,
+                        "model": "tooly",
+                        "client_id": f"{u}-{t}",
+                    }
+                )
+        done = asyncio.Event()
+        kills = 0
+
+        async def chaos() -> None:
+            nonlocal kills
+            while not done.is_set() and kills < 15:
+                await asyncio.sleep(rng.uniform(1.5, 2.5))  # the chaos's own pace
+                live = [w for w in stack.workers if w.alive()]
+                victim = rng.choice(live)
+                victim.popen.kill()  # type: ignore[union-attr]
+                await asyncio.to_thread(victim.popen.wait)  # type: ignore[union-attr]
+                stack.start_worker()
+                kills += 1
+
+        killer = asyncio.create_task(chaos())
+        try:
+            for sock in socks:
+                await sock.wait_for(
+                    lambda f, s=sock: (
+                        len({g["turn_id"] for g in s.frames if g.get("type") == "stream_end"})
+                        >= TURNS_PER_USER
+                    ),
+                    timeout=240,
+                )
+        finally:
+            done.set()
+            await killer
+        for sock in socks:
+            await sock.close()
+        counts = await servers.counts()
+
+    assert kills >= 3
+    all_ends = [f for s in socks for f in s.frames if f.get("type") == "stream_end"]
+    assert len({e["turn_id"] for e in all_ends}) == USERS * TURNS_PER_USER
+    # A turn's stream_end may come twice (re-sent by a takeover after it
+    # was stored): always the same stored message.
+    by_turn: dict[str, object] = {}
+    for end in all_ends:
+        assert by_turn.setdefault(end["turn_id"], end["message"]) == end["message"]  # type: ignore[index]
+    statuses: dict[str, int] = {}
+    for end in all_ends:
+        message = end["message"]  # type: ignore[index]
+        assert message["finish_reason"] == "stop", message
+        for step in message["steps"]:
+            for call in step["calls"]:
+                args = json.loads(call["arguments"])
+                ran = counts.get(f"add:{args['a']}:{args['b']}", 0)
+                statuses[call["status"]] = statuses.get(call["status"], 0) + 1
+                if call["status"] == "ok":
+                    assert ran == 1, (call, ran)
+                else:
+                    assert call["status"] == "interrupted" and ran <= 1, (call, ran)
+    assert sum(statuses.values()) == 4 * USERS * TURNS_PER_USER
+    print(f"kills: {kills}; call statuses: {statuses}")

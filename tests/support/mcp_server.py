@@ -4,7 +4,7 @@ Its tools count their own invocations, so a test can prove that a completed
 call never ran twice (``counts`` reads the counters without counting):
 
 =============  =============================================================
-``add``        ``a + b``
+``add``        ``a + b`` (counted as ``add`` and as ``add:<a>:<b>``)
 ``slow``       sleeps ``seconds`` then answers "slept"; counts ``slow`` when
                it starts and ``slow_done`` when it finishes (a cancelled
                call starts without finishing; ``cancelled`` counts those)
@@ -38,6 +38,7 @@ server = MCPServer("tidechat-test-tools")
 def add(a: int, b: int) -> int:
     """Add two integers."""
     COUNTS["add"] += 1
+    COUNTS[f"add:{a}:{b}"] += 1  # per call, when every call's arguments differ
     return a + b
 
 
