@@ -228,6 +228,11 @@ async def test_many_tool_turns_while_workers_are_killed_at_random(
     for end in all_ends:
         assert by_turn.setdefault(end["turn_id"], end["message"]) == end["message"]  # type: ignore[index]
     statuses: dict[str, int] = {}
+    for sock in socks:
+        for end in (f for f in sock.frames if f.get("type") == "stream_end"):
+            # What the client was finally shown is what was stored.
+            stored = {c["id"]: c["status"] for st in end["message"]["steps"] for c in st["calls"]}
+            assert final_calls(sock, end["turn_id"]) == stored
     for end in all_ends:
         message = end["message"]  # type: ignore[index]
         assert message["finish_reason"] == "stop", message
