@@ -42,7 +42,7 @@ from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
-from worker.context import Prompt, build_prompt
+from worker.context import SAFETY_MARGIN_TOKENS, Prompt, build_prompt
 from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
@@ -186,6 +186,7 @@ class TurnRunner:
                 lambda request: self._stream(d, backend, request, stop),
                 lambda event: self._send(turn.session_id, event),
                 stop,
+                room=spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - prompt.tokens,
             )
         else:
             outcome = await self._generate(d, spec, backend, prompt, stop)

@@ -289,7 +289,7 @@ models = ["tooly"]
     )
     content = '[[steps: local__add {"a":20,"b":22} | local__counts {}]]'
     _, end, _ = await run_turn(redis, redis_url, model, path, content)
-    assert end["message"]["content"] == 'answer: 42 / {"add": 1}'
+    assert end["message"]["content"] == 'answer: 42 / {"add": 1, "add:20:22": 1}'
 
 
 @pytest.mark.usefixtures("tools_env")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from shared.streams import SessionEvent, TurnRequest
 from shared.tools import ServerSpec, ToolCall, ToolsFile, ToolStep, load_tools, step_messages
 from worker.backends.base import Backend, GenerationRequest
 from worker.generate import Outcome
+from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from worker.tools.calls import assemble
 from worker.tools.checkpoint import Checkpoint, Saved
 from worker.tools.mcp_client import CallOutcome, McpTools
@@ -51,6 +53,32 @@ def history_messages(message: Message) -> list[dict[str, Any]]:
         *step_messages(message.steps or []),
         {"role": message.role, "content": message.content},
     ]
+
+
+#: What the model reads instead of a result that did not fit its context.
+DROPPED = "[this result was dropped to fit the model's context window]"
+
+
+def _cost(message: dict[str, Any]) -> int:
+    return estimate_tokens(json.dumps(message, ensure_ascii=False)) + MESSAGE_OVERHEAD_TOKENS
+
+
+def fit_steps(messages: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
+    """A turn's own step messages within ``room`` tokens: past it, the
+    oldest tool results are replaced by a short note (the calls themselves
+    stay, so the model knows what it asked)."""
+    cost = sum(_cost(m) for m in messages)
+    if cost <= room:
+        return messages
+    fitted = [dict(m) for m in messages]
+    for message in fitted:
+        if cost <= room:
+            break
+        if message["role"] == "tool" and message["content"] != DROPPED:
+            before = _cost(message)
+            message["content"] = DROPPED
+            cost -= before - _cost(message)
+    return fitted
 
 
 def _preview(text: str) -> str:
@@ -88,11 +116,16 @@ class ToolLoop:
         generate: Generate,
         send: Send,
         stop: asyncio.Event,
+        room: int = 1 << 30,
     ) -> tuple[Outcome, list[ToolStep]]:
+        """``room``: tokens of the context window left for this turn's own
+        steps (``fit_steps``)."""
         checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id)
         saved = await checkpoint.load()
         async with McpTools(servers) as mcp:
-            run = _Run(self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout)
+            run = _Run(
+                self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout, room
+            )
             await run.replay()
             outcome = await run.loop(base_messages, make_request, generate)
         return outcome, run.steps
@@ -109,6 +142,7 @@ class _Run:
         send: Send,
         stop: asyncio.Event,
         approval_timeout: float,
+        room: int,
     ) -> None:
         self.tools = tools
         self.turn = turn
@@ -120,6 +154,7 @@ class _Run:
         self.stop = stop
         self.usage: Usage | None = None
         self.approval_timeout = approval_timeout
+        self.room = room
 
     async def replay(self) -> None:
         """After a takeover: the recorded steps' events again, so the client
@@ -143,7 +178,8 @@ class _Run:
             index = len(self.steps)
             last = index >= self.tools.max_steps - 1
             offered = definitions if definitions and not last else None
-            request = make_request([*base, *step_messages(self.steps)], offered)
+            steps = fit_steps(step_messages(self.steps), self.room)
+            request = make_request([*base, *steps], offered)
             outcome = await generate(request)
             self._count(outcome.usage)
             calls = assemble(outcome.tool_calls, index) if offered else []
