@@ -37,14 +37,73 @@ class Saved:
     in_flight: set[tuple[int, str]] = field(default_factory=set)
 
 
+#: A write by the worker that holds the turn: ``gen`` must still be its
+#: own (a worker that took the turn over has bumped it); then HSET or HSETNX
+#: and the key's TTL. Returns the field's value, or -1 when superseded.
+_WRITE = """
+if (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[1] then return -1 end
+if ARGV[2] == 'nx' then
+  redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
+else
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return redis.call('HGET', KEYS[1], ARGV[3])
+"""
+
+
+class Superseded(Exception):
+    """Another worker took this turn over (its worker looked dead: a long
+    pause) while this one still ran it: this one stops, storing nothing;
+    the turn stays with the new worker (worker.py leaves it pending)."""
+
+
 class Checkpoint:
+    """One turn's checkpoint, as written by one delivery of the turn.
+
+    ``claim`` (at the start of a delivery) bumps the hash's ``gen``; every
+    later write checks it in the same script (a fencing token), so a worker
+    that was only paused, not dead, cannot write over, or run calls behind,
+    the worker that took its turn over. The takeover reads the checkpoint
+    after bumping, so a call the old worker started before the bump is seen
+    as started (in flight), and one it tries to start after is refused."""
+
     def __init__(self, redis: Redis, keys: Keys, turn_id: str) -> None:
         self.redis = redis
         self.key = keys.turn_steps(turn_id)
+        self.gen = "0"
+        self._write = redis.register_script(_WRITE)
+
+    async def claim(self) -> Saved:
+        """Take the turn (bump ``gen``) and read what earlier deliveries did."""
+        pipe = self.redis.pipeline(transaction=True)  # one key: one slot
+        pipe.hincrby(self.key, "gen", 1)
+        pipe.expire(self.key, TOOL_STEPS_TTL_S)
+        pipe.hgetall(self.key)
+        gen, _, got = await pipe.execute()
+        self.gen = str(gen)
+        return self._parse({str(k): str(v) for k, v in got.items()})
+
+    async def check(self) -> None:
+        """Superseded if another delivery has claimed the turn since."""
+        if (await self.redis.hget(self.key, "gen") or "0") != self.gen:
+            raise Superseded(self.key)
+
+    async def _set(self, field_name: str, value: str, *, nx: bool = False) -> str:
+        got = await self._write(
+            keys=[self.key],
+            args=[self.gen, "nx" if nx else "set", field_name, value, TOOL_STEPS_TTL_S],
+        )
+        if got == -1:
+            raise Superseded(self.key)
+        return str(got)
 
     async def load(self) -> Saved:
         got = await self.redis.hgetall(self.key)
-        raw = {str(k): str(v) for k, v in got.items()}
+        return self._parse({str(k): str(v) for k, v in got.items()})
+
+    @staticmethod
+    def _parse(raw: dict[str, str]) -> Saved:
         saved = Saved()
         index = 0
         while f"step:{index}" in raw:
@@ -60,26 +119,18 @@ class Checkpoint:
         return saved
 
     async def save_step(self, index: int, step: ToolStep) -> None:
-        pipe = self.redis.pipeline(transaction=True)  # one key: one slot
-        pipe.hset(self.key, f"step:{index}", step.model_dump_json())
-        pipe.expire(self.key, TOOL_STEPS_TTL_S)
-        await pipe.execute()
+        await self._set(f"step:{index}", step.model_dump_json())
 
     async def start_call(self, index: int, call_id: str) -> None:
-        await self.redis.hsetnx(self.key, f"start:{index}:{call_id}", "1")
+        await self._set(f"start:{index}:{call_id}", "1", nx=True)
 
     async def finish_call(self, index: int, call: ToolCall) -> None:
-        await self.redis.hset(self.key, f"done:{index}:{call.id}", call.model_dump_json())
+        await self._set(f"done:{index}:{call.id}", call.model_dump_json())
 
     async def ask(self, call_id: str, now: float) -> float:
         """Mark a call as waiting for approval (``shared/tool_approvals.py``);
         the time it first waited (a takeover keeps the original deadline)."""
-        field_name = waiting_field(call_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hsetnx(self.key, field_name, str(now))
-        pipe.hget(self.key, field_name)
-        _, first = await pipe.execute()
-        return float(first)
+        return float(await self._set(waiting_field(call_id), str(now), nx=True))
 
     async def answer(self, call_id: str, user_id: str) -> bool | None:
         """The user's answer to an approval: True, False, or None (none yet)."""

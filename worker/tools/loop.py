@@ -121,7 +121,7 @@ class ToolLoop:
         """``room``: tokens of the context window left for this turn's own
         steps (``fit_steps``)."""
         checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id)
-        saved = await checkpoint.load()
+        saved = await checkpoint.claim()
         async with McpTools(servers) as mcp:
             run = _Run(
                 self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout, room
@@ -184,6 +184,8 @@ class _Run:
             self._count(outcome.usage)
             calls = assemble(outcome.tool_calls, index) if offered else []
             if not calls or outcome.finish_reason != "stop" or outcome.error is not None:
+                # Only the delivery that still holds the turn answers it.
+                await self.checkpoint.check()
                 outcome.usage = self.usage
                 return outcome
             step = ToolStep(
