@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.protocol import ErrorCode
+from shared.store import ConflictError
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,15 @@ class ApiError(Exception):
         *,
         status: int | None = None,
         retry_after: int | None = None,
+        current_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or HTTP_STATUS.get(code, 400)
         self.retry_after = retry_after
+        #: ``conflict``: where the conversation is now.
+        self.current_id = current_id
 
 
 #: What a user is told when Redis refuses writes (``maxmemory`` reached,
@@ -73,6 +77,28 @@ def is_storage_full(exc: BaseException) -> bool:
 
 def storage_full() -> ApiError:
     return ApiError("storage_full", STORAGE_FULL)
+
+
+#: What a tab that fell behind is told (``conflict``): nothing was stored.
+CONFLICT_MESSAGE = (
+    "this conversation has changed since you last saw it (another tab or device added to it); "
+    "nothing was sent: catch up, then send again"
+)
+
+
+def raise_write_error(errors: list[Exception | None]) -> None:
+    """Raise the first error of a turn's writes (``gateway/once.py``) as the
+    user should hear it: storage full, a conversation that moved on
+    (``conflict``, with where it is now), else as it came."""
+    for error in errors:
+        if error is None:
+            continue
+        if is_storage_full(error):
+            raise storage_full() from error
+        conflict = ConflictError.from_reply(error)
+        if conflict is not None:
+            raise ApiError("conflict", CONFLICT_MESSAGE, current_id=conflict.current_id) from error
+        raise error
 
 
 def error_body(

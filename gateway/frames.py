@@ -51,6 +51,7 @@ def error_frame(
     client_id: str | None = None,
     conversation_id: str | None = None,
     retry_after: int | None = None,
+    current_id: str | None = None,
 ) -> str:
     event = ErrorEvent(
         code=code,
@@ -58,6 +59,7 @@ def error_frame(
         client_id=client_id,
         conversation_id=conversation_id,
         retry_after=retry_after,
+        current_id=current_id,
     )
     return event.model_dump_json(exclude_none=True)
 

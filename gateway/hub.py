@@ -24,14 +24,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import KeyT, StreamIdT
 
 from gateway.security.sessions import queue_session_ttl
-from gateway.subscriber import OutgoingEvent, Subscriber
+from gateway.subscriber import Kind, OutgoingEvent, Subscriber
 from shared.aio import cancel_and_wait
-from shared.keys import FIELD_DATA, FIELD_TYPE, READER_BLOCK_MS, READER_COUNT, Keys
+from shared.keys import (
+    FIELD_DATA,
+    FIELD_SESSION,
+    FIELD_TYPE,
+    READER_BLOCK_MS,
+    READER_COUNT,
+    Keys,
+)
 from shared.streams import (
     StreamEntries,
     StreamId,
     StreamResponse,
     frame_with_event_id,
+    frame_with_feed_id,
     parse_stream_id,
 )
 
@@ -84,16 +92,56 @@ class SessionHub:
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await self._redis.delete(self._wake_key)
 
-    async def subscribe(self, session_id: str, after: str | None) -> Subscriber:
+    async def subscribe(
+        self, session_id: str, after: str | None, ready: asyncio.Event | None = None
+    ) -> Subscriber:
         """Deliver the session's events after ``after`` (an event id), or from
         the live end when ``after`` is None."""
+        return await self._subscribe(self._keys.session(session_id), session_id, after, ready)
+
+    async def subscribe_feed(
+        self, user_id: str, after: str | None, ready: asyncio.Event | None = None
+    ) -> Subscriber:
+        """Deliver the user's feed (``shared/streams.py: FeedEvent``) after
+        ``after`` (a ``feed_id``), or from the live end. The caller is that
+        user: the key is built from the signed-in user's id."""
+        key = self._keys.user_feed(user_id)
+        return await self._subscribe(key, user_id, after, ready, kind="feed")
+
+    async def follow(
+        self, session_id: str, after: str, turn_id: str, ready: asyncio.Event | None = None
+    ) -> Subscriber:
+        """Deliver one turn's events from another session stream, after
+        ``after``. The caller has checked that the session belongs to its
+        user (``SessionOwners.owns``)."""
         key = self._keys.session(session_id)
+        match = '"turn_id":"' + turn_id + '"'
+        return await self._subscribe(key, session_id, after, ready, kind="follow", match=match)
+
+    async def _subscribe(
+        self,
+        key: str,
+        session_id: str,
+        after: str | None,
+        ready: asyncio.Event | None,
+        *,
+        kind: Kind = "session",
+        match: str | None = None,
+    ) -> Subscriber:
         if after is None:
             last = cast(StreamEntries | None, await self._redis.xrevrange(key, count=1))
             after = last[0][0] if last else "0-0"
         sub = Subscriber(
-            session_id, key, parse_stream_id(after), self._buffer_bytes, on_drained=self._catch_up
+            session_id,
+            key,
+            parse_stream_id(after),
+            self._buffer_bytes,
+            on_drained=self._catch_up,
+            kind=kind,
+            match=match,
         )
+        if ready is not None:
+            sub.share_ready(ready)
         self._subs.setdefault(key, set()).add(sub)
         try:
             await self._watch_from(key, sub.cursor)
@@ -207,13 +255,18 @@ class SessionHub:
         covered = [sub for sub in subs if sub.cursor >= read_from]
         for event_id, fields in entries:
             position = parse_stream_id(event_id)
-            item = OutgoingEvent(
-                event_id,
-                fields.get(FIELD_TYPE, ""),
-                frame_with_event_id(event_id, fields[FIELD_DATA]),
-            )
+            data = fields[FIELD_DATA]
+            items: dict[Kind, OutgoingEvent] = {}
             for sub in covered:
-                if position > sub.cursor and sub.offer(item):
+                if position <= sub.cursor or sub.paused or sub.overflowed:
+                    continue
+                if sub.match is not None and sub.match not in data:
+                    sub.cursor = position  # another turn's event: skipped
+                    continue
+                item = items.get(sub.kind)
+                if item is None:
+                    item = items[sub.kind] = _item(sub.kind, event_id, fields, data)
+                if sub.offer(item):
                     sub.cursor = position
         self.events_read += len(entries)
         current = self._cursors.get(key)
@@ -226,7 +279,12 @@ class SessionHub:
         interval = max(self._session_ttl / 3, 1)
         while True:
             await asyncio.sleep(interval)
-            sessions = [next(iter(subs)).session_id for subs in self._subs.values() if subs]
+            sessions = {
+                sub.session_id
+                for subs in self._subs.values()
+                for sub in subs
+                if sub.kind == "session"
+            }
             if not sessions:
                 continue
             try:
@@ -236,3 +294,16 @@ class SessionHub:
                 await pipe.execute()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("could not refresh session TTLs: %s", exc)
+
+
+def _item(kind: Kind, event_id: str, fields: dict[str, str], data: str) -> OutgoingEvent:
+    """An entry as a subscriber of ``kind`` sends it: a session event with its
+    ``event_id``, a feed event with its ``feed_id`` (and, kept apart, the
+    session of the turn it announces), a followed turn's event as stored."""
+    kind_type = fields.get(FIELD_TYPE, "")
+    if kind == "session":
+        return OutgoingEvent(event_id, kind_type, frame_with_event_id(event_id, data))
+    if kind == "feed":
+        frame = frame_with_feed_id(event_id, data)
+        return OutgoingEvent(event_id, kind_type, frame, fields.get(FIELD_SESSION))
+    return OutgoingEvent(event_id, kind_type, data)

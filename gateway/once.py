@@ -10,6 +10,11 @@ script, only if the marker was not there yet.
 A script cannot call EVAL, so scripts the pipeline EVALs (queuing a turn
 fairly, ``shared/fairness.py``) are compiled into this one as local
 functions and run inline, by name.
+
+A pipeline may start with a precondition (the store's check that a
+conversation has not moved on): run as the script's first command, its
+error stops the script before any write (and the ``client_id`` marker is
+taken back, so the client may send the frame again once it has caught up).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 _ONCE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+if #KEYS > 0 and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return false
 end
+local precondition = ARGV[3] == '1'
 local out = {}
 for i, command in ipairs(cjson.decode(ARGV[2])) do
   local reply
@@ -41,6 +47,10 @@ for i, command in ipairs(cjson.decode(ARGV[2])) do
   end
   if type(reply) == 'table' and reply.err then
     out[i] = reply.err
+    if i == 1 and precondition then
+      if #KEYS > 0 then redis.call('DEL', KEYS[1]) end
+      return out
+    end
   else
     out[i] = ''
   end
@@ -65,15 +75,24 @@ class Once:
         self._names = {body: name for name, body in inline.items()}
         self._ttl = ttl
 
-    async def execute(self, pipe: Pipeline, guard: str | None) -> list[Exception | None] | None:
+    async def execute(
+        self, pipe: Pipeline, guard: str | None, *, precondition: bool = False
+    ) -> list[Exception | None] | None:
         """Run ``pipe``'s commands; None when ``guard`` was already set (a
-        duplicate: nothing ran). Otherwise each command's error, or None."""
-        if guard is None:
+        duplicate: nothing ran). Otherwise each command's error, or None.
+
+        ``precondition``: the first command is a check; if it fails, nothing
+        else runs (the list then holds its error alone) and ``guard`` is
+        not kept."""
+        if guard is None and not precondition:
             results = await pipe.execute(raise_on_error=False)
             return [r if isinstance(r, Exception) else None for r in results]
         commands = [self._command(args) for args, _options in pipe.command_stack]
         await pipe.reset()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-        out = await self._script(keys=[guard], args=[self._ttl, json.dumps(commands)])
+        out = await self._script(
+            keys=[] if guard is None else [guard],
+            args=[self._ttl, json.dumps(commands), "1" if precondition else "0"],
+        )
         if out is None:
             return None
         return [ResponseError(e) if e else None for e in out]

@@ -8,8 +8,14 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared.streams import StreamId
+
+#: What a subscriber reads: its socket's own session stream (frames carry
+#: ``event_id``), its user's feed (``feed_id``), or one turn of another
+#: session of the same user (neither: the client's resume points stay put).
+Kind = Literal["session", "feed", "follow"]
 
 
 @dataclass(slots=True, eq=False)
@@ -20,6 +26,8 @@ class OutgoingEvent:
     event_id: str
     type: str
     frame: str
+    #: A feed's ``turn_started``: the session stream that carries the turn.
+    session: str | None = None
 
 
 #: What a subscriber's queue holds: session events, frames the socket
@@ -62,6 +70,11 @@ class Subscriber:
     overflowed: bool = False
     #: The hub's way to read on from ``cursor`` once a paused subscriber drains.
     on_drained: Callable[[Subscriber], Awaitable[None]] | None = None
+    kind: Kind = "session"
+    #: ``follow``: only entries whose JSON contains this (the turn's id as a
+    #: JSON field: quotes inside message text are escaped, so text never
+    #: matches) are delivered; the others are skipped.
+    match: str | None = None
 
     def _push(self, item: Item) -> None:
         self._items.append(item)
@@ -109,6 +122,13 @@ class Subscriber:
             self._ready.clear()
             await self._ready.wait()
 
+    def share_ready(self, ready: asyncio.Event) -> None:
+        """Signal ``ready`` when an item arrives: one socket's sender waits on
+        all of its subscribers at once (``next_of``)."""
+        self._ready = ready
+        if self._items:
+            ready.set()
+
     async def next(self) -> Item:
         """The next item to send, in order; waits for one."""
         await self.wait()
@@ -119,3 +139,17 @@ class Subscriber:
             if self.on_drained is not None:
                 await self.on_drained(self)
         return item
+
+
+async def next_of(
+    subs: Callable[[], list[Subscriber]], ready: asyncio.Event
+) -> tuple[Subscriber, Item]:
+    """The next item of whichever subscriber has one (earlier in ``subs()``
+    first), for subscribers that ``share_ready(ready)``. ``subs`` is asked
+    again after every wake-up: subscribers come and go while it waits."""
+    while True:
+        for sub in subs():
+            if sub.pending:
+                return sub, await sub.next()
+        ready.clear()
+        await ready.wait()

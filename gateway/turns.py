@@ -13,12 +13,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
-from gateway.errors import ApiError, is_storage_full, storage_full
+from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
+from shared import store as conversation_store
 from shared.conversation import Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
 from shared.keys import CLIENT_ID_TTL_S, Keys
@@ -29,14 +30,21 @@ from shared.protocol import (
     MessageFrame,
     RegenerateFrame,
     StopFrame,
+    TurnStartedEvent,
     UserInfo,
     UserMessageEvent,
 )
-from shared.store import ConversationHead, ConversationStore, NotFoundError, title_from_text
+from shared.store import (
+    ConversationHead,
+    ConversationStore,
+    NotFoundError,
+    title_from_text,
+)
 from shared.streams import (
     SessionEvent,
     TurnKind,
     TurnRequest,
+    queue_feed_event,
     queue_session_event,
     queue_session_open,
 )
@@ -76,7 +84,11 @@ class TurnService:
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
-        self.once = Once(redis, CLIENT_ID_TTL_S, inline=INLINE_SCRIPTS)
+        self.once = Once(
+            redis,
+            CLIENT_ID_TTL_S,
+            inline={**INLINE_SCRIPTS, **conversation_store.INLINE_SCRIPTS},
+        )
         self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
@@ -146,6 +158,24 @@ class TurnService:
         self.admission.queued(spec.pool)
         return turn.turn_id
 
+    def _queue_turn_started(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        cid: str,
+        title: str,
+        spec: ModelSpec,
+        turn_id: str,
+    ) -> None:
+        """Tell the user's other tabs (``gateway/live.py``): their sidebars
+        move the conversation up, and those showing it follow the turn on
+        this session's stream."""
+        event = TurnStartedEvent(
+            turn_id=turn_id, conversation_id=cid, title=title, model=spec.id, updated_at=now()
+        )
+        queue_feed_event(pipe, self.keys, user.id, event, session_id=session_id)
+
     def _guard(self, session_id: str, client_id: str | None) -> str | None:
         return None if client_id is None else self.keys.client_frame(session_id, client_id)
 
@@ -160,14 +190,6 @@ class TurnService:
                 return False
             raise
         return True
-
-    @staticmethod
-    def _raise_first(errors: list[Exception | None]) -> None:
-        for error in errors:
-            if error is not None:
-                if is_storage_full(error):
-                    raise storage_full() from error
-                raise error
 
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
         """A new user message and a turn to answer it; returns the turn id
@@ -188,7 +210,9 @@ class TurnService:
                 created_at=ts,
                 updated_at=ts,
             )
-            self._queue_event(pipe, session_id, ConversationCreatedEvent(conversation=conv.view()))
+            created = ConversationCreatedEvent(conversation=conv.view())
+            self._queue_event(pipe, session_id, created)
+            queue_feed_event(pipe, self.keys, user.id, created)
             conv.messages[message.id] = message
             conv.current_id = message.id
             self.store.queue_save(pipe, conv)
@@ -198,9 +222,15 @@ class TurnService:
                 pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
             )
             cid = conv.id
+            title = conv.title
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
+            title = head.title
+            if frame.parent_id is not None:
+                # Atomic with the append below: the writes run in one script
+                # (gateway/once.py) that stops here if another tab got there first.
+                self.store.queue_expect_current(pipe, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
@@ -214,7 +244,16 @@ class TurnService:
             if frame.model and frame.model != head.model:
                 self.store.queue_fields(pipe, cid, {"model": spec.id})
         return await self._submit(
-            pipe, user, session_id, cid, message, spec, "message", frame.client_id
+            pipe,
+            user,
+            session_id,
+            cid,
+            title,
+            message,
+            spec,
+            "message",
+            frame.client_id,
+            precondition=frame.conversation_id is not None and frame.parent_id is not None,
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -233,7 +272,7 @@ class TurnService:
         self.store.queue_add_message(pipe, head.id, message, owner=user.id)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
-            pipe, user, session_id, head.id, message, spec, "edit", frame.client_id
+            pipe, user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
         )
 
     async def _submit(
@@ -242,10 +281,13 @@ class TurnService:
         user: UserInfo,
         session_id: str,
         cid: str,
+        title: str,
         message: Message,
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
+        *,
+        precondition: bool = False,
     ) -> str | None:
         turn_id = new_id()
         if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
@@ -257,12 +299,15 @@ class TurnService:
                 conversation_id=cid, message=message, client_id=client_id, turn_id=turn_id
             ),
         )
+        self._queue_turn_started(pipe, user, session_id, cid, title, spec, turn_id)
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        writes = self.once.execute(pipe, self._guard(session_id, client_id))
+        writes = self.once.execute(
+            pipe, self._guard(session_id, client_id), precondition=precondition
+        )
         errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
-        self._raise_first(errors)
+        raise_write_error(errors)
         return turn_id
 
     async def regenerate(
@@ -294,6 +339,7 @@ class TurnService:
         turn_id = new_id()
         if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
             return None
+        self._queue_turn_started(pipe, user, session_id, head.id, head.title, spec, turn_id)
         self._queue_turn(
             pipe,
             user,
@@ -309,7 +355,7 @@ class TurnService:
         errors = await self.quota.settle(user.id, turn_id, writes)
         if errors is None:
             return None  # a resent duplicate: acted on already
-        self._raise_first(errors[1:])  # the first XADD fails when the stream exists
+        raise_write_error(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 
     async def stop(self, user: UserInfo, frame: StopFrame) -> None:

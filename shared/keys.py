@@ -20,6 +20,9 @@ WORKER_GROUP = "workers"
 #: ``event_id`` without re-encoding the frame.
 FIELD_TYPE = "t"
 FIELD_DATA = "d"
+#: On a user-feed ``turn_started`` entry: the session stream carrying the turn
+#: (read by gateways to follow it; never sent to a client).
+FIELD_SESSION = "s"
 
 #: How long (ms) the gateway's single reader blocks in XREAD. Long, because a
 #: wake-up entry interrupts it whenever the set of watched streams changes;
@@ -42,6 +45,27 @@ READER_COUNT = 200
 #: Approximate cap on one session stream's length (XADD MAXLEN ~). A session
 #: is a tab; 10k events is hours of chatting, and keeps memory bounded.
 SESSION_MAXLEN = 10_000
+
+#: Approximate cap on a user's feed (``Keys.user_feed``): sidebar changes and
+#: turn pointers for the user's other tabs. A tab that was away longer than
+#: this many changes reloads its list; a feed entry is ~200 bytes, and trims
+#: happen by whole macro nodes (~100 entries), so a user holds at most ~60 KB.
+FEED_MAXLEN = 200
+
+#: A user's feed expires this long after its last write: nobody idle for a
+#: day needs yesterday's sidebar changes replayed (their list reloads).
+FEED_TTL_S = 24 * 3600
+
+#: A tab that follows another tab's turn reads that tab's session stream from
+#: this many ms before the feed entry that announced the turn (entries are
+#: filtered by turn id, so reading earlier costs a few skipped entries, never
+#: a wrong one). It covers clock steps between the two XADDs and, on a Redis
+#: Cluster, clock skew between the nodes holding the two streams.
+FOLLOW_MARGIN_MS = 2_000
+
+#: How many of the newest feed entries a tab looks through for turns still
+#: running in the conversation it opens (to show a reply already streaming).
+FOLLOW_LOOKBACK = 50
 
 #: Approximate cap on a pool's dead-letter stream: an operator reads the
 #: newest; a pool failing every turn for days must not fill memory.
@@ -220,6 +244,13 @@ class Keys:
         taking it over continues where the dead one stopped
         (worker/tools/checkpoint.py). TTL: TOOL_STEPS_TTL_S."""
         return f"{self.prefix}turn:{{{turn_id}}}:steps"
+
+    def user_feed(self, uid: str) -> str:
+        """Stream: what every tab of a user must hear about besides its own
+        session: conversations created, renamed, deleted, and turns started
+        (with the session stream that carries them, which a tab showing that
+        conversation follows). Written by ``shared/streams.py`` only."""
+        return f"{self.prefix}user:{{{uid}}}:feed"
 
     def cancel(self, turn_id: str) -> str:
         """Stop request for a turn: value is the requesting user id, with TTL."""

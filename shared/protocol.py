@@ -30,6 +30,10 @@ ErrorCode = Literal[
     #: Redis refuses writes (maxmemory reached): the server's storage is full.
     "storage_full",
     "busy",
+    #: A ``message`` named a ``parent_id`` that is no longer the conversation's
+    #: newest message (another tab or device added to it): nothing was stored;
+    #: ``current_id`` says where the conversation is now.
+    "conflict",
     "backend_error",
     "backend_unavailable",
     "timeout",
@@ -46,7 +50,13 @@ class _Frame(BaseModel):
 
 
 class MessageFrame(_Frame):
-    """A new user message and a reply to it (``conversation_id`` null: new conversation)."""
+    """A new user message and a reply to it (``conversation_id`` null: new conversation).
+
+    ``parent_id`` is the newest message the client saw: if the conversation
+    has moved on since (its ``current_id`` is another message), the frame is
+    refused with ``conflict`` instead of branching behind the user's back.
+    Without it the message follows the conversation's ``current_id``.
+    """
 
     type: Literal["message"]
     content: str
@@ -84,20 +94,35 @@ class StopFrame(_Frame):
     turn_id: Id
 
 
+StreamPosition = Annotated[str, Field(pattern=r"^\d{1,20}-\d{1,20}$")]
+
+
+def _stream_id(value: str | None) -> str | None:
+    # Redis refuses an id past two 64-bit numbers, and the gateway's one
+    # reader would then fail for every socket: refused here instead.
+    if value is not None and any(int(part) >= 2**64 for part in value.split("-")):
+        raise ValueError("not an event id")
+    return value
+
+
 class ResumeFrame(_Frame):
-    """Replay every session event after ``after`` (an ``event_id``), then go live."""
+    """Replay every session event after ``after`` (an ``event_id``), then go
+    live; with ``feed_after`` (a ``feed_id``), the user's feed too."""
 
     type: Literal["resume"]
-    after: Annotated[str, Field(pattern=r"^\d{1,20}-\d{1,20}$")]
+    after: StreamPosition
+    feed_after: StreamPosition | None = None
 
-    @field_validator("after")
-    @classmethod
-    def _stream_id(cls, value: str) -> str:
-        # Redis refuses an id past two 64-bit numbers, and the gateway's one
-        # reader would then fail for every socket: refused here instead.
-        if any(int(part) >= 2**64 for part in value.split("-")):
-            raise ValueError("not an event id")
-        return value
+    _ids = field_validator("after", "feed_after")(_stream_id)
+
+
+class WatchFrame(_Frame):
+    """The conversation this socket shows (null: none). Turns that the
+    user's other tabs and devices run in it are delivered here too, live,
+    from their first event (one already running included)."""
+
+    type: Literal["watch"]
+    conversation_id: Id | None = None
 
 
 class PingFrame(_Frame):
@@ -116,7 +141,14 @@ class ApproveFrame(_Frame):
 
 
 ClientFrame = Annotated[
-    MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame | ApproveFrame,
+    MessageFrame
+    | RegenerateFrame
+    | EditFrame
+    | StopFrame
+    | ResumeFrame
+    | WatchFrame
+    | PingFrame
+    | ApproveFrame,
     Field(discriminator="type"),
 ]
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -128,9 +160,19 @@ client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 class EventBase(BaseModel):
     """Every server event: those from a session stream carry ``event_id``
     (the stream entry id) when delivered; ``hello``, ``pong`` and errors about
-    a bad frame are sent directly and have none."""
+    a bad frame are sent directly and have none.
+
+    Events from the user's feed carry ``feed_id`` instead (where a ``resume``'s
+    ``feed_after`` continues); events of a turn another tab runs, followed
+    from that tab's session stream, carry neither: a client never moves its
+    resume point for them (``watch`` delivers them again from the start)."""
 
     event_id: str | None = None
+    feed_id: str | None = None
+
+
+#: Fields the gateway adds when it delivers an event, never stored with it.
+DELIVERY_FIELDS: set[str] = {"event_id", "feed_id"}
 
 
 class UserInfo(BaseModel):
@@ -245,6 +287,27 @@ class TitleEvent(EventBase):
     title: str
 
 
+class ConversationDeletedEvent(EventBase):
+    """From the user's feed: the conversation is gone (deleted in some tab)."""
+
+    type: Literal["conversation_deleted"] = "conversation_deleted"
+    conversation_id: str
+
+
+class TurnStartedEvent(EventBase):
+    """From the user's feed: a turn was accepted in one of the user's
+    conversations (the sidebar moves it to the top). A socket that
+    ``watch``es the conversation then receives the turn's own events."""
+
+    type: Literal["turn_started"] = "turn_started"
+    turn_id: str
+    conversation_id: str
+    title: str
+    model: str | None = None
+    #: When the turn was accepted (the conversation's new ``updated_at``).
+    updated_at: float
+
+
 class ErrorEvent(EventBase):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -255,6 +318,8 @@ class ErrorEvent(EventBase):
     client_id: str | None = None
     #: ``rate_limited``: seconds until the same request may be accepted.
     retry_after: int | None = None
+    #: ``conflict``: the conversation's newest message now (null: it is empty or gone).
+    current_id: str | None = None
 
 
 #: The events that live on a session stream (every server event but
@@ -272,7 +337,13 @@ SessionEvent = (
     | TitleEvent
     | ErrorEvent
 )
-ServerEvent = Annotated[HelloEvent | PongEvent | SessionEvent, Field(discriminator="type")]
+#: The events on a user's feed (``Keys.user_feed``): what every tab of the
+#: user hears about besides its own session.
+FeedEvent = ConversationCreatedEvent | ConversationDeletedEvent | TitleEvent | TurnStartedEvent
+ServerEvent = Annotated[
+    HelloEvent | PongEvent | SessionEvent | ConversationDeletedEvent | TurnStartedEvent,
+    Field(discriminator="type"),
+]
 server_event_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 
 #: Events after which a turn is over for a client that only waits for one turn

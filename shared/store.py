@@ -28,6 +28,45 @@ class NotFoundError(Exception):
     """The conversation (or message) does not exist or belongs to someone else."""
 
 
+#: The error reply of ``EXPECT_CURRENT`` starts with this word, then the
+#: conversation's ``current_id`` now (nothing: it has none, or is gone).
+CONFLICT = "CONFLICT"
+
+#: KEYS: the conversation. ARGV: the ``current_id`` the caller expects. An
+#: error reply when it is another (or the conversation is gone): run as the
+#: first command of a writer's script (``gateway/once.py``), it stops the
+#: writes that follow, so nothing is appended after a message the caller
+#: never saw. One key: cluster-safe on its own.
+EXPECT_CURRENT = """
+-- Always 'CONFLICT <current>' with the space: an error without one gets 'ERR ' put before it.
+local raw = redis.call('JSON.GET', KEYS[1], '$.current_id')
+if not raw then return redis.error_reply('CONFLICT ') end
+local current = cjson.decode(raw)[1]
+if current == nil or current == cjson.null then current = '' end
+if current ~= ARGV[1] then return redis.error_reply('CONFLICT ' .. current) end
+return 1
+"""
+
+#: Scripts of the store that a writer's script may run inline (by name).
+INLINE_SCRIPTS = {"expect_current": EXPECT_CURRENT}
+
+
+class ConflictError(Exception):
+    """The conversation moved on: its newest message is not the one expected."""
+
+    def __init__(self, current_id: str | None) -> None:
+        super().__init__(f"the conversation's newest message is now {current_id}")
+        self.current_id = current_id
+
+    @classmethod
+    def from_reply(cls, error: Exception) -> ConflictError | None:
+        """The conflict an ``EXPECT_CURRENT`` error reply reports, else None."""
+        text = str(error).removeprefix("ERR ")
+        if not text.startswith(CONFLICT):
+            return None
+        return cls(text[len(CONFLICT) :].strip() or None)
+
+
 @dataclass(slots=True)
 class ConversationHead:
     """The few fields the gateway needs to accept a turn, read in one round trip."""
@@ -244,6 +283,14 @@ class ConversationStore:
         rjson.queue_mset(pipe, triples)
         if owner is not None:
             pipe.zadd(self.keys.user_conversations(owner), {cid: _score(message.created_at)})
+
+    def queue_expect_current(self, pipe: Pipeline, cid: str, expected: str) -> None:
+        """Check, as the first command of a pipeline that a script runs
+        atomically (``gateway/once.py``), that the conversation's newest
+        message (``current_id``) is still ``expected``: else the script stops
+        before any write, and the reply is a ``ConflictError`` (``from_reply``).
+        EVAL with the text, not EVALSHA: the writer's script runs it inline."""
+        pipe.eval(EXPECT_CURRENT, 1, self.keys.conversation(cid), expected)
 
     def queue_fields(self, pipe: Pipeline, cid: str, fields: dict[str, Any]) -> None:
         """Set top-level fields (title, system prompt, model, current_id)."""

@@ -5,7 +5,7 @@ Each entry holds its payload as one JSON field, validated by the models here
 on the way in and out, so a stream can be replayed and read by any version
 of the code that understands the schema. Gateway, worker and the operator
 commands queue entries through ``queue_session_event``, ``queue_session_open``,
-``queue_turn`` and ``queue_dead_letter``, never with their own XADD: field
+``queue_feed_event``, ``queue_turn`` and ``queue_dead_letter``, never with their own XADD: field
 names and stream lengths live here and in ``shared/keys.py``. (Lua scripts
 that move a turn between a user's line and the stream write the same entry
 shape: ``shared/fairness.py`` substitutes ``FIELD_DATA``.)
@@ -18,10 +18,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from shared.conversation import Id, now
-from shared.keys import DEAD_MAXLEN, FIELD_DATA, FIELD_TYPE, SESSION_MAXLEN, Keys
+from shared.keys import (
+    DEAD_MAXLEN,
+    FEED_MAXLEN,
+    FEED_TTL_S,
+    FIELD_DATA,
+    FIELD_SESSION,
+    FIELD_TYPE,
+    SESSION_MAXLEN,
+    Keys,
+)
 
-# SessionEvent is public here too: it is what queue_session_event takes.
-from shared.protocol import ErrorCode
+# SessionEvent and FeedEvent are public here too: they are what
+# queue_session_event and queue_feed_event take.
+from shared.protocol import DELIVERY_FIELDS, ErrorCode
+from shared.protocol import FeedEvent as FeedEvent
 from shared.protocol import SessionEvent as SessionEvent
 
 TurnKind = Literal["message", "regenerate", "edit"]
@@ -94,9 +105,9 @@ def decode_turn(fields: dict[str, str]) -> TurnRequest:
     return TurnRequest.model_validate_json(fields[FIELD_DATA])
 
 
-def encode_event(event: SessionEvent) -> dict[str, str]:
+def encode_event(event: SessionEvent | FeedEvent) -> dict[str, str]:
     """A session-stream entry for an event: its type, and its JSON without ``event_id``."""
-    return {FIELD_TYPE: event.type, FIELD_DATA: event.model_dump_json(exclude={"event_id"})}
+    return {FIELD_TYPE: event.type, FIELD_DATA: event.model_dump_json(exclude=DELIVERY_FIELDS)}
 
 
 # --- writing entries: a pipeline, or the client itself (then await the result) ---
@@ -122,6 +133,31 @@ def queue_session_event(
 
 #: The entry ``queue_session_open`` writes: the smallest id there is.
 SESSION_OPEN_ID = "0-1"
+
+
+def queue_feed_event(
+    target: Any, keys: Keys, user_id: str, event: FeedEvent, *, session_id: str | None = None
+) -> None:
+    """XADD ``event`` to the user's feed on ``target`` (a pipeline), and keep
+    the feed alive for FEED_TTL_S.
+
+    ``session_id``: the session stream that carries the turn a
+    ``turn_started`` announces. It is stored beside the event, not in it:
+    gateways read it to follow the turn for the user's other sockets, and
+    clients never see another tab's session id."""
+    fields = encode_event(event)
+    if session_id is not None:
+        fields[FIELD_SESSION] = session_id
+    key = keys.user_feed(user_id)
+    target.xadd(key, fields, maxlen=FEED_MAXLEN, approximate=True)
+    target.expire(key, FEED_TTL_S)
+
+
+async def publish_feed_event(redis: Any, keys: Keys, user_id: str, event: FeedEvent) -> None:
+    """``queue_feed_event`` on its own (an HTTP change: rename, delete, create)."""
+    pipe = redis.pipeline(transaction=False)
+    queue_feed_event(pipe, keys, user_id, event)
+    await pipe.execute()
 
 
 def queue_session_open(target: Any, keys: Keys, session_id: str) -> None:
@@ -163,3 +199,8 @@ def frame_with_event_id(event_id: str, data: str) -> str:
     splice rather than a parse and re-encode on the gateway's hot path.
     """
     return '{"event_id":"' + event_id + '",' + data[1:]
+
+
+def frame_with_feed_id(feed_id: str, data: str) -> str:
+    """A user-feed event as a client receives it: ``feed_id`` spliced in."""
+    return '{"feed_id":"' + feed_id + '",' + data[1:]

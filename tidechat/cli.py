@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``replay``, ``streams`` and ``dead``: the operator commands (tidechat/ops.py)."""
-    from tidechat import queues, replay, timeline
+    """``replay``, ``turn``, ``streams`` and ``dead``: the operator commands (tidechat/ops.py)."""
+    from tidechat import queues, replay, timeline, turn_info
     from tidechat.ops import Command, run
 
     def command(parser: argparse.ArgumentParser, impl: Command) -> None:
@@ -189,6 +189,15 @@ def _ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--side-by-side", action="store_true", help="print the two texts in two columns"
     )
     command(rt, replay.replay_turn)
+
+    tn = sub.add_parser(
+        "turn",
+        help="one turn: its conversation, session, where it is now, and how to look further",
+        description="TURN_ID is what a reply's menu in the web client copies (Copy turn ID).",
+    )
+    tn.add_argument("turn_id", metavar="TURN_ID", help="a turn id (or its first 6+ characters)")
+    tn.add_argument("--json", action="store_true", help="machine-readable output")
+    command(tn, turn_info.show_turn)
 
     st = sub.add_parser(
         "streams",

@@ -27,6 +27,37 @@ INSTALL_HINT = (
 )
 
 
+#: Under the data dir: where ``tidechat up`` records the URL of the Redis it
+#: started, so the operator commands find it when ``REDIS_URL`` is unset.
+URL_FILE = "redis.url"
+
+
+def record_url(data_dir: Path, url: str) -> Path:
+    """Write ``url`` to the data dir's URL file (owner-only: a URL may hold a password)."""
+    path = data_dir / URL_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(url + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
+def recorded_url(data_dir: Path) -> str | None:
+    """The URL ``tidechat up`` recorded under ``data_dir``, if any."""
+    try:
+        text = (data_dir / URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def forget_url(data_dir: Path, url: str) -> None:
+    """Remove the URL file if it still names ``url`` (a later ``up`` may have replaced it)."""
+    if recorded_url(data_dir) == url:
+        (data_dir / URL_FILE).unlink(missing_ok=True)
+
+
 class LocalRedisError(RuntimeError):
     """Redis cannot be started here; the message says how to fix it."""
 

@@ -2,10 +2,12 @@
 
 ``tidechat replay session SID``   a session stream's timeline (``--follow``: live)
 ``tidechat replay turn TURN_ID``  a recorded turn re-run on today's workers
+``tidechat turn TURN_ID``        one turn: conversation, session, where it is now
 ``tidechat streams``              each pool's queue, pending turns, workers, dead letters
 ``tidechat dead list|retry``      the dead-letter streams, and requeuing one turn
 
-Every command reads ``REDIS_URL``, ``TIDECHAT_MODELS`` and
+Every command reads ``REDIS_URL`` (unset: the Redis ``tidechat up`` started,
+recorded under the data dir), ``TIDECHAT_MODELS`` and
 ``TIDECHAT_KEY_PREFIX`` like the services do, writes its result to stdout and
 progress to stderr, and exits 1 (after one line saying why) when it cannot
 do what was asked.
@@ -27,8 +29,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.keys import Keys
 from shared.models_file import ModelCatalog
+from shared.paths import default_data_dir
 from shared.redis_client import make_redis
 from shared.settings import CommonSettings
+from tidechat.local_redis import URL_FILE, recorded_url
 
 #: Longest BLOCK these commands issue (``--follow``, waiting for a replay):
 #: short, so a vanished session or a deadline is noticed soon.
@@ -81,15 +85,34 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
+def settings_for_ops() -> tuple[CommonSettings, str]:
+    """The settings, with the Redis that ``tidechat up`` started (and
+    recorded under the data dir) when no ``REDIS_URL`` is set; and what to
+    say if that Redis cannot be reached."""
+    settings = CommonSettings()
+    if "redis_url" in settings.model_fields_set:
+        return settings, "is REDIS_URL right?"
+    path = default_data_dir() / URL_FILE
+    recorded = recorded_url(default_data_dir())
+    if recorded is None:
+        return settings, "set REDIS_URL, or start tidechat up (it records where its Redis listens)"
+    settings.redis_url = recorded
+    return settings, f"the address tidechat up recorded in {path}: is it still running?"
+
+
 def run(command: Command, args: argparse.Namespace) -> int:
     """Run one command: build its client, map failures to a message and exit 1."""
-    settings = CommonSettings()
+    settings, hint = settings_for_ops()
     catalog = settings.load_models()  # a ModelsFileError is reported by cli.main
-    return asyncio.run(_run(command, args, settings, catalog))
+    return asyncio.run(_run(command, args, settings, catalog, hint))
 
 
 async def _run(
-    command: Command, args: argparse.Namespace, settings: CommonSettings, catalog: ModelCatalog
+    command: Command,
+    args: argparse.Namespace,
+    settings: CommonSettings,
+    catalog: ModelCatalog,
+    hint: str = "is REDIS_URL right?",
 ) -> int:
     url = redact_url(settings.redis_url)
     redis = make_redis(
@@ -99,7 +122,7 @@ async def _run(
         try:
             await redis.ping()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise OpsError(f"cannot reach Redis at {url} ({exc}); is REDIS_URL right?") from exc
+            raise OpsError(f"cannot reach Redis at {url} ({exc}); {hint}") from exc
         return await command(Ops(settings, redis, catalog), args)
     except OpsError as exc:
         print(f"tidechat: {exc}", file=sys.stderr)

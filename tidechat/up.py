@@ -29,7 +29,13 @@ from shared.paths import default_data_dir
 from shared.redis_client import make_redis
 from shared.redis_features import explain, missing_features
 from shared.settings import CommonSettings
-from tidechat.local_redis import LocalRedis, LocalRedisError, port_in_use
+from tidechat.local_redis import (
+    LocalRedis,
+    LocalRedisError,
+    forget_url,
+    port_in_use,
+    record_url,
+)
 from tidechat.processes import Process, ProcessExited, tidechat_command, wait_ready
 
 #: How long a child gets to stop after SIGTERM before it is killed.
@@ -115,6 +121,8 @@ class Up:
             self.redis.start()
         except LocalRedisError as exc:
             raise UpError(str(exc)) from exc
+        # `tidechat streams`, `turn`, `replay`, `dead` find it here without REDIS_URL.
+        record_url(self.data_dir, self.redis.url)
         return self.redis.url
 
     def _check_external_redis(self, url: str) -> None:
@@ -225,6 +233,7 @@ class Up:
                 )
         if self.redis is not None:
             self.redis.stop()
+            forget_url(self.data_dir, self.redis.url)
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -238,6 +247,11 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         url = up.start()
         print(f"tidechat is running at {url}  (logs: {up.logs}; Ctrl-C to stop)", flush=True)
+        if up.redis is not None:
+            print(
+                f"Redis: {up.redis.url} (tidechat streams, turn, replay and dead use it)",
+                flush=True,
+            )
         up.supervise()
         return 0
     except KeyboardInterrupt:

@@ -36,6 +36,7 @@ from shared.streams import (
     SessionEvent,
     TurnRequest,
     queue_dead_letter,
+    queue_feed_event,
     queue_session_event,
 )
 from shared.user_limits import UsageRecorder
@@ -406,9 +407,10 @@ class TurnRunner:
             return
         pipe = self.redis.pipeline(transaction=False)
         self.store.queue_title(pipe, d.turn.conversation_id, title)
-        self._queue_event(
-            pipe, d.turn.session_id, TitleEvent(conversation_id=d.turn.conversation_id, title=title)
-        )
+        event = TitleEvent(conversation_id=d.turn.conversation_id, title=title)
+        self._queue_event(pipe, d.turn.session_id, event)
+        # Every tab of the user lists the conversation under its title.
+        queue_feed_event(pipe, self.keys, d.turn.user_id, event)
         await pipe.execute(raise_on_error=False)
 
 

@@ -26,7 +26,9 @@ from gateway.imports import (
 from shared import storage_usage
 from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
 from shared.models_file import UnknownModelError
+from shared.protocol import ConversationCreatedEvent, ConversationDeletedEvent, TitleEvent
 from shared.store import TITLE_MAX_CHARS, NotFoundError
+from shared.streams import publish_feed_event, queue_feed_event
 from shared.tools import steps_markdown
 
 router = APIRouter()
@@ -111,6 +113,9 @@ async def create_conversation(
         pipe=pipe,
     )
     storage_usage.queue_add(pipe, services.settings.keys, user.id, conversations=1)
+    # The user's other tabs list it at once (gateway/live.py).
+    created = ConversationCreatedEvent(conversation=conv.view())
+    queue_feed_event(pipe, services.settings.keys, user.id, created)
     await pipe.execute()
     return conv.view()
 
@@ -133,6 +138,9 @@ async def patch_conversation(
         raise ApiError("not_found", "message not found in this conversation")
     if fields:
         await services.store.update(cid, user.id, fields)
+    if body.title is not None:
+        renamed = TitleEvent(conversation_id=cid, title=body.title)
+        await publish_feed_event(services.redis, services.settings.keys, user.id, renamed)
     return (await _owned(services, cid, user.id)).view()
 
 
@@ -140,6 +148,8 @@ async def patch_conversation(
 async def delete_conversation(cid: Id, user: CurrentUser, services: ServicesDep) -> Response:
     await _owned(services, cid, user.id)
     await services.store.delete(cid, user.id)
+    deleted = ConversationDeletedEvent(conversation_id=cid)
+    await publish_feed_event(services.redis, services.settings.keys, user.id, deleted)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -237,6 +247,11 @@ async def import_conversation(
         conversations=1,
         messages=imported.messages,
         nbytes=imported.content_bytes,
+    )
+    # Listed by the user's other tabs; they load the messages when opened.
+    listed = ConversationView(**conv.summary().model_dump())
+    queue_feed_event(
+        pipe, services.settings.keys, user.id, ConversationCreatedEvent(conversation=listed)
     )
     await pipe.execute()
     return Response(

@@ -25,13 +25,15 @@ from gateway.frames import (
     error_frame,
     parse_frame,
 )
+from gateway.live import LiveSync
 from gateway.security.revocation import Watch
 from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
-from gateway.subscriber import OutgoingEvent, Subscriber
+from gateway.subscriber import OutgoingEvent, Subscriber, next_of
 from gateway.tool_approvals import approve
 from shared.conversation import new_id
 from shared.protocol import (
+    DELIVERY_FIELDS,
     ApproveFrame,
     EditFrame,
     HelloEvent,
@@ -42,6 +44,7 @@ from shared.protocol import (
     ResumeFrame,
     StopFrame,
     UserInfo,
+    WatchFrame,
 )
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,18 @@ class Connection:
         #: that arrives meanwhile is acted on.
         self.watch = watch
         self.sub: Subscriber | None = None
+        #: Set when any of the socket's subscribers has something to send.
+        self.ready = asyncio.Event()
+        self.live = LiveSync(
+            services.redis,
+            services.hub,
+            services.owners,
+            services.store,
+            services.turns.keys,
+            user_id=user.id,
+            session_id=session_id,
+            ready=self.ready,
+        )
 
     @property
     def revoked(self) -> bool:
@@ -103,7 +118,7 @@ class Connection:
     async def _serve(self) -> None:
         services = self.services
         hello = HelloEvent(session=self.session_id, user=self.user)
-        await self.ws.send_text(hello.model_dump_json(exclude={"event_id"}))
+        await self.ws.send_text(hello.model_dump_json(exclude=DELIVERY_FIELDS))
         if self.problem is not None:
             await self.ws.send_text(error_frame("bad_request", self.problem))
         first_text = await self._receive()
@@ -117,11 +132,15 @@ class Connection:
             problem = exc
         # Delivery starts where a first `resume` says, else at the live end.
         after = frame.after if isinstance(frame, ResumeFrame) else None
+        feed_after = frame.feed_after if isinstance(frame, ResumeFrame) else None
         if after is not None:
             services.sockets.resumed()
         try:
-            self.sub = await services.hub.subscribe(self.session_id, after)
+            self.sub = await services.hub.subscribe(self.session_id, after, self.ready)
+            await self.live.start(feed_after)
         except RedisError as exc:
+            if self.sub is not None:
+                services.hub.unsubscribe(self.sub)
             # No session stream, no delivery: the client reconnects and
             # resumes once Redis is back (the frame was not acted on).
             log.warning("cannot follow a session: %s", exc)
@@ -129,7 +148,7 @@ class Connection:
             await self.ws.send_text(error_frame("internal", STORAGE_DOWN, client_id=client_id))
             await self.ws.close(CLOSE_TRY_AGAIN, "storage unavailable; reconnect and resume")
             return
-        sender = asyncio.create_task(self._send_loop(self.sub), name="ws-sender")
+        sender = asyncio.create_task(self._send_loop(), name="ws-sender")
         try:
             if problem is not None:
                 self._offer(
@@ -150,6 +169,7 @@ class Connection:
                 await self._handle(frame)
         finally:
             services.hub.unsubscribe(self.sub)
+            self.live.close()
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
@@ -172,8 +192,12 @@ class Connection:
                 self.services.sockets.resumed()
                 assert self.sub is not None
                 await self.services.hub.reposition(self.sub, frame.after)
+                if frame.feed_after is not None:
+                    await self.live.reposition(frame.feed_after)
+            elif isinstance(frame, WatchFrame):
+                await self.live.watch(frame.conversation_id)
             elif isinstance(frame, PingFrame):
-                self._offer(PongEvent().model_dump_json(exclude={"event_id"}))
+                self._offer(PongEvent().model_dump_json(exclude=DELIVERY_FIELDS))
             elif isinstance(frame, ApproveFrame):  # tools (issue 15)
                 await approve(self.services.redis, self.services.settings.keys, self.user, frame)
         except ApiError as exc:
@@ -184,6 +208,7 @@ class Connection:
                     client_id=client_id,
                     conversation_id=getattr(frame, "conversation_id", None),
                     retry_after=exc.retry_after,
+                    current_id=exc.current_id,
                 )
             )
         except RedisError as exc:
@@ -194,16 +219,27 @@ class Connection:
             log.exception("storage failed while handling a %s frame", frame.type)
             self._offer(error_frame("internal", STORAGE_DOWN, client_id=client_id))
 
-    async def _send_loop(self, sub: Subscriber) -> None:
+    def _subscribers(self) -> list[Subscriber]:
+        assert self.sub is not None
+        return [self.sub, *self.live.subscribers()]
+
+    async def _send_loop(self) -> None:
         # A client that stops reading is cut off by the server's WebSocket
         # protocol after TIDECHAT_SOCKET_WRITE_TIMEOUT_SECONDS (gateway/serve.py).
+        assert self.sub is not None
         while True:
-            item = await sub.next()
+            # The session's own events first, then the feed and followed turns.
+            sub, item = await next_of(self._subscribers, self.ready)
             if item is None:
                 # Left direct frames unread past the budget: reconnect and resume.
                 await self.ws.close(CLOSE_TRY_AGAIN, "too far behind; reconnect and resume")
                 return
-            await self.ws.send_text(item.frame if isinstance(item, OutgoingEvent) else item)
+            if not isinstance(item, OutgoingEvent):
+                await self.ws.send_text(item)
+                continue
+            await self.ws.send_text(item.frame)
+            if sub.kind != "session" and not self.revoked:
+                await self.live.sent(sub, item)
 
 
 @router.websocket("/ws")

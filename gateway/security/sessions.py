@@ -51,6 +51,7 @@ class SessionOwners:
     def __init__(self, redis: Redis, keys: Keys, session_ttl: int) -> None:
         self.keys = keys
         self.session_ttl = session_ttl
+        self._redis = redis
         self._claim = redis.register_script(_CLAIM)
 
     async def claim(self, session_id: str, user_id: str) -> bool:
@@ -61,6 +62,12 @@ class SessionOwners:
             args=[user_id, self.session_ttl + SESSION_OWNER_GRACE_S],
         )
         return bool(owned)
+
+    async def owns(self, session_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` owns the session (without claiming it): checked
+        before a socket follows a turn on another session's stream."""
+        owner = await self._redis.get(self.keys.session_owner(session_id))
+        return owner is not None and owner == user_id
 
 
 def queue_session_ttl(pipe: Any, keys: Keys, session_id: str, ttl: int) -> None:

@@ -503,3 +503,27 @@ def test_unreachable_redis_is_named_without_its_password(
     assert code == 1 and out == ""
     assert f"cannot reach Redis at {url.replace('hunter2', '***')}" in err
     assert "hunter2" not in err
+
+
+def test_redis_url_wins_over_the_address_tidechat_up_recorded(
+    own_prefix: tuple[Keys, redis_sync.Redis],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tidechat.local_redis import record_url
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("TIDECHAT_DATA_DIR", str(data))
+    real = os.environ["REDIS_URL"]
+    record_url(data, f"redis://127.0.0.1:{free_port()}/0")  # an `up` that is gone
+    code, out, err = run_sync(capsys, "streams")
+    assert code == 0, err  # REDIS_URL is set: the recorded address is not used
+    monkeypatch.delenv("REDIS_URL")
+    code, out, err = run_sync(capsys, "streams")
+    assert code == 1 and "the address tidechat up recorded in" in err
+    assert "is it still running?" in err
+    record_url(data, real)
+    code, out, err = run_sync(capsys, "streams")
+    assert code == 0, err
+    assert "pool default" in out

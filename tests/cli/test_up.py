@@ -4,8 +4,10 @@ the embedded local model, its own Redis."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -312,3 +314,53 @@ def test_the_local_redis_has_a_memory_limit_that_refuses_rather_than_evicts(
         client.close()
     finally:
         server.stop()
+
+
+def tidechat_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tidechat.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_operator_commands_find_the_redis_up_started(tmp_path: Path) -> None:
+    """Issue 16 finding 10: after `tidechat up`, `tidechat turn` (from a turn id
+    the web client copies) and `tidechat streams` work without REDIS_URL."""
+    data = tmp_path / "data"
+    models = tmp_path / "models.toml"
+    models.write_text(
+        '[[models]]\nid = "scripted"\nbackend = "scripted"\nreply_tokens = 8\n'
+        "tokens_per_second = 0\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tidechat_up(data, port, env={"TIDECHAT_MODELS": str(models)}) as up:
+        recorded = (data / "redis.url").read_text().strip()
+        assert re.fullmatch(r"redis://127\.0\.0\.1:\d+/0", recorded)
+        assert (data / "redis.url").stat().st_mode & 0o077 == 0
+        token = httpx.post(
+            url + "/api/auth/signup", json={"username": "debugger", "password": "first time here"}
+        ).json()["token"]
+        cid, answer = await ask(url, token, "Where does this turn go?")
+        env = {**user_env(), "TIDECHAT_DATA_DIR": str(data), "TIDECHAT_MODELS": str(models)}
+        turn = await asyncio.to_thread(tidechat_command, env, "turn", answer["id"])
+        assert turn.returncode == 0, turn.stderr
+        assert re.search(rf"^conversation +{cid}$", turn.stdout, re.M)
+        assert re.search(r"^status +answered \(stop", turn.stdout, re.M)
+        session = re.search(r"^session +(\S+)$", turn.stdout, re.M)[1]  # type: ignore[index]
+        replay = re.search(r"^  tidechat (replay session .*)$", turn.stdout, re.M)[1]  # type: ignore[index]
+        timeline = await asyncio.to_thread(tidechat_command, env, *replay.split())
+        assert timeline.returncode == 0, timeline.stderr
+        assert "user_message" in timeline.stdout and "stream_end" in timeline.stdout
+        assert session in replay
+        streams = await asyncio.to_thread(tidechat_command, env, "streams")
+        assert streams.returncode == 0, streams.stderr
+        assert "default" in streams.stdout
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+    assert not (data / "redis.url").exists(), "a stopped `up` leaves no stale address"
+    gone = await asyncio.to_thread(tidechat_command, env, "streams")
+    assert gone.returncode == 1 and "start tidechat up" in gone.stderr

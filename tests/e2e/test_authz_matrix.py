@@ -362,6 +362,12 @@ FRAMES: dict[str, FrameEntry] = {
         owner="error",
         other="error:not_found",
     ),
+    # Watching a conversation: the owner's socket receives the turns her other
+    # tabs run in it; another user watching her conversation receives nothing
+    # of it, not even while she chats in it.
+    "watch": FrameEntry(
+        lambda w, t: {"type": "watch", "conversation_id": w.cid}, owner="followed", other="nothing"
+    ),
 }
 
 
@@ -440,6 +446,21 @@ async def _send_as_owner(world: World, sock: ChatSocket, name: str) -> None:
         end = await sock.wait_type("stream_end", timeout=30, turn_id=turn)
         assert end["message"]["finish_reason"] == "stopped"
         return
+    if name == "watch":
+        await sock.send(entry.build(world, None))
+        await sock.send({"type": "ping"})
+        await sock.wait_type("pong")
+        tab = await ChatSocket.connect(world.stack.ws_url, world.alice)  # another tab of hers
+        await tab.wait_type("hello")
+        await tab.send({"type": "message", "content": "more", "conversation_id": world.cid})
+        turn = (await tab.wait_type("user_message"))["turn_id"]
+        end = await sock.wait_type("stream_end", timeout=30, turn_id=turn)
+        assert "event_id" not in end  # followed, not her session's own
+        own = await tab.wait_type("stream_end", timeout=30, turn_id=turn)
+        assert own["message"] == end["message"]
+        assert sock.text_of(turn) == tab.text_of(turn)
+        await tab.close()
+        return
     start = len(sock.frames)
     await sock.send(entry.build(world, None))
     if entry.owner == "replayed":
@@ -464,7 +485,18 @@ async def _send_as_other(world: World, name: str) -> None:
         await evil.send(entry.build(world, None))
         await evil.send({"type": "ping"})
         await evil.wait_type("pong")
-        assert [f["type"] for f in evil.frames] == ["hello", "pong"]
+        if name == "watch":
+            # She chats in the conversation he watches: none of it reaches him.
+            owner = await ChatSocket.connect(world.stack.ws_url, world.alice)
+            await owner.send(
+                {"type": "message", "content": "keep going", "conversation_id": world.cid}
+            )
+            turn = (await owner.wait_type("user_message"))["turn_id"]
+            await owner.wait_type("stream_end", timeout=30, turn_id=turn)
+            await owner.close()
+            await evil.send({"type": "ping"})
+            await evil.wait_for(lambda f: f["type"] == "pong", start=2)
+        assert {f["type"] for f in evil.frames} == {"hello", "pong"}
     else:
         start = len(evil.frames)
         await evil.send(entry.build(world, None))

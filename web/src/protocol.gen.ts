@@ -6,7 +6,7 @@
  * via the `definition` "ClientFrame".
  */
 export type ClientFrame =
-  MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | PingFrame | ApproveFrame;
+  MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame | ApproveFrame;
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
@@ -21,6 +21,7 @@ export type ErrorCode =
   | "quota_exceeded"
   | "storage_full"
   | "busy"
+  | "conflict"
   | "backend_error"
   | "backend_unavailable"
   | "timeout"
@@ -42,7 +43,9 @@ export type ServerEvent =
   | ApprovalRequiredEvent
   | ToolResultEvent
   | TitleEvent
-  | ErrorEvent;
+  | ErrorEvent
+  | ConversationDeletedEvent
+  | TurnStartedEvent;
 
 /**
  * A call to an "ask" tool waits for the user (an ``approve`` frame)
@@ -53,6 +56,7 @@ export type ServerEvent =
  */
 export interface ApprovalRequiredEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "approval_required";
   turn_id: string;
   step: number;
@@ -78,6 +82,11 @@ export interface ApproveFrame {
 }
 /**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
+ *
+ * ``parent_id`` is the newest message the client saw: if the conversation
+ * has moved on since (its ``current_id`` is another message), the frame is
+ * refused with ``conflict`` instead of branching behind the user's back.
+ * Without it the message follows the conversation's ``current_id``.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "MessageFrame".
@@ -126,7 +135,8 @@ export interface StopFrame {
   turn_id: string;
 }
 /**
- * Replay every session event after ``after`` (an ``event_id``), then go live.
+ * Replay every session event after ``after`` (an ``event_id``), then go
+ * live; with ``feed_after`` (a ``feed_id``), the user's feed too.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ResumeFrame".
@@ -134,6 +144,19 @@ export interface StopFrame {
 export interface ResumeFrame {
   type: "resume";
   after: string;
+  feed_after?: string | null;
+}
+/**
+ * The conversation this socket shows (null: none). Turns that the
+ * user's other tabs and devices run in it are delivered here too, live,
+ * from their first event (one already running included).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "WatchFrame".
+ */
+export interface WatchFrame {
+  type: "watch";
+  conversation_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -148,6 +171,7 @@ export interface PingFrame {
  */
 export interface ConversationCreatedEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "conversation_created";
   conversation: ConversationView;
 }
@@ -235,6 +259,18 @@ export interface ToolCall {
   duration_ms?: number;
 }
 /**
+ * From the user's feed: the conversation is gone (deleted in some tab).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ConversationDeletedEvent".
+ */
+export interface ConversationDeletedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "conversation_deleted";
+  conversation_id: string;
+}
+/**
  * What the conversation list shows.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -253,6 +289,7 @@ export interface ConversationSummary {
  */
 export interface ErrorEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "error";
   code:
     | "bad_request"
@@ -264,6 +301,7 @@ export interface ErrorEvent {
     | "quota_exceeded"
     | "storage_full"
     | "busy"
+    | "conflict"
     | "backend_error"
     | "backend_unavailable"
     | "timeout"
@@ -273,6 +311,7 @@ export interface ErrorEvent {
   conversation_id?: string | null;
   client_id?: string | null;
   retry_after?: number | null;
+  current_id?: string | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -280,6 +319,7 @@ export interface ErrorEvent {
  */
 export interface HelloEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "hello";
   session: string;
   user: UserInfo;
@@ -299,6 +339,7 @@ export interface UserInfo {
  */
 export interface PongEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "pong";
 }
 /**
@@ -307,6 +348,7 @@ export interface PongEvent {
  */
 export interface UserMessageEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "user_message";
   conversation_id: string;
   message: Message;
@@ -319,6 +361,7 @@ export interface UserMessageEvent {
  */
 export interface StreamStartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_start";
   turn_id: string;
   conversation_id: string;
@@ -333,6 +376,7 @@ export interface StreamStartEvent {
  */
 export interface StreamChunkEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_chunk";
   turn_id: string;
   chunk: string;
@@ -345,6 +389,7 @@ export interface StreamChunkEvent {
  */
 export interface StreamRestartEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_restart";
   turn_id: string;
   reason: string;
@@ -357,6 +402,7 @@ export interface StreamRestartEvent {
  */
 export interface StreamEndEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "stream_end";
   turn_id: string;
   conversation_id: string;
@@ -371,6 +417,7 @@ export interface StreamEndEvent {
  */
 export interface ToolCallEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "tool_call";
   turn_id: string;
   step: number;
@@ -387,6 +434,7 @@ export interface ToolCallEvent {
  */
 export interface ToolResultEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "tool_result";
   turn_id: string;
   step: number;
@@ -401,9 +449,28 @@ export interface ToolResultEvent {
  */
 export interface TitleEvent {
   event_id?: string | null;
+  feed_id?: string | null;
   type: "title";
   conversation_id: string;
   title: string;
+}
+/**
+ * From the user's feed: a turn was accepted in one of the user's
+ * conversations (the sidebar moves it to the top). A socket that
+ * ``watch``es the conversation then receives the turn's own events.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "TurnStartedEvent".
+ */
+export interface TurnStartedEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "turn_started";
+  turn_id: string;
+  conversation_id: string;
+  title: string;
+  model?: string | null;
+  updated_at: number;
 }
 
 /** Every server event's `type`, in the order of the ServerEvent union. */
@@ -421,6 +488,8 @@ export const SERVER_EVENT_TYPES = [
   "tool_result",
   "title",
   "error",
+  "conversation_deleted",
+  "turn_started",
 ] as const satisfies readonly ServerEvent["type"][];
 
 /** Every client frame's `type`, in the order of the ClientFrame union. */
@@ -430,6 +499,7 @@ export const CLIENT_FRAME_TYPES = [
   "edit",
   "stop",
   "resume",
+  "watch",
   "ping",
   "approve",
 ] as const satisfies readonly ClientFrame["type"][];
@@ -445,6 +515,7 @@ export const ERROR_CODES = [
   "quota_exceeded",
   "storage_full",
   "busy",
+  "conflict",
   "backend_error",
   "backend_unavailable",
   "timeout",

@@ -71,6 +71,27 @@ function useNoticeToasts(store: ChatStore, toast: (message: string) => void): vo
   }, [store, toast]);
 }
 
+/**
+ * A message refused with `conflict` (another tab or device added to the
+ * conversation first): load the conversation again, so the user sees what
+ * was added before sending theirs onto it (the pending message offers that).
+ */
+function useConflictRefresh(store: ChatStore, reload: () => void): void {
+  const handled = useRef(new Set<string>());
+  useEffect(() => {
+    const check = () => {
+      for (const p of store.getState().pending) {
+        if (p.error?.code === "conflict" && !handled.current.has(p.clientId)) {
+          handled.current.add(p.clientId);
+          reload();
+        }
+      }
+    };
+    check();
+    return store.subscribe(check);
+  }, [store, reload]);
+}
+
 export function ChatProvider({ children }: { children: ReactNode }) {
   const { recheck } = useAuth();
   const { toast } = useToast();
@@ -91,8 +112,15 @@ export function ChatProvider({ children }: { children: ReactNode }) {
     initialLastEventId,
     onConnectFailed: onUnauthorized,
     onReconnected: active.reload,
+    watching: active.activeId,
+    onFirstConnected: () => {
+      active.reload();
+      void loadList.current?.(null);
+    },
   });
+  useConflictRefresh(store, active.reload);
 
+  const loadList = useRef<ChatActions["loadList"] | null>(null);
   const actions = useChatCommands({
     store,
     outbox,
@@ -105,6 +133,8 @@ export function ChatProvider({ children }: { children: ReactNode }) {
     defaultModel,
     maxMessageChars,
   });
+
+  loadList.current = actions.loadList;
 
   const status = useMemo(
     () => ({ connection: socket.status, loadingActive: active.loadingActive, loadError: active.loadError, retryLoad: active.reload }),

@@ -5,6 +5,8 @@ import { errorMessage } from "../api/errorMessage";
 import { useRoute } from "./useRoute";
 
 export interface ActiveConversation {
+  /** The conversation on screen (null: a new chat). */
+  activeId: string | null;
   /** The open conversation is being fetched over HTTP. */
   loadingActive: boolean;
   /** Its load failed (server away, network): what to say; `reload` tries again. */
@@ -79,5 +81,5 @@ export function useActiveConversation(
   }, [store, activeId, reloadToken, navigate]);
 
   const reload = useCallback(() => setReloadToken((t) => t + 1), []);
-  return { loadingActive, loadError: activeId === null ? null : loadError, ready, reload, navigate };
+  return { activeId, loadingActive, loadError: activeId === null ? null : loadError, ready, reload, navigate };
 }

@@ -152,11 +152,15 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         void withToast(() => api.patchConversation(conversationId, { current_id: storedLeaf(conv, leaf) }).then(() => undefined))();
       },
       retryPending: (clientId) => {
-        const pending = getState().pending.find((p) => p.clientId === clientId);
+        const state = getState();
+        const pending = state.pending.find((p) => p.clientId === clientId);
         if (!pending) return;
         outbox.remove(clientId);
         dispatch({ type: "pending_discarded", clientId });
-        send(pending.content, pending.conversationId, pending.parentId, defaultModel);
+        // Onto the conversation as it is now (after a conflict: after what the other tab added).
+        const conv = pending.conversationId ? state.conversations[pending.conversationId] : undefined;
+        const parentId = conv?.loaded ? storedLeaf(conv) : pending.parentId;
+        send(pending.content, pending.conversationId, parentId, defaultModel);
       },
       discardPending: (clientId) => {
         outbox.remove(clientId);

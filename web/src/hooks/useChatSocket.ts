@@ -16,6 +16,13 @@ export interface ChatSocketOptions {
   initialLastEventId: string | null;
   onConnectFailed: () => void;
   onReconnected: () => void;
+  /** The conversation on screen: its turns run by the user's other tabs come here too. */
+  watching: string | null;
+  /**
+   * The first `hello`: the socket now hears the user's feed. What changed between
+   * the page's HTTP loads and this moment was heard by no one: load them again.
+   */
+  onFirstConnected?: () => void;
 }
 
 export interface ChatSocket {
@@ -32,12 +39,19 @@ const BATCH_MS = 16;
  * dispatch per frame, and the newest event id seen is what a reconnect resumes
  * after (events still waiting in the batch count: they will be applied).
  */
-export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected }: ChatSocketOptions): ChatSocket {
+export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, onConnectFailed, onReconnected, watching, onFirstConnected }: ChatSocketOptions): ChatSocket {
   const [status, setStatus] = useState<ConnectionStatus>({ state: "connecting", attempt: 0 });
   const connection = useRef<ChatConnection | null>(null);
   const lastSeen = useRef<string | null>(initialLastEventId);
-  const callbacks = useRef({ onConnectFailed, onReconnected });
-  callbacks.current = { onConnectFailed, onReconnected };
+  const lastFeed = useRef<string | null>(null);
+  const watched = useRef<string | null>(watching);
+  useEffect(() => {
+    if (watched.current === watching) return;
+    watched.current = watching;
+    connection.current?.watch(watching);
+  }, [watching]);
+  const callbacks = useRef({ onConnectFailed, onReconnected, onFirstConnected });
+  callbacks.current = { onConnectFailed, onReconnected, onFirstConnected };
 
   useEffect(() => {
     if (!enabled) return;
@@ -50,18 +64,29 @@ export function useChatSocket({ enabled, dispatch, outbox, initialLastEventId, o
       if (events.length > 0) dispatch({ type: "server_events", events });
     };
     let failures = 0;
+    let greeted = false;
     const conn = new ChatConnection({
       url: socketUrl(),
       // Read at each connect: after a refusal (4403) the tab takes a new session id.
       protocols: () => socketProtocols(sessionId(sessionStorage)),
       outbox,
       lastEventId: () => lastSeen.current,
+      lastFeedId: () => lastFeed.current,
+      watching: () => watched.current,
       onEvent: (event) => {
         const id = event.event_id;
         if (isEventId(id) && (lastSeen.current === null || compareEventIds(id, lastSeen.current) > 0)) {
           lastSeen.current = id;
         }
-        if (event.type === "hello") failures = 0;
+        const feedId = event.feed_id;
+        if (isEventId(feedId) && (lastFeed.current === null || compareEventIds(feedId, lastFeed.current) > 0)) {
+          lastFeed.current = feedId;
+        }
+        if (event.type === "hello") {
+          failures = 0;
+          if (!greeted) callbacks.current.onFirstConnected?.();
+          greeted = true;
+        }
         batch.push(event);
         if (timer === null) timer = setTimeout(flush, BATCH_MS);
       },

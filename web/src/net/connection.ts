@@ -8,6 +8,11 @@
  * delivery at the live end. Only after `hello` is the outbox flushed, so a
  * frame never races the resume.
  *
+ * Live sync: the user's feed (sidebar changes, turns started elsewhere)
+ * resumes after the last `feed_id` seen, and after every (re)connect a
+ * `watch` names the conversation on screen, so turns the user's other tabs
+ * run in it are delivered here too (from their start).
+ *
  * No React in here: `useChatSocket` wires it to the reducer, and the tests
  * drive it with a fake socket and fake timers.
  */
@@ -41,6 +46,10 @@ export interface ConnectionOptions {
   outbox: Outbox;
   /** The newest event the reducer has applied: where a resume starts. */
   lastEventId: () => string | null;
+  /** The newest user-feed event seen on this page: where the feed resumes. */
+  lastFeedId?: () => string | null;
+  /** The conversation on screen (null: none), told to each new socket. */
+  watching?: () => string | null;
   onEvent: (event: ServerEvent) => void;
   onStatus: (status: ConnectionStatus) => void;
   /** A socket closed before `hello` (maybe the session cookie expired), or at any time with 4401 (signed out). */
@@ -109,6 +118,11 @@ export class ChatConnection {
     if (this.greeted) this.flush();
   }
 
+  /** The conversation on screen changed: tell the open socket (a new one is told on open). */
+  watch(conversationId: string | null): void {
+    if (this.socket && this.socket.readyState === OPEN) this.write({ type: "watch", conversation_id: conversationId });
+  }
+
   /** Skip the wait (a "Retry now" button, the browser coming back online). */
   reconnectNow(): void {
     if (this.stopped || this.greeted) return;
@@ -146,7 +160,9 @@ export class ChatConnection {
     this.socket = socket;
     socket.onopen = () => {
       const after = this.options.lastEventId();
-      this.write(after ? { type: "resume", after } : { type: "ping" });
+      const feedAfter = this.options.lastFeedId?.() ?? null;
+      this.write(after ? { type: "resume", after, ...(feedAfter ? { feed_after: feedAfter } : {}) } : { type: "ping" });
+      if (this.options.watching) this.write({ type: "watch", conversation_id: this.options.watching() });
     };
     socket.onmessage = (ev) => this.receive(ev.data);
     socket.onerror = () => {

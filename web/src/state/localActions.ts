@@ -21,6 +21,26 @@ export type LocalAction =
   | { type: "regenerate_requested"; conversationId: string; parentId: string }
   | { type: "stop_requested"; turnId: string };
 
+/**
+ * Every local action's type. An event of a type this client does not know
+ * (a newer server, during a deploy) is neither: the reducer ignores it
+ * instead of losing its state.
+ */
+export const LOCAL_ACTIONS: ReadonlySet<string> = new Set<Exclude<LocalAction, { type: "server_events" }>["type"]>([
+  "conversation_loaded",
+  "list_loaded",
+  "list_status",
+  "conversation_removed",
+  "select",
+  "select_branch",
+  "message_queued",
+  "pending_discarded",
+  "pending_failed",
+  "draft_requested",
+  "regenerate_requested",
+  "stop_requested",
+]);
+
 /** What the user and HTTP responses do to the state (no server event involved). */
 export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type: "server_events" }>): ChatState {
   switch (action.type) {

@@ -19,7 +19,7 @@ import {
 } from "../protocol.gen";
 import { dropMessage, emptyConversation, mergeView, placeholderTime, putMessage, updateMessage } from "./conversation";
 import { isAlreadyApplied, isEventId } from "./eventId";
-import { applyLocal, type LocalAction } from "./localActions";
+import { applyLocal, LOCAL_ACTIONS, type LocalAction } from "./localActions";
 import {
   addNotice,
   bumpSummary,
@@ -63,7 +63,9 @@ export function initialState(partial: Partial<ChatState> = {}): ChatState {
 
 export function reduce(state: ChatState, action: ChatAction): ChatState {
   if (action.type === "server_events") return reduceAll(state, action.events);
-  if (!isServerEvent(action)) return applyLocal(state, action);
+  if (!isServerEvent(action)) {
+    return LOCAL_ACTIONS.has(action.type) ? applyLocal(state, action as Exclude<LocalAction, { type: "server_events" }>) : state;
+  }
   const eventId = action.event_id;
   if (isEventId(eventId)) {
     if (isAlreadyApplied(eventId, state.lastEventId)) return state;
@@ -89,6 +91,8 @@ function applyEvent(state: ChatState, event: ServerEvent): ChatState {
       return onToolEvent(state, event);
     case "conversation_created": {
       const view = event.conversation;
+      // From the feed (another tab made it): list it; its messages load when it is opened.
+      if (event.feed_id) return { ...state, list: withSummary(state.list, state.list.byId[view.id] ?? summaryOf(view)) };
       const conversations = {
         ...state.conversations,
         [view.id]: mergeView(state.conversations[view.id], view),
@@ -141,6 +145,25 @@ function applyEvent(state: ChatState, event: ServerEvent): ChatState {
         ...(conv ? withConversation(state, { ...conv, title: event.title }) : state),
         list: summary ? withSummary(state.list, { ...summary, title: event.title }) : state.list,
       };
+    }
+    case "conversation_deleted": {
+      if (!state.conversations[event.conversation_id] && !state.list.byId[event.conversation_id]) return state;
+      const wasOpen = state.activeId === event.conversation_id;
+      const next = applyLocal(state, { type: "conversation_removed", conversationId: event.conversation_id });
+      return wasOpen ? addNotice(next, "This conversation was deleted in another tab or device.") : next;
+    }
+    case "turn_started": {
+      const known = state.list.byId[event.conversation_id];
+      const summary = known
+        ? { ...known, title: event.title, updated_at: Math.max(known.updated_at, event.updated_at) }
+        : {
+            id: event.conversation_id,
+            title: event.title,
+            model: event.model ?? null,
+            created_at: event.updated_at,
+            updated_at: event.updated_at,
+          };
+      return { ...state, list: withSummary(state.list, summary) };
     }
     case "error":
       return onError(state, event);
@@ -208,7 +231,10 @@ function onStreamStart(state: ChatState, event: StreamStartEvent): ChatState {
     localOnly: false,
     tools: [],
   });
-  if (conv.currentId === event.parent_id || conv.currentId === null) {
+  // A turn another tab runs (followed: no event_id) is followed onto its branch
+  // too, so a regeneration there shows here as it does there.
+  const followed = !isEventId(event.event_id);
+  if (followed || conv.currentId === event.parent_id || conv.currentId === null) {
     conv = { ...conv, currentId: event.message_id };
   }
   const turn: Turn = {

@@ -32,6 +32,20 @@ function Recovery({ pending }: { pending: Pending }) {
       </>
     );
   }
+  if (code === "conflict") {
+    // The conversation was reloaded with what the other tab added: send it after that, or rework it.
+    return (
+      <>
+        <Button size="sm" onClick={() => actions.retryPending(pending.clientId)}>
+          Send it now
+        </Button>
+        <Button size="sm" variant="ghost" onClick={() => actions.editPending(pending.clientId)}>
+          Edit
+        </Button>
+        {discard}
+      </>
+    );
+  }
   return (
     <>
       <Button size="sm" onClick={() => actions.retryPending(pending.clientId)}>
@@ -50,7 +64,11 @@ export function PendingMessage({ pending, online, position, setSize }: PendingMe
         {pending.error ? (
           <div className="msg-error" role="alert">
             <AlertTriangle size={16} aria-hidden />
-            <span>Not sent: {pending.error.message}</span>
+            <span>
+              {pending.error.code === "conflict"
+                ? "Not sent: another tab or device added to this conversation first (shown above). Send it after that, or change it."
+                : `Not sent: ${pending.error.message}`}
+            </span>
             <Recovery pending={pending} />
           </div>
         ) : (

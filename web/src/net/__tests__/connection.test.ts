@@ -40,6 +40,45 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
+describe("live sync", () => {
+  it("resumes the user's feed too, then names the conversation on screen on every new socket", () => {
+    let watching: string | null = "conv1";
+    let feed: string | null = null;
+    const conn = new ChatConnection({
+      url: "ws://test/ws",
+      outbox: new Outbox(),
+      lastEventId: () => "9-0",
+      lastFeedId: () => feed,
+      watching: () => watching,
+      onEvent: (e) => {
+        if (e.feed_id) feed = e.feed_id;
+      },
+      onStatus: () => {},
+      createSocket: (url, protocols) => new FakeSocket(url, protocols),
+      random: () => 0.5,
+    });
+    conn.start();
+    latest().open();
+    expect(latest().sent).toEqual([
+      { type: "resume", after: "9-0" },
+      { type: "watch", conversation_id: "conv1" },
+    ]);
+    latest().hello();
+    latest().receive({ type: "turn_started", feed_id: "20-1", turn_id: "t", conversation_id: "conv2", title: "x", updated_at: 1 });
+    watching = "conv2";
+    conn.watch("conv2");
+    expect(latest().sent[2]).toEqual({ type: "watch", conversation_id: "conv2" });
+    latest().drop();
+    vi.runOnlyPendingTimers();
+    latest().open();
+    expect(latest().sent).toEqual([
+      { type: "resume", after: "9-0", feed_after: "20-1" },
+      { type: "watch", conversation_id: "conv2" },
+    ]);
+    conn.stop();
+  });
+});
+
 describe("connecting and resuming", () => {
   it("starts delivery at the live end with a ping when nothing was applied yet", () => {
     const { conn, status } = setup();

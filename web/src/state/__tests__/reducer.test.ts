@@ -349,3 +349,52 @@ describe("local actions", () => {
     expect(state.notices.map((t) => t.id)).toEqual([3, 4, 5, 6]);
   });
 });
+
+describe("the user's other tabs (feed and followed turns)", () => {
+  it("lists a chat made elsewhere without taking its messages, and moves a chat up when a turn starts", () => {
+    let state = withConversation();
+    state = reduce(state, { ...ev.created(view("conv9", { title: "Elsewhere" })), event_id: undefined, feed_id: "5-0" } as ServerEvent);
+    expect(state.list.byId.conv9?.title).toBe("Elsewhere");
+    expect(state.conversations.conv9).toBeUndefined(); // loaded when opened
+    state = reduce(state, { type: "turn_started", feed_id: "5-1", turn_id: "t9", conversation_id: "conv9", title: "Renamed", updated_at: 150 });
+    expect(state.list.byId.conv9).toMatchObject({ title: "Renamed", updated_at: 150 });
+    // A feed event is not a session event: the resume point stays.
+    expect(state.lastEventId).toBeNull();
+  });
+
+  it("shows a turn followed from another tab like its own, from its first event", () => {
+    let state = withConversation();
+    const followed = turnEvents({}).map((e) => ({ ...e, event_id: undefined }) as ServerEvent);
+    state = reduceAll(state, followed.slice(0, -1));
+    expect(onScreen(state)).toEqual(["user:Hi", "assistant:Hello world"]);
+    expect(runningTurn(state, "conv1")?.status).toBe("streaming");
+    state = reduce(state, followed[followed.length - 1]!);
+    expect(runningTurn(state, "conv1")).toBeUndefined();
+    expect(state.lastEventId).toBeNull();
+  });
+
+  it("follows another tab's regeneration onto its new branch", () => {
+    let state = reduceAll(withConversation(), turnEvents({}));
+    expect(onScreen(state)).toEqual(["user:Hi", "assistant:Hello world"]);
+    const again = turnEvents({ turn: "t2", reply: "a2", chunks: ["Other"] })
+      .slice(1)
+      .map((e) => ({ ...e, event_id: undefined }) as ServerEvent);
+    state = reduceAll(state, again);
+    expect(onScreen(state)).toEqual(["user:Hi", "assistant:Other"]);
+    const conv = state.conversations.conv1!;
+    expect(siblingsOf(conv, conv.messages.a2!)).toEqual(["a1", "a2"]);
+  });
+
+  it("leaves a conversation deleted elsewhere and says so", () => {
+    let state = withConversation();
+    state = reduce(state, { type: "conversation_deleted", feed_id: "6-0", conversation_id: "conv1" });
+    expect(state.activeId).toBeNull();
+    expect(state.conversations.conv1).toBeUndefined();
+    expect(state.notices.map((n) => n.message)).toEqual(["This conversation was deleted in another tab or device."]);
+  });
+
+  it("ignores an event type it does not know (a newer server) instead of losing its state", () => {
+    const state = withConversation();
+    expect(reduce(state, { type: "from_the_future" } as unknown as ChatAction)).toBe(state);
+  });
+});
