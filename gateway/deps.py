@@ -18,6 +18,7 @@ from gateway.security.revocation import Revocations
 from gateway.security.sessions import SessionOwners
 from gateway.sockets import SocketRegistry
 from gateway.turns import TurnService
+from shared.files import FileStore
 from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
 from shared.store import ConversationStore
@@ -36,6 +37,7 @@ class Services:
     gateway_id: str
     owners: SessionOwners
     revocations: Revocations
+    files: FileStore
     #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
     proxies: tuple[Network, ...] = ()
     sockets: SocketRegistry = field(default_factory=SocketRegistry)

@@ -29,6 +29,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_found": 404,
     "conflict": 409,
     "too_large": 413,
+    "unsupported_type": 415,
     "rate_limited": 429,
     "quota_exceeded": 403,
     "storage_full": 507,

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
+from gateway.attachments import resolve_attachments
 from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import Once
@@ -20,8 +21,9 @@ from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
 from shared import store as conversation_store
-from shared.conversation import Conversation, Message, new_id, now
+from shared.conversation import Attachment, Conversation, Message, new_id, now
 from shared.fairness import INLINE_SCRIPTS, FairLines
+from shared.files import FileStore
 from shared.keys import CLIENT_ID_TTL_S, Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
@@ -66,10 +68,13 @@ class TurnService:
         fair_turns_per_user: int = 2,
         max_waiting_per_user: int = 20,
         quotas: Quotas | None = None,
+        max_attachments: int = 10,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.store = ConversationStore(redis, keys)
+        self.files = FileStore(redis, keys)
+        self.max_attachments = max_attachments
         self.catalog = catalog
         self.max_message_chars = max_message_chars
         self.session_ttl = session_ttl
@@ -122,6 +127,9 @@ class TurnService:
         if message_id is not None and not head.message_exists:
             raise ApiError("not_found", "message not found in this conversation")
         return head
+
+    async def _attachments(self, user: UserInfo, ids: list[str]) -> list[Attachment]:
+        return await resolve_attachments(self.files, user.id, ids, self.max_attachments)
 
     # --- writes ----------------------------------------------------------------
 
@@ -195,13 +203,21 @@ class TurnService:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
+        attachments = await self._attachments(user, frame.attachments)
         pipe = self.redis.pipeline(transaction=False)
         nbytes = storage_usage.text_bytes(frame.content)
         if frame.conversation_id is None:
             spec = self._model(frame.model)
+            _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             ts = now()
-            message = Message(id=new_id(), role="user", content=frame.content, created_at=ts)
+            message = Message(
+                id=new_id(),
+                role="user",
+                content=frame.content,
+                created_at=ts,
+                attachments=attachments,
+            )
             conv = Conversation(
                 id=new_id(),
                 owner=user.id,
@@ -232,12 +248,14 @@ class TurnService:
                 # (gateway/once.py) that stops here if another tab got there first.
                 self.store.queue_expect_current(pipe, cid, frame.parent_id)
             spec = self._model(frame.model, head.model)
+            _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
             message = Message(
                 id=new_id(),
                 parent_id=frame.parent_id or head.current_id,
                 role="user",
                 content=frame.content,
+                attachments=attachments,
             )
             self.store.queue_add_message(pipe, cid, message, owner=user.id)
             storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
@@ -371,3 +389,12 @@ class TurnService:
             # Still waiting in the user's line: onto the stream at once, so a
             # worker ends it (stopped) now rather than after the user's others.
             await self.fair.lift(self.catalog.pools(), user.id, frame.turn_id)
+
+
+def _check_images(spec: ModelSpec, attachments: list[Attachment]) -> None:
+    """A model without ``vision`` is never sent an image: refused here, and
+    the composer says so before sending."""
+    if not spec.vision and any(a.kind == "image" for a in attachments):
+        raise ApiError(
+            "bad_request", f"{spec.display_name} cannot see images; choose a model that can"
+        )

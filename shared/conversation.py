@@ -61,6 +61,28 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class Attachment(BaseModel):
+    """A file attached to a user message (docs/documents.md): what the
+    message shows; the file itself lives under ``file(file_id)``."""
+
+    file_id: Id
+    name: str
+    kind: str
+    mime: str
+    size: int
+
+
+class Citation(BaseModel):
+    """A passage a reply was given, numbered as the prompt numbered it ([n])."""
+
+    n: int
+    file_id: str
+    name: str
+    #: 1-based page of a PDF; 0 for formats without pages.
+    page: int = 0
+    text: str
+
+
 class Message(BaseModel):
     """One node of the message tree."""
 
@@ -80,14 +102,24 @@ class Message(BaseModel):
     error: ErrorInfo | None = None
     #: Set when the prompt had to be cut to fit the context window.
     notice: str | None = None
+    #: User messages: the files attached (documents, images).
+    attachments: list[Attachment] = Field(default_factory=list)
+    #: Assistant messages: the passages the reply was given, by number.
+    citations: list[Citation] = Field(default_factory=list)
     #: Tools (issue 15, shared/tools.py): on an assistant message whose
     #: model called tools, each model call that asked for tools, with the
     #: calls and their results, in order; ``content`` is the final answer.
     steps: list[ToolStep] | None = None
 
     def stored(self) -> dict[str, Any]:
-        """The form kept in Redis: everything but the derived ``children``."""
-        return self.model_dump(mode="json", exclude={"children"})
+        """The form kept in Redis: everything but the derived ``children``
+        (and the document fields when empty, so plain messages keep the
+        layout they always had)."""
+        out = self.model_dump(mode="json", exclude={"children"})
+        for name in ("attachments", "citations"):
+            if not out[name]:
+                del out[name]
+        return out
 
 
 class ConversationSummary(BaseModel):

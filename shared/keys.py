@@ -155,6 +155,28 @@ TOOL_STEPS_TTL_S = 2 * 3600
 APPROVAL_POLL_S = 0.25
 
 
+# --- documents (docs/documents.md) ----------------------------------------------
+
+#: Consumer group of the ingestion workers on ``ingest(pool)``.
+INGEST_GROUP = "ingesters"
+#: The ingestion pool every file goes to: one pool today; the name is in the
+#: stream key so a deployment can split them later (big PDFs apart).
+INGEST_POOL = "documents"
+#: A file's chunks are this many words (all-MiniLM-L6-v2 reads 256 tokens,
+#: some 190 English words, and ignores the rest), each repeating the
+#: previous one's last CHUNK_OVERLAP_WORDS, so a sentence cut at a boundary
+#: is whole in one of them. A chunk never spans two pages (one page to cite).
+CHUNK_WORDS = 150
+CHUNK_OVERLAP_WORDS = 30
+#: Chunks embedded (and written) per step: each step records its progress,
+#: so a worker that takes a file over continues from the last whole step.
+EMBED_BATCH = 16
+#: Passages retrieved for a turn (KNN's K) before the prompt budget cuts.
+RETRIEVE_K = 8
+#: Of a prompt's budget, the share documents may take (whole, or passages).
+DOCUMENT_BUDGET_SHARE = 0.5
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Builds key names under a configurable prefix (default ``tc:``)."""
@@ -311,3 +333,50 @@ class Keys:
         Under the prefix, so a Redis user whose ACL allows only this
         deployment's keys may read it."""
         return f"{self.prefix}__probe__"
+
+    # --- documents (docs/documents.md): per file, per user ----------------------
+
+    def ingest(self, pool: str = INGEST_POOL) -> str:
+        """Stream of files to read and index; group ``INGEST_GROUP``."""
+        return f"{self.prefix}ingest:{pool}"
+
+    def ingest_dead(self, pool: str = INGEST_POOL) -> str:
+        """Files whose ingestion failed past the retry limit (workers died on it)."""
+        return f"{self.prefix}ingest-dead:{pool}"
+
+    def ingest_workers(self, pool: str = INGEST_POOL) -> str:
+        """Sorted set: live ingestion workers by heartbeat (ms)."""
+        return f"{self.prefix}ingest-workers:{pool}"
+
+    def file(self, fid: str) -> str:
+        """Hash: one uploaded file (owner, name, kind, size, status, progress)."""
+        return f"{self.prefix}file:{{{fid}}}"
+
+    def file_bytes(self, fid: str) -> str:
+        """String: the file's bytes, as uploaded (read by the ingestion worker;
+        images are sent from here to vision models)."""
+        return f"{self.prefix}file:{{{fid}}}:bytes"
+
+    def chunk(self, fid: str, n: int) -> str:
+        """Hash: chunk ``n`` of a file (owner, file, page, text, vector), indexed by
+        ``chunk_index``. The name is fixed by (file, n), so indexing a file again
+        overwrites its chunks: no duplicates."""
+        return f"{self.prefix}chunk:{{{fid}}}:{n}"
+
+    def chunk_prefix(self) -> str:
+        """What ``chunk_index`` indexes (FT.CREATE ... PREFIX)."""
+        return f"{self.prefix}chunk:"
+
+    def chunk_index(self) -> str:
+        """The query-engine index over every chunk: vector (HNSW, cosine), text,
+        and owner/file TAGs that every query filters on."""
+        return f"{self.prefix}idx:chunks"
+
+    def user_files(self, uid: str) -> str:
+        """Sorted set: a user's file ids by upload time (ms)."""
+        return f"{self.prefix}user:{{{uid}}}:files"
+
+    def user_file_usage(self, uid: str) -> str:
+        """Hash: bytes and files a user stores, for the per-user upload limit
+        (checked and added in one script with ``user_files``)."""
+        return f"{self.prefix}user:{{{uid}}}:filebytes"

@@ -48,6 +48,10 @@ class _ModelBase(BaseModel):
     #: What the empty chat offers to ask this model; None: its backend's
     #: defaults (``shared/suggestions.py``), [] for none.
     suggestions: list[Suggestion] | None = None
+    #: The model reads images: a question's attached images go to it as
+    #: image parts (OpenAI-compatible ``image_url``; the ``hf`` backend).
+    #: Models without it are never sent one (the composer says so first).
+    vision: bool = False
 
     @property
     def display_name(self) -> str:

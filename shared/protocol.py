@@ -21,6 +21,8 @@ from shared.tools import ToolStatus
 ErrorCode = Literal[
     "bad_request",
     "too_large",
+    #: An uploaded file of a kind tidechat does not read (HTTP 415).
+    "unsupported_type",
     "not_found",
     "forbidden",
     "unauthorized",
@@ -64,6 +66,8 @@ class MessageFrame(_Frame):
     model: str | None = None
     parent_id: Id | None = None
     client_id: Annotated[str, Field(max_length=128)] | None = None
+    #: Ids of the caller's uploaded files (``POST /api/files``) to attach.
+    attachments: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
 class RegenerateFrame(_Frame):

@@ -21,6 +21,7 @@ def make_redis(
     block_ms: int | None = None,
     max_connections: int = 32,
     client_name: str | None = None,
+    decode_responses: bool = True,
 ) -> Redis:
     """A client for ``url`` with a bounded pool: callers wait for a free
     connection rather than opening more, so a process holds at most
@@ -31,6 +32,7 @@ def make_redis(
     timeout is set above it, so a blocked read is not taken for a dead
     connection. Commands retry a few times with jittered backoff on connection
     errors, so a Redis restart is ridden out rather than crashed on.
+    ``decode_responses=False``: a client for binary values (uploaded files).
     """
     timeout = COMMAND_TIMEOUT_S
     if block_ms is not None:
@@ -39,7 +41,7 @@ def make_redis(
         url,
         max_connections=max_connections,
         timeout=None,
-        decode_responses=True,
+        decode_responses=decode_responses,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=30,

@@ -5,7 +5,8 @@ Each entry holds its payload as one JSON field, validated by the models here
 on the way in and out, so a stream can be replayed and read by any version
 of the code that understands the schema. Gateway, worker and the operator
 commands queue entries through ``queue_session_event``, ``queue_session_open``,
-``queue_feed_event``, ``queue_turn`` and ``queue_dead_letter``, never with their own XADD: field
+``queue_feed_event``, ``queue_turn`` and ``queue_dead_letter`` (and, for
+documents, ``queue_ingest_job`` and ``queue_ingest_dead``), never with their own XADD: field
 names and stream lengths live here and in ``shared/keys.py``. (Lua scripts
 that move a turn between a user's line and the stream write the same entry
 shape: ``shared/fairness.py`` substitutes ``FIELD_DATA``.)
@@ -25,6 +26,7 @@ from shared.keys import (
     FIELD_DATA,
     FIELD_SESSION,
     FIELD_TYPE,
+    INGEST_POOL,
     SESSION_MAXLEN,
     Keys,
 )
@@ -204,3 +206,48 @@ def frame_with_event_id(event_id: str, data: str) -> str:
 def frame_with_feed_id(feed_id: str, data: str) -> str:
     """A user-feed event as a client receives it: ``feed_id`` spliced in."""
     return '{"feed_id":"' + feed_id + '",' + data[1:]
+
+
+# --- documents: the ingestion stream (docs/documents.md) ----------------------------
+
+
+class IngestJob(BaseModel):
+    """One file to read and index: an entry on ``ingest(pool)``. The file's
+    record (``file(fid)``) holds everything else; a job whose file is gone
+    (deleted while queued) is acknowledged and forgotten."""
+
+    file_id: Id
+    user_id: str
+    created_at: float = Field(default_factory=now)
+
+
+class IngestDeadLetter(BaseModel):
+    """A file whose ingestion failed past the retry limit (its workers kept
+    dying on it), or an entry that was not a job (``job`` None, ``raw`` set)."""
+
+    job: IngestJob | None
+    error: str
+    deliveries: int
+    failed_at: float = Field(default_factory=now)
+    entry_id: str | None = None
+    raw: str | None = None
+
+
+def decode_ingest_job(fields: dict[str, str]) -> IngestJob:
+    return IngestJob.model_validate_json(fields[FIELD_DATA])
+
+
+def queue_ingest_job(target: Any, keys: Keys, job: IngestJob, pool: str = INGEST_POOL) -> Any:
+    """XADD a file to read onto the ingestion stream."""
+    return target.xadd(keys.ingest(pool), {FIELD_DATA: job.model_dump_json()})
+
+
+def queue_ingest_dead(
+    target: Any, keys: Keys, letter: IngestDeadLetter, pool: str = INGEST_POOL
+) -> Any:
+    return target.xadd(
+        keys.ingest_dead(pool),
+        {FIELD_DATA: letter.model_dump_json()},
+        maxlen=DEAD_MAXLEN,
+        approximate=True,
+    )

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from shared.models_file import ModelsFileError
 from shared.redis_features import RedisFeatureError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from worker.config import WorkerSettings
 
 
 def _logging(level: str) -> None:
@@ -69,10 +75,36 @@ def run_gateway(args: argparse.Namespace) -> int:
     return 0 if started else 3
 
 
-def run_worker(args: argparse.Namespace) -> int:
+@contextlib.asynccontextmanager
+async def _worker_clients(
+    settings: WorkerSettings, kind: str, connections: int, raw_connections: int
+) -> AsyncIterator[tuple[Redis, Redis]]:
+    """A worker process's Redis clients, once Redis has what tidechat needs:
+    one for commands and blocking reads, and one that leaves replies as bytes
+    (uploaded files, images for vision models)."""
     from shared.keys import WORKER_BLOCK_MS
     from shared.redis_client import make_redis
     from shared.redis_features import wait_for_features
+
+    name = f"tidechat-{kind}-{os.getpid()}"
+    redis = make_redis(
+        settings.redis_url, block_ms=WORKER_BLOCK_MS, max_connections=connections, client_name=name
+    )
+    raw = make_redis(
+        settings.redis_url,
+        max_connections=raw_connections,
+        client_name=name,
+        decode_responses=False,
+    )
+    try:
+        await wait_for_features(redis, settings.keys, logging.getLogger(kind))
+        yield redis, raw
+    finally:
+        await raw.aclose()
+        await redis.aclose()
+
+
+def run_worker(args: argparse.Namespace) -> int:
     from worker.config import WorkerSettings
     from worker.worker import Worker
 
@@ -82,25 +114,39 @@ def run_worker(args: argparse.Namespace) -> int:
     catalog = settings.load_models()
 
     async def main() -> None:
-        redis = make_redis(
-            settings.redis_url,
-            block_ms=WORKER_BLOCK_MS,
-            max_connections=settings.concurrency + 8,
-            client_name=f"tidechat-worker-{os.getpid()}",
-        )
-        try:
-            await wait_for_features(redis, settings.keys, logging.getLogger("worker"))
+        async with _worker_clients(settings, "worker", settings.concurrency + 8, 4) as (r, raw):
             worker = Worker(
-                redis,
+                r,
                 settings,
                 catalog,
                 pools=args.pool or None,
                 burst=args.burst,
                 handle_signals=True,
+                raw=raw,
             )
             await worker.run()
-        finally:
-            await redis.aclose()
+
+    run_async(main())
+    return 0
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from worker.config import WorkerSettings
+    from worker.documents.embed import make_settings_embedder
+    from worker.documents.pool import IngestWorker
+
+    overrides = {"ingest_concurrency": args.concurrency} if args.concurrency else {}
+    settings = WorkerSettings(**overrides)
+    _logging(settings.log_level)
+    n = settings.ingest_concurrency
+
+    async def main() -> None:
+        async with _worker_clients(settings, "ingest", n + 8, n + 1) as (redis, raw):
+            embedder = make_settings_embedder(settings)
+            worker = IngestWorker(
+                redis, raw, settings, embedder, burst=args.burst, handle_signals=True
+            )
+            await worker.run()
 
     run_async(main())
     return 0
@@ -129,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst", action="store_true", help="exit when the queues are empty and nothing runs"
     )
     wk.set_defaults(func=run_worker)
+
+    ig = sub.add_parser("ingest", help="run an ingestion worker (reads and indexes files)")
+    ig.add_argument("--concurrency", type=int, default=None, help="files at once (default 1)")
+    ig.add_argument(
+        "--burst", action="store_true", help="exit when the stream is empty and nothing runs"
+    )
+    ig.set_defaults(func=run_ingest)
 
     from tidechat import up
 

@@ -2,8 +2,9 @@
 
 Starts (unless ``REDIS_URL`` names a server, which must have JSON and the
 query engine) a Redis 8 with JSON, the query engine and AOF persistence in the
-data directory, the gateway, and ``--workers``
-worker processes serving every pool of the models file; waits until the
+data directory, the gateway, ``--workers`` worker processes serving every
+pool of the models file, and one ingestion worker (reads and indexes
+uploaded files: docs/documents.md); waits until the
 gateway is ready and prints its URL. Ctrl-C or SIGTERM stops the children in
 order (workers, which hand back unfinished turns; the gateway; Redis last,
 so it writes its data) and leaves no process behind. Each child also gets
@@ -162,6 +163,9 @@ class Up:
                     env,
                 )
             )
+        self.children.append(
+            Child("ingest", tidechat_command("ingest"), self.logs / "ingest.log", env)
+        )
         self.children.append(
             Child(
                 "gateway",

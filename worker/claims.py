@@ -27,9 +27,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.keys import WORKER_GROUP, Keys
+from shared.keys import Keys
 from shared.streams import StreamEntries
 from worker.config import WorkerSettings
+from worker.lanes import Lanes
 from worker.running import RunningTurns, last_tries
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ class Claims:
         pools: list[str],
         running: RunningTurns,
         start: Start,
+        lanes: Lanes | None = None,
     ) -> None:
         self.redis = redis
+        self.lanes = lanes or Lanes.turns(keys)
         self.keys = keys
         self.settings = settings
         self.consumer = consumer
@@ -79,14 +82,15 @@ class Claims:
         if free <= 0:
             self.owed = True
             return
-        key = self.keys.prompts(pool)
+        key = self.lanes.stream(pool)
+        group = self.lanes.group
         idle_ms = int(self.settings.claim_idle_seconds * 1000)
         scan = free * 10
         # redis-py types both replies loosely, for every kind of client.
         rows = cast(
             list[dict[str, str]],
             await self.redis.xpending_range(
-                key, WORKER_GROUP, min=self._cursors[pool], max="+", count=scan, idle=idle_ms
+                key, group, min=self._cursors[pool], max="+", count=scan, idle=idle_ms
             ),
         )
         # The next pass goes on after the last entry looked at, or from the start.
@@ -108,13 +112,13 @@ class Claims:
         # XCLAIM with the threshold again: another worker may have been faster.
         claimed = cast(
             StreamEntries,
-            await self.redis.xclaim(key, WORKER_GROUP, self.consumer, idle_ms, list(counts)),
+            await self.redis.xclaim(key, group, self.consumer, idle_ms, list(counts)),
         )
         entries = [(eid, fields) for eid, fields in claimed if fields is not None]
         if not entries:
             return
         self.takeovers += len(entries)
-        await self.redis.hincrby(self.keys.metrics(pool), "takeovers", len(entries))
+        await self.redis.hincrby(self.lanes.metrics(pool), "takeovers", len(entries))
         for entry_id, fields in entries:
-            log.info("taking over turn %s on %s", entry_id, pool)
+            log.info("taking over %s on %s", entry_id, key)
             self.start(pool, entry_id, fields, counts.get(entry_id, 2), TAKEOVER_REASON)

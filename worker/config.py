@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import CommonSettings
 
@@ -48,3 +49,25 @@ class WorkerSettings(CommonSettings):
     #: A call to an "ask" tool waits this long for the user's approval, then
     #: is refused (the model is told).
     tool_approval_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    # --- documents (docs/documents.md) ---------------------------------------
+    #: Files one ingestion worker reads at once. Embedding is CPU-bound (the
+    #: local model uses every core it can get), so one is the default.
+    ingest_concurrency: int = Field(default=1, ge=1, le=64)
+    #: Which embedder: ``local`` (all-MiniLM-L6-v2, offline), ``openai``
+    #: (any OpenAI-compatible /v1/embeddings), ``hf`` (Hugging Face
+    #: feature-extraction), ``hash`` (no model: tests and benchmarks only).
+    #: Turn workers embed questions with it too, so every worker agrees.
+    embedder: Literal["local", "openai", "hf", "hash"] = "local"
+    #: The remote embedder's model id, base URL and vector size.
+    embedder_model: str = ""
+    embedder_url: str = ""
+    embedder_dim: int = Field(default=0, ge=0)
+    #: Its API key (``openai``; ``hf`` falls back to HF_TOKEN).
+    embedder_token: SecretStr | None = None
+    #: Bounds of reading one file (in a child process): wall-clock seconds,
+    #: memory (MB of address space), PDF pages, characters of text kept.
+    extract_timeout_seconds: float = Field(default=60.0, gt=0)
+    extract_memory_mb: int = Field(default=768, ge=128)
+    max_pdf_pages: int = Field(default=2000, ge=1)
+    max_document_chars: int = Field(default=5_000_000, ge=1000)

@@ -11,6 +11,7 @@ again after its reply was stored only re-sends ``stream_end``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ from worker.backends import Backend, BackendPool, GenerationRequest, prompt_fram
 from worker.cancel import CancelWatcher
 from worker.config import WorkerSettings
 from worker.context import SAFETY_MARGIN_TOKENS, Prompt, build_prompt
+from worker.documents.embed import Embedder, make_settings_embedder
+from worker.documents.retrieve import DocumentContext, DocumentRetriever
 from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
@@ -74,8 +77,12 @@ class TurnRunner:
         backends: BackendPool,
         cancels: CancelWatcher,
         settings: WorkerSettings,
+        embedder: Embedder | None = None,
+        raw: Redis | None = None,
     ) -> None:
         self.redis = redis
+        #: A client without response decoding: image bytes for vision models.
+        self.raw = raw
         self.keys = keys
         self.store = ConversationStore(redis, keys)
         self.fair = FairLines(redis, keys)
@@ -90,6 +97,9 @@ class TurnRunner:
         # Tools (issue 15): the multi-step tool loop, for models with tools.
         self.tools = ToolLoop.from_file(
             redis, keys, settings.tools, settings.tool_approval_timeout_seconds
+        )
+        self.documents = DocumentRetriever(
+            redis, keys, embedder or make_settings_embedder(settings)
         )
 
     # --- events ------------------------------------------------------------
@@ -169,37 +179,74 @@ class TurnRunner:
         # Tools (issue 15): a model with tools runs the multi-step loop, and
         # sees earlier replies' tool steps.
         servers = self.tools.servers_for(spec.id, backend)
+        docs = await self._documents(turn.user_id, spec, backend, branch)
+        sent = branch
+        if docs.question is not None:
+            sent = [*branch[:-1], branch[-1].model_copy(update={"content": docs.question})]
         prompt = build_prompt(
             spec,
             doc["$.system_prompt"] or "",
-            branch,
+            sent,
             backend.count_tokens,
             prompt_framing(backend),
             expand=history_messages if servers else None,
         )
+        images = await self._images(spec, branch[-1], turn.user_id)
         steps = None
         if servers:
             outcome, steps = await self.tools.run(
                 turn,
                 servers,
                 prompt.messages,
-                lambda messages, tools: self._request(spec, messages, tools),
+                lambda messages, tools: self._request(spec, messages, tools, images),
                 lambda request: self._stream(d, backend, request, stop),
                 lambda event: self._send(turn.session_id, event),
                 stop,
                 room=spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - prompt.tokens,
             )
         else:
-            outcome = await self._generate(d, spec, backend, prompt, stop)
+            outcome = await self._generate(d, spec, backend, prompt, stop, images)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
         )
         reply.steps = steps or None
+        reply.citations = docs.citations
+        if docs.notice:
+            reply.notice = " ".join(filter(None, [reply.notice, docs.notice]))
         first_reply = not any(m.get("role") == "assistant" for m in messages.values())
         await self.finish(d, reply, outcome.error)
         if first_reply and reply.finish_reason != "error":
             await self._title(d, spec, backend, branch[-1].content, reply.content)
+
+    async def _documents(
+        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message]
+    ) -> DocumentContext:
+        """The attachments' passages for this turn (``worker/documents/retrieve.py``)."""
+
+        def count(text: str) -> int:
+            counted = backend.count_tokens(text)
+            return counted if counted is not None else estimate_tokens(text)
+
+        budget = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS
+        return await self.documents.context(owner, branch, budget, count)
+
+    async def _images(self, spec: ModelSpec, question: Message, owner: str) -> list[str]:
+        """The question's attached images as data URLs, for a vision model
+        (the gateway refuses images for the others). Only the question's:
+        earlier images would fill the context turn after turn."""
+        wanted = [a for a in question.attachments if a.kind == "image"]
+        if not wanted or not spec.vision or self.raw is None:
+            return []
+        owners = await self.documents.files.many([a.file_id for a in wanted])
+        urls: list[str] = []
+        for a, record in zip(wanted, owners, strict=True):
+            if record is None or record.owner != owner:
+                continue
+            data = await self.raw.get(self.keys.file_bytes(a.file_id))
+            if isinstance(data, bytes):
+                urls.append(f"data:{record.mime};base64,{base64.b64encode(data).decode()}")
+        return urls
 
     async def _generate(
         self,
@@ -208,11 +255,17 @@ class TurnRunner:
         backend: Backend,
         prompt: Prompt,
         stop: asyncio.Event,
+        images: list[str] | None = None,
     ) -> Outcome:
-        return await self._stream(d, backend, self._request(spec, prompt.messages, None), stop)
+        request = self._request(spec, prompt.messages, None, images)
+        return await self._stream(d, backend, request, stop)
 
     def _request(
-        self, spec: ModelSpec, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+        self,
+        spec: ModelSpec,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        images: list[str] | None = None,
     ) -> GenerationRequest:
         return GenerationRequest(
             messages=messages,
@@ -221,6 +274,7 @@ class TurnRunner:
             top_p=spec.top_p,
             stop=list(spec.stop),
             tools=tools,
+            images=images or [],
         )
 
     async def _stream(
@@ -302,7 +356,7 @@ class TurnRunner:
         pipe = self.redis.pipeline(transaction=False)
         # The gateway counted this reply as a message when it queued the turn;
         # its text is counted here, once (not again for a reply re-sent).
-        nbytes = storage_usage.text_bytes(reply.content) if reply is not None and new else 0
+        nbytes = _stored_text_bytes(reply) if reply is not None and new else 0
         if reply is not None:
             self.store.queue_add_message(pipe, turn.conversation_id, reply)
             storage_usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
@@ -412,6 +466,14 @@ class TurnRunner:
         # Every tab of the user lists the conversation under its title.
         queue_feed_event(pipe, self.keys, d.turn.user_id, event)
         await pipe.execute(raise_on_error=False)
+
+
+def _stored_text_bytes(reply: Message) -> int:
+    """What a reply stores for its user's quota: its text, and the passages
+    it cites (up to a few KB each), which live in the same document."""
+    return storage_usage.text_bytes(reply.content) + sum(
+        storage_usage.text_bytes(c.text) for c in reply.citations
+    )
 
 
 def _branch(messages: dict[str, dict[str, Any]], leaf_id: str) -> list[Message]:

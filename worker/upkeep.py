@@ -16,8 +16,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamIdT
 
 from shared.fairness import FairLines
-from shared.keys import WORKER_GROUP, Keys
+from shared.keys import Keys
 from shared.streams import parse_stream_id
+from worker.lanes import Lanes
+
+
+def _lanes(keys: Keys, lanes: Lanes | None) -> Lanes:
+    return lanes or Lanes.turns(keys)
+
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,12 @@ HANDBACK_IDLE_MS = 24 * 3600 * 1000
 
 
 async def heartbeat(
-    redis: Redis, keys: Keys, consumer: str, running: dict[str, list[str]], scan: int
+    redis: Redis,
+    keys: Keys,
+    consumer: str,
+    running: dict[str, list[str]],
+    scan: int,
+    lanes: Lanes | None = None,
 ) -> None:
     """Say this worker is alive (for ``/ready``), and refresh the idle time of
     the entries it is generating, so nobody takes them over.
@@ -61,15 +72,16 @@ async def heartbeat(
     Only entries still this worker's are refreshed: one another worker has
     taken over (this one was frozen past the threshold) is not stolen back.
     """
+    lane = _lanes(keys, lanes)
     now_ms = int(time.time() * 1000)
     pipe = redis.pipeline(transaction=False)
     for pool in running:
-        pipe.zadd(keys.workers(pool), {consumer: now_ms})
-        pipe.zremrangebyscore(keys.workers(pool), "-inf", now_ms - 3600_000)
+        pipe.zadd(lane.workers(pool), {consumer: now_ms})
+        pipe.zremrangebyscore(lane.workers(pool), "-inf", now_ms - 3600_000)
     busy = [pool for pool, ids in running.items() if ids]
     for pool in busy:
         pipe.xpending_range(
-            keys.prompts(pool), WORKER_GROUP, min="-", max="+", count=scan, consumername=consumer
+            lane.stream(pool), lane.group, min="-", max="+", count=scan, consumername=consumer
         )
     results = await pipe.execute()
     pending = results[2 * len(running) :]
@@ -80,12 +92,12 @@ async def heartbeat(
         ids: list[StreamIdT] = [eid for eid in running[pool] if eid in ours]
         if ids:
             todo = True
-            refresh.xclaim(keys.prompts(pool), WORKER_GROUP, consumer, 0, ids, justid=True)
+            refresh.xclaim(lane.stream(pool), lane.group, consumer, 0, ids, justid=True)
     if todo:
         await refresh.execute()
 
 
-async def trim(redis: Redis, keys: Keys, pool: str) -> int:
+async def trim(redis: Redis, keys: Keys, pool: str, lanes: Lanes | None = None) -> int:
     """Drop the acknowledged turns at the head of a prompt stream; return how
     many went.
 
@@ -96,14 +108,15 @@ async def trim(redis: Redis, keys: Keys, pool: str) -> int:
     taken over and acknowledged or dead-lettered. Every worker does it (it is
     idempotent); periodic, not per turn.
     """
-    key = keys.prompts(pool)
+    lane = _lanes(keys, lanes)
+    key = lane.stream(pool)
     pipe = redis.pipeline(transaction=False)
     pipe.xinfo_groups(key)
-    pipe.xpending(key, WORKER_GROUP)
+    pipe.xpending(key, lane.group)
     groups, pending = await pipe.execute(raise_on_error=False)
     if isinstance(groups, Exception) or isinstance(pending, Exception):
         return 0  # no stream or no group yet: nothing to trim
-    floor = next((str(g["last-delivered-id"]) for g in groups if g["name"] == WORKER_GROUP), "0-0")
+    floor = next((str(g["last-delivered-id"]) for g in groups if g["name"] == lane.group), "0-0")
     if pending["pending"] and parse_stream_id(str(pending["min"])) < parse_stream_id(floor):
         floor = str(pending["min"])
     if floor == "0-0":
@@ -111,20 +124,23 @@ async def trim(redis: Redis, keys: Keys, pool: str) -> int:
     return int(await redis.xtrim(key, minid=floor, approximate=True))
 
 
-async def hand_back(redis: Redis, keys: Keys, consumer: str, pools: list[str]) -> int:
+async def hand_back(
+    redis: Redis, keys: Keys, consumer: str, pools: list[str], lanes: Lanes | None = None
+) -> int:
     """Mark every entry still pending to ``consumer`` as long idle, so the next
     claim loop of another worker takes it at once (Redis Streams have no
     "unclaim"; idle time is what a claim looks at). Returns how many."""
+    lane = _lanes(keys, lanes)
     handed = 0
     for pool in pools:
-        key = keys.prompts(pool)
+        key = lane.stream(pool)
         rows = await redis.xpending_range(
-            key, WORKER_GROUP, min="-", max="+", count=10_000, consumername=consumer
+            key, lane.group, min="-", max="+", count=10_000, consumername=consumer
         )
         ids: list[StreamIdT] = [row["message_id"] for row in rows]
         if ids:
             await redis.xclaim(
-                key, WORKER_GROUP, consumer, 0, ids, idle=HANDBACK_IDLE_MS, justid=True
+                key, lane.group, consumer, 0, ids, idle=HANDBACK_IDLE_MS, justid=True
             )
             handed += len(ids)
     return handed

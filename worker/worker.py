@@ -20,30 +20,25 @@ import signal
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import KeyT, StreamIdT
 
 from shared.aio import cancel_and_wait
-from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, WORKER_BLOCK_MS, WORKER_GROUP, Keys
+from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, Keys
 from shared.models_file import ModelCatalog
-from shared.streams import StreamResponse, decode_turn
+from shared.streams import decode_turn
 from worker import upkeep
 from worker.backends import BackendPool
 from worker.cancel import CancelWatcher
 from worker.claims import Claims
 from worker.config import WorkerSettings
+from worker.consumer import REDIS_DOWN, StreamConsumer
+from worker.lanes import Lanes
 from worker.running import Running, RunningTurns, last_tries
 from worker.turn import ReceivedTurn, TurnRunner
 
 log = logging.getLogger(__name__)
-
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def consumer_name() -> str:
@@ -71,6 +66,7 @@ class Worker:
         burst: bool = False,
         max_turns: int | None = None,
         handle_signals: bool = False,
+        raw: Redis | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -86,7 +82,9 @@ class Worker:
             hf_token=token, data_dir=settings.data_dir, idle_timeout=settings.idle_timeout_seconds
         )
         self.cancels = CancelWatcher(redis, self.keys.cancel_channel())
-        self.runner = TurnRunner(redis, self.keys, catalog, self.backends, self.cancels, settings)
+        self.runner = TurnRunner(
+            redis, self.keys, catalog, self.backends, self.cancels, settings, raw=raw
+        )
         self.burst = burst
         self.max_turns = max_turns
         self.handle_signals = handle_signals
@@ -95,6 +93,16 @@ class Worker:
         self._stopping = asyncio.Event()
         self.claims = Claims(
             redis, self.keys, settings, self.consumer, self.pools, self._running, self._start
+        )
+        self.loop = StreamConsumer(
+            redis,
+            self.keys,
+            Lanes.turns(self.keys),
+            self.consumer,
+            self.pools,
+            self._running,
+            self.claims,
+            self._stopping,
         )
 
     @property
@@ -130,7 +138,7 @@ class Worker:
         finally:
             for task in helpers:
                 await cancel_and_wait(task)
-            with contextlib.suppress(*_REDIS_DOWN):
+            with contextlib.suppress(*REDIS_DOWN):
                 pipe = self.redis.pipeline(transaction=False)
                 for pool in self.pools:
                     pipe.zrem(self.keys.workers(pool), self.consumer)
@@ -144,67 +152,18 @@ class Worker:
             await self.backends.get(spec).load()
 
     async def _ensure_groups(self) -> None:
-        for pool in self.pools:
-            try:
-                # From 0: turns queued before any worker existed are served too.
-                await self.redis.xgroup_create(
-                    self.keys.prompts(pool), WORKER_GROUP, id="0", mkstream=True
-                )
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await self.loop.ensure_groups()
 
     # --- reading turns -------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        streams: dict[KeyT, StreamIdT] = {self.keys.prompts(pool): ">" for pool in self.pools}
-        pool_of = {self.keys.prompts(pool): pool for pool in self.pools}
-        backoff = 0.1
-        while not self._stopping.is_set():
-            if self.max_turns is not None and self.started_turns >= self.max_turns:
-                break
-            free = self._running.free
-            if free <= 0:
-                await self._running.wait_for_slot()
-                continue
-            if self.claims.owed:
-                self.claims.owed = False
-                await self.claims.claim_all()
-                continue
-            read = asyncio.ensure_future(
-                self.redis.xreadgroup(
-                    WORKER_GROUP, self.consumer, streams, count=free, block=WORKER_BLOCK_MS
-                )
-            )
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not read.done():
-                # Shutting down: abandon the blocked read (its connection is
-                # dropped); anything it was handed is handed back in _drain.
-                await cancel_and_wait(read)
-                break
-            try:
-                # redis-py types the reply loosely, for every kind of client.
-                response = cast(StreamResponse, read.result())
-                backoff = 0.1
-            except ResponseError as exc:
-                # UNBLOCKED: the stream was deleted while this read waited on it.
-                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                    raise
-                log.warning("consumer group missing (Redis restarted empty?); recreating")
-                await self._ensure_groups()
-                continue
-            except _REDIS_DOWN as exc:
-                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            for stream, entries in response or []:
-                for entry_id, fields in entries:
-                    self._start(pool_of[stream], entry_id, fields, 1, None)
-            if self.burst and not response and not self._running:
-                break
+        def done() -> bool:
+            return self.max_turns is not None and self.started_turns >= self.max_turns
+
+        async def idle() -> bool:
+            return True
+
+        await self.loop.read_loop(self._start, done=done, idle=idle if self.burst else None)
 
     def _start(
         self,
@@ -242,7 +201,7 @@ class Worker:
                 await self.runner.run(d)
         except asyncio.CancelledError:
             raise
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             # Left pending: the claim loop (ours or another worker's) retries it.
             log.warning("turn %s interrupted by Redis (%s); it will be retried", d.entry_id, exc)
         except Exception:
@@ -285,20 +244,4 @@ class Worker:
 
     async def _drain(self) -> None:
         """Let turns in flight finish, up to the drain timeout; hand back the rest."""
-        if self._running:
-            tasks = [r.task for r in self._running]
-            log.info(
-                "draining %d turn(s) for up to %.0fs",
-                len(tasks),
-                self.settings.drain_timeout_seconds,
-            )
-            await asyncio.wait(tasks, timeout=self.settings.drain_timeout_seconds)
-        leftovers = list(self._running)
-        await asyncio.gather(*(cancel_and_wait(r.task) for r in leftovers))
-        with contextlib.suppress(*_REDIS_DOWN):
-            await self._hand_back()
-
-    async def _hand_back(self) -> None:
-        handed = await upkeep.hand_back(self.redis, self.keys, self.consumer, self.pools)
-        if handed:
-            log.info("handed back %d turn(s) to the other workers", handed)
+        await self.loop.drain(self.settings.drain_timeout_seconds, "turn(s)")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import CurrentUser, ServicesDep, request_token
 from gateway.errors import ApiError
@@ -30,6 +30,8 @@ class ChatRequest(BaseModel):
     conversation_id: Id | None = None
     model: str | None = None
     parent_id: Id | None = None
+    #: Ids of the caller's uploaded files to attach (``POST /api/files``).
+    attachments: list[Id] = Field(default_factory=list, max_length=100)
 
 
 def sse(event: str, data: str, event_id: str | None = None) -> str:

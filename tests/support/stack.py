@@ -92,6 +92,12 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def start_ingest(self, *args: str, env: dict[str, str] | None = None) -> Proc:
+        """An ingestion worker (``tidechat ingest``): counted with the workers."""
+        proc = self._spawn(f"ingest-{len(self.workers)}", ["ingest", *args], env)
+        self.workers.append(proc)
+        return proc
+
     def wait_ready(self, timeout: float = 30.0, index: int = 0) -> None:
         try:
             wait_ready(

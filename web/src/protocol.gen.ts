@@ -14,6 +14,7 @@ export type ClientFrame =
 export type ErrorCode =
   | "bad_request"
   | "too_large"
+  | "unsupported_type"
   | "not_found"
   | "forbidden"
   | "unauthorized"
@@ -81,6 +82,33 @@ export interface ApproveFrame {
   approve: boolean;
 }
 /**
+ * A file attached to a user message (docs/documents.md): what the
+ * message shows; the file itself lives under ``file(file_id)``.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "Attachment".
+ */
+export interface Attachment {
+  file_id: string;
+  name: string;
+  kind: string;
+  mime: string;
+  size: number;
+}
+/**
+ * A passage a reply was given, numbered as the prompt numbered it ([n]).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "Citation".
+ */
+export interface Citation {
+  n: number;
+  file_id: string;
+  name: string;
+  page?: number;
+  text: string;
+}
+/**
  * A new user message and a reply to it (``conversation_id`` null: new conversation).
  *
  * ``parent_id`` is the newest message the client saw: if the conversation
@@ -98,6 +126,10 @@ export interface MessageFrame {
   model?: string | null;
   parent_id?: string | null;
   client_id?: string | null;
+  /**
+   * @maxItems 100
+   */
+  attachments?: string[];
 }
 /**
  * A new sibling reply to the user message that ``message_id`` answers.
@@ -211,6 +243,8 @@ export interface Message {
   created_at?: number;
   error?: ErrorInfo | null;
   notice?: string | null;
+  attachments?: Attachment[];
+  citations?: Citation[];
   steps?: ToolStep[] | null;
 }
 /**
@@ -294,6 +328,7 @@ export interface ErrorEvent {
   code:
     | "bad_request"
     | "too_large"
+    | "unsupported_type"
     | "not_found"
     | "forbidden"
     | "unauthorized"
@@ -508,6 +543,7 @@ export const CLIENT_FRAME_TYPES = [
 export const ERROR_CODES = [
   "bad_request",
   "too_large",
+  "unsupported_type",
   "not_found",
   "forbidden",
   "unauthorized",

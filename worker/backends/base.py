@@ -31,6 +31,8 @@ class GenerationRequest:
     #: fresh one each time, so "regenerate" gives a new reply. Backends that
     #: cannot seed ignore it.
     seed: int | None = None
+    #: Images for the last user message, as data URLs (vision models only).
+    images: list[str] = field(default_factory=list)
     #: Tools (issue 15): OpenAI-style function definitions the model may
     #: call; only backends with ``supports_tools`` get them.
     tools: list[dict[str, Any]] | None = None

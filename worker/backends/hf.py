@@ -161,7 +161,16 @@ class HFBackend:
 
 
 def _messages(request: GenerationRequest) -> list[dict[Any, Any] | ChatCompletionInputMessage]:
-    return [dict(message) for message in request.messages]
+    """The messages as sent; the question's images (vision models) as
+    OpenAI-compatible image parts after its text."""
+    out: list[dict[Any, Any] | ChatCompletionInputMessage] = [
+        dict(message) for message in request.messages
+    ]
+    if request.images and out and isinstance(out[-1], dict) and out[-1]["role"] == "user":
+        parts: list[dict[str, Any]] = [{"type": "text", "text": out[-1]["content"]}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in request.images]
+        out[-1] = {"role": "user", "content": parts}
+    return out
 
 
 def _tool_pieces(delta: Any) -> list[ToolCallPiece]:

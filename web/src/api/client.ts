@@ -9,6 +9,7 @@ import type {
   AuthStatus,
   ConversationPage,
   ConversationPatch,
+  FileInfo,
   ModelsResponse,
   SignInList,
   User,
@@ -92,6 +93,7 @@ export const api = {
     `/api/conversations/${encodeURIComponent(id)}/export?format=${format}`,
 
   models: () => request<ModelsResponse>("GET", "/api/models"),
+  file: (id: string) => request<FileInfo>("GET", `/api/files/${encodeURIComponent(id)}`),
 };
 
 /** Words for a person, by status, for the sign-in form. */

@@ -30,6 +30,8 @@ export interface ModelInfo {
   default: boolean;
   /** What this model handles well, from the models file or its backend's defaults. */
   suggestions: Suggestion[];
+  /** The model reads attached images. */
+  vision?: boolean;
 }
 
 export interface ModelsResponse {
@@ -68,4 +70,19 @@ export interface SignIn {
 
 export interface SignInList {
   sessions: SignIn[];
+}
+
+/** `GET /api/files/{id}`: an uploaded file and how far reading it has got. */
+export interface FileInfo {
+  id: string;
+  name: string;
+  kind: "text" | "pdf" | "docx" | "image";
+  mime: string;
+  size: number;
+  status: "queued" | "reading" | "indexing" | "ready" | "failed";
+  reason: string | null;
+  pages: number;
+  chunks_total: number;
+  chunks_done: number;
+  created_at: number;
 }

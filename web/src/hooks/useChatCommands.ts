@@ -14,7 +14,8 @@ export interface ChatActions {
   /** The longest message the gateway takes. */
   maxMessageChars: number;
   open: (conversationId: string | null) => void;
-  send: (content: string, conversationId: string | null, parentId: string | null, model: string | null) => void;
+  /** `attachments`: ids of uploaded files (ready) to attach to the message. */
+  send: (content: string, conversationId: string | null, parentId: string | null, model: string | null, attachments?: string[]) => void;
   stop: (turnId: string) => void;
   /** Tools (issue 15): answer a tool call waiting for the user's approval. */
   approveTool: (turnId: string, callId: string, approve: boolean) => void;
@@ -35,7 +36,7 @@ export interface ChatActions {
   update: (conversationId: string, patch: { model?: string; system_prompt?: string }) => Promise<void>;
   create: (body: { system_prompt?: string; model?: string | null }) => Promise<void>;
   /** A new chat with a system prompt: the conversation is made with it, then the first message goes in. */
-  startWithPrompt: (content: string, systemPrompt: string, model: string | null) => Promise<void>;
+  startWithPrompt: (content: string, systemPrompt: string, model: string | null, attachments?: string[]) => Promise<void>;
   importExport: (exported: unknown) => Promise<void>;
   loadList: (cursor: string | null) => Promise<void>;
   reconnectNow: () => void;
@@ -98,7 +99,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
       sendFrame(frame(clientId));
     };
 
-    const send: ChatActions["send"] = (content, conversationId, parentId, model) =>
+    const send: ChatActions["send"] = (content, conversationId, parentId, model, attachments = []) =>
       queue(content, conversationId, parentId, (clientId) => ({
         type: "message",
         content,
@@ -107,6 +108,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         // An existing conversation answers with its own model (the selector PATCHes it).
         model: conversationId === null ? model : null,
         client_id: clientId,
+        ...(attachments.length > 0 ? { attachments } : {}),
       }));
 
     const branchFrom = (conversationId: string, message: ChatMessage, content: string) => {
@@ -195,12 +197,12 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         applyView(view);
         navigate(view.id);
       }),
-      startWithPrompt: withToast(async (content, systemPrompt, model) => {
+      startWithPrompt: withToast(async (content, systemPrompt, model, attachments) => {
         try {
           const view = await api.createConversation({ system_prompt: systemPrompt, model });
           applyView(view);
           navigate(view.id);
-          send(content, view.id, null, model);
+          send(content, view.id, null, model, attachments);
         } catch (exc) {
           dispatch({ type: "draft_requested", text: content }); // nothing sent: the text goes back to the box
           throw exc;

@@ -21,6 +21,8 @@ export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessag
     status: m.finish_reason === "error" || m.error ? "failed" : "done",
     turnId: null,
     localOnly: false,
+    attachments: m.attachments ?? [],
+    citations: m.citations ?? [],
     tools: toolsFromSteps(m),
   };
 }

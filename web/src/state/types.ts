@@ -4,6 +4,8 @@
  * streamed, a message not yet acknowledged).
  */
 import type {
+  Attachment,
+  Citation,
   ConversationSummary,
   ConversationView,
   ErrorInfo,
@@ -54,6 +56,10 @@ export interface ChatMessage {
   turnId: string | null;
   /** Made up by the client (an error with no stored reply); never on the server. */
   localOnly: boolean;
+  /** User messages: the files attached. */
+  attachments?: Attachment[];
+  /** Replies: the numbered passages the model was given. */
+  citations?: Citation[];
   /** Tools (issue 15): the reply's tool calls, in order. */
   tools: ToolView[];
 }

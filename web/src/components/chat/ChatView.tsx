@@ -99,15 +99,15 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
 
   // Reads the conversation when called, not when rendered: the composer keeps the same callback while a reply streams.
   const send = useCallback(
-    (content: string) => {
+    (content: string, attachments: string[] = []) => {
       if (activeId === null && draftPrompt) {
-        void actions.startWithPrompt(content, draftPrompt, model);
+        void actions.startWithPrompt(content, draftPrompt, model, attachments);
         setDraftPrompt("");
         return;
       }
       const conv = activeId ? store.getState().conversations[activeId] : undefined;
       const parentId = conv ? storedLeaf(conv) : null;
-      actions.send(content, activeId, activeId ? parentId : null, model);
+      actions.send(content, activeId, activeId ? parentId : null, model, attachments);
       setFollowToken((t) => t + 1);
     },
     [store, activeId, actions, model, draftPrompt],
@@ -168,6 +168,7 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
         stopping={turn?.status === "stopping"}
         reach={reach}
         maxChars={actions.maxMessageChars}
+        vision={actions.models.find((m) => m.id === model)?.vision ?? false}
         onSend={send}
         onStop={stop}
         focusKey={activeId}

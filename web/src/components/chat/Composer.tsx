@@ -1,5 +1,6 @@
-import { ArrowUp, Square } from "lucide-react";
+import { AlertTriangle, ArrowUp, Check, FileText, Paperclip, Square, X } from "lucide-react";
 import { memo, useEffect, useId, useRef, useState } from "react";
+import { chipLabel, useAttachments } from "../../hooks/useAttachments";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import { TextArea } from "../ui/TextArea";
 import "./composer.css";
@@ -14,7 +15,10 @@ export interface ComposerProps {
   reach: Reach;
   /** The longest message the server takes; a counter shows near it, and past it nothing is sent. */
   maxChars: number;
-  onSend: (content: string) => void;
+  /** The chosen model reads images; without it, an attached image holds the message back. */
+  vision: boolean;
+  /** `attachments`: ids of uploaded files that are ready. */
+  onSend: (content: string, attachments: string[]) => void;
   onStop: () => void;
   /** Changes when another conversation opens: focus the box again. */
   focusKey: string | null;
@@ -30,15 +34,26 @@ const PLACEHOLDER: Record<Reach, string> = {
 const COUNTER_FROM = 0.9;
 const number = new Intl.NumberFormat("en-US");
 
-/** The message box: Enter sends, Shift+Enter is a new line, Esc (anywhere in the chat) stops. */
-export const Composer = memo(function Composer({ generating, stopping, reach, maxChars, onSend, onStop, focusKey }: ComposerProps) {
+/** What the file picker offers (the server decides by the bytes, not by this). */
+const ACCEPT = ".txt,.md,.markdown,.csv,.json,.html,.htm,.pdf,.docx,.py,.js,.ts,.tsx,.java,.c,.cpp,.h,.go,.rs,.rb,.sh,.yaml,.yml,.toml,.xml,.sql,image/png,image/jpeg,image/webp,image/gif";
+
+/**
+ * The message box: Enter sends, Shift+Enter is a new line, Esc (anywhere in the chat) stops.
+ * Files come in by the attach button, by dropping them on the box, or by pasting; each shows
+ * as a chip (upload, then reading/indexing progress, then ready or why it failed).
+ */
+export const Composer = memo(function Composer({ generating, stopping, reach, maxChars, vision, onSend, onStop, focusKey }: ComposerProps) {
   const [value, setValue] = useState("");
   const ref = useRef<HTMLTextAreaElement>(null);
   const hintId = useId();
   const counterId = useId();
   const draft = useChatSelector((s) => s.draft);
+  const attachments = useAttachments();
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
   const tooLong = value.length > maxChars;
-  const canSend = value.trim() !== "" && !generating && !tooLong;
+  const blindImage = !vision && attachments.chips.some((c) => c.file?.kind === "image");
+  const canSend = value.trim() !== "" && !generating && !tooLong && !attachments.busy && !blindImage;
   const showCounter = value.length >= maxChars * COUNTER_FROM;
 
   useEffect(() => {
@@ -55,8 +70,9 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
 
   const submit = () => {
     if (!canSend) return;
-    onSend(value);
+    onSend(value, attachments.readyIds);
     setValue("");
+    attachments.clear();
   };
 
   return (
@@ -66,8 +82,52 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
         e.preventDefault();
         submit();
       }}
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes("Files")) {
+          e.preventDefault();
+          setDragging(true);
+        }
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        if (e.dataTransfer.files.length === 0) return;
+        e.preventDefault();
+        setDragging(false);
+        attachments.add(Array.from(e.dataTransfer.files));
+      }}
     >
-      <div className={`composer__box ${tooLong ? "composer__box--over" : ""}`}>
+      {attachments.chips.length > 0 && (
+        <ul className="composer__chips" aria-label="Attached files">
+          {attachments.chips.map((chip) => (
+            <li key={chip.key} className={`file-chip file-chip--${chip.phase}`} data-testid="file-chip" data-phase={chip.phase}>
+              {chip.phase === "ready" ? <Check size={14} aria-hidden /> : chip.phase === "failed" ? <AlertTriangle size={14} aria-hidden /> : <FileText size={14} aria-hidden />}
+              <span className="file-chip__name">{chip.name}</span>
+              <span className="file-chip__state" aria-live="polite">
+                {!vision && chip.file?.kind === "image" ? "This model can't see images" : chipLabel(chip)}
+              </span>
+              <button type="button" className="file-chip__remove" aria-label={`Remove ${chip.name}`} onClick={() => attachments.remove(chip.key)}>
+                <X size={12} aria-hidden />
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className={`composer__box ${tooLong ? "composer__box--over" : ""} ${dragging ? "composer__box--drop" : ""}`}>
+        <button type="button" className="composer__attach" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
+          <Paperclip size={18} aria-hidden />
+        </button>
+        <input
+          ref={fileInput}
+          type="file"
+          multiple
+          hidden
+          accept={ACCEPT}
+          data-testid="file-input"
+          onChange={(e) => {
+            if (e.target.files) attachments.add(Array.from(e.target.files));
+            e.target.value = "";
+          }}
+        />
         <TextArea
           ref={ref}
           className="composer__input"
@@ -79,6 +139,13 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
           value={value}
           maxHeight={220}
           onChange={(e) => setValue(e.target.value)}
+          onPaste={(e) => {
+            const files = Array.from(e.clipboardData.files);
+            if (files.length > 0) {
+              e.preventDefault();
+              attachments.add(files);
+            }
+          }}
           onKeyDown={(e) => {
             if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
               e.preventDefault();
@@ -98,7 +165,11 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
       </div>
       <div className="composer__footer">
         <p id={hintId} className="composer__hint">
-          Enter to send · Shift+Enter for a new line{generating ? " · Esc to stop" : ""}
+          {blindImage
+            ? "The chosen model can't see images: pick a model that can, or remove the image"
+            : attachments.busy
+              ? "Files are being read; send when they are ready"
+              : `Enter to send · Shift+Enter for a new line${generating ? " · Esc to stop" : ""}`}
         </p>
         {showCounter && (
           <p id={counterId} className="composer__counter" data-testid="composer-counter" data-over={tooLong} aria-live="polite">

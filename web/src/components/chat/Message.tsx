@@ -7,6 +7,7 @@ import { Spinner } from "../ui/Spinner";
 import { CollapsibleText } from "./CollapsibleText";
 import { MessageActions } from "./MessageActions";
 import { MessageEditor } from "./MessageEditor";
+import { AttachmentList, SourceList } from "./Sources";
 import { ToolSteps } from "./ToolSteps";
 import { TypingIndicator } from "./TypingIndicator";
 import "./message.css";
@@ -88,11 +89,15 @@ export const Message = memo(function Message({ conversationId, message, siblings
               }}
             />
           ) : (
-            <CollapsibleText className="msg-bubble" text={message.content} />
+            <>
+              <CollapsibleText className="msg-bubble" text={message.content} />
+              {message.attachments && message.attachments.length > 0 && <AttachmentList attachments={message.attachments} />}
+            </>
           )
         ) : (
           <div className={`msg-body ${inFlight && message.content ? "msg-body--streaming" : ""}`}>
             <AssistantBody message={message} />
+            {!inFlight && message.citations && message.citations.length > 0 && <SourceList citations={message.citations} />}
           </div>
         )}
         {message.error && (

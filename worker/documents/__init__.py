@@ -1,0 +1,1 @@
+"""Documents: ingestion (extract, chunk, embed, index) and retrieval for turns."""
