@@ -30,8 +30,8 @@ from gateway.config import GatewaySettings
 from gateway.frames import FrameError, error_frame, parse_frame
 from gateway.security.signins import SignIns
 from gateway.security.throttle import SignInThrottle
-from shared import rjson
 from shared.conversation import Conversation, Message, Usage, new_id, now
+from shared.keys import CONTEXT_OVERFETCH
 from shared.protocol import (
     ConversationCreatedEvent,
     HelloEvent,
@@ -43,11 +43,10 @@ from shared.protocol import (
 )
 from shared.redis_client import make_redis
 from shared.store import ConversationStore, title_from_text
+from shared.tokens import estimate_tokens
 from worker.backends import BackendPool, GenerationRequest
 from worker.context import build_prompt
 from worker.generate import RetryPolicy, generate
-from worker.tokens import estimate_tokens
-from worker.turn import _branch
 
 
 def create_direct_app(settings: GatewaySettings) -> FastAPI:
@@ -118,15 +117,13 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
             await socket.send_text(
                 ConversationCreatedEvent(conversation=conv.view()).model_dump_json()
             )
-            conv.messages[message.id] = message
-            conv.current_id = message.id
-            store.queue_save(pipe, conv)
             cid = conv.id
+            store.queue_add_message(pipe, cid, message, owner=uid, bump=True, create=conv)
         else:
             cid = frame.conversation_id
             head = await store.owned_head(cid, uid)
             message.parent_id = head.current_id
-            store.queue_add_message(pipe, cid, message, owner=uid)
+            store.queue_add_message(pipe, cid, message, owner=uid, bump=True)
         await pipe.execute()
         await socket.send_text(
             UserMessageEvent(
@@ -134,13 +131,19 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
             ).model_dump_json()
         )
         # Load the branch and build the prompt exactly as a worker does.
-        paths = ["$.system_prompt", "$.messages"]
-        doc = await rjson.get_paths(redis, settings.keys.conversation(cid), *paths)
-        assert doc is not None
-        branch = _branch(doc["$.messages"], message.id)
-        backend = state["backends"].get(spec)
-        prompt = build_prompt(spec, doc["$.system_prompt"] or "", branch, backend.count_tokens)
         turn_id = new_id()
+        context = await store.context(
+            cid, message.id, turn_id, budget=int(spec.context_window * CONTEXT_OVERFETCH)
+        )
+        assert context is not None
+        backend = state["backends"].get(spec)
+        prompt = build_prompt(
+            spec,
+            context.system_prompt,
+            context.branch,
+            backend.count_tokens,
+            complete=context.complete,
+        )
         await socket.send_text(
             StreamStartEvent(
                 turn_id=turn_id,
@@ -181,7 +184,7 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
                 prompt_tokens=prompt.tokens, completion_tokens=estimate_tokens(outcome.text)
             )
         pipe = redis.pipeline(transaction=False)
-        store.queue_add_message(pipe, cid, reply)
+        store.queue_add_message(pipe, cid, reply, owner=uid)
         await pipe.execute()
         await socket.send_text(
             StreamEndEvent(turn_id=turn_id, conversation_id=cid, message=reply).model_dump_json()

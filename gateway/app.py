@@ -33,6 +33,7 @@ from shared.keys import READER_BLOCK_MS, Keys
 from shared.redis_client import make_redis
 from shared.redis_features import RedisFeatureError, require_features
 from shared.store import ConversationStore
+from shared.store.search import Search
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +79,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ),
             signins=SignIns(redis, keys),
         )
+        store = ConversationStore(redis, keys)
+        search = Search(redis, keys, store, messages=cfg.search_messages)
+        try:
+            await search.ensure_index()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("search index not checked (%s); searches create it when missing", exc)
         services = Services(
             settings=cfg,
             redis=redis,
             reader=reader,
             catalog=catalog,
-            store=ConversationStore(redis, keys),
+            store=store,
+            search=search,
             auth=auth_service,
             turns=TurnService(
                 redis,
                 keys,
                 catalog,
+                store,
                 max_message_chars=cfg.max_message_chars,
                 limits=cfg.turn_limits,
                 max_queued_turns=cfg.max_queued_turns,

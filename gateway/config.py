@@ -28,6 +28,11 @@ class GatewaySettings(CommonSettings):
     #: Anyone may create an account; when false only the first (admin)
     #: account can be created through sign-up.
     signup_open: bool = True
+    #: Search finds message text as well as titles. False leaves message
+    #: text out of the query engine's index (titles only): the index of
+    #: every message costs some 50-70% more memory (docs/benchmarks.md).
+    #: Changing it rebuilds the index at the gateway's next start.
+    search_messages: bool = True
     #: Longest user message, in characters; longer ones get ``too_large``.
     max_message_chars: int = Field(default=32_000, ge=1)
     #: Messages (and regenerations, edits) one user may send in any sliding

@@ -22,6 +22,7 @@ from shared.files import FileStore
 from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
 from shared.store import ConversationStore
+from shared.store.search import Search
 
 
 @dataclass(eq=False)
@@ -31,6 +32,7 @@ class Services:
     reader: Redis
     catalog: ModelCatalog
     store: ConversationStore
+    search: Search
     auth: AuthService
     turns: TurnService
     hub: SessionHub

@@ -20,7 +20,6 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.errors import ApiError, describe_validation
-from shared import rjson
 from shared.conversation import Conversation, Id, Message, new_id, now
 from shared.models_file import ModelCatalog
 from shared.store import TITLE_MAX_CHARS
@@ -58,8 +57,6 @@ class ImportLimits:
 @dataclass(frozen=True, slots=True)
 class ImportedConversation:
     conversation: Conversation
-    #: The stored document, serialized (in the thread).
-    stored_json: str
     #: The reply body (the conversation as its owner sees it), serialized.
     view_json: bytes
     #: Messages and bytes of message text, for the owner's storage quota.
@@ -166,7 +163,6 @@ def build_import(
     )
     return ImportedConversation(
         conversation=conv,
-        stored_json=rjson.dumps(conv.stored()),
         # The view is the document without its owner (children are derived
         # when the model is built): one serialization, no second validation.
         view_json=conv.model_dump_json(exclude={"owner"}).encode(),

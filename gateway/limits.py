@@ -34,6 +34,11 @@ class TurnQuota:
             self.refusals += 1
             raise ApiError("rate_limited", exc.message, retry_after=exc.retry_after) from exc
 
+    async def forget(self, uid: str, turn_id: str) -> None:
+        """Give back the slot of a turn that will not be queued after all."""
+        with contextlib.suppress(RedisError):
+            await self._limits.forget(uid, turn_id)
+
     async def settle(
         self, uid: str, turn_id: str, writes: Awaitable[list[Exception | None] | None]
     ) -> list[Exception | None] | None:

@@ -2,9 +2,10 @@
 ``edit`` or ``stop`` into Redis writes, for the WebSocket and for
 ``POST /api/chat`` alike.
 
-Everything a user typed is stored in the conversation, and its
-``user_message`` event written, in the same pipeline that queues the turn
-and before it, so no failure later on can lose it.
+Everything a user typed is stored in the conversation first (one script in
+the conversation's slot, which also records the frame's ``client_id``: see
+``gateway/once.py``), then its ``user_message`` event is written and the
+turn queued, in one pipeline: no failure later on can lose what was typed.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from gateway.admission import Adds, Admission, Quotas
 from gateway.attachments import resolve_attachments
 from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
-from gateway.once import Once
+from gateway.once import FrameGuard, conversation_id_for
 from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from shared import storage_usage
-from shared import store as conversation_store
 from shared.conversation import Attachment, Conversation, Message, new_id, now
-from shared.fairness import INLINE_SCRIPTS, FairLines
+from shared.fairness import FairLines
 from shared.files import FileStore
-from shared.keys import CLIENT_ID_TTL_S, Keys
+from shared.keys import Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
     ConversationCreatedEvent,
@@ -37,6 +37,8 @@ from shared.protocol import (
     UserMessageEvent,
 )
 from shared.store import (
+    AddResult,
+    ConflictError,
     ConversationHead,
     ConversationStore,
     NotFoundError,
@@ -59,6 +61,7 @@ class TurnService:
         redis: Redis,
         keys: Keys,
         catalog: ModelCatalog,
+        store: ConversationStore,
         *,
         max_message_chars: int,
         limits: TurnLimits,
@@ -72,7 +75,7 @@ class TurnService:
     ) -> None:
         self.redis = redis
         self.keys = keys
-        self.store = ConversationStore(redis, keys)
+        self.store = store
         self.files = FileStore(redis, keys)
         self.max_attachments = max_attachments
         self.catalog = catalog
@@ -89,11 +92,7 @@ class TurnService:
         self.fair = FairLines(redis, keys)
         self.fair_turns_per_user = fair_turns_per_user
         self.session_ttls = SessionTtl(session_ttl)
-        self.once = Once(
-            redis,
-            CLIENT_ID_TTL_S,
-            inline={**INLINE_SCRIPTS, **conversation_store.INLINE_SCRIPTS},
-        )
+        self.frames = FrameGuard(redis, keys)
         self.stops = StopGate(redis, keys, stops_per_minute)
         self.turns_submitted = 0
 
@@ -166,6 +165,18 @@ class TurnService:
         self.admission.queued(spec.pool)
         return turn.turn_id
 
+    async def _take_slot(self, user: UserInfo, turn_id: str, guard: str | None) -> bool:
+        """Take one of the user's turn slots; False if the frame is a resend
+        of one already acted on (refused by a limit it must not be: it is
+        not a new turn)."""
+        try:
+            await self.quota.take(user.id, turn_id)
+        except ApiError:
+            if await self.frames.seen(guard):
+                return False
+            raise
+        return True
+
     def _queue_turn_started(
         self,
         pipe: Pipeline,
@@ -184,33 +195,33 @@ class TurnService:
         )
         queue_feed_event(pipe, self.keys, user.id, event, session_id=session_id)
 
-    def _guard(self, session_id: str, client_id: str | None) -> str | None:
-        return None if client_id is None else self.keys.client_frame(session_id, client_id)
-
-    async def _take_slot(self, user: UserInfo, turn_id: str, guard: str | None) -> bool:
-        """Take one of the user's turn slots; False if the frame is a resend
-        of one already acted on (refused by a limit it must not be: it is
-        not a new turn)."""
-        try:
-            await self.quota.take(user.id, turn_id)
-        except ApiError:
-            if guard is not None and await self.redis.exists(guard):
-                return False
-            raise
-        return True
-
     async def message(self, user: UserInfo, session_id: str, frame: MessageFrame) -> str | None:
         """A new user message and a turn to answer it; returns the turn id
         (None: a resent duplicate, ignored)."""
         self._check_content(frame.content)
         attachments = await self._attachments(user, frame.attachments)
-        pipe = self.redis.pipeline(transaction=False)
         nbytes = storage_usage.text_bytes(frame.content)
+        created: Conversation | None = None
+        model_change: str | None = None
+        expected: str | None = None
         if frame.conversation_id is None:
             spec = self._model(frame.model)
             _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(1, 2, nbytes))
             ts = now()
+            cid = (
+                new_id()
+                if frame.client_id is None
+                else conversation_id_for(session_id, frame.client_id)
+            )
+            created = Conversation(
+                id=cid,
+                owner=user.id,
+                title=title_from_text(frame.content),
+                model=spec.id,
+                created_at=ts,
+                updated_at=ts,
+            )
             message = Message(
                 id=new_id(),
                 role="user",
@@ -218,35 +229,14 @@ class TurnService:
                 created_at=ts,
                 attachments=attachments,
             )
-            conv = Conversation(
-                id=new_id(),
-                owner=user.id,
-                title=title_from_text(frame.content),
-                model=spec.id,
-                created_at=ts,
-                updated_at=ts,
-            )
-            created = ConversationCreatedEvent(conversation=conv.view())
-            self._queue_event(pipe, session_id, created)
-            queue_feed_event(pipe, self.keys, user.id, created)
-            conv.messages[message.id] = message
-            conv.current_id = message.id
-            self.store.queue_save(pipe, conv)
-            # Two messages: this one and its reply (the worker adds the reply's
-            # bytes, or takes the message back if it stores none).
-            storage_usage.queue_add(
-                pipe, self.keys, user.id, conversations=1, messages=2, nbytes=nbytes
-            )
-            cid = conv.id
-            title = conv.title
+            title = created.title
         else:
             cid = frame.conversation_id
             head = await self._head(user, cid, frame.parent_id)
             title = head.title
-            if frame.parent_id is not None:
-                # Atomic with the append below: the writes run in one script
-                # (gateway/once.py) that stops here if another tab got there first.
-                self.store.queue_expect_current(pipe, cid, frame.parent_id)
+            # Checked by the script that stores the message: if another tab
+            # got a message in first, nothing is stored (no silent fork).
+            expected = frame.parent_id
             spec = self._model(frame.model, head.model)
             _check_images(spec, attachments)
             await self.admission.check(user.id, spec, Adds(messages=2, bytes=nbytes))
@@ -257,12 +247,9 @@ class TurnService:
                 content=frame.content,
                 attachments=attachments,
             )
-            self.store.queue_add_message(pipe, cid, message, owner=user.id)
-            storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
             if frame.model and frame.model != head.model:
-                self.store.queue_fields(pipe, cid, {"model": spec.id})
+                model_change = spec.id
         return await self._submit(
-            pipe,
             user,
             session_id,
             cid,
@@ -271,7 +258,9 @@ class TurnService:
             spec,
             "message",
             frame.client_id,
-            precondition=frame.conversation_id is not None and frame.parent_id is not None,
+            created,
+            model_change,
+            expected,
         )
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
@@ -286,16 +275,48 @@ class TurnService:
         message = Message(
             id=new_id(), parent_id=head.message_parent_id, role="user", content=frame.content
         )
-        pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_add_message(pipe, head.id, message, owner=user.id)
-        storage_usage.queue_add(pipe, self.keys, user.id, messages=2, nbytes=nbytes)
         return await self._submit(
-            pipe, user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
+            user, session_id, head.id, head.title, message, spec, "edit", frame.client_id
         )
+
+    async def _store_message(
+        self,
+        user: UserInfo,
+        cid: str,
+        message: Message,
+        guard: str | None,
+        created: Conversation | None,
+        model_change: str | None,
+        expected: str | None,
+    ) -> AddResult:
+        """The user's message, first and on its own (with the frame's marker)."""
+        pipe = self.redis.pipeline(transaction=False)
+        self.store.queue_add_message(
+            pipe,
+            cid,
+            message,
+            owner=user.id,
+            bump=True,
+            marker=guard,
+            marker_ttl=self.frames.ttl,
+            create=created,
+            expect_current=expected,
+        )
+        if model_change is not None:
+            self.store.queue_update(pipe, cid, user.id, {"model": model_change})
+        results = await pipe.execute(raise_on_error=False)
+        raise_write_error([r if isinstance(r, Exception) else None for r in results])
+        added = AddResult.parse(results[0])
+        if added.status == -3:
+            raise_write_error([ConflictError(added.current_id)])
+        if added.status == -1:
+            raise ApiError("not_found", "conversation not found")
+        if added.status == -2:
+            raise ApiError("not_found", "message not found in this conversation")
+        return added
 
     async def _submit(
         self,
-        pipe: Pipeline,
         user: UserInfo,
         session_id: str,
         cid: str,
@@ -304,12 +325,39 @@ class TurnService:
         spec: ModelSpec,
         kind: TurnKind,
         client_id: str | None,
-        *,
-        precondition: bool = False,
+        created: Conversation | None = None,
+        model_change: str | None = None,
+        expected: str | None = None,
     ) -> str | None:
         turn_id = new_id()
-        if not await self._take_slot(user, turn_id, self._guard(session_id, client_id)):
+        guard = self.frames.key(cid, session_id, client_id)
+        if not await self._take_slot(user, turn_id, guard):
             return None  # a resent duplicate: acted on already
+        try:
+            added = await self._store_message(
+                user, cid, message, guard, created, model_change, expected
+            )
+        except BaseException:
+            await self.quota.forget(user.id, turn_id)
+            raise
+        if added.status == 0:
+            await self.quota.forget(user.id, turn_id)
+            return None  # a resent duplicate: acted on already
+        pipe = self.redis.pipeline(transaction=False)
+        # Two messages: this one and its reply (the worker adds the reply's
+        # bytes, or takes the message back if it stores none).
+        storage_usage.queue_add(
+            pipe,
+            self.keys,
+            user.id,
+            conversations=1 if created is not None else 0,
+            messages=2,
+            nbytes=storage_usage.text_bytes(message.content),
+        )
+        if created is not None:
+            event = ConversationCreatedEvent(conversation=created.view())
+            self._queue_event(pipe, session_id, event)
+            queue_feed_event(pipe, self.keys, user.id, event)
         self._queue_event(
             pipe,
             session_id,
@@ -319,14 +367,16 @@ class TurnService:
         )
         self._queue_turn_started(pipe, user, session_id, cid, title, spec, turn_id)
         self._queue_turn(pipe, user, session_id, cid, message.id, spec, kind, turn_id, client_id)
-        writes = self.once.execute(
-            pipe, self._guard(session_id, client_id), precondition=precondition
-        )
-        errors = await self.quota.settle(user.id, turn_id, writes)
+        errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
-            return None  # a resent duplicate: acted on already
+            return None
         raise_write_error(errors)
         return turn_id
+
+    @staticmethod
+    async def _execute(pipe: Pipeline) -> list[Exception | None]:
+        results = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, Exception) else None for r in results]
 
     async def regenerate(
         self, user: UserInfo, session_id: str, frame: RegenerateFrame
@@ -347,6 +397,18 @@ class TurnService:
             raise ApiError("bad_request", "that message has no question to answer again")
         spec = self._model(frame.model, head.model)
         await self.admission.check(user.id, spec, Adds(messages=1))
+        turn_id = new_id()
+        guard = self.frames.key(head.id, session_id, frame.client_id)
+        if not await self._take_slot(user, turn_id, guard):
+            return None
+        try:
+            fresh = await self.frames.claim(guard, turn_id)
+        except BaseException:
+            await self.quota.forget(user.id, turn_id)
+            raise
+        if not fresh:
+            await self.quota.forget(user.id, turn_id)
+            return None  # a resent duplicate: acted on already
         pipe = self.redis.pipeline(transaction=False)
         # Workers write only to session streams that exist, and no event of the
         # gateway's goes with a regeneration: create this session's stream if
@@ -354,9 +416,6 @@ class TurnService:
         queue_session_open(pipe, self.keys, session_id)
         queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
-        turn_id = new_id()
-        if not await self._take_slot(user, turn_id, self._guard(session_id, frame.client_id)):
-            return None
         self._queue_turn_started(pipe, user, session_id, head.id, head.title, spec, turn_id)
         self._queue_turn(
             pipe,
@@ -369,10 +428,9 @@ class TurnService:
             turn_id,
             client_id=frame.client_id,
         )
-        writes = self.once.execute(pipe, self._guard(session_id, frame.client_id))
-        errors = await self.quota.settle(user.id, turn_id, writes)
+        errors = await self.quota.settle(user.id, turn_id, self._execute(pipe))
         if errors is None:
-            return None  # a resent duplicate: acted on already
+            return None
         raise_write_error(errors[1:])  # the first XADD fails when the stream exists
         return turn_id
 

@@ -1,15 +1,16 @@
-"""The conversation document: a tree of messages plus the branch on screen.
+"""Conversations as the API and the code see them: a tree of messages plus
+the branch on screen.
 
 A conversation keeps every version of every message: regenerating a reply or
 editing a question adds a sibling, never overwrites. ``current_id`` is the leaf
 of the branch the user is looking at; the branch itself is the path from that
-leaf up through ``parent_id`` links to a root.
+leaf up through ``parent_id`` links to a root. That path is walked in Redis,
+by the store's scripts (``shared/store/``), from the leaf up: a turn reads as
+much of it as its context holds, the API a page at a time.
 
-``children`` is part of every message as the API and the web client see it,
-but it is *derived* from ``parent_id`` when a document is read, not stored.
-That keeps adding a message a single atomic ``JSON.MSET`` (no read-modify-write
-of the parent, no lost update when two replies land at once) and makes storing
-the same reply twice, as a worker taking over a turn may, harmless.
+``children`` is part of every message as the API and the web client see it;
+the store keeps each parent's children in the conversation's tree hash,
+oldest first.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class ConversationSummary(BaseModel):
 
 
 class ConversationView(ConversationSummary):
-    """A conversation as its owner sees it over the API."""
+    """A whole conversation: every message of every branch (a JSON export,
+    an import, a new conversation's ``conversation_created``)."""
 
     system_prompt: str = ""
     current_id: str | None = None
@@ -143,27 +145,12 @@ class ConversationView(ConversationSummary):
     def _derive_children(self) -> ConversationView:
         for message in self.messages.values():
             message.children = []
-        # Documents keep insertion order, so siblings come out oldest first.
+        # Siblings oldest first, as the store keeps them.
         for message in sorted(self.messages.values(), key=lambda m: m.created_at):
             parent = self.messages.get(message.parent_id) if message.parent_id else None
             if parent is not None:
                 parent.children.append(message.id)
         return self
-
-    def branch(self, leaf_id: str | None = None) -> list[Message]:
-        """The path from the root to ``leaf_id`` (default: ``current_id``), root first."""
-        path: list[Message] = []
-        seen: set[str] = set()
-        node_id = leaf_id if leaf_id is not None else self.current_id
-        while node_id is not None and node_id not in seen:
-            node = self.messages.get(node_id)
-            if node is None:
-                break
-            seen.add(node_id)
-            path.append(node)
-            node_id = node.parent_id
-        path.reverse()
-        return path
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary(
@@ -187,3 +174,61 @@ class Conversation(ConversationView):
         data = self.model_dump(mode="json", exclude={"messages"})
         data["messages"] = {mid: m.stored() for mid, m in self.messages.items()}
         return data
+
+
+class BranchPage(ConversationSummary):
+    """A page of one branch (``GET /api/conversations/{id}``): a run of
+    consecutive messages on it, each with its ``children``, and what the
+    branch navigator needs above them."""
+
+    system_prompt: str = ""
+    current_id: str | None = None
+    #: Messages in the whole conversation (every branch).
+    message_count: int = 0
+    #: This page's messages, by id.
+    messages: dict[str, Message] = Field(default_factory=dict)
+    #: Their ids along the branch, oldest first.
+    branch: list[str] = Field(default_factory=list)
+    #: The siblings of the page's first message, itself included, oldest
+    #: first: its parent's children, or the roots (its parent may not be
+    #: loaded yet).
+    head_siblings: list[str] = Field(default_factory=list)
+    #: The parent of the page's first message, when there is one: pass it as
+    #: ``leaf`` for the page above.
+    older: str | None = None
+    #: A page down a branch that stopped before the leaf: its last message,
+    #: to pass as ``after`` for the next page down.
+    newer: str | None = None
+
+
+class BranchSwitch(BaseModel):
+    """The answer to a branch switch (``POST /api/conversations/{id}/branch``):
+    the new current leaf, the branch from the chosen message down, and, when
+    that page did not reach the leaf, the page that ends at it."""
+
+    current_id: str
+    down: BranchPage
+    tail: BranchPage | None = None
+
+
+class Highlight(BaseModel):
+    """A matched word in a search snippet: ``text[start:end]``."""
+
+    start: int
+    end: int
+
+
+class Snippet(BaseModel):
+    """Where a search matched a conversation's messages: a short stretch of
+    one message's text, with the matched words marked (as offsets, so the
+    client marks them without ever reading markup from text)."""
+
+    message_id: str
+    text: str
+    highlights: list[Highlight] = Field(default_factory=list)
+
+
+class SearchHit(ConversationSummary):
+    """A conversation found by a search, best first."""
+
+    snippet: Snippet | None = None

@@ -264,9 +264,4 @@ class FairLines:
         return [entry_id for entry_id, rows in zip(ids, found, strict=True) if not rows]
 
 
-#: The scripts ``gateway/once.py`` may run inline (a frame with a
-#: ``client_id`` runs its whole pipeline as one script, and a script cannot
-#: call EVAL).
-INLINE_SCRIPTS = {"fair_admit": ADMIT}
-
-__all__ = ["INLINE_SCRIPTS", "FairLines", "LineStats"]
+__all__ = ["FairLines", "LineStats"]

@@ -176,6 +176,52 @@ RETRIEVE_K = 8
 #: Of a prompt's budget, the share documents may take (whole, or passages).
 DOCUMENT_BUDGET_SHARE = 0.5
 
+#: Conversation store (shared/store/). The first page of a conversation the
+#: API returns (its branch's newest messages), and the most one page may
+#: hold: messages, and bytes of their text (at least one message either
+#: way). 50 messages fill a tall screen a few times over; 128 KiB of text
+#: keeps the first answer within the ~200 KB the browser should wait for.
+PAGE_MESSAGES = 50
+PAGE_MAX_MESSAGES = 500
+PAGE_MAX_BYTES = 128 * 1024
+#: A turn's walk up its branch fetches messages until their cached token
+#: estimates (a quarter of their characters) reach this many times the
+#: model's context window: the worker counts with its tokenizer and trims
+#: what is too much. English text runs 4 to 4.5 characters a token, so the
+#: estimate rarely counts more tokens than there are; the margin covers
+#: text a tokenizer packs tighter. Should the walk still stop short, the
+#: prompt is built from what it read (older messages are dropped first
+#: anyway). The walk never
+#: takes more than CONTEXT_MAX_MESSAGES.
+CONTEXT_OVERFETCH = 1.25
+CONTEXT_MAX_MESSAGES = 5_000
+#: Text one call of that walk reads at most: a long context is read in a
+#: few calls, none of which holds Redis for long (measured: 32 KB of text
+#: a call stays well under a millisecond; docs/benchmarks.md).
+CONTEXT_CALL_BYTES = 32 * 1024
+#: Steps one call of the newest-leaf walk takes (a branch switch deep in a
+#: long conversation takes several calls, none of them long).
+LEAF_STEPS = 1_000
+#: Tree fields (parents) one call of the purge deletes the children of,
+#: bounding how long deleting a long conversation holds Redis at a time.
+PURGE_FIELDS = 200
+#: Messages written per round trip by imports and the migration.
+BULK_MESSAGES = 500
+#: Search (shared/store/search.py): documents (titles and messages) one
+#: query asks for, best first, to find a page of distinct conversations (a
+#: conversation with many matching messages takes many of them). Asked in
+#: one query: a second page (LIMIT offset) would score every match again.
+SEARCH_DOCS = 500
+SEARCH_ROUNDS = 1
+#: Characters of a message a search result shows around its match.
+SNIPPET_CHARS = 160
+#: A conversation on the cleanup list this long (ms) is no longer being
+#: imported or deleted by anyone: the sweep finishes or removes it.
+CLEANUP_AFTER_MS = 10 * 60 * 1000
+#: How often (seconds) every worker sweeps that list (a no-op ZRANGEBYSCORE
+#: when nothing is left over).
+CLEANUP_SWEEP_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -184,28 +230,84 @@ class Keys:
     prefix: str = "tc:"
 
     def prompts(self, pool: str) -> str:
-        """Stream of turns to generate for one pool; group ``WORKER_GROUP``."""
-        return f"{self.prefix}prompts:{pool}"
+        """Stream of turns to generate for one pool; group ``WORKER_GROUP``.
+        Tagged by pool: the fair-line scripts touch it with the pool's other keys."""
+        return f"{self.prefix}prompts:{{{pool}}}"
 
     def dead(self, pool: str) -> str:
-        """Stream of turns that failed past the retry limit, with the error."""
-        return f"{self.prefix}dead:{pool}"
+        """Stream of turns that failed past the retry limit, with the error
+        (tagged by pool: ``dead retry`` moves an entry back to the prompts in one script)."""
+        return f"{self.prefix}dead:{{{pool}}}"
 
     def session(self, sid: str) -> str:
-        """Every event for one client session, in order; expires after last use."""
-        return f"{self.prefix}session:{sid}"
+        """Every event for one client session, in order; expires after last use.
+        Tagged by session, like its owner record (one script claims both)."""
+        return f"{self.prefix}session:{{{sid}}}"
+
+    # --- conversations (shared/store.py): every key of one conversation
+    # carries its id as the hash tag, so each script touches one slot -------
 
     def conversation(self, cid: str) -> str:
-        """One conversation as a RedisJSON document."""
-        return f"{self.prefix}conv:{cid}"
+        """Hash: a conversation's settled fields: owner ``o``, title ``t``,
+        model ``m``, system prompt ``sp``, created ``ca`` (and ``del`` while it
+        is being deleted, ``rp`` on a replay's copy). Indexed by the query
+        engine (owner TAG, title TEXT), so it changes only when they do."""
+        return f"{self.prefix}conv:{{{cid}}}"
+
+    def tree(self, cid: str) -> str:
+        """Hash: the message tree's links and state: parent id -> child ids
+        (comma-separated, oldest first; ``^``: the roots), and ``.cur``
+        (current leaf), ``.ua`` (updated at), ``.n`` (messages), ``.b``
+        (bytes of text), ``.r1`` (has had a reply). Not indexed: it changes
+        with every message."""
+        return f"{self.prefix}tree:{{{cid}}}"
+
+    def message_prefix(self, cid: str) -> str:
+        """What every message key of a conversation starts with (scripts
+        build message keys from it and an id: same slot as the conversation)."""
+        return f"{self.prefix}msg:{{{cid}}}:"
+
+    def message(self, cid: str, mid: str) -> str:
+        """Hash: one message: owner ``o``, parent ``p``, role ``r``, text
+        ``t``, created ``c``, estimated tokens ``n`` and the rest as JSON ``x``.
+        Indexed by the query engine (owner TAG, text TEXT)."""
+        return self.message_prefix(cid) + mid
+
+    def client_frame(self, cid: str, session_id: str, client_id: str) -> str:
+        """String set once per (session, client_id) with the message the frame
+        wrote, in the conversation's slot: a resent frame is ignored."""
+        return f"{self.prefix}sent:{{{cid}}}:{session_id}:{client_id}"
+
+    def cleanup(self) -> str:
+        """Sorted set: ``cid uid`` of conversations being imported or deleted
+        (several commands each), scored by start (ms); what a crash leaves
+        half done is finished or removed by the next sweep."""
+        return f"{self.prefix}cleanup"
+
+    def search_index(self) -> str:
+        """The query engine's index of conversations (titles) and messages (text)."""
+        return f"{self.prefix}idx:search"
+
+    def schema(self) -> str:
+        """String: the version of the data layout (shared/schema.py)."""
+        return f"{self.prefix}schema"
+
+    def v1_user(self, uid: str) -> str:
+        """The previous release's name of an account's hash (no hash tag):
+        read only to tell its data from this layout's (shared/schema.py)."""
+        return f"{self.prefix}user:{uid}"
+
+    def migration(self) -> str:
+        """Hash: progress of a running ``tidechat migrate`` (what is done, when it began)."""
+        return f"{self.prefix}migration"
 
     def user_conversations(self, uid: str) -> str:
         """Sorted set of a user's conversation ids, scored by last update (ms)."""
-        return f"{self.prefix}user:{uid}:convs"
+        return f"{self.prefix}user:{{{uid}}}:convs"
 
     def user(self, uid: str) -> str:
         """Hash: one account (username, password hash, admin flag, created_at)."""
-        return f"{self.prefix}user:{uid}"
+        return f"{self.prefix}user:{{{uid}}}"
 
     def usernames(self) -> str:
         """Hash: lower-cased username -> user id; HSETNX makes names unique."""
@@ -218,10 +320,6 @@ class Keys:
     def auth_token(self, token_hash: str) -> str:
         """String: user id for a sign-in token (stored hashed), with a TTL."""
         return f"{self.prefix}auth:{token_hash}"
-
-    def client_frame(self, session_id: str, client_id: str) -> str:
-        """String set once per (session, client_id): a resent frame is ignored."""
-        return f"{self.prefix}sent:{session_id}:{client_id}"
 
     def session_owner(self, sid: str) -> str:
         """String: the user id that first used a session; only they may read
@@ -318,7 +416,7 @@ class Keys:
 
     def workers(self, pool: str) -> str:
         """Sorted set: live worker consumer names of a pool, scored by heartbeat (ms)."""
-        return f"{self.prefix}workers:{pool}"
+        return f"{self.prefix}workers:{{{pool}}}"
 
     def gateway_wake(self, gateway_id: str) -> str:
         """Tiny stream a gateway writes to interrupt its own blocked reader."""
@@ -326,7 +424,7 @@ class Keys:
 
     def metrics(self, pool: str) -> str:
         """Hash of worker-side counters for a pool (takeovers, dead letters...)."""
-        return f"{self.prefix}metrics:{pool}"
+        return f"{self.prefix}metrics:{{{pool}}}"
 
     def probe(self) -> str:
         """Never written: ``JSON.GET`` of it tells whether the server has JSON.

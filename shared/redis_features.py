@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.keys import Keys
+from shared.schema import SchemaError, require_schema
 
 #: Feature names, as ``/ready`` reports them.
 JSON = "json"
@@ -77,10 +78,16 @@ def explain(missing: list[str], where: str = "the Redis at REDIS_URL") -> str:
 
 
 async def require_features(redis: Redis, keys: Keys) -> None:
-    """Raise ``RedisFeatureError`` if the server lacks JSON or the query engine."""
+    """Raise ``RedisFeatureError`` if the server lacks JSON or the query
+    engine, or holds data in a layout this release does not serve
+    (``shared/schema.py``: the message names ``tidechat migrate``)."""
     missing = await missing_features(redis, keys)
     if missing:
         raise RedisFeatureError(explain(missing))
+    try:
+        await require_schema(redis, keys)
+    except SchemaError as exc:
+        raise RedisFeatureError(str(exc)) from exc
 
 
 async def wait_for_features(redis: Redis, keys: Keys, log: logging.Logger) -> None:

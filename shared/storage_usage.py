@@ -8,8 +8,10 @@ owner's counters in the same pipeline. The gateway counts new conversations,
 imports, and each turn's messages when it queues the turn: the user's
 message and the reply to come (so a worker adds one command, not two); the
 worker adds the reply's bytes when it first stores it, or takes the message
-back when it stores none. Deleting a conversation subtracts what it held,
-read under WATCH in the same transaction as the delete.
+back when it stores none. Deleting a conversation subtracts what it held
+(its tree's ``.n`` and ``.b``, returned by the script that marks it
+deleted), in one script on the user's keys that also takes it off their
+list: a delete that runs twice subtracts once.
 
 A user whose hash lacks the ``v`` field has never been counted (an account
 from before the counters existed): the first check of their quota counts
@@ -34,12 +36,26 @@ COUNTED = "v"
 FIELDS = (CONVERSATIONS, MESSAGES, BYTES, COUNTED)
 
 #: Adds a user's existing conversations to their counters, once.
-_RECOUNT = """
+_RECOUNT = """#!lua
 if redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'conversations', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'messages', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[3])
 redis.call('HSET', KEYS[1], 'v', '1')
+return 1
+"""
+
+
+#: A conversation leaves its owner: off their list and, the first time
+#: only (ZREM says so), off their counters if they are counted. KEYS: the
+#: user's conversations, their storage. ARGV: conversation id, messages,
+#: bytes.
+FORGET_CONVERSATION = """#!lua
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], 'v') == 0 then return 1 end
+redis.call('HINCRBY', KEYS[2], 'conversations', -1)
+redis.call('HINCRBY', KEYS[2], 'messages', -tonumber(ARGV[2]))
+redis.call('HINCRBY', KEYS[2], 'bytes', -tonumber(ARGV[3]))
 return 1
 """
 
@@ -54,7 +70,7 @@ class Stored:
 
 
 def text_bytes(text: str) -> int:
-    """Bytes a message's text takes (UTF-8, as ``JSON.STRLEN`` counts)."""
+    """Bytes a message's text takes (UTF-8, as Redis counts a string's length)."""
     return len(text.encode())
 
 
@@ -85,25 +101,15 @@ def parse(row: list[str | None]) -> Stored:
     )
 
 
-def _queue_size(pipe: Redis | Pipeline, keys: Keys, cid: str) -> list[Any]:
-    key = keys.conversation(cid)
-    return [
-        pipe.execute_command("JSON.OBJLEN", key, "$.messages"),
-        pipe.execute_command("JSON.STRLEN", key, "$.messages.*.content"),
-    ]
-
-
-def _size(count: list[Any] | None, lengths: list[Any] | None) -> tuple[int, int]:
-    messages = int(count[0] or 0) if count else 0
-    return messages, sum(int(n or 0) for n in lengths or [])
+def _queue_size(pipe: Redis | Pipeline, keys: Keys, cid: str) -> Any:
+    return pipe.hmget(keys.tree(cid), [".n", ".b"])
 
 
 async def conversation_size(redis: Redis | Pipeline, keys: Keys, cid: str) -> tuple[int, int]:
-    """Messages and bytes of message text one conversation holds (two cheap
-    RedisJSON reads: no document leaves Redis). ``redis`` may be a pipeline
-    in immediate mode (under WATCH)."""
-    count, lengths = [await reply for reply in _queue_size(redis, keys, cid)]
-    return _size(count, lengths)
+    """Messages and bytes of message text one conversation holds (its
+    tree's counters, kept by the script that adds a message)."""
+    count, nbytes = await _queue_size(redis, keys, cid)
+    return int(count or 0), int(nbytes or 0)
 
 
 async def recount(redis: Redis, keys: Keys, uid: str) -> Stored:
@@ -114,13 +120,9 @@ async def recount(redis: Redis, keys: Keys, uid: str) -> Stored:
         pipe = redis.pipeline(transaction=False)
         for cid in cids[start : start + 200]:
             _queue_size(pipe, keys, cid)
-        replies = await pipe.execute(raise_on_error=False)
-        for count, lengths in zip(replies[::2], replies[1::2], strict=True):
-            if isinstance(count, Exception) or isinstance(lengths, Exception):
-                continue  # deleted meanwhile
-            m, b = _size(count, lengths)
-            messages += m
-            nbytes += b
+        for count, size in await pipe.execute():
+            messages += int(count or 0)
+            nbytes += int(size or 0)
     await redis.eval(_RECOUNT, 1, keys.user_storage(uid), len(cids), messages, nbytes)
     row = cast(list[str | None], await redis.hmget(keys.user_storage(uid), list(FIELDS)))
     return parse(row)

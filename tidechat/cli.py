@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``replay``, ``turn``, ``streams`` and ``dead``: the operator commands (tidechat/ops.py)."""
-    from tidechat import queues, replay, timeline, turn_info
+    """``replay``, ``turn``, ``streams``, ``dead`` and ``migrate``: the operator
+    commands (tidechat/ops.py)."""
+    from tidechat import migrate, queues, replay, timeline, turn_info
     from tidechat.ops import Command, run
 
     def command(parser: argparse.ArgumentParser, impl: Command) -> None:
@@ -261,6 +262,14 @@ def _ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--dead", type=int, default=3, metavar="N", help="newest dead letters shown per pool"
     )
     command(st, queues.streams)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="bring the data in Redis to this release's layout (stop gateways and workers first)",
+        description="Converts the previous release's data in batches, with progress; safe to "
+        "run again after a crash (it resumes) or when there is nothing to do.",
+    )
+    command(mg, migrate.migrate)
 
     dp = sub.add_parser("dead", help="list or retry turns that failed past the retry limit")
     dsub = dp.add_subparsers(dest="dead_command", required=True)

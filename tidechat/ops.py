@@ -62,7 +62,8 @@ class Ops:
         for kind in ("prompts", "dead"):
             pattern = glob_escape(f"{self.keys.prefix}{kind}:") + "*"
             async for key in self.redis.scan_iter(match=pattern, count=1_000, _type="stream"):
-                found.add(str(key).removeprefix(f"{self.keys.prefix}{kind}:"))
+                # Pool keys carry the pool as their hash tag: tc:prompts:{pool}.
+                found.add(str(key).removeprefix(f"{self.keys.prefix}{kind}:").strip("{}"))
         return sorted(found)
 
 

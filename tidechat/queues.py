@@ -18,10 +18,10 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.exceptions import WatchError
 
-from shared import rjson
 from shared.conversation import now
 from shared.keys import FIELD_DATA, WORKER_DEAD_AFTER_S
 from shared.queue_status import ConsumerPending, live_workers, pending_by_consumer, pool_stats
+from shared.store import ConversationStore
 from shared.streams import DeadLetter, StreamEntries, TurnRequest, entry_ms, queue_turn
 from tidechat.fmt import local_time, one_line, plural, seconds, terminal_width
 from tidechat.ops import Ops, OpsError
@@ -254,31 +254,29 @@ async def _retry(ops: Ops, row: DeadRow) -> int:
         raise OpsError(f"dead letter {row.entry_id} is not a turn ({why}); cannot retry")
     turn = row.turn.model_copy(update={"created_at": now()})
     keys, redis = ops.keys, ops.redis
-    conv_key, dead_key = keys.conversation(turn.conversation_id), keys.dead(row.pool)
-    prompts = keys.prompts(row.pool)
-    message = rjson.message_path(turn.turn_id)
+    dead_key, prompts = keys.dead(row.pool), keys.prompts(row.pool)
+    store = ConversationStore(redis, keys)
+    if await store.head(turn.conversation_id) is None:
+        raise OpsError(
+            f"conversation {turn.conversation_id} no longer exists; nothing to retry "
+            f"(remove the letter with XDEL {dead_key} {row.entry_id})"
+        )
+    failed = False
     for _attempt in range(5):
         async with redis.pipeline(transaction=True) as pipe:
             try:
-                # WATCH: a concurrent retry of the same letter, or the reply
-                # landing meanwhile, makes this attempt start over.
-                await pipe.watch(conv_key, dead_key)
+                # WATCH: a concurrent retry of the same letter makes this
+                # attempt start over (the dead letters and the prompts share
+                # the pool's slot: one transaction).
+                await pipe.watch(dead_key)
                 if not await pipe.xrange(dead_key, row.entry_id, row.entry_id):
                     raise OpsError(f"dead letter {row.entry_id} was already retried or removed")
-                got = await rjson.get_paths(
-                    pipe, conv_key, "$.owner", "$.current_id", f"{message}.finish_reason"
-                )
-                if got is None:
-                    raise OpsError(
-                        f"conversation {turn.conversation_id} no longer exists; nothing to retry "
-                        f"(remove the letter with XDEL {dead_key} {row.entry_id})"
-                    )
-                failed = got[f"{message}.finish_reason"] == "error"
+                # The failed reply out first (one script in the conversation's
+                # slot; a reply that landed meanwhile stays): a retry that
+                # fails after this finds no failed reply and goes on.
+                removed = await store.remove_failed(turn.conversation_id, turn.turn_id)
+                failed = failed or removed is not None
                 pipe.multi()  # type: ignore[no-untyped-call]
-                if failed:
-                    pipe.execute_command("JSON.DEL", conv_key, message)
-                    if got["$.current_id"] == turn.turn_id:
-                        rjson.queue_set(pipe, conv_key, "$.current_id", turn.parent_id)
                 queue_turn(pipe, keys, row.pool, turn)
                 pipe.xdel(dead_key, row.entry_id)
                 results = await pipe.execute()

@@ -24,30 +24,19 @@ import json
 import sys
 from typing import Any, TextIO, cast
 
-from shared import rjson
-from shared.conversation import Message, new_id, now
+from shared.conversation import BranchPage, Conversation, Message, new_id, now
 from shared.keys import WORKER_GROUP
 from shared.models_file import ModelSpec, UnknownModelError
 from shared.protocol import UserMessageEvent
 from shared.queue_status import live_workers
 from shared.stop_requests import StopAnnouncer
-from shared.store import TITLE_MAX_CHARS
+from shared.store import TITLE_MAX_CHARS, ConversationStore, NotFoundError
 from shared.streams import StreamResponse, TurnRequest, queue_session_event, queue_turn
 from tidechat.fmt import one_line, seconds
 from tidechat.ops import BLOCK_MS, Ops, OpsError, raise_if_cancelled
 from tidechat.replay_report import print_report
 from tidechat.timeline import PAGE, TurnTimeline, decode, turn_timeline
 from tidechat.turn_lookup import find_turn
-
-
-def _branch(messages: dict[str, Any], leaf_id: str) -> list[str]:
-    """Ids on the path from the root to ``leaf_id``, root first."""
-    path: list[str] = []
-    node: str | None = leaf_id
-    while node is not None and node in messages and node not in path:
-        path.append(node)
-        node = messages[node].get("parent_id")
-    return path[::-1]
 
 
 class Progress:
@@ -78,22 +67,29 @@ async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
     redis, keys = ops.redis, ops.keys
     found = await find_turn(ops, args.turn_id)
     old = found.turn
-    raw = await rjson.json_get(redis, keys.conversation(old.conversation_id), "$")
-    doc = rjson.decode_paths(raw, ["$"])
-    conv = doc["$"] if doc else None
-    if not isinstance(conv, dict):
-        raise OpsError(f"conversation {old.conversation_id} no longer exists; nothing to replay")
-    messages: dict[str, Any] = conv.get("messages") or {}
-    if old.parent_id not in messages:
-        raise OpsError(f"message {old.parent_id}, the question of turn {old.turn_id}, is gone")
+    store = ConversationStore(redis, keys)
+    try:
+        page = await store.page(old.conversation_id, old.user_id, limit=1)
+    except NotFoundError as exc:
+        raise OpsError(
+            f"conversation {old.conversation_id} no longer exists; nothing to replay"
+        ) from exc
+    try:
+        branch = await store.branch(old.conversation_id, old.user_id, old.parent_id)
+    except NotFoundError as exc:
+        raise OpsError(
+            f"message {old.parent_id}, the question of turn {old.turn_id}, is gone"
+        ) from exc
     model = args.model or old.model
     try:
         spec = ops.catalog.require(model)
     except UnknownModelError as exc:
         raise OpsError(f"{exc} (the models file; choose with --model)") from exc
 
-    question = Message.model_validate(messages[old.parent_id])
-    turn, first_event, entry_id = await _queue_replay(ops, old, conv, question, spec, args.keep)
+    question = branch[-1]
+    turn, first_event, entry_id = await _queue_replay(
+        ops, store, old, page, branch, spec, args.keep
+    )
     session_key, prompts = keys.session(turn.session_id), keys.prompts(spec.pool)
 
     progress = Progress(sys.stderr)
@@ -106,11 +102,12 @@ async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
         progress.note(f"  no live worker: start one (tidechat worker --pool {spec.pool})")
     replayed = await _wait(ops, turn, session_key, first_event, prompts, entry_id, args, progress)
     recorded = await turn_timeline(redis, keys.session(old.session_id), old.turn_id)
+    recorded_reply = await store.message(old.conversation_id, old.turn_id)
     print_report(
         found,
         question,
-        conv,
-        messages.get(old.turn_id),
+        {"title": page.title},
+        recorded_reply.stored() if recorded_reply is not None else None,
         recorded,
         turn,
         replayed,
@@ -122,30 +119,31 @@ async def replay_turn(ops: Ops, args: argparse.Namespace) -> int:
 
 async def _queue_replay(
     ops: Ops,
+    store: ConversationStore,
     old: TurnRequest,
-    conv: dict[str, Any],
-    question: Message,
+    page: BranchPage,
+    branch: list[Message],
     spec: ModelSpec,
     keep: int,
 ) -> tuple[TurnRequest, str, str]:
-    """Write the throw-away copy, the replay's session and its turn in one
-    transaction; returns the turn, its ``user_message`` event id and its
-    prompt-stream entry id."""
+    """Write the throw-away copy (the branch up to the question, expiring),
+    then the replay's session and its turn; returns the turn, its
+    ``user_message`` event id and its prompt-stream entry id."""
     keys = ops.keys
-    messages: dict[str, Any] = conv.get("messages") or {}
     copy_id, sid = new_id(), "replay-" + new_id()[:20]
     ts = now()
-    copy = {
-        **conv,
-        "id": copy_id,
-        "title": f"Replay: {conv.get('title', '')}"[:TITLE_MAX_CHARS],
-        "model": spec.id,
-        "messages": {mid: messages[mid] for mid in _branch(messages, old.parent_id)},
-        "current_id": old.parent_id,
-        "created_at": ts,
-        "updated_at": ts,
-        "replay_of": {"conversation_id": old.conversation_id, "turn_id": old.turn_id},
-    }
+    copy = Conversation(
+        id=copy_id,
+        owner=old.user_id,
+        title=f"Replay: {page.title}"[:TITLE_MAX_CHARS],
+        system_prompt=page.system_prompt,
+        model=spec.id,
+        created_at=ts,
+        updated_at=ts,
+        current_id=old.parent_id,
+        messages={m.id: m for m in branch},
+    )
+    await store.bulk.write(copy, listed=False, ttl=keep, replay_of=old.conversation_id)
     update: dict[str, Any] = {
         "turn_id": new_id(),
         "session_id": sid,
@@ -157,16 +155,17 @@ async def _queue_replay(
         update["client_id"] = None
     turn = old.model_copy(update=update)
     session_key = keys.session(sid)
-    pipe = ops.redis.pipeline(transaction=True)
-    rjson.queue_set(pipe, keys.conversation(copy_id), "$", copy)
-    pipe.expire(keys.conversation(copy_id), keep)
-    # The session stream must exist first: workers never create one (NOMKSTREAM).
+    # The session stream must exist first: workers never create one
+    # (NOMKSTREAM). The session's keys and the pool's are in other slots: a
+    # pipeline, in this order.
+    pipe = ops.redis.pipeline(transaction=False)
+    question = branch[-1]
     event = UserMessageEvent(conversation_id=copy_id, message=question, turn_id=turn.turn_id)
     queue_session_event(pipe, keys, sid, event, create=True)
     pipe.expire(session_key, keep)
     queue_turn(pipe, keys, spec.pool, turn)
     results = await pipe.execute()
-    return turn, str(results[2]), str(results[4])
+    return turn, str(results[0]), str(results[2])
 
 
 async def _wait(

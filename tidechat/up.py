@@ -37,6 +37,8 @@ from tidechat.local_redis import (
     port_in_use,
     record_url,
 )
+from tidechat.migrate import Migration
+from tidechat.ops import OpsError
 from tidechat.processes import Process, ProcessExited, tidechat_command, wait_ready
 
 #: How long a child gets to stop after SIGTERM before it is killed.
@@ -142,6 +144,25 @@ class Up:
         if missing:
             raise UpError(explain(missing))
 
+    def _migrate(self, url: str) -> None:
+        """Data of a previous release is migrated before anything serves it
+        (``tidechat migrate``), so a newcomer never has to."""
+
+        async def run() -> None:
+            client = make_redis(url)
+            try:
+                migration = Migration(client, CommonSettings().keys, progress=print)
+                if await migration.needed():
+                    print("migrating the data to this release's layout…", flush=True)
+                    await migration.run()
+            finally:
+                await client.aclose()
+
+        try:
+            asyncio.run(run())
+        except (RedisError, OSError, OpsError) as exc:
+            raise UpError(f"migrating the data failed ({exc}); run `tidechat migrate`") from exc
+
     def start(self) -> str:
         if port_in_use(
             self.args.port, self.args.host if self.args.host != "0.0.0.0" else "127.0.0.1"
@@ -153,6 +174,7 @@ class Up:
         self.logs.mkdir(parents=True, exist_ok=True)
         self._prepare_models()
         redis_url = self._start_redis()
+        self._migrate(redis_url)
         env = self._env(redis_url)
         for i in range(self.args.workers):
             self.children.append(

@@ -23,7 +23,7 @@ from typing import Any
 
 from shared.conversation import Message
 from shared.models_file import ModelSpec
-from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 TokenCounter = Callable[[str], int]
 #: Tools (issue 15): an earlier reply with tool steps as the chat messages
@@ -105,9 +105,13 @@ def build_prompt(
     count: BackendCounter | None = None,
     framing: Framing | None = None,
     expand: Expander | None = None,
+    *,
+    complete: bool = True,
 ) -> Prompt:
     """The model input for a reply to the last message of ``branch``;
-    ``framing``: what the backend's prompt format adds (``prompt_framing``);
+    ``framing``: what the backend's prompt format adds (``prompt_framing``).
+    ``complete``: ``branch`` reaches the conversation's root (the store's
+    walk stops once the context is surely full; older messages exist).
     ``expand`` (a turn with tools): how a reply with tool steps is shown."""
 
     def counter(text: str) -> int:
@@ -148,7 +152,7 @@ def build_prompt(
 
     used = system_cost + question_cost
     kept: list[dict[str, Any]] = []
-    everything = True
+    everything = complete
     for message in reversed(history):
         items: list[dict[str, Any]] = (
             expand(message)

@@ -18,10 +18,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import rjson, storage_usage
+from shared import storage_usage
 from shared.conversation import ErrorInfo, Message, Usage, now
 from shared.fairness import FairLines
-from shared.keys import Keys
+from shared.keys import CONTEXT_OVERFETCH, Keys
 from shared.models_file import ModelCatalog, ModelSpec, UnknownModelError
 from shared.protocol import (
     ErrorEvent,
@@ -31,7 +31,7 @@ from shared.protocol import (
     StreamStartEvent,
     TitleEvent,
 )
-from shared.store import ConversationStore, title_from_text
+from shared.store import AddResult, ConversationStore, TurnContext, title_from_text
 from shared.streams import (
     DeadLetter,
     SessionEvent,
@@ -40,6 +40,7 @@ from shared.streams import (
     queue_feed_event,
     queue_session_event,
 )
+from shared.tokens import estimate_tokens
 from shared.user_limits import UsageRecorder
 from worker.backends import Backend, BackendPool, GenerationRequest, prompt_framing
 from worker.cancel import CancelWatcher
@@ -50,7 +51,6 @@ from worker.documents.retrieve import DocumentContext, DocumentRetriever
 from worker.errors import ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
-from worker.tokens import estimate_tokens
 from worker.tools import ToolLoop, history_messages
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,18 @@ class TurnRunner:
 
     async def run(self, d: ReceivedTurn) -> None:
         turn = d.turn
-        paths = ["$.owner", "$.system_prompt", "$.messages"]
-        # One round trip: read the conversation and, optimistically, tell the
-        # client its reply has started (the conversation almost always
-        # exists; when it does not, an error follows).
+        # One round trip: read what the turn needs (the branch up from the
+        # question, as far as the model's context reaches: one script in the
+        # conversation's slot) and, optimistically, tell the client its reply
+        # has started (the conversation almost always exists; when it does
+        # not, an error follows).
+        spec = self.catalog.get(turn.model)
+        window = spec.context_window if spec is not None else self.catalog.default.context_window
         pipe = self.redis.pipeline(transaction=False)
-        rjson.queue_get(pipe, self.keys.conversation(turn.conversation_id), *paths)
+        budget = int(window * CONTEXT_OVERFETCH)
+        self.store.queue_context(
+            pipe, turn.conversation_id, turn.parent_id, turn.turn_id, budget=budget
+        )
         check_cancel = self.cancels.may_have_missed(turn.created_at)
         if check_cancel:
             pipe.get(self.keys.cancel(turn.turn_id))
@@ -144,27 +150,27 @@ class TurnRunner:
             ),
         )
         results = await pipe.execute()
-        doc = rjson.decode_paths(results[0], paths)
+        context = await self.store.finish_context(
+            turn.conversation_id, turn.turn_id, results[0], budget=budget
+        )
         stop = self.cancels.watch(turn.turn_id, turn.user_id)
         if check_cancel and results[1] == turn.user_id:
             stop.set()
         try:
-            await self._run(d, doc, stop)
+            await self._run(d, context, stop)
         finally:
             self.cancels.unwatch(turn.turn_id)
 
-    async def _run(self, d: ReceivedTurn, doc: dict[str, Any] | None, stop: asyncio.Event) -> None:
+    async def _run(self, d: ReceivedTurn, context: TurnContext | None, stop: asyncio.Event) -> None:
         turn = d.turn
-        if doc is None or doc["$.owner"] != turn.user_id:
+        if context is None or context.owner != turn.user_id:
             await self.finish(d, None, ConversationGone("the conversation no longer exists"))
             return
-        messages: dict[str, dict[str, Any]] = doc["$.messages"] or {}
-        if turn.turn_id in messages:
+        if context.stored_reply is not None:
             # Stored by an earlier delivery that died before acknowledging.
-            stored = Message.model_validate(messages[turn.turn_id])
-            await self.finish(d, stored, None, new=False)
+            await self.finish(d, context.stored_reply, None, new=False)
             return
-        branch = _branch(messages, turn.parent_id)
+        branch = context.branch
         if not branch:
             await self.finish(d, None, ConversationGone("the message to answer no longer exists"))
             return
@@ -185,11 +191,12 @@ class TurnRunner:
             sent = [*branch[:-1], branch[-1].model_copy(update={"content": docs.question})]
         prompt = build_prompt(
             spec,
-            doc["$.system_prompt"] or "",
+            context.system_prompt,
             sent,
             backend.count_tokens,
             prompt_framing(backend),
             expand=history_messages if servers else None,
+            complete=context.complete,
         )
         images = await self._images(spec, branch[-1], turn.user_id)
         steps = None
@@ -214,8 +221,7 @@ class TurnRunner:
         reply.citations = docs.citations
         if docs.notice:
             reply.notice = " ".join(filter(None, [reply.notice, docs.notice]))
-        first_reply = not any(m.get("role") == "assistant" for m in messages.values())
-        await self.finish(d, reply, outcome.error)
+        first_reply = await self.finish(d, reply, outcome.error)
         if first_reply and reply.finish_reason != "error":
             await self._title(d, spec, backend, branch[-1].content, reply.content)
 
@@ -339,7 +345,7 @@ class TurnRunner:
         *,
         dead: bool | None = None,
         new: bool = True,
-    ) -> None:
+    ) -> bool:
         """Store the reply, tell the client, free the user's turn slot and
         count the usage, acknowledge: one pipeline.
 
@@ -349,7 +355,8 @@ class TurnRunner:
         the error was retryable, i.e. retries ran out). ``new``: the reply was
         not stored by an earlier delivery, so it counts toward its user's
         storage. Acknowledging also hands the turn's slot to its user's next
-        waiting turn (``shared/fairness.py``)."""
+        waiting turn (``shared/fairness.py``). Returns whether the reply was
+        the conversation's first (then the worker makes a title)."""
         if dead is None:
             dead = error is not None and error.retryable
         turn = d.turn
@@ -357,8 +364,9 @@ class TurnRunner:
         # The gateway counted this reply as a message when it queued the turn;
         # its text is counted here, once (not again for a reply re-sent).
         nbytes = _stored_text_bytes(reply) if reply is not None and new else 0
+        stored = reply is not None
         if reply is not None:
-            self.store.queue_add_message(pipe, turn.conversation_id, reply)
+            self.store.queue_add_message(pipe, turn.conversation_id, reply, owner=turn.user_id)
             storage_usage.queue_add(pipe, self.keys, turn.user_id, nbytes=nbytes)
         else:
             storage_usage.queue_add(pipe, self.keys, turn.user_id, messages=-1)  # none to store
@@ -396,13 +404,21 @@ class TurnRunner:
             pipe, d.pool, d.entry_id, turn.user_id, self.settings.fair_turns_per_user
         )
         results = await pipe.execute(raise_on_error=False)
-        if isinstance(results[0], Exception):
+        if not stored:
+            return False
+        added = results[0]
+        if isinstance(added, Exception):
+            raise added
+        result = AddResult.parse(added)
+        if result.status != 1:
             # The conversation was deleted while the reply was generated.
-            log.info("turn %s: reply not stored (%s)", turn.turn_id, results[0])
+            log.info("turn %s: reply not stored (conversation gone)", turn.turn_id)
             if new:  # nothing was stored: take back what was counted for it
                 undo = self.redis.pipeline(transaction=False)
                 storage_usage.queue_add(undo, self.keys, turn.user_id, messages=-1, nbytes=-nbytes)
                 await undo.execute()
+            return False
+        return result.first_reply
 
     async def reject_poison(self, d: ReceivedTurn) -> None:
         """A turn delivered past the limit (its workers kept dying on it):
@@ -454,13 +470,9 @@ class TurnRunner:
             made = await make_title(backend, question, answer)
             title = made or title
         # A title the user chose while the first reply was on its way wins.
-        current = await rjson.get_paths(
-            self.redis, self.keys.conversation(d.turn.conversation_id), "$.title"
-        )
-        if current is None or current["$.title"] not in (fallback, "New chat"):
+        if not await self.store.set_title(d.turn.conversation_id, title, fallback):
             return
         pipe = self.redis.pipeline(transaction=False)
-        self.store.queue_title(pipe, d.turn.conversation_id, title)
         event = TitleEvent(conversation_id=d.turn.conversation_id, title=title)
         self._queue_event(pipe, d.turn.session_id, event)
         # Every tab of the user lists the conversation under its title.
@@ -474,19 +486,3 @@ def _stored_text_bytes(reply: Message) -> int:
     return storage_usage.text_bytes(reply.content) + sum(
         storage_usage.text_bytes(c.text) for c in reply.citations
     )
-
-
-def _branch(messages: dict[str, dict[str, Any]], leaf_id: str) -> list[Message]:
-    """The path from the root to ``leaf_id``, validating only the messages on it."""
-    path: list[Message] = []
-    seen: set[str] = set()
-    node_id: str | None = leaf_id
-    while node_id is not None and node_id not in seen:
-        raw = messages.get(node_id)
-        if raw is None:
-            break
-        seen.add(node_id)
-        path.append(Message.model_validate(raw))
-        node_id = raw.get("parent_id")
-    path.reverse()
-    return path

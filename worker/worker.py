@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from shared.aio import cancel_and_wait
-from shared.keys import FAIR_REPAIR_S, HEARTBEAT_S, Keys
+from shared.keys import CLEANUP_SWEEP_S, FAIR_REPAIR_S, HEARTBEAT_S, Keys
 from shared.models_file import ModelCatalog
 from shared.streams import decode_turn
 from worker import upkeep
@@ -130,6 +130,8 @@ class Worker:
             upkeep.every(s.claim_interval_seconds, "claims", self._claim_all),
             upkeep.every(s.trim_interval_seconds, "trim", self._trim_all),
             upkeep.every(FAIR_REPAIR_S, "fair-lines", self._repair_all),
+            # Imports and deletes a crashed process left half done.
+            upkeep.every(CLEANUP_SWEEP_S, "storage-sweep", self._sweep_storage),
         ]
         log.info("worker %s serving pools %s", self.consumer, ", ".join(self.pools))
         try:
@@ -224,6 +226,11 @@ class Worker:
 
     async def _trim_all(self) -> None:
         await self._each_pool("trimming", lambda pool: upkeep.trim(self.redis, self.keys, pool))
+
+    async def _sweep_storage(self) -> None:
+        swept = await self.runner.store.bulk.sweep()
+        if swept:
+            log.info("finished or removed %d half-done imports and deletes", swept)
 
     async def _repair_all(self) -> None:
         per_user = self.settings.fair_turns_per_user

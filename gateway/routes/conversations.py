@@ -24,10 +24,19 @@ from gateway.imports import (
     read_body,
 )
 from shared import storage_usage
-from shared.conversation import Conversation, ConversationSummary, ConversationView, Id
+from shared.conversation import (
+    BranchPage,
+    BranchSwitch,
+    Conversation,
+    ConversationView,
+    Id,
+    Message,
+    SearchHit,
+)
+from shared.keys import PAGE_MAX_MESSAGES, PAGE_MESSAGES
 from shared.models_file import UnknownModelError
 from shared.protocol import ConversationCreatedEvent, ConversationDeletedEvent, TitleEvent
-from shared.store import TITLE_MAX_CHARS, NotFoundError
+from shared.store import TITLE_MAX_CHARS, MessageNotFoundError, NotFoundError
 from shared.streams import publish_feed_event, queue_feed_event
 from shared.tools import steps_markdown
 
@@ -35,7 +44,9 @@ router = APIRouter()
 
 
 class ConversationPage(BaseModel):
-    items: list[ConversationSummary]
+    #: Conversations, newest first; with ``q``, the best matches first, each
+    #: with a snippet of the message that matched (none when the title did).
+    items: list[SearchHit]
     next_cursor: str | None
 
 
@@ -57,8 +68,20 @@ class ConversationPatch(BaseModel):
 
 
 async def _owned(services: ServicesDep, cid: str, uid: str) -> Conversation:
+    """The whole conversation (exports only: its cost grows with it)."""
     try:
         return await services.store.get_owned(cid, uid)
+    except NotFoundError as exc:
+        raise ApiError("not_found", "conversation not found") from exc
+
+
+async def _page(
+    services: ServicesDep, cid: str, uid: str, leaf: str | None = None, limit: int = PAGE_MESSAGES
+) -> BranchPage:
+    try:
+        return await services.store.page(cid, uid, leaf=leaf, limit=limit)
+    except MessageNotFoundError as exc:
+        raise ApiError("not_found", "message not found in this conversation") from exc
     except NotFoundError as exc:
         raise ApiError("not_found", "conversation not found") from exc
 
@@ -87,14 +110,18 @@ async def list_conversations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> ConversationPage:
-    """Newest first; ``q`` searches titles and message text."""
+    """Newest first; ``q`` searches titles and message text (the query
+    engine, ``shared/store/search.py``): best first, one page, no cursor."""
+    if q is not None and q.strip():
+        hits = await services.search.search(user.id, q, limit=limit)
+        return ConversationPage(items=hits, next_cursor=None)
     try:
-        items, next_cursor = await services.store.list_for_user(
-            user.id, q=q, limit=limit, cursor=cursor
-        )
+        items, next_cursor = await services.store.list_for_user(user.id, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise ApiError("bad_request", "invalid cursor") from exc
-    return ConversationPage(items=items, next_cursor=next_cursor)
+    return ConversationPage(
+        items=[SearchHit(**item.model_dump()) for item in items], next_cursor=next_cursor
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -121,33 +148,69 @@ async def create_conversation(
 
 
 @router.get("/{cid}")
-async def get_conversation(cid: Id, user: CurrentUser, services: ServicesDep) -> ConversationView:
-    return (await _owned(services, cid, user.id)).view()
+async def get_conversation(
+    cid: Id,
+    user: CurrentUser,
+    services: ServicesDep,
+    leaf: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX_MESSAGES)] = PAGE_MESSAGES,
+) -> BranchPage:
+    """A page of a branch, from its tail: the newest ``limit`` messages up
+    from ``leaf`` (default: the current leaf), each with its children, and
+    the first one's siblings (``head_siblings``). ``older`` is the ``leaf``
+    of the page above it (none at the root)."""
+    return await _page(services, cid, user.id, leaf, limit)
 
 
 @router.patch("/{cid}")
 async def patch_conversation(
     cid: Id, body: ConversationPatch, user: CurrentUser, services: ServicesDep
-) -> ConversationView:
-    """Rename, change the system prompt or model, or switch branch (``current_id``)."""
-    conv = await _owned(services, cid, user.id)
+) -> BranchPage:
+    """Rename, change the system prompt or model, or switch branch
+    (``current_id``); answers the page that ends at the current leaf."""
     fields: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
     _check_model(services, body.model)
     _check_system_prompt(services, body.system_prompt)
-    if body.current_id is not None and body.current_id not in conv.messages:
-        raise ApiError("not_found", "message not found in this conversation")
     if fields:
-        await services.store.update(cid, user.id, fields)
+        try:
+            await services.store.update(cid, user.id, fields)
+        except MessageNotFoundError as exc:
+            raise ApiError("not_found", "message not found in this conversation") from exc
+        except NotFoundError as exc:
+            raise ApiError("not_found", "conversation not found") from exc
     if body.title is not None:
         renamed = TitleEvent(conversation_id=cid, title=body.title)
         await publish_feed_event(services.redis, services.settings.keys, user.id, renamed)
-    return (await _owned(services, cid, user.id)).view()
+    return await _page(services, cid, user.id)
+
+
+class BranchChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: Id
+
+
+@router.post("/{cid}/branch")
+async def switch_branch(
+    cid: Id, body: BranchChoice, user: CurrentUser, services: ServicesDep
+) -> BranchSwitch:
+    """Show the newest branch through ``message_id`` (a sibling chosen in
+    the navigator): its newest leaf becomes current, found in Redis (a
+    client that has loaded only part of a long conversation cannot)."""
+    try:
+        return await services.store.switch_branch(cid, user.id, body.message_id)
+    except MessageNotFoundError as exc:
+        raise ApiError("not_found", "message not found in this conversation") from exc
+    except NotFoundError as exc:
+        raise ApiError("not_found", "conversation not found") from exc
 
 
 @router.delete("/{cid}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_conversation(cid: Id, user: CurrentUser, services: ServicesDep) -> Response:
-    await _owned(services, cid, user.id)
-    await services.store.delete(cid, user.id)
+    try:
+        await services.store.delete(cid, user.id)
+    except NotFoundError as exc:
+        raise ApiError("not_found", "conversation not found") from exc
     deleted = ConversationDeletedEvent(conversation_id=cid)
     await publish_feed_event(services.redis, services.settings.keys, user.id, deleted)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -158,13 +221,13 @@ def _filename(title: str, ext: str) -> str:
     return f"{slug}.{ext}"
 
 
-def to_markdown(conv: ConversationView) -> str:
+def to_markdown(conv: BranchPage, branch: list[Message]) -> str:
     """The branch on screen as a readable Markdown document."""
     when = datetime.fromtimestamp(conv.updated_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# {conv.title}", "", f"_Exported from tidechat on {when}; model: {conv.model}_", ""]
     if conv.system_prompt:
         lines += ["## System prompt", "", conv.system_prompt, ""]
-    for message in conv.branch():
+    for message in branch:
         who = "You" if message.role == "user" else f"Assistant ({message.model or conv.model})"
         lines += [f"## {who}", ""]
         lines += steps_markdown(message.steps or [])  # tools (issue 15)
@@ -189,19 +252,21 @@ async def export_conversation(
     format: Literal["markdown", "json"] = "markdown",
 ) -> Response:
     """A download: the current branch as Markdown, or the whole tree as JSON."""
-    view = (await _owned(services, cid, user.id)).view()
-    if format == "json":
-        body = {"format": EXPORT_FORMAT, **view.model_dump(mode="json")}
-        return JSONResponse(
-            body,
+    if format == "markdown":
+        page = await _page(services, cid, user.id, limit=1)
+        branch = await services.store.branch(cid, user.id)
+        return Response(
+            to_markdown(page, branch),
+            media_type="text/markdown; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="{_filename(view.title, "json")}"'
+                "Content-Disposition": f'attachment; filename="{_filename(page.title, "md")}"'
             },
         )
-    return Response(
-        to_markdown(view),
-        media_type="text/markdown; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{_filename(view.title, "md")}"'},
+    view = (await _owned(services, cid, user.id)).view()
+    body = {"format": EXPORT_FORMAT, **view.model_dump(mode="json")}
+    return JSONResponse(
+        body,
+        headers={"Content-Disposition": f'attachment; filename="{_filename(view.title, "json")}"'},
     )
 
 
@@ -247,8 +312,8 @@ async def import_conversation(
     adds = Adds(1, imported.messages, imported.content_bytes)
     await services.turns.admission.check(user.id, None, adds)
     conv = imported.conversation
+    await services.store.bulk.write(conv)
     pipe = services.redis.pipeline(transaction=False)
-    services.store.queue_save_json(pipe, conv.id, conv.owner, conv.updated_at, imported.stored_json)
     storage_usage.queue_add(
         pipe,
         services.settings.keys,

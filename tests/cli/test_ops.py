@@ -24,9 +24,10 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from shared.conversation import new_id
+from shared.conversation import Conversation, Message, new_id
 from shared.keys import WORKER_GROUP, Keys
 from shared.redis_client import make_redis
+from shared.store import ConversationStore, codec
 from shared.streams import DeadLetter, TurnRequest, encode_turn
 from tests.support.keys import KEYS
 from tests.support.stack import OPERATOR, Stack, running_stack, scripted_models
@@ -236,7 +237,8 @@ async def test_replay_turn_reruns_it_beside_the_recorded_one(
     sock, _sid, end = await chat(ops_env, "Why is the sea salty?")
     await sock.close()
     turn_id, cid = end["turn_id"], end["conversation_id"]
-    before = await r.execute_command("JSON.GET", KEYS.conversation(cid), "$")
+    store = ConversationStore(r, KEYS)
+    before = await store.get(cid)
 
     code, out, err = await run(capsys, "replay", "turn", turn_id[:8], "--timeout", "20")
     assert code == 0, err
@@ -250,15 +252,23 @@ async def test_replay_turn_reruns_it_beside_the_recorded_one(
     assert "picked up" in err and "done in" in err
 
     # The replay ran in a throw-away copy: the user's conversation is as it was.
-    assert await r.execute_command("JSON.GET", KEYS.conversation(cid), "$") == before
+    assert await store.get(cid) == before
     copy_id = re.search(r"conversation copy (\w+)", out)[1]  # type: ignore[index]
     replay_turn = re.search(r"^turn +\w+ +(\w+)$", out, re.M)[1]  # type: ignore[index]
-    copy = json.loads(await r.execute_command("JSON.GET", KEYS.conversation(copy_id), "$"))[0]
-    assert copy["replay_of"] == {"conversation_id": cid, "turn_id": turn_id}
-    assert copy["messages"][replay_turn]["content"] == recorded
-    assert 0 < await r.ttl(KEYS.conversation(copy_id)) <= 3600
-    owner = copy["owner"]
+    copy = await store.get(copy_id)
+    assert copy is not None and before is not None
+    assert await r.hget(KEYS.conversation(copy_id), "rp") == cid
+    assert copy.messages[replay_turn].content == recorded
+    # Every key of the copy expires, the reply the worker stored included.
+    for key in (
+        KEYS.conversation(copy_id),
+        KEYS.tree(copy_id),
+        *(KEYS.message(copy_id, mid) for mid in copy.messages),
+    ):
+        assert 0 < await r.ttl(key) <= 3600, key
+    owner = copy.owner
     assert await r.zscore(KEYS.user_conversations(owner), copy_id) is None
+    assert [s.id for s in (await store.list_for_user(owner))[0]] == [cid]
     # ...and its own session holds an ordinary turn's timeline.
     sid = re.search(r"tidechat replay session (\S+)\)", out)[1]  # type: ignore[index]
     code, out, _ = await run(capsys, "replay", "session", sid)
@@ -280,19 +290,20 @@ def test_replay_turn_with_no_worker_times_out_and_stops_the_replay(
     own_prefix: tuple[Keys, redis_sync.Redis], capsys: pytest.CaptureFixture[str]
 ) -> None:
     keys, client = own_prefix
-    question = {"id": "m1", "parent_id": None, "role": "user", "content": "hi", "created_at": 1.0}
-    conv = {
-        "id": "c1",
-        "owner": "u1",
-        "title": "t",
-        "system_prompt": "",
-        "model": "scripted",
-        "created_at": 1.0,
-        "updated_at": 1.0,
-        "current_id": "m1",
-        "messages": {"m1": question},
-    }
-    client.execute_command("JSON.SET", keys.conversation("c1"), "$", json.dumps(conv))
+    question = Message(id="m1", role="user", content="hi", created_at=1.0)
+    conv = Conversation(
+        id="c1",
+        owner="u1",
+        title="t",
+        model="scripted",
+        created_at=1.0,
+        updated_at=1.0,
+        current_id="m1",
+        messages={"m1": question},
+    )
+    client.hset(keys.message("c1", "m1"), mapping=codec.message_fields(question, "u1"))
+    client.hset(keys.tree("c1"), mapping={"^": "m1", ".cur": "m1", ".ua": "1.0", ".n": 1})
+    client.hset(keys.conversation("c1"), mapping=codec.conversation_fields(conv))
     old = _turn()
     client.xadd(keys.prompts("default"), encode_turn(old))
     code, out, err = run_sync(capsys, "replay", "turn", old.turn_id, "--timeout", "0.5")
@@ -414,14 +425,12 @@ async def test_dead_retry_requeues_a_poison_turn_and_a_worker_completes_it(
     ops_env: Stack, r: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sock, sid, end = await chat(ops_env, "Is this turn cursed?")
-    first = await r.execute_command(
-        "JSON.GET", KEYS.conversation(end["conversation_id"]), "$.owner"
-    )
+    owner = await r.hget(KEYS.conversation(end["conversation_id"]), "o")
     turn = TurnRequest(
         turn_id=new_id(),
         kind="regenerate",
         session_id=sid,
-        user_id=json.loads(first)[0],
+        user_id=str(owner),
         conversation_id=end["conversation_id"],
         parent_id=end["message"]["parent_id"],
         model="scripted",
@@ -450,19 +459,22 @@ async def test_dead_retry_requeues_a_poison_turn_and_a_worker_completes_it(
     mark = len(sock.frames)
     code, out, err = await run(capsys, "dead", "retry", dead_id)
     assert code == 0, err
-    assert f"requeued turn {turn.turn_id} (model scripted) on tc:prompts:default as entry" in out
+    assert (
+        f"requeued turn {turn.turn_id} (model scripted) on tc:prompts:{{default}} as entry" in out
+    )
     assert "removed the failed reply" in out and f"the reply streams to session {sid}" in out
     done = await sock.wait_for(
         lambda f: f["type"] == "stream_end" and f["turn_id"] == turn.turn_id, start=mark
     )
     assert done["message"]["finish_reason"] == "stop"
     assert done["message"]["content"] == end["message"]["content"]  # same question, same text
-    stored = json.loads(
-        await r.execute_command(
-            "JSON.GET", KEYS.conversation(turn.conversation_id), f'$.messages["{turn.turn_id}"]'
-        )
-    )
-    assert [m["finish_reason"] for m in stored] == ["stop"]
+    store = ConversationStore(r, KEYS)
+    conv = await store.get(turn.conversation_id)
+    assert conv is not None
+    replies = [m for m in conv.messages.values() if m.parent_id == turn.parent_id]
+    assert [(m.id, m.finish_reason) for m in replies if m.id == turn.turn_id] == [
+        (turn.turn_id, "stop")
+    ]
     assert not await r.xrange(KEYS.dead("default"), dead_id, dead_id)
     await sock.close()
 

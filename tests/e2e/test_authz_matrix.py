@@ -308,6 +308,12 @@ HTTP: dict[tuple[str, str], Entry] = {
         ),
         _signed_in(200, 404),
     ),
+    ("POST", "/api/conversations/{cid}/branch"): Entry(
+        lambda w, p: Call(
+            "POST", f"/api/conversations/{w.cid}/branch", {"message_id": w.user_message_id}
+        ),
+        _signed_in(200, 404),
+    ),
     ("DELETE", "/api/conversations/{cid}"): Entry(_own_fresh_conversation, _signed_in(204, 404)),
     ("GET", "/api/conversations/{cid}/export"): Entry(
         lambda w, p: Call("GET", f"/api/conversations/{w.cid}/export?format=json"),

@@ -86,11 +86,15 @@ async def test_regenerate_edit_and_switch_branch(stack: Stack) -> None:
     assert edited["message"]["content"].startswith("You said: a better question")
 
     with stack.client(token) as http:
-        conv = http.get(f"/api/conversations/{cid}").json()
+        # The whole tree (the export); a page holds the branch on screen.
+        conv = http.get(f"/api/conversations/{cid}/export", params={"format": "json"}).json()
         roots = [m for m in conv["messages"].values() if m["parent_id"] is None]
         assert [r["content"] for r in roots] == ["first question", "a better question"]
         assert conv["messages"][user_id]["children"] == [first_id, second_id]
         assert conv["current_id"] == edited_id
+        page = http.get(f"/api/conversations/{cid}").json()
+        assert page["branch"] == [page["messages"][edited_id]["parent_id"], edited_id]
+        assert page["head_siblings"] == [r["id"] for r in roots]
         # switch back to the first branch
         r = http.patch(f"/api/conversations/{cid}", json={"current_id": second_id})
         assert r.status_code == 200
@@ -362,7 +366,9 @@ async def test_a_resent_frame_with_the_same_client_id_is_acted_on_once(stack: St
     await again.wait_type("stream_end", turn_id=r2["turn_id"])
     assert [f["client_id"] for f in again.frames if f["type"] == "stream_start"] == ["r-1", "r-2"]
     with stack.client(token) as http:
-        conv = http.get(f"/api/conversations/{first['conversation_id']}").json()
+        conv = http.get(
+            f"/api/conversations/{first['conversation_id']}/export", params={"format": "json"}
+        ).json()
     users = [m for m in conv["messages"].values() if m["role"] == "user"]
     replies = [m for m in conv["messages"].values() if m["role"] == "assistant"]
     assert [u["content"] for u in users] == ["only once please"]

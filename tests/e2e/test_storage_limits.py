@@ -59,7 +59,10 @@ async def counted(
     async with httpx.AsyncClient(base_url=stack.url, headers=headers) as http:
         uid = (await http.get("/api/auth/me")).json()["id"]
         listed = (await http.get("/api/conversations", params={"limit": 200})).json()["items"]
-        convs = [(await http.get(f"/api/conversations/{c['id']}")).json() for c in listed]
+        convs = [
+            (await http.get(f"/api/conversations/{c['id']}/export?format=json")).json()
+            for c in listed
+        ]
     row = await redis.hmget(KEYS.user_storage(uid), list(storage_usage.FIELDS))
     cids = [c["id"] for c in convs]
     messages = nbytes = 0

@@ -11,7 +11,7 @@ from gateway.admission import Adds, Admission, Quotas
 from gateway.errors import ApiError
 from shared import storage_usage
 from shared.conversation import Message, new_id
-from shared.store import ConversationStore
+from shared.store import ConversationStore, NotFoundError
 from tests.support.keys import KEYS
 
 
@@ -53,7 +53,8 @@ async def test_an_account_from_before_the_counters_is_counted_once(redis: Redis)
         await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS))
     )
     assert after == storage_usage.Stored(1, 1, 100, counted=True)
-    await store.delete(first, "old")  # gone already: nothing more taken off
+    with pytest.raises(NotFoundError):  # gone already: nothing more taken off
+        await store.delete(first, "old")
     assert (
         storage_usage.parse(await redis.hmget(KEYS.user_storage("old"), list(storage_usage.FIELDS)))
         == after

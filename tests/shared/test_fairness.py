@@ -5,13 +5,10 @@ repaired; and a frame's exactly-once script runs the admission inline."""
 
 from __future__ import annotations
 
-import json
-
 from redis.asyncio import Redis
 
-from gateway.once import Once
 from shared.conversation import new_id
-from shared.fairness import INLINE_SCRIPTS, FairLines
+from shared.fairness import FairLines
 from shared.keys import WORKER_GROUP
 from shared.streams import TurnRequest, decode_turn
 from tests.support.keys import KEYS
@@ -122,18 +119,3 @@ async def test_repair_gives_back_lost_slots_and_moves_a_stalled_line_on(redis: R
     assert await redis.hget(KEYS.fair_counts(POOL), "bob") == "2"
     assert (await fair.stats(POOL)).waiting_users == 0
     assert await fair.repair(POOL, SHARE) == (0, 0)
-
-
-async def test_a_frames_exactly_once_script_runs_the_admission_inline(redis: Redis) -> None:
-    fair = FairLines(redis, KEYS)
-    once = Once(redis, 60, inline=INLINE_SCRIPTS)
-    for t in [turn("alice", f"a{i}") for i in range(3)]:
-        for _attempt in range(2):  # a resend with the same client id
-            pipe = redis.pipeline(transaction=False)
-            pipe.set("tc:marker:" + t.parent_id, "1")
-            fair.queue_admit(pipe, POOL, t, SHARE)
-            errors = await once.execute(pipe, "tc:sent:session1:" + t.parent_id)
-            assert errors is None or errors == [None, None]
-    assert [label for _, label in await on_stream(redis)] == ["a0", "a1"]
-    waiting = await redis.hgetall(KEYS.fair_waiting(POOL))
-    assert [json.loads(v)["parent_id"] for v in waiting.values()] == ["a2"]

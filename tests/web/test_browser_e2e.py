@@ -315,6 +315,15 @@ def test_rename_search_and_delete(web_stack: Stack, page: Any) -> None:
     search.fill("pilots")  # by text
     expect(results.get_by_role("link")).to_have_count(1)
     expect(results.get_by_role("link")).to_contain_text("Quantum")
+    # The message that matched (the title no longer says it), its matched
+    # words marked, the last one by prefix while it is typed.
+    search.fill("zebra cross")
+    expect(results.get_by_role("link")).to_contain_text("Renamed stripes")
+    snippet = results.locator(".conv-item__snippet")
+    expect(snippet).to_contain_text("Zebra crossings explained")
+    expect(snippet.locator("mark").first).to_have_text(re.compile("^zebra$", re.I))
+    expect(snippet.locator("mark").nth(1)).to_have_text(re.compile("^crossings$", re.I))
+    shot(page, "search-snippet")
     search.fill("")
 
     sidebar.get_by_role("button", name="Options for Renamed stripes").click()
@@ -657,8 +666,14 @@ def test_two_thousand_messages_open_in_under_a_second(web_stack: Stack, page: An
     expect(page.get_by_text("Answer 1999.")).to_be_visible()
     print(f"...and as a fresh page load in {(time.perf_counter() - started) * 1000:.0f} ms")
 
-    # Scrolling to the top reaches the first message (the list is complete, just virtual).
-    page.locator(".message-list__scroll").evaluate("el => el.scrollTop = 0")
+    # Scrolling to the top reaches the first message (older pages are fetched
+    # as the top comes near; the list is virtual).
+    scroller = page.locator(".message-list__scroll")
+    for _ in range(100):
+        if page.get_by_text("Question 0: how do tides work?").count():
+            break
+        scroller.evaluate("el => el.scrollTop = 0")
+        page.wait_for_timeout(150)
     expect(page.get_by_text("Question 0: how do tides work?")).to_be_visible()
     expect(page.get_by_role("button", name="Jump to latest message")).to_be_visible()
     page.get_by_role("button", name="Jump to latest message").click()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shared.conversation import Message
 from shared.models_file import ScriptedModel
+from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from worker.context import SAFETY_MARGIN_TOKENS, Framing, build_prompt
-from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 
 def spec(window: int = 1024, reply: int = 256) -> ScriptedModel:

@@ -208,7 +208,8 @@ export interface ConversationCreatedEvent {
   conversation: ConversationView;
 }
 /**
- * A conversation as its owner sees it over the API.
+ * A whole conversation: every message of every branch (a JSON export,
+ * an import, a new conversation's ``conversation_created``).
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ConversationView".

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator
 
 from shared.conversation import Usage
 from shared.models_file import CRASH_STATUS, ScriptedModel
+from shared.tokens import estimate_tokens
 from worker.backends.base import Delta, GenerationRequest
 from worker.errors import BackendError, BackendRateLimited, BackendUnavailable, TurnError
-from worker.tokens import estimate_tokens
 
 _VOCABULARY = [
     "tide",

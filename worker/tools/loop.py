@@ -25,10 +25,10 @@ from shared.conversation import Message, Usage
 from shared.keys import APPROVAL_POLL_S, TOOL_PREVIEW_CHARS, Keys
 from shared.protocol import ApprovalRequiredEvent, ToolCallEvent, ToolResultEvent
 from shared.streams import SessionEvent, TurnRequest
+from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from shared.tools import ServerSpec, ToolCall, ToolsFile, ToolStep, load_tools, step_messages
 from worker.backends.base import Backend, GenerationRequest
 from worker.generate import Outcome
-from worker.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from worker.tools.calls import assemble
 from worker.tools.checkpoint import Checkpoint, Saved
 from worker.tools.mcp_client import CallOutcome, McpTools

@@ -7,6 +7,8 @@ import type {
   ApiErrorBody,
   AuthResponse,
   AuthStatus,
+  BranchPage,
+  BranchSwitch,
   ConversationPage,
   ConversationPatch,
   FileInfo,
@@ -81,12 +83,21 @@ export const api = {
     params.set("limit", String(opts.limit ?? 50));
     return request<ConversationPage>("GET", `/api/conversations?${params}`, undefined, signal);
   },
-  getConversation: (id: string, signal?: AbortSignal) =>
-    request<ConversationView>("GET", `/api/conversations/${encodeURIComponent(id)}`, undefined, signal),
+  /** The branch on screen from its tail (`leaf`: the page ending there instead). */
+  getConversation: (id: string, signal?: AbortSignal, opts: { leaf?: string; limit?: number } = {}) => {
+    const params = new URLSearchParams();
+    if (opts.leaf) params.set("leaf", opts.leaf);
+    if (opts.limit) params.set("limit", String(opts.limit));
+    const query = params.size > 0 ? `?${params}` : "";
+    return request<BranchPage>("GET", `/api/conversations/${encodeURIComponent(id)}${query}`, undefined, signal);
+  },
+  /** Show the newest branch through `messageId` (its leaf is found by the server). */
+  switchBranch: (id: string, messageId: string) =>
+    request<BranchSwitch>("POST", `/api/conversations/${encodeURIComponent(id)}/branch`, { message_id: messageId }),
   createConversation: (body: { title?: string; system_prompt?: string; model?: string | null }) =>
     request<ConversationView>("POST", "/api/conversations", body),
   patchConversation: (id: string, patch: ConversationPatch) =>
-    request<ConversationView>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
+    request<BranchPage>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
   deleteConversation: (id: string) => request<void>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
   importConversation: (exported: unknown) => request<ConversationView>("POST", "/api/conversations/import", exported),
   exportUrl: (id: string, format: "markdown" | "json") =>

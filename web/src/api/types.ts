@@ -2,7 +2,7 @@
  * Shapes of the HTTP API that are not WebSocket frames (those come from the
  * generated protocol.gen.ts). Kept small and matching DESIGN.md's HTTP table.
  */
-import type { ConversationSummary, ErrorCode, UserInfo } from "../protocol.gen";
+import type { ConversationSummary, ConversationView, ErrorCode, UserInfo } from "../protocol.gen";
 
 export type User = UserInfo;
 
@@ -11,9 +11,48 @@ export interface AuthResponse {
   user: User;
 }
 
+/** A matched word in a search snippet: `text.slice(start, end)`. */
+export interface Highlight {
+  start: number;
+  end: number;
+}
+
+/** Where a search matched a conversation's messages (offsets: the client marks them). */
+export interface Snippet {
+  message_id: string;
+  text: string;
+  highlights: Highlight[];
+}
+
+/** A listed conversation; with a search, its best match first and a snippet when a message matched. */
+export interface SearchHit extends ConversationSummary {
+  snippet?: Snippet | null;
+}
+
 export interface ConversationPage {
-  items: ConversationSummary[];
+  items: SearchHit[];
   next_cursor: string | null;
+}
+
+/**
+ * A page of one branch (`GET /api/conversations/{id}`): consecutive messages
+ * on it (each with its children), oldest first in `branch`.
+ */
+export interface BranchPage extends ConversationView {
+  message_count: number;
+  branch: string[];
+  /** The first message's siblings, itself included (its parent may not be loaded). */
+  head_siblings: string[];
+  /** The parent of the first message: the `leaf` of the page above (null at the root). */
+  older: string | null;
+  newer: string | null;
+}
+
+/** A branch switch (`POST /api/conversations/{id}/branch`). */
+export interface BranchSwitch {
+  current_id: string;
+  down: BranchPage;
+  tail: BranchPage | null;
 }
 
 /** Something the empty chat offers to ask (a model's `suggestions`). */

@@ -1,11 +1,17 @@
 import { useMemo } from "react";
 import { api, ApiError } from "../api/client";
 import { errorMessage } from "../api/errorMessage";
-import type { ModelInfo } from "../api/types";
+import type { BranchPage, ModelInfo } from "../api/types";
+import type { ConversationView } from "../protocol.gen";
 import type { ChatStore } from "../contexts/ChatContext";
 import type { Outbox, QueuedFrame } from "../net/outbox";
 import { newClientId } from "../net/session";
-import { newestLeaf, storedLeaf } from "../state/tree";
+import { newestLoadedLeaf, olderLeaf, storedLeaf } from "../state/tree";
+
+/** Messages one scroll-up fetches: a few screens (the server caps a page's bytes too). */
+const OLDER_PAGE = 200;
+/** Conversations whose older page is being fetched (one fetch at a time each). */
+const olderInFlight = new Set<string>();
 import type { ChatMessage } from "../state/types";
 
 export interface ChatActions {
@@ -22,6 +28,8 @@ export interface ChatActions {
   regenerate: (conversationId: string, reply: ChatMessage) => void;
   edit: (conversationId: string, message: ChatMessage, content: string) => void;
   selectBranch: (conversationId: string, messageId: string) => void;
+  /** Fetch the page above the branch on screen (scrolled to its top); resolves when it is in. */
+  loadOlder: (conversationId: string) => Promise<void>;
   retryPending: (clientId: string) => void;
   discardPending: (clientId: string) => void;
   /** Take an unsent message back into the composer (e.g. too long): it leaves the list. */
@@ -86,7 +94,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         }
       };
 
-    const applyView = (view: Awaited<ReturnType<typeof api.getConversation>>) =>
+    const applyView = (view: ConversationView | BranchPage) =>
       dispatch({ type: "conversation_loaded", conversation: view });
 
     /** Queue a message (new, or an edit that branches) and show it as pending until the server answers. */
@@ -148,10 +156,34 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
       selectBranch: (conversationId, messageId) => {
         const conv = getState().conversations[conversationId];
         if (!conv) return;
-        const leaf = newestLeaf(conv, messageId);
+        const leaf = newestLoadedLeaf(conv, messageId);
+        if (leaf === null) {
+          // Part of that branch is not loaded (a long conversation): the server
+          // finds its newest leaf, makes it current and sends its pages.
+          void withToast(async () => {
+            const switched = await api.switchBranch(conversationId, messageId);
+            if (switched.tail) applyView(switched.tail);
+            applyView({ ...switched.down, current_id: switched.current_id });
+          })();
+          return;
+        }
         dispatch({ type: "select_branch", conversationId, currentId: leaf });
         // The server only knows stored messages: point it at the nearest one.
         void withToast(() => api.patchConversation(conversationId, { current_id: storedLeaf(conv, leaf) }).then(() => undefined))();
+      },
+      loadOlder: async (conversationId) => {
+        const conv = getState().conversations[conversationId];
+        const leaf = conv ? olderLeaf(conv) : null;
+        if (leaf === null || olderInFlight.has(conversationId)) return;
+        olderInFlight.add(conversationId);
+        try {
+          const page = await api.getConversation(conversationId, undefined, { leaf, limit: OLDER_PAGE });
+          dispatch({ type: "older_loaded", conversationId, page });
+        } catch (exc) {
+          toast(errorMessage(exc));
+        } finally {
+          olderInFlight.delete(conversationId);
+        }
       },
       retryPending: (clientId) => {
         const state = getState();

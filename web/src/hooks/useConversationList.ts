@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import type { SearchHit } from "../api/types";
 import { api } from "../api/client";
 import { useChatActions } from "../contexts/ChatContext";
 import { useChatSelector } from "./useChatSelector";
-import type { ConversationSummary } from "../protocol.gen";
 
 export interface ConversationListView {
-  items: ConversationSummary[];
+  items: SearchHit[];
   loading: boolean;
   error: boolean;
   hasMore: boolean;
@@ -26,7 +26,7 @@ export function useConversationList(query: string, debounceMs = 250): Conversati
     if (list.status === "idle") void loadList(null);
   }, [list.status, loadList]);
 
-  const [results, setResults] = useState<{ q: string; items: ConversationSummary[]; next: string | null } | null>(null);
+  const [results, setResults] = useState<{ q: string; items: SearchHit[]; next: string | null } | null>(null);
   const [searching, setSearching] = useState(false);
   const [searchError, setSearchError] = useState(false);
   const controller = useRef<AbortController | null>(null);
@@ -73,8 +73,8 @@ export function useConversationList(query: string, debounceMs = 250): Conversati
   const liveItems = useMemo(() => Object.values(list.byId), [list.byId]);
 
   if (q) {
-    // Titles in results follow live renames and title events.
-    const items = (results?.q === q ? results.items : []).map((item) => list.byId[item.id] ?? item);
+    // Titles in results follow live renames and title events; the snippet stays.
+    const items = (results?.q === q ? results.items : []).map((item) => ({ ...item, ...list.byId[item.id] }));
     return {
       items,
       loading: searching,

@@ -1,4 +1,5 @@
 /** Immutable edits of one conversation, shared by the reducer's event handlers. */
+import type { BranchPage } from "../api/types";
 import type { ConversationView } from "../protocol.gen";
 import { normalizeMessage, rebuildChildren } from "./tree";
 import type { ChatConversation, ChatMessage } from "./types";
@@ -14,13 +15,27 @@ export function emptyConversation(id: string): ChatConversation {
     currentId: null,
     messages: {},
     loaded: false,
+    roots: null,
+    headSiblings: {},
   };
 }
 
-export function fromView(view: ConversationView): ChatConversation {
+/** A page of one branch (as opposed to a whole conversation: an import, a new one). */
+function isPage(view: ConversationView | BranchPage): view is BranchPage {
+  return Array.isArray((view as Partial<BranchPage>).branch);
+}
+
+export function fromView(view: ConversationView | BranchPage): ChatConversation {
   const messages: Record<string, ChatMessage> = {};
   for (const [id, m] of Object.entries(view.messages ?? {})) {
     if (m) messages[id] = normalizeMessage(m);
+  }
+  let roots: string[] | null = null;
+  const headSiblings: Record<string, string[]> = {};
+  const top = isPage(view) ? view.branch[0] : undefined;
+  if (isPage(view) && top !== undefined) {
+    if (view.older === null) roots = [...view.head_siblings];
+    else headSiblings[top] = [...view.head_siblings];
   }
   return {
     id: view.id,
@@ -30,8 +45,11 @@ export function fromView(view: ConversationView): ChatConversation {
     createdAt: view.created_at,
     updatedAt: view.updated_at,
     currentId: view.current_id ?? null,
-    messages: rebuildChildren(messages),
+    // A page's children come from the server (they name messages not loaded yet).
+    messages: isPage(view) ? messages : rebuildChildren(messages),
     loaded: true,
+    roots,
+    headSiblings,
   };
 }
 
@@ -89,24 +107,52 @@ function isInFlight(m: ChatMessage): boolean {
  * streaming (the server stores a reply only when it ends) and its own error
  * notes where the server has no reply at all.
  */
-export function mergeView(existing: ChatConversation | undefined, view: ConversationView): ChatConversation {
+export function mergeView(existing: ChatConversation | undefined, view: ConversationView | BranchPage): ChatConversation {
   const server = fromView(view);
   if (!existing) return server;
+  const page = isPage(view);
   let kept = false;
-  const messages = { ...server.messages };
+  let messages = { ...server.messages };
   for (const local of Object.values(existing.messages)) {
     if (messages[local.id]) continue;
     const parent = local.parentId !== null ? server.messages[local.parentId] : undefined;
     const keep =
-      isInFlight(local) || (local.localOnly && (parent === undefined || parent.children.length === 0));
+      isInFlight(local) ||
+      (local.localOnly && (parent === undefined || parent.children.length === 0)) ||
+      // A page holds part of the conversation: what earlier pages loaded stays.
+      (page && !local.localOnly);
     if (keep) {
       messages[local.id] = local;
       kept = true;
     }
   }
+  if (kept && page) {
+    for (const m of Object.values(messages)) {
+      const parent = m.parentId !== null ? messages[m.parentId] : undefined;
+      if (parent && !parent.children.includes(m.id)) {
+        messages = { ...messages, [parent.id]: { ...parent, children: [...parent.children, m.id] } };
+      }
+    }
+  } else if (kept) {
+    messages = rebuildChildren(messages);
+  }
   let currentId = server.currentId;
   for (const m of Object.values(messages)) {
     if (isInFlight(m) && m.parentId === currentId) currentId = m.id;
   }
-  return { ...server, messages: kept ? rebuildChildren(messages) : messages, currentId };
+  const roots = server.roots ?? (page ? existing.roots : null);
+  const headSiblings = page ? { ...existing.headSiblings, ...server.headSiblings } : server.headSiblings;
+  return { ...server, messages, currentId, roots, headSiblings };
+}
+
+/** Messages of an older page (scrolled to) added to what is loaded; nothing else changes. */
+export function addOlder(existing: ChatConversation, view: BranchPage): ChatConversation {
+  const merged = mergeView(existing, { ...view, current_id: existing.currentId });
+  return {
+    ...merged,
+    title: existing.title,
+    model: existing.model,
+    systemPrompt: existing.systemPrompt,
+    updatedAt: existing.updatedAt,
+  };
 }

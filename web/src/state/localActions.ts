@@ -1,13 +1,16 @@
 /** Local actions: what the user does and what HTTP answers, applied to the same state as server events. */
 import type { ConversationSummary, ConversationView, ServerEvent } from "../protocol.gen";
-import { mergeView } from "./conversation";
+import type { BranchPage } from "../api/types";
+import { addOlder, mergeView } from "./conversation";
 import { isRunning, summaryOf, withConversation, withSummary } from "./stateHelpers";
 import type { ChatState, PendingMessage } from "./types";
 
 export type LocalAction =
   /** Server events batched by the socket hook (one render per batch); applied one by one. */
   | { type: "server_events"; events: ServerEvent[] }
-  | { type: "conversation_loaded"; conversation: ConversationView }
+  | { type: "conversation_loaded"; conversation: ConversationView | BranchPage }
+  /** An older page of the branch on screen (scrolled up to). */
+  | { type: "older_loaded"; conversationId: string; page: BranchPage }
   | { type: "list_loaded"; items: ConversationSummary[]; nextCursor: string | null; reset: boolean }
   | { type: "list_status"; status: ChatState["list"]["status"] }
   | { type: "conversation_removed"; conversationId: string }
@@ -28,6 +31,7 @@ export type LocalAction =
  */
 export const LOCAL_ACTIONS: ReadonlySet<string> = new Set<Exclude<LocalAction, { type: "server_events" }>["type"]>([
   "conversation_loaded",
+  "older_loaded",
   "list_loaded",
   "list_status",
   "conversation_removed",
@@ -56,6 +60,10 @@ export function applyLocal(state: ChatState, action: Exclude<LocalAction, { type
         }
       }
       return { ...withConversation(state, conv), turns, list: withSummary(state.list, summaryOf(view)) };
+    }
+    case "older_loaded": {
+      const conv = state.conversations[action.conversationId];
+      return conv ? withConversation(state, addOlder(conv, action.page)) : state;
     }
     case "list_loaded": {
       const byId: Record<string, ConversationSummary> = action.reset ? {} : { ...state.list.byId };

@@ -50,12 +50,15 @@ function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/** Messages without a (known) parent, oldest first: editing the first question makes siblings here. */
+/** The roots, oldest first: editing the first question makes siblings here. */
 export function rootIds(conv: ChatConversation): string[] {
-  return Object.values(conv.messages)
-    .filter((m) => m.parentId === null || !conv.messages[m.parentId])
+  const loaded = Object.values(conv.messages)
+    .filter((m) => m.parentId === null)
     .sort((a, b) => a.createdAt - b.createdAt)
     .map((m) => m.id);
+  if (!conv.roots) return loaded;
+  // As the server listed them (some may not be loaded), then any the client added since.
+  return [...conv.roots, ...loaded.filter((id) => !conv.roots!.includes(id))];
 }
 
 /** The branch from the root down to `leafId` (default: the conversation's current_id), root first. */
@@ -75,8 +78,35 @@ export function branch(conv: ChatConversation, leafId: string | null = conv.curr
 
 /** A message's siblings (itself included) in order, for `‹ 2/3 ›`. */
 export function siblingsOf(conv: ChatConversation, message: ChatMessage): string[] {
-  const parent = message.parentId !== null ? conv.messages[message.parentId] : undefined;
-  return parent ? parent.children : rootIds(conv);
+  if (message.parentId === null) return rootIds(conv);
+  const parent = conv.messages[message.parentId];
+  if (parent) return parent.children;
+  // The top of what is loaded of a long branch: its page named its siblings.
+  return conv.headSiblings[message.id] ?? [message.id];
+}
+
+/**
+ * Where the page above the branch on screen ends (the parent of its topmost
+ * loaded message), or null when the branch is loaded up to its root.
+ */
+export function olderLeaf(conv: ChatConversation): string | null {
+  const path = branch(conv);
+  const top = path[0];
+  if (!top || top.parentId === null || conv.messages[top.parentId]) return null;
+  return top.parentId;
+}
+
+/** `newestLeaf`, or null when the way down reaches a message not loaded (the server then finds it). */
+export function newestLoadedLeaf(conv: ChatConversation, id: string): string | null {
+  let current = id;
+  const seen = new Set<string>();
+  for (;;) {
+    const m = conv.messages[current];
+    if (!m) return null;
+    if (m.children.length === 0 || seen.has(current)) return current;
+    seen.add(current);
+    current = m.children[m.children.length - 1]!;
+  }
 }
 
 /** The newest leaf under `id`: follow the last child down, as switching branches shows it. */

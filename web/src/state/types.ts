@@ -75,6 +75,10 @@ export interface ChatConversation {
   messages: Record<string, ChatMessage>;
   /** False for a stub made from live events before the HTTP load arrived. */
   loaded: boolean;
+  /** Every root, oldest first, as the server said (a long conversation is loaded a page at a time). */
+  roots: string[] | null;
+  /** The siblings of a message whose parent is not loaded yet, as its page said. */
+  headSiblings: Record<string, string[]>;
 }
 
 export type TurnStatus = "queued" | "streaming" | "retrying" | "stopping" | "done" | "failed";

@@ -4,7 +4,7 @@ import { useChatSelector } from "../../hooks/useChatSelector";
 import type { ConnectionStatus } from "../../net/connection";
 import { rows, runningTurn } from "../../state/selectors";
 import { plainTitle } from "../../state/titles";
-import { storedLeaf } from "../../state/tree";
+import { olderLeaf, storedLeaf } from "../../state/tree";
 import { Button } from "../ui/Button";
 import { Spinner } from "../ui/Spinner";
 import { Announcer } from "./Announcer";
@@ -56,6 +56,9 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
   const conversationModel = conversation?.model;
   const model = conversation ? (conversationModel ?? actions.defaultModel) : (draftModel ?? actions.defaultModel);
   const title = plainTitle(conversation?.title ?? "");
+  const hasOlder = conversation ? olderLeaf(conversation) !== null : false;
+  const { loadOlder: loadOlderOf } = actions;
+  const loadOlder = useCallback(() => (activeId ? loadOlderOf(activeId) : Promise.resolve()), [activeId, loadOlderOf]);
 
   useEffect(() => {
     document.title = title ? `${title} · tidechat` : "tidechat";
@@ -161,7 +164,16 @@ export function ChatView({ sidebarHidden, onOpenSidebar }: ChatViewProps) {
       ) : showEmpty ? (
         <EmptyState suggestions={actions.models.find((m) => m.id === model)?.suggestions ?? []} onPick={send} />
       ) : (
-        <MessageList key={activeId ?? "new"} conversation={conversation} rows={rowList} busy={generating} online={online} followToken={followToken} />
+        <MessageList
+          key={activeId ?? "new"}
+          conversation={conversation}
+          rows={rowList}
+          busy={generating}
+          online={online}
+          followToken={followToken}
+          hasOlder={hasOlder}
+          onReachTop={loadOlder}
+        />
       )}
       <Composer
         generating={generating}

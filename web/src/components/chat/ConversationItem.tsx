@@ -1,11 +1,27 @@
 import { MoreHorizontal, Pencil, Trash2 } from "lucide-react";
-import { memo, useEffect, useRef, useState } from "react";
+import { memo, useEffect, useRef, useState, type ReactNode } from "react";
+import type { Snippet } from "../../api/types";
 import type { ConversationSummary } from "../../protocol.gen";
 import { plainTitle } from "../../state/titles";
 import { Menu } from "../ui/Menu";
 
+/** A search match's snippet, the matched words marked (offsets from the server: no markup is ever read from text). */
+function SnippetText({ snippet }: { snippet: Snippet }) {
+  const parts: ReactNode[] = [];
+  let at = 0;
+  const marks = [...snippet.highlights].sort((a, b) => a.start - b.start);
+  for (const [i, h] of marks.entries()) {
+    if (h.start < at || h.end > snippet.text.length) continue;
+    if (h.start > at) parts.push(snippet.text.slice(at, h.start));
+    parts.push(<mark key={i}>{snippet.text.slice(h.start, h.end)}</mark>);
+    at = h.end;
+  }
+  parts.push(snippet.text.slice(at));
+  return <span className="conv-item__snippet">{parts}</span>;
+}
+
 export interface ConversationItemProps {
-  conversation: ConversationSummary;
+  conversation: ConversationSummary & { snippet?: Snippet | null };
   active: boolean;
   onOpen: (id: string) => void;
   onRename: (id: string, title: string) => void;
@@ -104,7 +120,8 @@ export const ConversationItem = memo(function ConversationItem({ conversation, a
           }
         }}
       >
-        {title}
+        <span className="conv-item__title">{title}</span>
+        {conversation.snippet ? <SnippetText snippet={conversation.snippet} /> : null}
       </a>
       <Menu
         label={`Options for ${title}`}

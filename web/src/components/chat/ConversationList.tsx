@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef } from "react";
+import type { SearchHit } from "../../api/types";
 import { useNow } from "../../hooks/useNow";
 import type { ConversationSummary } from "../../protocol.gen";
 import { groupByDate } from "../../state/dateGroups";
@@ -6,7 +7,7 @@ import { Spinner } from "../ui/Spinner";
 import { ConversationItem } from "./ConversationItem";
 
 export interface ConversationListProps {
-  items: ConversationSummary[];
+  items: SearchHit[];
   activeId: string | null;
   loading: boolean;
   error: boolean;

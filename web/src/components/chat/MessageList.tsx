@@ -1,6 +1,6 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { ArrowDown } from "lucide-react";
-import { useEffect, useLayoutEffect, useRef } from "react";
+import { useCallback, useEffect, useLayoutEffect, useRef } from "react";
 import { useAutoScroll } from "../../hooks/useAutoScroll";
 import type { Row } from "../../state/selectors";
 import { siblingsOf } from "../../state/tree";
@@ -17,7 +17,14 @@ export interface MessageListProps {
   online: boolean;
   /** Changes when the user sends: the list jumps to the bottom and follows again. */
   followToken: number;
+  /** Older messages of the branch are not loaded yet (a long conversation opens at its tail). */
+  hasOlder?: boolean;
+  /** Fetch them: called when the list is scrolled near its top. */
+  onReachTop?: () => Promise<void>;
 }
+
+/** How close to the top (px) the next older page is fetched: before the user gets there. */
+const LOAD_OLDER_AT = 600;
 
 function estimate(row: Row | undefined): number {
   if (!row) return 120;
@@ -33,7 +40,7 @@ function estimate(row: Row | undefined): number {
  * A feed (ARIA) of articles; the status line in ChatView
  * speaks for it, so streamed tokens are not read out one by one.
  */
-export function MessageList({ conversation, rows, busy, online, followToken }: MessageListProps) {
+export function MessageList({ conversation, rows, busy, online, followToken, hasOlder = false, onReachTop }: MessageListProps) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const contentRef = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
@@ -66,6 +73,37 @@ export function MessageList({ conversation, rows, busy, online, followToken }: M
     return () => cancelAnimationFrame(id);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [rows.length]);
+
+  // Scrolled near the top with older messages to fetch: fetch them, and keep
+  // what is on screen where it is once they are put above it.
+  const loadingOlder = useRef(false);
+  const anchor = useRef<{ firstKey: string | number; total: number; top: number } | null>(null);
+  const maybeLoadOlder = useCallback(() => {
+    const el = scrollRef.current;
+    if (!el || !hasOlder || !onReachTop || loadingOlder.current || el.scrollTop > LOAD_OLDER_AT) return;
+    loadingOlder.current = true;
+    anchor.current = { firstKey: rows[0]?.key ?? "", total: virtualizer.getTotalSize(), top: el.scrollTop };
+    void onReachTop().finally(() => {
+      loadingOlder.current = false;
+    });
+  }, [hasOlder, onReachTop, rows, virtualizer]);
+  useEffect(() => {
+    const el = scrollRef.current;
+    if (!el) return;
+    el.addEventListener("scroll", maybeLoadOlder, { passive: true });
+    return () => el.removeEventListener("scroll", maybeLoadOlder);
+  }, [maybeLoadOlder]);
+  useLayoutEffect(() => {
+    const saved = anchor.current;
+    const el = scrollRef.current;
+    if (saved && el && rows[0]?.key !== saved.firstKey) {
+      el.scrollTop = saved.top + (virtualizer.getTotalSize() - saved.total);
+      anchor.current = null;
+    }
+    // A short page may not fill the screen: nothing to scroll, so look now.
+    const id = requestAnimationFrame(maybeLoadOlder);
+    return () => cancelAnimationFrame(id);
+  }, [rows, virtualizer, maybeLoadOlder]);
 
   const items = virtualizer.getVirtualItems();
   return (

@@ -1,4 +1,5 @@
-"""Token counting when a backend has no tokenizer of its own.
+"""Token counting when a backend has no tokenizer of its own, and the
+estimate every stored message caches (the context walk sums it in Redis).
 
 The estimate is one token per four characters of text, rounded up, plus a
 fixed overhead per chat message for the role markers a chat template adds.
@@ -17,3 +18,8 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 def estimate_tokens(text: str) -> int:
     return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def message_tokens(text: str) -> int:
+    """A message's estimated cost in a prompt: its text and its role markers."""
+    return estimate_tokens(text) + MESSAGE_OVERHEAD_TOKENS

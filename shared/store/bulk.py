@@ -1,0 +1,205 @@
+"""Whole conversations at once: reading every branch (exports), writing
+one (imports and the migration) and deleting one, each in bounded batches,
+so that a conversation of 50,000 messages never holds Redis for long.
+
+Deleting and writing take several commands, so a crash can leave one half
+done: each is listed on ``cleanup`` (scored by when it began) while it runs,
+and ``sweep`` finishes what is still listed long after.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from shared import storage_usage
+from shared.conversation import Conversation, Message
+from shared.keys import BULK_MESSAGES, CLEANUP_AFTER_MS, PURGE_FIELDS, Keys
+from shared.store import codec, lua
+
+
+class Bulk:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._mark = redis.register_script(lua.MARK_DELETED)
+        self._purge = redis.register_script(lua.PURGE)
+        self._remove = redis.register_script(lua.REMOVE_FAILED)
+        self._forget = redis.register_script(storage_usage.FORGET_CONVERSATION)
+        self._messages = redis.register_script(lua.BULK_MESSAGES)
+        self._tree = redis.register_script(lua.BULK_TREE)
+
+    # --- reading ---------------------------------------------------------------
+
+    async def message_ids(self, cid: str) -> list[str]:
+        """Every message id of a conversation, from its tree (HSCAN: no one
+        command returns a long conversation's whole tree)."""
+        ids: list[str] = []
+        async for field, csv in self.redis.hscan_iter(self.keys.tree(cid), count=1_000):
+            if not str(field).startswith("."):
+                ids += [c for c in str(csv).split(",") if c]
+        return ids
+
+    async def read(self, cid: str) -> Conversation | None:
+        """A whole conversation, every branch, with children derived."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.conversation(cid))
+        pipe.hmget(self.keys.tree(cid), [".cur", ".ua"])
+        meta, (current, updated) = await pipe.execute()
+        if not meta or "del" in meta:
+            return None
+        messages: dict[str, Message] = {}
+        ids = await self.message_ids(cid)
+        for start in range(0, len(ids), BULK_MESSAGES):
+            batch = ids[start : start + BULK_MESSAGES]
+            pipe = self.redis.pipeline(transaction=False)
+            for mid in batch:
+                pipe.hgetall(self.keys.message(cid, mid))
+            for mid, fields in zip(batch, await pipe.execute(), strict=True):
+                if fields:
+                    messages[mid] = codec.message_from_hash(mid, fields)
+        summary = codec.summary_from(cid, meta, updated)
+        return Conversation(
+            **summary.model_dump(),
+            owner=meta["o"],
+            system_prompt=meta.get("sp", ""),
+            current_id=current or None,
+            messages=messages,
+        )
+
+    # --- writing ---------------------------------------------------------------
+
+    async def write(
+        self,
+        conv: Conversation,
+        *,
+        listed: bool = True,
+        ttl: int | None = None,
+        replay_of: str | None = None,
+    ) -> None:
+        """Write a whole conversation (an import, a migrated one): messages
+        and tree first, in batches, then its hash, which makes it exist.
+        Writing the same conversation again is harmless (the migration
+        resumes this way). ``listed``: put it in its owner's list. ``ttl``
+        (seconds): every key expires (a replay's copy, ``replay_of`` the
+        conversation it copies: hidden from lists and search)."""
+        await self._listed_for_cleanup(conv.id, conv.owner)
+        messages = list(conv.messages.values())
+        prefix = self.keys.message_prefix(conv.id)
+        for start in range(0, len(messages), BULK_MESSAGES):
+            rows = [
+                codec.message_row(m, conv.owner) for m in messages[start : start + BULK_MESSAGES]
+            ]
+            await self._messages(
+                keys=[self.keys.conversation(conv.id)],
+                args=[prefix, codec.dumps(rows), ttl or 0],
+            )
+        tree: dict[str, Any] = dict(codec.children_of(messages))
+        tree.update(
+            {
+                ".cur": conv.current_id or "",
+                ".ua": codec.ts(conv.updated_at),
+                ".n": str(len(messages)),
+                ".b": str(sum(storage_usage.text_bytes(m.content) for m in messages)),
+            }
+        )
+        if any(m.role == "assistant" for m in messages):
+            tree[".r1"] = "1"
+        fields = list(tree.items())
+        for start in range(0, len(fields), 5 * BULK_MESSAGES):
+            batch = dict(fields[start : start + 5 * BULK_MESSAGES])
+            await self._tree(
+                keys=[self.keys.tree(conv.id)],
+                args=[codec.dumps(batch), "1" if start == 0 else "0"],
+            )
+        pipe = self.redis.pipeline(transaction=False)
+        meta = codec.conversation_fields(conv)
+        if replay_of is not None:
+            meta["rp"] = replay_of
+        pipe.hset(self.keys.conversation(conv.id), mapping=meta)
+        if ttl is not None:
+            pipe.expire(self.keys.tree(conv.id), ttl)
+            pipe.expire(self.keys.conversation(conv.id), ttl)
+        if listed:
+            pipe.zadd(
+                self.keys.user_conversations(conv.owner), {conv.id: int(conv.updated_at * 1000)}
+            )
+        pipe.zrem(self.keys.cleanup(), _entry(conv.id, conv.owner))
+        await pipe.execute()
+
+    # --- deleting --------------------------------------------------------------
+
+    async def delete(self, cid: str, owner: str) -> bool:
+        """Delete a conversation; False when it is not ``owner``'s (or gone).
+
+        First, at once, it disappears for every reader and writer and what it
+        held is taken off its owner's counters (once, however often this
+        runs); then its messages go in bounded batches."""
+        await self._listed_for_cleanup(cid, owner)
+        conv_keys = [self.keys.conversation(cid), self.keys.tree(cid)]
+        marked = await self._mark(keys=conv_keys, args=[owner])
+        if int(marked[0]) != 1:
+            await self.redis.zrem(self.keys.cleanup(), _entry(cid, owner))
+            return False
+        messages, nbytes = int(marked[1]), int(marked[2])
+        await self._forget(
+            keys=[self.keys.user_conversations(owner), self.keys.user_storage(owner)],
+            args=[cid, messages, nbytes],
+        )
+        await self.purge(cid)
+        await self.redis.zrem(self.keys.cleanup(), _entry(cid, owner))
+        return True
+
+    async def purge(self, cid: str) -> int:
+        """Delete a conversation's keys in batches, whatever state it is in."""
+        conv_keys = [self.keys.conversation(cid), self.keys.tree(cid)]
+        cursor, gone = "0", 0
+        while True:
+            cursor, n = await self._purge(
+                keys=conv_keys, args=[self.keys.message_prefix(cid), cursor, PURGE_FIELDS]
+            )
+            gone += int(n)
+            if str(cursor) == "0":
+                return gone
+
+    async def remove_failed(self, cid: str, message_id: str) -> int | None:
+        removed, nbytes = await self._remove(
+            keys=[self.keys.conversation(cid), self.keys.tree(cid)],
+            args=[self.keys.message_prefix(cid), message_id],
+        )
+        return int(nbytes) if int(removed) else None
+
+    # --- what a crash left half done ---------------------------------------------
+
+    async def _listed_for_cleanup(self, cid: str, owner: str) -> None:
+        await self.redis.zadd(self.keys.cleanup(), {_entry(cid, owner): _now_ms()})
+
+    async def sweep(self, older_than_ms: int = CLEANUP_AFTER_MS) -> int:
+        """Finish deletions and remove half-written imports that were begun
+        more than ``older_than_ms`` ago and never finished (their process
+        died). Safe to run from every process at once. Returns how many."""
+        cutoff = _now_ms() - older_than_ms
+        rows = cast(list[str], await self.redis.zrangebyscore(self.keys.cleanup(), "-inf", cutoff))
+        for entry in rows:
+            cid, _, owner = entry.partition(" ")
+            meta = cast(
+                list[str | None], await self.redis.hmget(self.keys.conversation(cid), ["o", "del"])
+            )
+            if meta[0] is not None and meta[1] is None:
+                pass  # written completely: only its cleanup entry was left
+            elif meta[0] is not None:
+                await self.delete(cid, owner)
+            else:
+                await self.purge(cid)
+            await self.redis.zrem(self.keys.cleanup(), entry)
+        return len(rows)
+
+
+def _entry(cid: str, owner: str) -> str:
+    return f"{cid} {owner}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
