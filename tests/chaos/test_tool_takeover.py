@@ -83,7 +83,8 @@ async def test_killed_between_steps_twice_each_call_runs_once(
     before = await servers.counts()
     redis = make_redis(redis_url)
     with tool_stack(redis_url, servers, tmp_path, "[]") as stack:
-        sock = await ChatSocket.connect(stack.ws_url, stack.signup("chaos-between"))
+        token = stack.signup("chaos-between")
+        sock = await ChatSocket.connect(stack.ws_url, token)
         await sock.send({"type": "message", "content": content, "model": "tooly"})
         start = await sock.wait_type("stream_start", timeout=30)
         turn_id = start["turn_id"]
@@ -102,9 +103,8 @@ async def test_killed_between_steps_twice_each_call_runs_once(
         await kill_and_replace(stack)
         end = await sock.wait_type("stream_end", timeout=90)
         await sock.close()
-        stored = json.loads(
-            await redis.execute_command("JSON.GET", KEYS.conversation(end["conversation_id"]), "$")
-        )[0]
+        with stack.client(token) as http:  # the store's own API, not its keys
+            stored = http.get(f"/api/conversations/{end['conversation_id']}").json()
         fields = await checkpoint_fields(redis, turn_id)
     await redis.aclose()
 
