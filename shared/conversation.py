@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.tools import ToolStep
+
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "stopped", "error"]
 
@@ -109,6 +111,10 @@ class Message(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list)
     #: Assistant messages: the passages the reply was given, by number.
     citations: list[Citation] = Field(default_factory=list)
+    #: Tools (issue 15, shared/tools.py): on an assistant message whose
+    #: model called tools, each model call that asked for tools, with the
+    #: calls and their results, in order; ``content`` is the final answer.
+    steps: list[ToolStep] | None = None
 
     def stored(self) -> dict[str, Any]:
         """The form kept in Redis: everything but the derived ``children``

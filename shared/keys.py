@@ -177,6 +177,17 @@ JOB_POLL_S = 2.0
 #: Job records (progress and outcome) are kept this long for the console.
 JOB_RECORD_TTL_S = 30 * 24 * 3600
 
+#: Tools (issue 15, docs/tools.md). A ``tool_call``/``tool_result`` event
+#: shows this much of the arguments/result: enough to recognise them in the
+#: reply's step list; the stored message keeps the whole (bounded) result.
+TOOL_PREVIEW_CHARS = 500
+#: A turn's step checkpoint outlives its last write by this long: longer than
+#: a turn may wait and run (TURN_SLOT_TTL_S), so a takeover always finds it.
+TOOL_STEPS_TTL_S = 2 * 3600
+#: A turn paused for a tool approval looks for the user's answer this often
+#: (one HGET): a click is answered within it, and only paused turns poll.
+APPROVAL_POLL_S = 0.25
+
 
 # --- documents (docs/documents.md) ----------------------------------------------
 
@@ -381,6 +392,12 @@ class Keys:
         day's totals are their sums). Kept USAGE_TTL_S; the daily budget and
         the admin charts read it."""
         return f"{self.prefix}user:{{{uid}}}:usage:{day}"
+
+    def turn_steps(self, turn_id: str) -> str:
+        """Hash: the completed steps of a multi-step (tool) turn, so a worker
+        taking it over continues where the dead one stopped
+        (worker/tools/checkpoint.py). TTL: TOOL_STEPS_TTL_S."""
+        return f"{self.prefix}turn:{{{turn_id}}}:steps"
 
     def user_feed(self, uid: str) -> str:
         """Stream: what every tab of a user must hear about besides its own

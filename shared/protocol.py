@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.conversation import ConversationView, Id, Message
+from shared.tools import ToolStatus
 
 ErrorCode = Literal[
     "bad_request",
@@ -137,8 +138,26 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class ApproveFrame(_Frame):
+    """Tools (issue 15): the user's answer to an ``approval_required``
+    event: run the call (``approve`` true) or refuse it. The first answer
+    counts; only the turn's own user's answer is read by the worker."""
+
+    type: Literal["approve"]
+    turn_id: Id
+    call_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    approve: bool
+
+
 ClientFrame = Annotated[
-    MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame,
+    MessageFrame
+    | RegenerateFrame
+    | EditFrame
+    | StopFrame
+    | ResumeFrame
+    | WatchFrame
+    | PingFrame
+    | ApproveFrame,
     Field(discriminator="type"),
 ]
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
@@ -233,6 +252,47 @@ class StreamEndEvent(EventBase):
     message: Message
 
 
+class ToolCallEvent(EventBase):
+    """The model asked for a tool (issue 15, docs/tools.md). ``arguments``
+    is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``."""
+
+    type: Literal["tool_call"] = "tool_call"
+    turn_id: str
+    #: Which model call of the turn (0: the first) asked for it.
+    step: int
+    call_id: str
+    #: The server's id in the tools file (never its address).
+    server: str
+    tool: str
+    arguments: str
+
+
+class ApprovalRequiredEvent(EventBase):
+    """A call to an "ask" tool waits for the user (an ``approve`` frame)
+    until ``timeout_seconds`` have passed; then it is refused."""
+
+    type: Literal["approval_required"] = "approval_required"
+    turn_id: str
+    step: int
+    call_id: str
+    server: str
+    tool: str
+    arguments: str
+    timeout_seconds: float
+
+
+class ToolResultEvent(EventBase):
+    """A tool call ended; ``preview`` is the start of its result."""
+
+    type: Literal["tool_result"] = "tool_result"
+    turn_id: str
+    step: int
+    call_id: str
+    status: ToolStatus
+    preview: str
+    duration_ms: int
+
+
 class TitleEvent(EventBase):
     type: Literal["title"] = "title"
     conversation_id: str
@@ -283,6 +343,9 @@ SessionEvent = (
     | StreamChunkEvent
     | StreamRestartEvent
     | StreamEndEvent
+    | ToolCallEvent
+    | ApprovalRequiredEvent
+    | ToolResultEvent
     | TitleEvent
     | ErrorEvent
 )

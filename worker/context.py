@@ -16,14 +16,19 @@ are the first thing dropped when space runs out, before any message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.conversation import Message
 from shared.models_file import ModelSpec
 from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 
 TokenCounter = Callable[[str], int]
+#: Tools (issue 15): an earlier reply with tool steps as the chat messages
+#: the model sees (assistant ``tool_calls``, ``tool`` results, the answer).
+Expander = Callable[[Message], list[dict[str, Any]]]
 #: A backend's tokenizer: None when it has none (then the estimate is used).
 BackendCounter = Callable[[str], int | None]
 
@@ -47,7 +52,7 @@ class Framing:
 
 @dataclass(slots=True)
 class Prompt:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     tokens: int
     #: Messages of the branch left out because they did not fit.
     dropped: int = 0
@@ -75,10 +80,15 @@ def cut_to_tokens(text: str, limit: int, count: TokenCounter) -> str:
     return text[:lo] + truncation_marker(lo, len(text))
 
 
-def _merge_same_roles(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    merged: list[dict[str, str]] = []
+def _plain(message: dict[str, Any]) -> bool:
+    return set(message) == {"role", "content"}
+
+
+def _merge_same_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: list[dict[str, Any]] = []
     for m in messages:
-        if merged and merged[-1]["role"] == m["role"]:
+        # Tool messages (issue 15) are never merged: they carry ids.
+        if merged and merged[-1]["role"] == m["role"] and _plain(m) and _plain(merged[-1]):
             merged[-1] = {
                 "role": m["role"],
                 "content": merged[-1]["content"] + "\n\n" + m["content"],
@@ -94,13 +104,15 @@ def build_prompt(
     branch: list[Message],
     count: BackendCounter | None = None,
     framing: Framing | None = None,
+    expand: Expander | None = None,
     *,
     complete: bool = True,
 ) -> Prompt:
     """The model input for a reply to the last message of ``branch``;
     ``framing``: what the backend's prompt format adds (``prompt_framing``).
     ``complete``: ``branch`` reaches the conversation's root (the store's
-    walk stops once the context is surely full; older messages exist)."""
+    walk stops once the context is surely full; older messages exist).
+    ``expand`` (a turn with tools): how a reply with tool steps is shown."""
 
     def counter(text: str) -> int:
         counted = count(text) if count is not None else None
@@ -140,25 +152,31 @@ def build_prompt(
             )
 
     used = system_cost + question_cost
-    kept: list[dict[str, str]] = []
+    kept: list[dict[str, Any]] = []
     everything = complete
     for message in reversed(history):
-        c = cost(message.content)
+        items: list[dict[str, Any]] = (
+            expand(message)
+            if expand is not None and message.steps
+            else [{"role": message.role, "content": message.content}]
+        )
+        c = sum(cost(i["content"] if _plain(i) else json.dumps(i)) for i in items)
         if used + c > budget:
             everything = False
             break
-        kept.append({"role": message.role, "content": message.content})
+        kept.extend(reversed(items))
         used += c
     kept.reverse()
     # A chat should open with the user speaking after the system prompt.
     while kept and kept[0]["role"] != "user":
-        used -= cost(kept.pop(0)["content"])
+        dropped = kept.pop(0)
+        used -= cost(dropped["content"] if _plain(dropped) else json.dumps(dropped))
 
     # The examples only when no message had to make way for them.
     examples = everything and not notices and used + frame.optional <= budget
     used += frame.fixed + (frame.optional if examples else 0)
 
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
     messages.extend(_merge_same_roles([*kept, {"role": "user", "content": question_text}]))

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from shared.conversation import FinishReason, Usage
-from worker.backends.base import Backend, Delta, GenerationRequest
+from worker.backends.base import Backend, Delta, GenerationRequest, ToolCallPiece
 from worker.coalesce import Coalescer
 from worker.errors import BackendTimeout, TurnError
 
@@ -38,6 +38,9 @@ class Outcome:
     error: TurnError | None = None
     #: Whether the text was already streamed to the client in chunks.
     streamed: bool = False
+    #: Tools (issue 15): the streamed pieces of the tool calls the model
+    #: asked for (assembled by worker/tools/calls.py).
+    tool_calls: list[ToolCallPiece] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class _Attempt:
     parts: list[str] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: list[ToolCallPiece] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -86,6 +90,8 @@ async def _consume(
                     state.finish_reason = delta.finish_reason
                 if delta.usage is not None:
                     state.usage = delta.usage
+                if delta.tool_calls:
+                    state.tool_calls.extend(delta.tool_calls)
                 now = loop.time()
                 if now - last_push > _IDLE_RESCHEDULE_S:
                     last_push = now
@@ -155,7 +161,11 @@ async def generate(
         exc = gen.exception()
         if exc is None:
             return Outcome(
-                state.text, state.finish_reason or "stop", state.usage, streamed=streamed
+                state.text,
+                state.finish_reason or "stop",
+                state.usage,
+                streamed=streamed,
+                tool_calls=state.tool_calls,
             )
         if isinstance(exc, TurnTimeLimit):
             return Outcome(state.text, "length", state.usage, streamed=streamed)

@@ -53,6 +53,7 @@ from worker.documents.retrieve import DocumentContext, DocumentRetriever
 from worker.errors import Blocked, ConversationGone, PoisonTurn, TurnError, UnknownModel
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.title import make_title
+from worker.tools import ToolLoop, history_messages
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,10 @@ class TurnRunner:
         self.moderator = Moderator(catalog.moderation)
         self.flags = FlagLog(redis, keys)
         self.audit = AuditLog(redis, keys, settings.audit_maxlen)
+        # Tools (issue 15): the multi-step tool loop, for models with tools.
+        self.tools = ToolLoop.from_file(
+            redis, keys, settings.tools, settings.tool_approval_timeout_seconds
+        )
         self.documents = DocumentRetriever(
             redis, keys, embedder or make_settings_embedder(settings)
         )
@@ -186,6 +191,9 @@ class TurnRunner:
             return
         backend = self.backends.get(spec)
         await backend.load()
+        # Tools (issue 15): a model with tools runs the multi-step loop, and
+        # sees earlier replies' tool steps.
+        servers = self.tools.servers_for(spec.id, backend)
         docs = await self._documents(turn.user_id, spec, backend, branch)
         sent = branch
         if docs.question is not None:
@@ -196,14 +204,29 @@ class TurnRunner:
             sent,
             backend.count_tokens,
             prompt_framing(backend),
+            expand=history_messages if servers else None,
             complete=context.complete,
         )
         images = await self._images(spec, branch[-1], turn.user_id)
-        outcome = await self._generate(d, spec, backend, prompt, stop, images)
+        steps = None
+        if servers:
+            outcome, steps = await self.tools.run(
+                turn,
+                servers,
+                prompt.messages,
+                lambda messages, tools: self._request(spec, messages, tools, images),
+                lambda request: self._stream(d, backend, request, stop),
+                lambda event: self._send(turn.session_id, event),
+                stop,
+                room=spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - prompt.tokens,
+            )
+        else:
+            outcome = await self._generate(d, spec, backend, prompt, stop, images)
         usage = outcome.usage or self._count_usage(backend, prompt, outcome.text)
         reply = self.reply_message(
             d, outcome.text, outcome.finish_reason, usage, outcome.error, prompt
         )
+        reply.steps = steps or None
         reply.citations = docs.citations
         if docs.notice:
             reply.notice = " ".join(filter(None, [reply.notice, docs.notice]))
@@ -250,15 +273,30 @@ class TurnRunner:
         stop: asyncio.Event,
         images: list[str] | None = None,
     ) -> Outcome:
-        turn = d.turn
-        request = GenerationRequest(
-            messages=prompt.messages,
+        request = self._request(spec, prompt.messages, None, images)
+        return await self._stream(d, backend, request, stop)
+
+    def _request(
+        self,
+        spec: ModelSpec,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        images: list[str] | None = None,
+    ) -> GenerationRequest:
+        return GenerationRequest(
+            messages=messages,
             max_tokens=spec.max_tokens,
             temperature=spec.temperature,
             top_p=spec.top_p,
             stop=list(spec.stop),
+            tools=tools,
             images=images or [],
         )
+
+    async def _stream(
+        self, d: ReceivedTurn, backend: Backend, request: GenerationRequest, stop: asyncio.Event
+    ) -> Outcome:
+        turn = d.turn
 
         async def send_chunk(text: str) -> None:
             await self._send(turn.session_id, StreamChunkEvent(turn_id=turn.turn_id, chunk=text))

@@ -38,6 +38,7 @@ from shared.models_file import UnknownModelError
 from shared.protocol import ConversationCreatedEvent, ConversationDeletedEvent, TitleEvent
 from shared.store import TITLE_MAX_CHARS, MessageNotFoundError, NotFoundError
 from shared.streams import publish_feed_event, queue_feed_event
+from shared.tools import steps_markdown
 
 router = APIRouter()
 
@@ -228,7 +229,9 @@ def to_markdown(conv: BranchPage, branch: list[Message]) -> str:
         lines += ["## System prompt", "", conv.system_prompt, ""]
     for message in branch:
         who = "You" if message.role == "user" else f"Assistant ({message.model or conv.model})"
-        lines += [f"## {who}", "", message.content or "_(no text)_", ""]
+        lines += [f"## {who}", ""]
+        lines += steps_markdown(message.steps or [])  # tools (issue 15)
+        lines += [message.content or "_(no text)_", ""]
         if message.attachments:
             names = ", ".join(a.name for a in message.attachments)
             lines += [f"_Attached: {names}_", ""]

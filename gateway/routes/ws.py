@@ -30,9 +30,11 @@ from gateway.security.revocation import Watch
 from gateway.security.sessions import session_from_subprotocols
 from gateway.security.signins import token_hash
 from gateway.subscriber import OutgoingEvent, Subscriber, next_of
+from gateway.tool_approvals import approve
 from shared.conversation import new_id
 from shared.protocol import (
     DELIVERY_FIELDS,
+    ApproveFrame,
     EditFrame,
     HelloEvent,
     MessageFrame,
@@ -196,6 +198,8 @@ class Connection:
                 await self.live.watch(frame.conversation_id)
             elif isinstance(frame, PingFrame):
                 self._offer(PongEvent().model_dump_json(exclude=DELIVERY_FIELDS))
+            elif isinstance(frame, ApproveFrame):  # tools (issue 15)
+                await approve(self.services.redis, self.services.settings.keys, self.user, frame)
         except ApiError as exc:
             self._offer(
                 error_frame(

@@ -418,6 +418,19 @@ FRAMES: dict[str, FrameEntry] = {
         lambda w, t: {"type": "resume", "after": "0-0"}, owner="replayed", other="nothing"
     ),
     "ping": FrameEntry(lambda w, t: {"type": "ping"}, owner="pong", other="pong"),
+    # Tools (issue 15): no call waits for approval in this stack, so both are
+    # refused; an answer that counts, and another user's that does not, are
+    # tested in tests/e2e/test_tools.py and tests/worker/test_tools.py.
+    "approve": FrameEntry(
+        lambda w, t: {
+            "type": "approve",
+            "turn_id": t or "0" * 32,
+            "call_id": "c1",
+            "approve": True,
+        },
+        owner="error",
+        other="error:not_found",
+    ),
     # Watching a conversation: the owner's socket receives the turns her other
     # tabs run in it; another user watching her conversation receives nothing
     # of it, not even while she chats in it.

@@ -5,7 +5,8 @@
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ClientFrame".
  */
-export type ClientFrame = MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame;
+export type ClientFrame =
+  MessageFrame | RegenerateFrame | EditFrame | StopFrame | ResumeFrame | WatchFrame | PingFrame | ApproveFrame;
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
@@ -41,11 +42,47 @@ export type ServerEvent =
   | StreamChunkEvent
   | StreamRestartEvent
   | StreamEndEvent
+  | ToolCallEvent
+  | ApprovalRequiredEvent
+  | ToolResultEvent
   | TitleEvent
   | ErrorEvent
   | ConversationDeletedEvent
   | TurnStartedEvent;
 
+/**
+ * A call to an "ask" tool waits for the user (an ``approve`` frame)
+ * until ``timeout_seconds`` have passed; then it is refused.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ApprovalRequiredEvent".
+ */
+export interface ApprovalRequiredEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "approval_required";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+  timeout_seconds: number;
+}
+/**
+ * Tools (issue 15): the user's answer to an ``approval_required``
+ * event: run the call (``approve`` true) or refuse it. The first answer
+ * counts; only the turn's own user's answer is read by the worker.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ApproveFrame".
+ */
+export interface ApproveFrame {
+  type: "approve";
+  turn_id: string;
+  call_id: string;
+  approve: boolean;
+}
 /**
  * A file attached to a user message (docs/documents.md): what the
  * message shows; the file itself lives under ``file(file_id)``.
@@ -212,6 +249,7 @@ export interface Message {
   blocked?: string | null;
   attachments?: Attachment[];
   citations?: Citation[];
+  steps?: ToolStep[] | null;
 }
 /**
  * Tokens spent on one reply. ``estimated`` is true when the backend did
@@ -232,6 +270,31 @@ export interface Usage {
 export interface ErrorInfo {
   code: string;
   message: string;
+}
+/**
+ * One model call that asked for tools: its text and its calls.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolStep".
+ */
+export interface ToolStep {
+  text?: string;
+  calls?: ToolCall[];
+}
+/**
+ * One call the model asked for, and what came of it.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolCall".
+ */
+export interface ToolCall {
+  id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+  status?: ("ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped") | null;
+  result?: string;
+  duration_ms?: number;
 }
 /**
  * From the user's feed: the conversation is gone (deleted in some tab).
@@ -388,6 +451,41 @@ export interface StreamEndEvent {
   message: Message;
 }
 /**
+ * The model asked for a tool (issue 15, docs/tools.md). ``arguments``
+ * is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolCallEvent".
+ */
+export interface ToolCallEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "tool_call";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  server: string;
+  tool: string;
+  arguments: string;
+}
+/**
+ * A tool call ended; ``preview`` is the start of its result.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ToolResultEvent".
+ */
+export interface ToolResultEvent {
+  event_id?: string | null;
+  feed_id?: string | null;
+  type: "tool_result";
+  turn_id: string;
+  step: number;
+  call_id: string;
+  status: "ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped";
+  preview: string;
+  duration_ms: number;
+}
+/**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "TitleEvent".
  */
@@ -427,6 +525,9 @@ export const SERVER_EVENT_TYPES = [
   "stream_chunk",
   "stream_restart",
   "stream_end",
+  "tool_call",
+  "approval_required",
+  "tool_result",
   "title",
   "error",
   "conversation_deleted",
@@ -442,6 +543,7 @@ export const CLIENT_FRAME_TYPES = [
   "resume",
   "watch",
   "ping",
+  "approve",
 ] as const satisfies readonly ClientFrame["type"][];
 
 /** Every error code the servers send (DESIGN.md). */

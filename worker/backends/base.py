@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.conversation import FinishReason, Usage
 from shared.models_file import ModelSpec
@@ -20,7 +20,9 @@ from worker.context import Framing
 
 @dataclass(slots=True)
 class GenerationRequest:
-    messages: list[dict[str, str]]
+    #: OpenAI-style chat messages; with tools, also assistant messages with
+    #: ``tool_calls`` and ``tool`` messages (shared/tools.py step_messages).
+    messages: list[dict[str, Any]]
     max_tokens: int
     temperature: float = 0.7
     top_p: float | None = None
@@ -31,6 +33,20 @@ class GenerationRequest:
     seed: int | None = None
     #: Images for the last user message, as data URLs (vision models only).
     images: list[str] = field(default_factory=list)
+    #: Tools (issue 15): OpenAI-style function definitions the model may
+    #: call; only backends with ``supports_tools`` get them.
+    tools: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class ToolCallPiece:
+    """A piece of a streamed tool call: the first piece of call ``index``
+    has its ``id`` and ``name``, the rest append to ``arguments``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(slots=True)
@@ -38,6 +54,7 @@ class Delta:
     text: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: list[ToolCallPiece] | None = None
 
 
 class Backend(Protocol):

@@ -29,7 +29,7 @@ from huggingface_hub import (
 
 from shared.conversation import FinishReason, Usage
 from shared.models_file import HFModel
-from worker.backends.base import Delta, GenerationRequest
+from worker.backends.base import Delta, GenerationRequest, ToolCallPiece
 from worker.backends.upstream_errors import UpstreamErrors
 
 #: OpenAI's finish reasons (and TGI's older ones) as tidechat's. Anything
@@ -71,6 +71,9 @@ class HFBackend:
     def __repr__(self) -> str:
         # Spelled out so that no default repr ever shows the token.
         return f"HFBackend(model={self.spec.id!r})"
+
+    #: Tools (issue 15): OpenAI-style ``tools`` go to the server as they are.
+    supports_tools = True
 
     def count_tokens(self, text: str) -> int | None:
         # The tokenizer lives on the server; the caller estimates.
@@ -121,6 +124,7 @@ class HFBackend:
                         top_p=request.top_p,
                         stop=request.stop or None,
                         stream_options=ChatCompletionInputStreamOptions(include_usage=True),
+                        tools=cast(Any, request.tools),  # issue 15: tool definitions
                     )
             except Exception as exc:
                 timeout = f"no response from upstream within {self.timeout:g}s"
@@ -146,6 +150,9 @@ class HFBackend:
                     text = choice.delta.content if choice.delta is not None else None
                     if text:
                         yield Delta(text=text)
+                    pieces = _tool_pieces(choice.delta)  # issue 15: streamed tool calls
+                    if pieces:
+                        yield Delta(tool_calls=pieces)
             yield Delta(finish_reason=_FINISH_REASONS.get(finish or "stop", "stop"), usage=usage)
         finally:
             # Releases the streamed response and its connection (see the
@@ -164,6 +171,23 @@ def _messages(request: GenerationRequest) -> list[dict[Any, Any] | ChatCompletio
         parts += [{"type": "image_url", "image_url": {"url": url}} for url in request.images]
         out[-1] = {"role": "user", "content": parts}
     return out
+
+
+def _tool_pieces(delta: Any) -> list[ToolCallPiece]:
+    """The tool-call pieces of one streamed delta (issue 15)."""
+    calls = getattr(delta, "tool_calls", None) if delta is not None else None
+    pieces: list[ToolCallPiece] = []
+    for call in calls or []:
+        function = getattr(call, "function", None)
+        pieces.append(
+            ToolCallPiece(
+                index=int(getattr(call, "index", 0) or 0),
+                id=getattr(call, "id", None) or None,
+                name=getattr(function, "name", None) or None,
+                arguments=getattr(function, "arguments", None) or "",
+            )
+        )
+    return pieces
 
 
 def _usage(chunk: ChatCompletionStreamOutput) -> Usage | None:

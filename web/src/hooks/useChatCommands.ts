@@ -23,6 +23,8 @@ export interface ChatActions {
   /** `attachments`: ids of uploaded files (ready) to attach to the message. */
   send: (content: string, conversationId: string | null, parentId: string | null, model: string | null, attachments?: string[]) => void;
   stop: (turnId: string) => void;
+  /** Tools (issue 15): answer a tool call waiting for the user's approval. */
+  approveTool: (turnId: string, callId: string, approve: boolean) => void;
   regenerate: (conversationId: string, reply: ChatMessage) => void;
   edit: (conversationId: string, message: ChatMessage, content: string) => void;
   selectBranch: (conversationId: string, messageId: string) => void;
@@ -137,6 +139,9 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
       stop: (turnId) => {
         dispatch({ type: "stop_requested", turnId });
         sendFrame({ type: "stop", turn_id: turnId });
+      },
+      approveTool: (turnId, callId, approve) => {
+        sendFrame({ type: "approve", turn_id: turnId, call_id: callId, approve });
       },
       regenerate: (conversationId, reply) => {
         const conv = getState().conversations[conversationId];

@@ -8,10 +8,10 @@
  * (regenerate, stop) leave once written to an open socket. The queue is kept
  * in sessionStorage so a reload keeps what was typed offline.
  */
-import type { EditFrame, MessageFrame, RegenerateFrame, StopFrame } from "../protocol.gen";
+import type { ApproveFrame, EditFrame, MessageFrame, RegenerateFrame, StopFrame } from "../protocol.gen";
 import { readJson, safeRemove, safeSet } from "./session";
 
-export type QueuedFrame = MessageFrame | EditFrame | RegenerateFrame | StopFrame;
+export type QueuedFrame = MessageFrame | EditFrame | RegenerateFrame | StopFrame | ApproveFrame;
 
 export interface OutboxItem {
   frame: QueuedFrame;

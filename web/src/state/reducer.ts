@@ -29,6 +29,7 @@ import {
   withConversation,
   withSummary,
 } from "./stateHelpers";
+import { onToolEvent } from "./tools";
 import { normalizeMessage } from "./tree";
 import type { ChatConversation, ChatState, Turn } from "./types";
 
@@ -83,6 +84,11 @@ function applyEvent(state: ChatState, event: ServerEvent): ChatState {
     case "hello":
     case "pong":
       return state;
+    // Tools (issue 15): the reply's step list, live (state/tools.ts).
+    case "tool_call":
+    case "approval_required":
+    case "tool_result":
+      return onToolEvent(state, event);
     case "conversation_created": {
       const view = event.conversation;
       // From the feed (another tab made it): list it; its messages load when it is opened.
@@ -223,6 +229,7 @@ function onStreamStart(state: ChatState, event: StreamStartEvent): ChatState {
     status: "streaming",
     turnId: event.turn_id,
     localOnly: false,
+    tools: [],
   });
   // A turn another tab runs (followed: no event_id) is followed onto its branch
   // too, so a regeneration there shows here as it does there.
@@ -331,6 +338,7 @@ function onError(state: ChatState, event: ErrorEvent): ChatState {
         status: "failed",
         turnId: null,
         localOnly: true,
+        tools: [],
       });
       if (conv.currentId === turn.parentId) conv = { ...conv, currentId: id };
     }

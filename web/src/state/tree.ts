@@ -1,5 +1,6 @@
 /** Walking the message tree: the branch on screen and its siblings. */
 import type { Message } from "../protocol.gen";
+import { toolsFromSteps } from "./tools";
 import type { ChatConversation, ChatMessage } from "./types";
 
 export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessage {
@@ -23,6 +24,7 @@ export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessag
     localOnly: false,
     attachments: m.attachments ?? [],
     citations: m.citations ?? [],
+    tools: toolsFromSteps(m),
   };
 }
 

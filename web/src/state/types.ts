@@ -10,8 +10,24 @@ import type {
   ConversationView,
   ErrorInfo,
   Message,
+  ToolCall,
   Usage,
 } from "../protocol.gen";
+
+/** Tools (issue 15): one tool call of a reply, as shown in its step list. */
+export interface ToolView {
+  callId: string;
+  step: number;
+  server: string;
+  tool: string;
+  arguments: string;
+  /** `running` until its result; `waiting` for the user's approval. */
+  status: NonNullable<ToolCall["status"]> | "running" | "waiting";
+  preview: string;
+  durationMs: number | null;
+  /** The turn to answer an approval for (live events only). */
+  turnId: string | null;
+}
 
 export type MessageStatus =
   /** Stored on the server; nothing in flight. */
@@ -46,6 +62,8 @@ export interface ChatMessage {
   attachments?: Attachment[];
   /** Replies: the numbered passages the model was given. */
   citations?: Citation[];
+  /** Tools (issue 15): the reply's tool calls, in order. */
+  tools: ToolView[];
 }
 
 export interface ChatConversation {

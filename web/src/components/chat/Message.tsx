@@ -8,6 +8,7 @@ import { CollapsibleText } from "./CollapsibleText";
 import { MessageActions } from "./MessageActions";
 import { MessageEditor } from "./MessageEditor";
 import { AttachmentList, SourceList } from "./Sources";
+import { ToolSteps } from "./ToolSteps";
 import { TypingIndicator } from "./TypingIndicator";
 import "./message.css";
 
@@ -40,9 +41,10 @@ const FINISH_NOTES: Partial<Record<NonNullable<ChatMessage["finishReason"]>, str
 };
 
 function AssistantBody({ message }: { message: ChatMessage }) {
-  const waiting = message.status === "streaming" && message.content === "";
+  const waiting = message.status === "streaming" && message.content === "" && message.tools.length === 0;
   return (
     <>
+      <ToolSteps tools={message.tools} />
       {message.status === "retrying" && (
         <p className="msg-note msg-note--retry">
           <Spinner label="Retrying" /> Retrying the reply…

@@ -1,0 +1,135 @@
+"""Tools end to end (issue 15): real gateway and worker processes, the
+SDK's MCP server over streamable HTTP (bearer token) and a scripted
+tool-calling upstream, as processes, on real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import unique
+from tests.support.stack import Stack, running_stack
+from tests.support.tool_servers import MCP_TOKEN, MCP_TOKEN_ENV, ToolServers, tool_servers
+from tests.support.ws import ChatSocket
+
+pytestmark = pytest.mark.e2e
+
+ADD = (
+    'Sum these [[steps: calc__add {"a":1,"b":2} ; calc__add {"a":3,"b":4}'
+    ' | calc__add {"a":5,"b":6}]]'
+)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolServers]:
+    with tool_servers(tmp_path_factory.mktemp("tool-servers")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(
+    redis_url: str, servers: ToolServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    directory = tmp_path_factory.mktemp("tools-stack")
+    env = {
+        "TIDECHAT_TOOLS": str(servers.tools_file(directory, extra='ask = ["slow"]')),
+        MCP_TOKEN_ENV: MCP_TOKEN,
+    }
+    with running_stack(
+        redis_url, directory, models=servers.models_file_entry(), workers=1, gateways=2, env=env
+    ) as s:
+        yield s
+
+
+async def test_a_tool_turn_reaches_the_client_history_and_export(
+    stack: Stack, servers: ToolServers
+) -> None:
+    before = await servers.counts()
+    token = stack.signup(unique("tools"))
+    sock = await ChatSocket.connect(stack.ws_url, token)
+    await sock.send({"type": "message", "content": ADD, "model": "tooly"})
+    end = await sock.wait_type("stream_end", timeout=60)
+    await sock.close()
+    turn_id = end["turn_id"]
+    assert end["message"]["content"] == "answer: 3 / 7 / 11"
+    assert sock.text_of(turn_id) == "answer: 3 / 7 / 11"
+
+    # Every call and result reached the client, in order, before stream_end.
+    mine = [f for f in sock.frames if f.get("turn_id") == turn_id]
+    calls = [f for f in mine if f["type"] == "tool_call"]
+    results = [f for f in mine if f["type"] == "tool_result"]
+    assert [(c["step"], c["tool"], c["arguments"]) for c in calls] == [
+        (0, "add", '{"a":1,"b":2}'),
+        (0, "add", '{"a":3,"b":4}'),
+        (1, "add", '{"a":5,"b":6}'),
+    ]
+    assert sorted(r["preview"] for r in results) == ["11", "3", "7"]
+    assert all(r["status"] == "ok" and r["duration_ms"] >= 0 for r in results)
+    assert all(f.get("event_id") for f in calls + results)
+    assert (await servers.counts()).get("add", 0) - before.get("add", 0) == 3
+
+    # The history and both exports show the steps.
+    with stack.client(token) as http:
+        cid = end["conversation_id"]
+        stored = http.get(f"/api/conversations/{cid}").json()["messages"][turn_id]
+        exported = http.get(f"/api/conversations/{cid}/export?format=json").json()
+        markdown = http.get(f"/api/conversations/{cid}/export?format=markdown").text
+    assert [len(s["calls"]) for s in stored["steps"]] == [2, 1]
+    assert stored["steps"][1]["calls"][0]["result"] == "11"
+    assert exported["messages"][turn_id]["steps"] == stored["steps"]
+    assert '- tool `calc/add` `{"a":5,"b":6}` → ok: 11' in markdown
+
+    # The MCP server's token and address never left the worker.
+    seen = json.dumps(sock.frames) + json.dumps(stored) + markdown + stack.logs()
+    for proc in stack.gateways + stack.workers:
+        seen += proc.log.read_text(errors="replace")
+    assert MCP_TOKEN not in seen
+    assert servers.mcp_url not in json.dumps(sock.frames) + json.dumps(stored)
+
+
+async def test_an_approval_survives_a_reconnect_to_the_other_gateway(
+    stack: Stack, servers: ToolServers
+) -> None:
+    token = stack.signup(unique("approver"))
+    session = unique("sess").replace(".", "-")[:40]
+    first = await ChatSocket.connect(stack.ws_url, token, session)
+    await first.send(
+        {"type": "message", "content": '[[steps: calc__slow {"seconds":0}]]', "model": "tooly"}
+    )
+    posted = await first.wait_type("user_message", timeout=30)
+    asked = await first.wait_type("approval_required", timeout=60)
+    await first.close()
+
+    # The tab comes back through the other gateway and resumes: the pending
+    # approval is shown again, and answering it there runs the call.
+    other = stack.gateway_url(1).replace("http://", "ws://") + "/ws"
+    second = await ChatSocket.connect(other, token, session)
+    await second.send({"type": "resume", "after": posted["event_id"]})
+    again = await second.wait_type("approval_required", timeout=30)
+    assert (again["call_id"], again["tool"]) == (asked["call_id"], "slow")
+    await second.send(
+        {
+            "type": "approve",
+            "turn_id": asked["turn_id"],
+            "call_id": asked["call_id"],
+            "approve": True,
+        }
+    )
+    end = await second.wait_type("stream_end", timeout=60)
+    assert end["message"]["content"] == "answer: slept"
+    assert end["message"]["steps"][0]["calls"][0]["status"] == "ok"
+
+    # Answering again, or a call nobody waits for: refused, the socket stays.
+    await second.send(
+        {
+            "type": "approve",
+            "turn_id": asked["turn_id"],
+            "call_id": asked["call_id"],
+            "approve": False,
+        }
+    )
+    refused = await second.wait_type("error", timeout=15)
+    assert refused["code"] == "not_found"
+    await second.close()
