@@ -381,18 +381,7 @@ class TurnService:
         if added.status == 0:
             return  # a resent duplicate: acted on already
         pipe = self.redis.pipeline(transaction=False)
-        storage_usage.queue_add(
-            pipe,
-            self.keys,
-            user.id,
-            conversations=1 if created is not None else 0,
-            messages=1,
-            nbytes=storage_usage.text_bytes(message.content),
-        )
-        if created is not None:
-            event = ConversationCreatedEvent(conversation=created.view())
-            self._queue_event(pipe, session_id, event)
-            queue_feed_event(pipe, self.keys, user.id, event)
+        self._queue_stored(pipe, user, session_id, message, created, messages=1)
         if self.session_ttls.due(session_id):
             queue_session_ttl(pipe, self.keys, session_id, self.session_ttl)
         self._queue_event(
@@ -429,6 +418,31 @@ class TurnService:
         )
         raise_write_error(await self._execute(pipe))
 
+    def _queue_stored(
+        self,
+        pipe: Pipeline,
+        user: UserInfo,
+        session_id: str,
+        message: Message,
+        created: Conversation | None,
+        *,
+        messages: int,
+    ) -> None:
+        """What follows a stored user message: the user's storage counters,
+        and for a new conversation its ``conversation_created`` (to this
+        session and the user's other tabs)."""
+        storage_usage.queue_add(
+            pipe,
+            self.keys,
+            user.id,
+            conversations=1 if created is not None else 0,
+            messages=messages,
+            nbytes=storage_usage.text_bytes(message.content),
+        )
+        if created is not None:
+            event = ConversationCreatedEvent(conversation=created.view())
+            self._queue_event(pipe, session_id, event)
+            queue_feed_event(pipe, self.keys, user.id, event)
 
     async def _submit(
         self,
@@ -461,18 +475,7 @@ class TurnService:
         pipe = self.redis.pipeline(transaction=False)
         # Two messages: this one and its reply (the worker adds the reply's
         # bytes, or takes the message back if it stores none).
-        storage_usage.queue_add(
-            pipe,
-            self.keys,
-            user.id,
-            conversations=1 if created is not None else 0,
-            messages=2,
-            nbytes=storage_usage.text_bytes(message.content),
-        )
-        if created is not None:
-            event = ConversationCreatedEvent(conversation=created.view())
-            self._queue_event(pipe, session_id, event)
-            queue_feed_event(pipe, self.keys, user.id, event)
+        self._queue_stored(pipe, user, session_id, message, created, messages=2)
         self._queue_event(
             pipe,
             session_id,
