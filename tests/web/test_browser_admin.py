@@ -224,6 +224,7 @@ def test_deleting_a_user_asks_first_and_says_it_cannot_be_undone(
 def seeded(admin_stack: Stack, admin_name: str) -> None:
     """A few people, a group and some usage, so the console's pictures show something."""
     import asyncio
+    import concurrent.futures
 
     import httpx
 
@@ -249,7 +250,10 @@ def seeded(admin_stack: Stack, admin_name: str) -> None:
             ).json()["id"]
             if name == "ada":
                 http.put(f"/api/admin/groups/research/members/{uid}")
-            asyncio.run(chat(token, turns))
+            # In a thread of its own: the browser's fixtures may already run an
+            # event loop in this one (asyncio.run would refuse).
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, chat(token, turns)).result()
             if name == "linus":
                 http.patch(f"/api/admin/users/{uid}", json={"disabled": True})
         http.post("/api/admin/users", json={"username": unique("newcomer")})
