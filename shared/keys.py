@@ -241,6 +241,9 @@ LEAF_STEPS = 1_000
 PURGE_FIELDS = 200
 #: Messages written per round trip by imports and the migration.
 BULK_MESSAGES = 500
+#: Batches (script calls) sent in one pipeline by those bulk writes: no
+#: round trip per batch, and at most this many batches' text in flight.
+BULK_PIPELINE = 8
 #: Search (shared/store/search.py): documents (titles and messages) one
 #: query asks for, best first, to find a page of distinct conversations (a
 #: conversation with many matching messages takes many of them). Asked in

@@ -282,7 +282,7 @@ def import_schema() -> dict[str, Any]:
 @router.post(
     "/import",
     status_code=status.HTTP_201_CREATED,
-    response_model=ConversationView,
+    response_model=BranchPage,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -292,8 +292,9 @@ def import_schema() -> dict[str, Any]:
 )
 async def import_conversation(
     request: Request, user: CurrentUser, services: ServicesDep
-) -> Response:
-    """A JSON export back in, as a new conversation of the caller's.
+) -> BranchPage:
+    """A JSON export back in, as a new conversation of the caller's; answers
+    its first page, as ``GET`` does (not the whole file again).
 
     Bounded (``TIDECHAT_IMPORT_MAX_BYTES``, ``_MAX_MESSAGES``, ``_MAX_DEPTH``)
     and checked in a worker thread (``gateway/imports.py``)."""
@@ -312,7 +313,7 @@ async def import_conversation(
     adds = Adds(1, imported.messages, imported.content_bytes)
     await services.turns.admission.check(user.id, None, adds)
     conv = imported.conversation
-    await services.store.bulk.write(conv)
+    await services.store.bulk.write(conv, encoded=imported.encoded)
     pipe = services.redis.pipeline(transaction=False)
     storage_usage.queue_add(
         pipe,
@@ -328,6 +329,4 @@ async def import_conversation(
         pipe, services.settings.keys, user.id, ConversationCreatedEvent(conversation=listed)
     )
     await pipe.execute()
-    return Response(
-        imported.view_json, status_code=status.HTTP_201_CREATED, media_type="application/json"
-    )
+    return await _page(services, conv.id, user.id)

@@ -10,14 +10,62 @@ and ``sweep`` finishes what is still listed long after.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from shared import storage_usage
 from shared.conversation import Conversation, Message
-from shared.keys import BULK_MESSAGES, CLEANUP_AFTER_MS, PURGE_FIELDS, Keys
+from shared.keys import BULK_MESSAGES, BULK_PIPELINE, CLEANUP_AFTER_MS, PURGE_FIELDS, Keys
 from shared.store import codec, lua
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """A conversation encoded for ``Bulk.write``: the CPU-bound part of a
+    write, which a caller may run in a worker thread (``plan``)."""
+
+    #: Batches of messages, each the JSON argument of ``lua.BULK_MESSAGES``.
+    messages: list[str]
+    #: Batches of the tree's fields, each the JSON argument of ``lua.BULK_TREE``.
+    tree: list[str]
+
+
+def plan(conv: Conversation) -> WritePlan:
+    """Encode every message and the tree of ``conv``, in batches."""
+    messages = list(conv.messages.values())
+    batches = [
+        codec.dumps([codec.message_row(m, conv.owner) for m in messages[i : i + BULK_MESSAGES]])
+        for i in range(0, len(messages), BULK_MESSAGES)
+    ]
+    tree: dict[str, Any] = dict(codec.children_of(messages))
+    tree.update(
+        {
+            ".cur": conv.current_id or "",
+            ".ua": codec.ts(conv.updated_at),
+            ".n": str(len(messages)),
+            ".b": str(sum(storage_usage.text_bytes(m.content) for m in messages)),
+        }
+    )
+    if any(m.role == "assistant" for m in messages):
+        tree[".r1"] = "1"
+    fields = list(tree.items())
+    step = 5 * BULK_MESSAGES
+    return WritePlan(
+        messages=batches,
+        tree=[codec.dumps(dict(fields[i : i + step])) for i in range(0, len(fields), step)],
+    )
+
+
+def queue_script(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
+    """A registered script on a pipeline, by its SHA (the pipeline loads it
+    first if the server lacks it). redis-py's ``script(client=pipe)`` is a
+    coroutine on the asyncio client, unusable while queuing."""
+    pipe.scripts.add(script)  # type: ignore[arg-type]  # typed as the sync Script
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
 class Bulk:
@@ -78,42 +126,34 @@ class Bulk:
         listed: bool = True,
         ttl: int | None = None,
         replay_of: str | None = None,
+        encoded: WritePlan | None = None,
     ) -> None:
         """Write a whole conversation (an import, a migrated one): messages
         and tree first, in batches, then its hash, which makes it exist.
         Writing the same conversation again is harmless (the migration
         resumes this way). ``listed``: put it in its owner's list. ``ttl``
         (seconds): every key expires (a replay's copy, ``replay_of`` the
-        conversation it copies: hidden from lists and search)."""
+        conversation it copies: hidden from lists and search). ``encoded``:
+        ``plan(conv)``, when the caller made it already (in a thread)."""
+        plan_ = encoded or plan(conv)
         await self._listed_for_cleanup(conv.id, conv.owner)
-        messages = list(conv.messages.values())
         prefix = self.keys.message_prefix(conv.id)
-        for start in range(0, len(messages), BULK_MESSAGES):
-            rows = [
-                codec.message_row(m, conv.owner) for m in messages[start : start + BULK_MESSAGES]
-            ]
-            await self._messages(
-                keys=[self.keys.conversation(conv.id)],
-                args=[prefix, codec.dumps(rows), ttl or 0],
-            )
-        tree: dict[str, Any] = dict(codec.children_of(messages))
-        tree.update(
-            {
-                ".cur": conv.current_id or "",
-                ".ua": codec.ts(conv.updated_at),
-                ".n": str(len(messages)),
-                ".b": str(sum(storage_usage.text_bytes(m.content) for m in messages)),
-            }
-        )
-        if any(m.role == "assistant" for m in messages):
-            tree[".r1"] = "1"
-        fields = list(tree.items())
-        for start in range(0, len(fields), 5 * BULK_MESSAGES):
-            batch = dict(fields[start : start + 5 * BULK_MESSAGES])
-            await self._tree(
-                keys=[self.keys.tree(conv.id)],
-                args=[codec.dumps(batch), "1" if start == 0 else "0"],
-            )
+        calls: list[tuple[AsyncScript, list[str], list[Any]]] = [
+            (self._messages, [self.keys.conversation(conv.id)], [prefix, batch, ttl or 0])
+            for batch in plan_.messages
+        ]
+        calls += [
+            (self._tree, [self.keys.tree(conv.id)], [batch, "1" if i == 0 else "0"])
+            for i, batch in enumerate(plan_.tree)
+        ]
+        # Batches go in pipelines (no round trip each: Redis works through
+        # them back to back), a few at a time (bounded memory on both sides);
+        # each batch is one script call, so others' commands run between.
+        for start in range(0, len(calls), BULK_PIPELINE):
+            pipe = self.redis.pipeline(transaction=False)
+            for script, keys, args in calls[start : start + BULK_PIPELINE]:
+                queue_script(pipe, script, keys, args)
+            await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         meta = codec.conversation_fields(conv)
         if replay_of is not None:

@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 
 from shared.conversation import (
     BranchPage,
@@ -223,7 +222,7 @@ class ConversationStore:
         (or the root, or ``CONTEXT_CALL_BYTES`` of text: ``finish_context``
         reads the rest), the system prompt, and the turn's reply if an
         earlier delivery stored it."""
-        queue_script(
+        bulk.queue_script(
             pipe,
             self._context,
             self._conv_keys(cid),
@@ -531,7 +530,7 @@ class ConversationStore:
         if create is not None:
             fields = codec.conversation_fields(create)
             created = codec.dumps({k: fields[k] for k in ("t", "m", "sp", "ca")})
-        queue_script(
+        bulk.queue_script(
             pipe,
             self._add,
             self._conv_keys(cid),
@@ -577,7 +576,7 @@ class ConversationStore:
     def queue_update(self, pipe: Pipeline, cid: str, owner: str, fields: dict[str, Any]) -> None:
         """``update`` on a pipeline (without moving the conversation in its
         owner's list)."""
-        queue_script(
+        bulk.queue_script(
             pipe, self._update, self._conv_keys(cid), self._update_args(cid, owner, fields)
         )
 
@@ -611,14 +610,6 @@ class ConversationStore:
         """Take a failed reply out (``tidechat dead retry``); the bytes of
         its text, or None when there was no failed reply to take."""
         return await self.bulk.remove_failed(cid, message_id)
-
-
-def queue_script(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
-    """A registered script on a pipeline, by its SHA (the pipeline loads it
-    first if the server lacks it). redis-py's ``script(client=pipe)`` is a
-    coroutine on the asyncio client, unusable while queuing."""
-    pipe.scripts.add(script)  # type: ignore[arg-type]  # typed as the sync Script
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None]:

@@ -338,15 +338,17 @@ return {1, #(m[3] or '')}
 #: as a command argument costs the client more than Redis takes to store
 #: them). KEYS: conversation (its slot). ARGV: message prefix, JSON array of
 #: [id, owner, parent, role, text, created, tokens, extras], TTL seconds
-#: (0: none). Returns how many were written.
+#: (0: none). Returns how many were written. One HSET a message: the
+#: query engine indexes a hash again on every write to it.
 BULK_MESSAGES = """#!lua
 local rows = cjson.decode(ARGV[2])
 local ttl = tonumber(ARGV[3])
 for _, m in ipairs(rows) do
   local key = ARGV[1] .. m[1]
   redis.call('DEL', key)
-  redis.call('HSET', key, 'o', m[2], 'p', m[3], 'r', m[4], 't', m[5], 'c', m[6], 'n', m[7])
-  if m[8] ~= '' then redis.call('HSET', key, 'x', m[8]) end
+  local f = {'o', m[2], 'p', m[3], 'r', m[4], 't', m[5], 'c', m[6], 'n', m[7]}
+  if m[8] ~= '' then f[#f + 1] = 'x'; f[#f + 1] = m[8] end
+  redis.call('HSET', key, unpack(f))
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
 return #rows

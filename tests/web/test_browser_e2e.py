@@ -633,7 +633,7 @@ def long_conversation(n: int) -> dict[str, Any]:
 def test_two_thousand_messages_open_in_under_a_second(web_stack: Stack, page: Any) -> None:
     sign_up(page, web_stack.url)
     conv = api(page, "POST", "/api/conversations/import", long_conversation(2000))
-    assert len(conv["messages"]) == 2000
+    assert conv["message_count"] == 2000
     page.reload()
     link = page.get_by_role("link", name="Two thousand messages")
     expect(link).to_be_visible()

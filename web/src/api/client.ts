@@ -103,7 +103,7 @@ export const api = {
   patchConversation: (id: string, patch: ConversationPatch) =>
     request<BranchPage>("PATCH", `/api/conversations/${encodeURIComponent(id)}`, patch),
   deleteConversation: (id: string) => request<void>("DELETE", `/api/conversations/${encodeURIComponent(id)}`),
-  importConversation: (exported: unknown) => request<ConversationView>("POST", "/api/conversations/import", exported),
+  importConversation: (exported: unknown) => request<BranchPage>("POST", "/api/conversations/import", exported),
   exportUrl: (id: string, format: "markdown" | "json") =>
     `/api/conversations/${encodeURIComponent(id)}/export?format=${format}`,
 
