@@ -29,16 +29,18 @@ class WritePlan:
     write, which a caller may run in a worker thread (``plan``)."""
 
     #: Batches of messages, each the JSON argument of ``lua.BULK_MESSAGES``.
-    messages: list[str]
+    messages: list[bytes]
     #: Batches of the tree's fields, each the JSON argument of ``lua.BULK_TREE``.
-    tree: list[str]
+    tree: list[bytes]
 
 
 def plan(conv: Conversation) -> WritePlan:
     """Encode every message and the tree of ``conv``, in batches."""
     messages = list(conv.messages.values())
     batches = [
-        codec.dumps([codec.message_row(m, conv.owner) for m in messages[i : i + BULK_MESSAGES]])
+        codec.dumps_fast(
+            [codec.message_row(m, conv.owner) for m in messages[i : i + BULK_MESSAGES]]
+        )
         for i in range(0, len(messages), BULK_MESSAGES)
     ]
     tree: dict[str, Any] = dict(codec.children_of(messages))
@@ -56,7 +58,7 @@ def plan(conv: Conversation) -> WritePlan:
     step = 5 * BULK_MESSAGES
     return WritePlan(
         messages=batches,
-        tree=[codec.dumps(dict(fields[i : i + step])) for i in range(0, len(fields), step)],
+        tree=[codec.dumps_fast(dict(fields[i : i + step])) for i in range(0, len(fields), step)],
     )
 
 

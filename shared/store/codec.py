@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pydantic_core
+
 from shared.conversation import Conversation, ConversationSummary, Message
 from shared.tokens import message_tokens
 
@@ -25,10 +27,17 @@ HashFields = dict[Any, str]
 #: citations...) is stored without a change here.
 _OWN_FIELDS = {"id", "parent_id", "children", "role", "content", "created_at"}
 EXTRA_FIELDS = tuple(name for name in Message.model_fields if name not in _OWN_FIELDS)
+_EXTRA_SET = set(EXTRA_FIELDS)
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def dumps_fast(value: Any) -> bytes:
+    """``dumps`` for big plain values (lists and dicts of strings: bulk
+    batches), in Rust: the same JSON, as UTF-8 bytes, several times faster."""
+    return pydantic_core.to_json(value)
 
 
 def extras(message: Message) -> str:
@@ -36,8 +45,9 @@ def extras(message: Message) -> str:
     (most user messages: checked without dumping the model)."""
     if not any(getattr(message, name) for name in EXTRA_FIELDS):
         return ""
-    data = message.model_dump(mode="json", include=set(EXTRA_FIELDS), exclude_defaults=True)
-    return dumps(data) if data else ""
+    # One Rust pass (a dict, then json.dumps, cost imports twice as much).
+    data = message.model_dump_json(include=_EXTRA_SET, exclude_defaults=True)
+    return "" if data == "{}" else data
 
 
 def ts(value: float) -> str:
