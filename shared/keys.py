@@ -246,10 +246,12 @@ BULK_MESSAGES = 500
 BULK_PIPELINE = 8
 #: Search (shared/store/search.py): documents (titles and messages) one
 #: query asks for, best first, to find a page of distinct conversations (a
-#: conversation with many matching messages takes many of them). Asked in
-#: one query: a second page (LIMIT offset) would score every match again.
-SEARCH_DOCS = 500
-SEARCH_ROUNDS = 1
+#: conversation with many matching messages takes many of them); when they
+#: hold fewer conversations than the page wants, the next SEARCH_MORE_DOCS
+#: are asked for, once (a second query scores every match again). Fewer
+#: documents, a faster query: 500 cost 2 ms more than 100 at 200,000 messages.
+SEARCH_DOCS = 100
+SEARCH_MORE_DOCS = 400
 #: Characters of a message a search result shows around its match.
 SNIPPET_CHARS = 160
 #: A conversation on the cleanup list this long (ms) is no longer being

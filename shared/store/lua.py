@@ -1,6 +1,10 @@
 """The conversation store's scripts: every read and write of a conversation
 that must see or change several of its keys at once.
 
+(Over 300 lines on purpose: it is script text only, one constant per
+script, each with its contract above it; the field names and the walk they
+share are defined once here, so splitting it would scatter that contract.)
+
 Each script is called with a conversation's hash (``KEYS[1]``) and tree
 (``KEYS[2]``), and builds the keys of its messages from their prefix
 (``ARGV[1]``, ``tc:msg:{cid}:``): every key one script touches carries the

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.conversation import Message
+from shared.conversation import Conversation, Message
 from shared.keys import Keys
 from shared.store import ConversationStore
 from shared.store import search as search_module
@@ -95,6 +95,38 @@ async def test_deleted_conversations_and_replay_copies_are_not_found(
     assert len(await search.search("ann-1", "albatross")) == 1
     await store.delete(gone, "ann-1")
     assert await search.search("ann-1", "albatross") == []
+
+
+async def test_a_conversation_matching_everywhere_leaves_room_for_the_others(
+    search: Search,
+) -> None:
+    """The best documents all belong to one conversation (more of them than
+    the first page of ids): the other matching conversations are still found."""
+    store = search.store
+    dense = Conversation(
+        id="dense",
+        owner="ann-1",
+        title="Birds",
+        created_at=1.0,
+        updated_at=2.0,
+        messages={
+            f"d{i}": Message(
+                id=f"d{i}",
+                parent_id=f"d{i - 1}" if i else None,
+                role="user",
+                content="heron heron",
+                created_at=1000 + i,
+            )
+            for i in range(search_module.SEARCH_DOCS + 20)
+        },
+    )
+    await store.bulk.write(dense)
+    filler = "a long message about other things entirely " * 10
+    others = [await conversation(store, "ann-1", f"Other {i}", filler + "heron") for i in range(3)]
+    await ready(search)
+    hits = await search.search("ann-1", "heron", limit=10)
+    assert hits[0].id == "dense"
+    assert {h.id for h in hits} == {"dense", *others}
 
 
 async def test_message_text_can_be_left_out_of_the_index(redis: Redis) -> None:
