@@ -2,7 +2,8 @@
 
 Every socket (and every ``POST /api/chat`` stream) of this process subscribes
 to its session stream here; one task reads all of them with a single
-blocking XREAD on one dedicated connection and hands each event to its
+blocking XREAD on one dedicated connection (on a Redis Cluster node, one
+per hash slot: ``gateway/hub_reads.py``) and hands each event to its
 subscribers' queues. So the Redis connections a gateway holds do not grow
 with its sockets, and an idle gateway costs Redis one blocked read.
 
@@ -21,8 +22,8 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import KeyT, StreamIdT
 
+from gateway.hub_reads import is_cluster_node, read_streams
 from gateway.security.sessions import queue_session_ttl
 from gateway.subscriber import Kind, OutgoingEvent, Subscriber
 from shared.aio import cancel_and_wait
@@ -30,14 +31,11 @@ from shared.keys import (
     FIELD_DATA,
     FIELD_SESSION,
     FIELD_TYPE,
-    READER_BLOCK_MS,
-    READER_COUNT,
     Keys,
 )
 from shared.streams import (
     StreamEntries,
     StreamId,
-    StreamResponse,
     frame_with_event_id,
     frame_with_feed_id,
     parse_stream_id,
@@ -72,6 +70,8 @@ class SessionHub:
         self._ttl_task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.events_read = 0
+        #: A cluster node: one XREAD per hash slot (``gateway/hub_reads.py``).
+        self._per_slot = False
 
     @property
     def subscriber_count(self) -> int:
@@ -82,6 +82,7 @@ class SessionHub:
         # wake written between two reads is not skipped.
         last = cast(StreamEntries | None, await self._redis.xrevrange(self._wake_key, count=1))
         self._wake_cursor = last[0][0] if last else "0-0"
+        self._per_slot = await is_cluster_node(self._redis)
         self._task = asyncio.create_task(self._run(), name="session-hub")
         self._ttl_task = asyncio.create_task(self._refresh_ttls(), name="session-ttl")
 
@@ -211,12 +212,9 @@ class SessionHub:
             for key, (ms, seq) in self._cursors.items():
                 streams[key] = f"{ms}-{seq}"
             try:
-                # redis-py types ``streams`` as an invariant dict[KeyT, StreamIdT]
-                # (it only reads it), and the reply loosely for all client kinds.
-                reply = await self._reader.xread(
-                    cast(dict[KeyT, StreamIdT], streams), count=READER_COUNT, block=READER_BLOCK_MS
+                response = await read_streams(
+                    self._reader, self._wake_key, streams, per_slot=self._per_slot
                 )
-                response = cast(StreamResponse, reply)
                 self.connected.set()
                 backoff = 0.05
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -232,7 +230,7 @@ class SessionHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            for key, entries in response or []:
+            for key, entries in response:
                 if not entries:
                     continue  # a stream created empty also ends a blocked XREAD
                 if key == self._wake_key:

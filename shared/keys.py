@@ -28,6 +28,10 @@ FIELD_SESSION = "s"
 #: wake-up entry interrupts it whenever the set of watched streams changes;
 #: the Redis socket timeout must exceed it (redis-py 8 defaults to 5 s).
 READER_BLOCK_MS = 10_000
+#: On a Redis Cluster node the reader cannot block on session streams of
+#: several slots at once (gateway/hub_reads.py): it polls them, blocking this
+#: long (ms) on its wake stream in between: the longest an event waits there.
+READER_POLL_MS = 20
 
 #: How long (ms) a worker blocks in XREADGROUP before looking at its other
 #: duties (heartbeat, claims, shutdown). Short enough to notice SIGTERM fast.
