@@ -25,24 +25,17 @@ Text is Zipf-like: words drawn from a fixed vocabulary with 1/rank weights,
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import random
 import sys
 import time
-from typing import Any
 
 import httpx
 import websockets
-from redis.exceptions import ResponseError
 
-from bench.harness import pct, run_async, spawn, stop, wait_http, workspace
-from shared.conversation import Conversation, Message, new_id
-from shared.keys import Keys
+from bench.harness import load_average, pct, run_async, spawn, stop, wait_http, workspace
+from bench.storage_search import memory_bench, search_bench
+from bench.storage_text import chain
 from shared.redis_client import make_redis
-from shared.store import ConversationStore
-from shared.store.search import Search, ensure_index
 from tidechat.local_redis import free_port
 
 MODELS = """
@@ -53,47 +46,6 @@ reply_tokens = 16
 tokens_per_second = 0
 """
 PASSWORD = "benchmark pw"
-KEYS = Keys("tc:")
-
-_WORDS = """tide moon harbor sail anchor keel reef current wave shore pilot lagoon coral
-estuary buoy compass lantern channel dune kelp drift mast gull heron pebble inlet river cove
-hull pearl delta beacon rudder storm breeze salt foam ebb flood spring neap gravity orbit ocean
-sea bay cliff rock sand island lighthouse fisher net boat ship crew deck cabin chart map route
-star night day morning evening weather cloud rain wind fog north south east west port starboard
-bow stern ballast cargo trade"""
-_VOCAB = _WORDS.split()
-_WEIGHTS = [1 / (i + 1) for i in range(len(_VOCAB))]
-
-
-def text(rng: random.Random, chars: int) -> str:
-    out: list[str] = []
-    size = 0
-    while size < chars:
-        word = rng.choices(_VOCAB, _WEIGHTS)[0]
-        out.append(word)
-        size += len(word) + 1
-    return " ".join(out)[:chars]
-
-
-def chain(n: int, chars: int, seed: int = 1) -> dict[str, Any]:
-    rng = random.Random(seed)
-    t = time.time() - n
-    messages: dict[str, Any] = {}
-    parent = None
-    for i in range(n):
-        mid = f"m{i}"
-        user = i % 2 == 0
-        messages[mid] = {
-            "id": mid,
-            "parent_id": parent,
-            "role": "user" if user else "assistant",
-            "content": text(rng, chars),
-            "finish_reason": None if user else "stop",
-            "created_at": t + i,
-        }
-        parent = mid
-    return {"title": f"{n} messages", "messages": messages, "current_id": parent}
-
 
 # --- 1. turns on a long conversation ------------------------------------------------
 
@@ -209,142 +161,7 @@ def turns_table(base: str, redis_url: str, sizes: list[int], chars: int, turns: 
     )
     print("| `GET /api/conversations/{id}` | - | " + " | ".join(rows["get"]) + " |")
     print("| import | - | " + " | ".join(rows["import"]) + " |")
-
-
-# --- 2. search ---------------------------------------------------------------------
-
-
-async def write_user(
-    store: ConversationStore, uid: str, convs: int, per: int, chars: int, seed: int
-) -> None:
-    rng = random.Random(seed)
-    for c in range(convs):
-        cid = new_id()
-        t = time.time() - per
-        messages: dict[str, Message] = {}
-        parent = None
-        for i in range(per):
-            m = Message(
-                id=f"m{i}",
-                parent_id=parent,
-                role="user" if i % 2 == 0 else "assistant",
-                content=text(rng, chars),
-                created_at=t + i,
-            )
-            messages[m.id] = m
-            parent = m.id
-        conv = Conversation(
-            id=cid,
-            owner=uid,
-            title=" ".join(rng.choices(_VOCAB, _WEIGHTS, k=4)),
-            created_at=t,
-            updated_at=t + per,
-            current_id=parent,
-            messages=messages,
-        )
-        await store.bulk.write(conv)
-        if c % 200 == 0:
-            print(f"  {uid}: {c:,}/{convs:,} conversations", file=sys.stderr, flush=True)
-
-
-async def search_bench(url: str, convs: int, per: int, chars: int, queries: int) -> None:
-    redis = make_redis(url)
-    try:
-        await redis.flushall()
-        store = ConversationStore(redis, KEYS)
-        search = Search(redis, KEYS, store)
-        await search.ensure_index()
-        await write_user(store, "searcher", convs, per, chars, seed=3)
-        await write_user(store, "someone-else", convs, per, chars, seed=4)
-        await until_indexed(search)
-        rng = random.Random(5)
-        times: list[float] = []
-        hits = 0
-        for q in range(queries):
-            words = rng.sample(_VOCAB[:60], rng.choice([1, 2, 3]))
-            if q % 2:
-                words[-1] = words[-1][: max(2, len(words[-1]) - 2)]  # typing: a prefix
-            started = time.perf_counter()
-            found = await search.search("searcher", " ".join(words))
-            times.append(time.perf_counter() - started)
-            hits += len(found)
-        info = await redis.info("memory")
-        print(
-            f"search, {convs:,} conversations / {convs * per:,} messages of one user "
-            f"(+ as many of another user's), {queries} queries of 1-3 words: "
-            f"p50 {pct(times, 50) * 1000:.1f} ms, p95 {pct(times, 95) * 1000:.1f} ms "
-            f"({hits / queries:.0f} results a query); Redis used_memory "
-            f"{int(info['used_memory']) / 1e6:.0f} MB"
-        )
-    finally:
-        await redis.flushall()
-        await redis.aclose()
-
-
-async def until_indexed(search: Search) -> None:
-    """The index has scanned the keys written before it (polled: FT.INFO)."""
-    for _ in range(3_000):
-        if not await search.indexing():
-            return
-        await asyncio.sleep(0.2)
-
-
-# --- 3. memory -----------------------------------------------------------------------
-
-
-async def used(redis: Any) -> int:
-    await asyncio.sleep(0.2)
-    return int((await redis.info("memory"))["used_memory"])
-
-
-async def memory_bench(url: str, n: int, chars: int) -> None:
-    redis = make_redis(url)
-    try:
-        doc = chain(n, chars, seed=7)
-        conv = Conversation.model_validate(
-            {**doc, "id": new_id(), "owner": "memo", "created_at": 1.0, "updated_at": 2.0}
-        )
-        per = 1000 / n
-
-        await redis.config_set("slowlog-max-len", 128)  # the turns' log holds memory too
-        await redis.slowlog_reset()
-        await redis.flushall(asynchronous=False)
-        with contextlib.suppress(ResponseError):  # the gateway's: measured on its own below
-            await redis.execute_command("FT.DROPINDEX", KEYS.search_index())  # type: ignore[no-untyped-call]
-        base = await used(redis)
-        await redis.execute_command(  # type: ignore[no-untyped-call]
-            "JSON.SET", f"tc:conv:{conv.id}", "$", json.dumps(conv.stored())
-        )
-        before = await used(redis) - base
-
-        await redis.flushall(asynchronous=False)
-        base = await used(redis)
-        await ConversationStore(redis, KEYS).bulk.write(conv)
-        await redis.script_flush()  # the bulk writer's Lua garbage is not data
-        after = await used(redis) - base
-
-        rows = []
-        for messages in (True, False):
-            with contextlib.suppress(ResponseError):  # none yet
-                await redis.execute_command("FT.DROPINDEX", KEYS.search_index())  # type: ignore[no-untyped-call]
-            bare = await used(redis)
-            await ensure_index(redis, KEYS, messages=messages)
-            search = Search(redis, KEYS, ConversationStore(redis, KEYS), messages=messages)
-            await until_indexed(search)
-            rows.append(await used(redis) - bare)
-        print(f"| layout | KB per 1,000 messages ({n:,} messages of {chars} characters) |")
-        print("|---|---|")
-        print(f"| previous: one JSON document per conversation | {before * per / 1024:,.0f} |")
-        print(
-            f"| this layout (hash per message + tree) | {after * per / 1024:,.0f} "
-            f"({(after / before - 1) * 100:+.0f}%) |"
-        )
-        print(f"| + search index, titles and message text | +{rows[0] * per / 1024:,.0f} |")
-        titles_only = rows[1] * per / 1024
-        print(f"| + search index, titles only (`SEARCH_MESSAGES=false`) | +{titles_only:,.0f} |")
-    finally:
-        await redis.flushall()
-        await redis.aclose()
+    print(f"(machine {load_average()})")
 
 
 def main() -> int:

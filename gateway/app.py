@@ -31,6 +31,7 @@ from gateway.routes import (
     files,
     health,
     models,
+    transfer,
     ws,
 )
 from gateway.security.client_address import parse_networks
@@ -190,6 +191,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router, prefix="/api/auth", tags=["auth"])
     app.include_router(conversations.router, prefix="/api/conversations", tags=["conversations"])
+    app.include_router(transfer.router, prefix="/api/conversations", tags=["conversations"])
     app.include_router(models.router, prefix="/api", tags=["models"])
     app.include_router(admin.router, prefix="/api/admin", tags=["admin"])
     app.include_router(admin_ops.router, prefix="/api/admin", tags=["admin"])
