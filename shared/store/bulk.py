@@ -62,6 +62,11 @@ def plan(conv: Conversation) -> WritePlan:
     )
 
 
+def register(redis: Redis, *scripts: str) -> list[AsyncScript]:
+    """Scripts registered on ``redis`` (each is sent by its SHA, loaded on a miss)."""
+    return [redis.register_script(text) for text in scripts]
+
+
 def queue_script(pipe: Pipeline, script: AsyncScript, keys: list[str], args: list[Any]) -> None:
     """A registered script on a pipeline, by its SHA (the pipeline loads it
     first if the server lacks it). redis-py's ``script(client=pipe)`` is a
@@ -74,12 +79,10 @@ class Bulk:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._mark = redis.register_script(lua.MARK_DELETED)
-        self._purge = redis.register_script(lua.PURGE)
-        self._remove = redis.register_script(lua.REMOVE_FAILED)
-        self._forget = redis.register_script(storage_usage.FORGET_CONVERSATION)
-        self._messages = redis.register_script(lua.BULK_MESSAGES)
-        self._tree = redis.register_script(lua.BULK_TREE)
+        self._mark, self._purge, self._remove, self._messages, self._tree = register(
+            redis, lua.MARK_DELETED, lua.PURGE, lua.REMOVE_FAILED, lua.BULK_MESSAGES, lua.BULK_TREE
+        )
+        (self._forget,) = register(redis, storage_usage.FORGET_CONVERSATION)
 
     # --- reading ---------------------------------------------------------------
 

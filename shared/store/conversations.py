@@ -46,9 +46,7 @@ class ConversationStore(Paging):
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         super().__init__(redis, keys)
-        self._update = redis.register_script(lua.UPDATE)
-        self._title = redis.register_script(lua.TITLE)
-        self._add = redis.register_script(lua.ADD)
+        self._update, self._title, self._add = bulk.register(redis, lua.UPDATE, lua.TITLE, lua.ADD)
 
     async def switch_branch(self, cid: str, uid: str, message_id: str) -> BranchSwitch:
         """Show the newest branch through ``message_id``: its newest leaf

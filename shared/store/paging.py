@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from shared.conversation import BranchPage, Message
 from shared.keys import LEAF_STEPS, PAGE_MAX_BYTES, PAGE_MESSAGES, Keys
 from shared.store import codec, lua
+from shared.store.bulk import register
 from shared.store.codec import message_from_row, pairs
 from shared.store.reads import StoreReads
 from shared.store.types import MessageNotFoundError, NotFoundError
@@ -21,9 +22,7 @@ from shared.store.types import MessageNotFoundError, NotFoundError
 class Paging(StoreReads):
     def __init__(self, redis: Redis, keys: Keys) -> None:
         super().__init__(redis, keys)
-        self._page = redis.register_script(lua.PAGE)
-        self._down = redis.register_script(lua.DOWN)
-        self._leaf = redis.register_script(lua.NEWEST_LEAF)
+        self._page, self._down, self._leaf = register(redis, lua.PAGE, lua.DOWN, lua.NEWEST_LEAF)
 
     async def page(
         self,

@@ -22,8 +22,7 @@ class StoreReads:
         self.redis = redis
         self.keys = keys
         self.bulk = bulk.Bulk(redis, keys)
-        self._context = redis.register_script(lua.CONTEXT)
-        self._context_more = redis.register_script(lua.CONTEXT_MORE)
+        self._context, self._context_more = bulk.register(redis, lua.CONTEXT, lua.CONTEXT_MORE)
 
     def _conv_keys(self, cid: str) -> list[str]:
         return [self.keys.conversation(cid), self.keys.tree(cid)]
