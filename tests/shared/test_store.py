@@ -13,6 +13,7 @@ from shared.store import (
     NotFoundError,
     title_from_text,
 )
+from shared.store.bulk import plan
 
 
 @pytest.fixture
@@ -340,6 +341,39 @@ async def test_a_written_conversation_reads_back_whole(store: ConversationStore)
     page = await store.page("cw", "alice")
     assert page.branch == ["m0", "m1", "m2", "x3"]
     assert page.messages["m2"].children == ["m3", "x3"]
+
+
+async def test_a_bulk_written_message_is_one_hset(store: ConversationStore, redis: Redis) -> None:
+    """The query engine indexes a hash again on every write to it: a message
+    written in bulk (an import, the migration) is one HSET, extras and all."""
+    replies = [
+        Message(
+            id=f"r{i}", role="assistant", content=f"reply {i}", finish_reason="stop", model="mm"
+        )
+        for i in range(20)
+    ]
+    encoded = plan(
+        Conversation(
+            id="hs",
+            owner="alice",
+            title="t",
+            created_at=1,
+            updated_at=2,
+            messages={m.id: m for m in replies},
+        )
+    )
+    before = await _hset_calls(redis)
+    await store.bulk._messages(
+        keys=[store.keys.conversation("hs")],
+        args=[store.keys.message_prefix("hs"), encoded.messages[0], 0],
+    )
+    assert await _hset_calls(redis) - before == len(replies)
+    assert (await store.message("hs", "r3")) == replies[3]
+
+
+async def _hset_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_hset", {}).get("calls", 0))
 
 
 def test_fallback_title_is_the_first_words() -> None:
