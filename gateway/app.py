@@ -14,7 +14,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.admin import build_parts
 from gateway.admin.users import UserAdmin
-from gateway.admission import Quotas
 from gateway.auth import AuthService
 from gateway.config import GatewaySettings
 from gateway.deps import Services
@@ -117,15 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 keys,
                 catalog,
                 store,
-                max_message_chars=cfg.max_message_chars,
-                limits=cfg.turn_limits,
-                max_queued_turns=cfg.max_queued_turns,
-                session_ttl=cfg.session_ttl_seconds,
-                stops_per_minute=cfg.stops_per_minute,
-                fair_turns_per_user=cfg.fair_turns_per_user,
-                max_waiting_per_user=cfg.max_waiting_turns_per_user,
-                quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
-                max_attachments=cfg.max_attachments_per_message,
+                cfg,
                 audit=parts.audit,
                 moderator=Moderator(catalog.moderation),
             ),

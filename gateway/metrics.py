@@ -52,7 +52,7 @@ async def render_metrics(services: Services) -> str:
         "tidechat_gateway_turns_submitted_total",
         "counter",
         "Turns queued by this gateway.",
-        [(services.turns.turns_submitted, None)],
+        [(services.turns.queue.submitted, None)],
     )
     metric(
         "tidechat_gateway_busy_total",

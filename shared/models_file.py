@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.gguf import GGUFError, context_length, looks_instruct, read_metadata
 from shared.keys import LOCAL_CONTEXT_CAP
-from shared.moderation import ModerationConfig
+from shared.moderation_config import ModerationConfig
 from shared.suggestions import Suggestion
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

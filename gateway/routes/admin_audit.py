@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from gateway.deps import AdminUser, ServicesDep
 from shared.audit import AuditEntry, AuditFilter
-from shared.moderation import FlaggedItem
+from shared.moderation_log import FlaggedItem
 
 router = APIRouter()
 
