@@ -29,7 +29,7 @@ from shared.access import ModelAccess
 from shared.audit import AuditLog, Party
 from shared.keys import QUOTA_HIT_LOG_TTL_S, WORKER_GROUP, Keys
 from shared.models_file import ModelSpec
-from shared.user_limits import usage_day
+from shared.usage import usage_day
 
 #: The user's own storage quotas, in the limits hash an admin writes.
 _OWN_QUOTAS = ["conversations", "messages", "bytes"]

@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 
 from shared.groups import GroupConfig, GroupStore
 from shared.keys import Keys
-from shared.user_limits import TurnLimits, seconds_to_next_day, usage_day
+from shared.usage import seconds_to_next_day, usage_day
+from shared.user_limits import TurnLimits
 
 Limit = Annotated[int, Field(ge=0)] | None
 DAILY = ("tokens_day", "turns_day")
