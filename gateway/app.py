@@ -80,23 +80,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             buffer_bytes=cfg.socket_buffer_bytes,
         )
         parts = build_parts(redis, keys, cfg)
-        auth_service = AuthService(
+        throttle = SignInThrottle(
             redis,
             keys,
-            runtime=parts.runtime,
-            accounts=parts.accounts,
-            invites=parts.invites,
-            audit=parts.audit,
-            throttle=SignInThrottle(
-                redis,
-                keys,
-                ThrottleRules(
-                    account_free=cfg.signin_attempts_per_account,
-                    address_free=cfg.signin_attempts_per_address,
-                ),
+            ThrottleRules(
+                account_free=cfg.signin_attempts_per_account,
+                address_free=cfg.signin_attempts_per_address,
             ),
-            signins=parts.signins,
         )
+        auth_service = AuthService(redis, keys, parts, throttle)
         store = ConversationStore(redis, keys)
         search = Search(redis, keys, store, messages=cfg.search_messages)
         try:
@@ -121,18 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 moderator=Moderator(catalog.moderation),
             ),
             admin=parts,
-            users=UserAdmin(
-                redis,
-                keys,
-                auth=auth_service,
-                accounts=parts.accounts,
-                invites=parts.invites,
-                signins=parts.signins,
-                groups=parts.groups,
-                quotas=parts.quotas,
-                usage=parts.usage,
-                audit=parts.audit,
-            ),
+            users=UserAdmin(redis, keys, auth_service, parts),
             hub=hub,
             gateway_id=gateway_id,
             owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),
