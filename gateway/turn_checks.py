@@ -5,6 +5,8 @@ that can see them). Each refusal is an ``ApiError`` the client is shown."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gateway.attachments import resolve_attachments
 from gateway.errors import ApiError
 from shared.conversation import Attachment
@@ -14,21 +16,13 @@ from shared.protocol import UserInfo
 from shared.store import ConversationHead, ConversationStore, NotFoundError
 
 
+@dataclass(frozen=True, slots=True)
 class TurnChecks:
-    def __init__(
-        self,
-        catalog: ModelCatalog,
-        store: ConversationStore,
-        files: FileStore,
-        *,
-        max_message_chars: int,
-        max_attachments: int,
-    ) -> None:
-        self.catalog = catalog
-        self.store = store
-        self.files = files
-        self.max_message_chars = max_message_chars
-        self.max_attachments = max_attachments
+    catalog: ModelCatalog
+    store: ConversationStore
+    files: FileStore
+    max_message_chars: int
+    max_attachments: int
 
     def content(self, content: str) -> None:
         if not content.strip():

@@ -12,13 +12,13 @@ from gateway.admission import Admission, Quotas
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.limits import TurnQuota
-from gateway.user_messages import MessageWriter
+from gateway.user_messages import MessageWriter, TurnTarget
 from shared.audit import AuditLog
 from shared.conversation import now
 from shared.fairness import FairLines
 from shared.models_file import ModelSpec
 from shared.protocol import TurnStartedEvent, UserInfo
-from shared.streams import TurnRequest, queue_feed_event
+from shared.streams import TurnKind, TurnRequest, queue_feed_event
 
 
 class TurnQueue:
@@ -56,16 +56,35 @@ class TurnQueue:
             raise
         return True
 
-    def queue(self, pipe: Pipeline, turn: TurnRequest, spec: ModelSpec, title: str) -> None:
-        """Queue the turn, LAST in the pipeline (``TurnQuota.settle``).
+    def queue(
+        self,
+        pipe: Pipeline,
+        target: TurnTarget,
+        turn_id: str,
+        kind: TurnKind,
+        parent_id: str,
+        spec: ModelSpec,
+    ) -> None:
+        """Queue a turn answering ``parent_id``, LAST in the pipeline
+        (``TurnQuota.settle``).
 
         First ``turn_started`` tells the user's other tabs
         (``gateway/live.py``): their sidebars move the conversation up, and
         those showing it follow the turn on this session's stream."""
+        turn = TurnRequest(
+            turn_id=turn_id,
+            kind=kind,
+            session_id=target.session_id,
+            user_id=target.user.id,
+            conversation_id=target.cid,
+            parent_id=parent_id,
+            model=spec.id,
+            client_id=target.client_id,
+        )
         event = TurnStartedEvent(
-            turn_id=turn.turn_id,
-            conversation_id=turn.conversation_id,
-            title=title,
+            turn_id=turn_id,
+            conversation_id=target.cid,
+            title=target.title,
             model=spec.id,
             updated_at=now(),
         )

@@ -24,7 +24,7 @@ from gateway.security.sessions import queue_session_ttl
 from gateway.stops import StopGate
 from gateway.turn_checks import TurnChecks
 from gateway.turn_queue import TurnQueue
-from gateway.user_messages import MessageWriter, Posting, execute
+from gateway.user_messages import MessageWriter, Posting, TurnTarget, execute
 from shared import storage_usage
 from shared.audit import AuditLog
 from shared.conversation import Conversation, Message, new_id, now
@@ -41,7 +41,7 @@ from shared.protocol import (
     UserMessageEvent,
 )
 from shared.store import ConversationStore, title_from_text
-from shared.streams import TurnKind, TurnRequest, queue_session_open
+from shared.streams import TurnKind, queue_session_open
 
 
 class TurnService:
@@ -113,8 +113,8 @@ class TurnService:
                 session_id,
                 cid,
                 head.title,
-                message,
                 frame.client_id,
+                message,
                 model_change=spec.id if frame.model and frame.model != head.model else None,
                 # Checked by the script that stores the message: if another tab
                 # got a message in first, nothing is stored (no silent fork).
@@ -146,7 +146,7 @@ class TurnService:
             updated_at=ts,
         )
         message.created_at = ts
-        return Posting(user, session_id, cid, created.title, message, frame.client_id, created)
+        return Posting(user, session_id, cid, created.title, frame.client_id, message, created)
 
     async def edit(self, user: UserInfo, session_id: str, frame: EditFrame) -> str | None:
         """A sibling of a user message with new content, and a turn to answer it."""
@@ -166,7 +166,7 @@ class TurnService:
             content=frame.content,
             blocked=verdict.reason if verdict else None,
         )
-        posting = Posting(user, session_id, head.id, head.title, message, frame.client_id)
+        posting = Posting(user, session_id, head.id, head.title, frame.client_id, message)
         if verdict is not None:
             await self.moderation.block(posting, verdict)
             return None
@@ -201,17 +201,7 @@ class TurnService:
                 turn_id=turn_id,
             ),
         )
-        turn = TurnRequest(
-            turn_id=turn_id,
-            kind=kind,
-            session_id=posting.session_id,
-            user_id=user.id,
-            conversation_id=posting.cid,
-            parent_id=posting.message.id,
-            model=spec.id,
-            client_id=posting.client_id,
-        )
-        self.queue.queue(pipe, turn, spec, posting.title)
+        self.queue.queue(pipe, posting, turn_id, kind, posting.message.id, spec)
         errors = await self.quota.settle(user.id, turn_id, execute(pipe))
         if errors is None:
             return None
@@ -256,17 +246,8 @@ class TurnService:
         queue_session_open(pipe, self.keys, session_id)
         queue_session_ttl(pipe, self.keys, session_id, self.writer.session_ttl)
         storage_usage.queue_add(pipe, self.keys, user.id, messages=1)  # the reply to come
-        turn = TurnRequest(
-            turn_id=turn_id,
-            kind="regenerate",
-            session_id=session_id,
-            user_id=user.id,
-            conversation_id=head.id,
-            parent_id=parent_id,
-            model=spec.id,
-            client_id=frame.client_id,
-        )
-        self.queue.queue(pipe, turn, spec, head.title)
+        target = TurnTarget(user, session_id, head.id, head.title, frame.client_id)
+        self.queue.queue(pipe, target, turn_id, "regenerate", parent_id, spec)
         errors = await self.quota.settle(user.id, turn_id, execute(pipe))
         if errors is None:
             return None

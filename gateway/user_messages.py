@@ -25,17 +25,23 @@ from shared.streams import SessionEvent, queue_feed_event, queue_session_event
 
 
 @dataclass(slots=True)
-class Posting:
-    """A user message on its way in: whose, from which session, into which
-    conversation, and what storing it changes."""
+class TurnTarget:
+    """Where a frame's writes go: whose, from which session (and frame), into
+    which conversation."""
 
     user: UserInfo
     session_id: str
     cid: str
     #: The conversation's title (for ``turn_started``).
     title: str
-    message: Message
     client_id: str | None
+
+
+@dataclass(slots=True)
+class Posting(TurnTarget):
+    """A user message on its way in, and what storing it changes."""
+
+    message: Message
     #: A conversation this message starts (stored with it), else None.
     created: Conversation | None = None
     #: The model the frame switched the conversation to, else None.

@@ -28,7 +28,7 @@ from worker.claims import Claims
 from worker.config import WorkerSettings
 from worker.consumer import REDIS_DOWN, StreamConsumer
 from worker.lanes import Lanes
-from worker.running import Running, RunningTurns, last_tries
+from worker.running import Entry, Running, RunningTurns, last_tries
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,8 @@ class ConsumerProcess:
 
     # --- what a kind of worker says ------------------------------------------
 
-    def begin(
-        self,
-        pool: str,
-        entry_id: str,
-        fields: dict[str, str],
-        deliveries: int,
-        restart_reason: str | None,
-    ) -> asyncio.Task[None]:
-        """The task that handles one entry read from ``pool``'s stream (or
-        taken over: ``restart_reason``)."""
+    def begin(self, entry: Entry) -> asyncio.Task[None]:
+        """The task that handles one entry read (or taken over)."""
         raise NotImplementedError
 
     async def read(self) -> None:
@@ -134,22 +126,13 @@ class ConsumerProcess:
             await self.close()
             log.info("%s %s stopped", self.kind, self.consumer)
 
-    def _start(
-        self,
-        pool: str,
-        entry_id: str,
-        fields: dict[str, str] | None,
-        deliveries: int,
-        restart_reason: str | None,
-    ) -> None:
+    def _start(self, entry: Entry) -> None:
         """Start an entry read or taken over (the claim loop's ``restart_reason``)."""
-        if fields is None:  # trimmed away while pending
-            return
-        task = self.begin(pool, entry_id, fields, deliveries, restart_reason)
-        suspect = restart_reason is not None and last_tries(
-            deliveries, self.settings.max_deliveries
+        task = self.begin(entry)
+        suspect = entry.restart_reason is not None and last_tries(
+            entry.deliveries, self.settings.max_deliveries
         )
-        self._running.add(entry_id, Running(pool, task, suspect))
+        self._running.add(entry.entry_id, Running(entry.pool, task, suspect))
 
     async def guarded(self, work: Awaitable[None], ident: str) -> None:
         """Run one entry's work; a failure leaves it pending, for the claim

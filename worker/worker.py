@@ -30,6 +30,7 @@ from worker.config import WorkerSettings
 from worker.jobs import JobRunner
 from worker.lanes import Lanes
 from worker.process import ConsumerProcess
+from worker.running import Entry
 from worker.turn import ReceivedTurn, TurnRunner
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,8 @@ class Worker(ConsumerProcess):
 
         await self.loop.read_loop(self._start, done=done, idle=idle if self.burst else None)
 
-    def begin(
-        self,
-        pool: str,
-        entry_id: str,
-        fields: dict[str, str],
-        deliveries: int,
-        restart_reason: str | None,
-    ) -> asyncio.Task[None]:
+    def begin(self, entry: Entry) -> asyncio.Task[None]:
+        pool, entry_id, fields = entry.pool, entry.entry_id, entry.fields
         try:
             turn = decode_turn(fields)
         except (ValidationError, KeyError) as exc:
@@ -149,7 +144,7 @@ class Worker(ConsumerProcess):
                 self.runner.reject_malformed(pool, entry_id, fields, str(exc))
             )
         self.started_turns += 1
-        received = ReceivedTurn(entry_id, pool, turn, deliveries, restart_reason)
+        received = ReceivedTurn(entry_id, pool, turn, entry.deliveries, entry.restart_reason)
         return asyncio.create_task(self._run_turn(received), name=f"turn-{turn.turn_id}")
 
     async def _run_turn(self, d: ReceivedTurn) -> None:

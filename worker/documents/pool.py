@@ -24,6 +24,7 @@ from worker.documents.extract import ExtractLimits
 from worker.documents.ingest import IngestRunner, ReceivedJob
 from worker.lanes import Lanes
 from worker.process import ConsumerProcess
+from worker.running import Entry
 from worker.worker import consumer_name
 
 log = logging.getLogger(__name__)
@@ -87,20 +88,14 @@ class IngestWorker(ConsumerProcess):
         info = await self.redis.xpending(self.lanes.stream(INGEST_POOL), self.lanes.group)
         return int(info["pending"])
 
-    def begin(
-        self,
-        pool: str,
-        entry_id: str,
-        fields: dict[str, str],
-        deliveries: int,
-        restart_reason: str | None,
-    ) -> asyncio.Task[None]:
+    def begin(self, entry: Entry) -> asyncio.Task[None]:
         try:
-            job = decode_ingest_job(fields)
+            job = decode_ingest_job(entry.fields)
         except (ValidationError, KeyError):
-            log.error("dropping malformed ingestion entry %s", entry_id)
-            return asyncio.create_task(self.runner.reject_malformed(pool, entry_id, fields))
-        received = ReceivedJob(entry_id, pool, job, deliveries)
+            log.error("dropping malformed ingestion entry %s", entry.entry_id)
+            reject = self.runner.reject_malformed(entry.pool, entry.entry_id, entry.fields)
+            return asyncio.create_task(reject)
+        received = ReceivedJob(entry.entry_id, entry.pool, job, entry.deliveries)
         return asyncio.create_task(self._run_job(received), name=f"ingest-{job.file_id}")
 
     async def _run_job(self, d: ReceivedJob) -> None:
