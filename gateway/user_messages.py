@@ -7,7 +7,7 @@ by ``gateway/moderation_hook.py`` for one that is blocked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -57,19 +57,21 @@ async def execute(pipe: Pipeline) -> list[Exception | None]:
     return [r if isinstance(r, Exception) else None for r in results]
 
 
+@dataclass(eq=False)
 class MessageWriter:
     """Stores user messages and queues what follows them (events, counters,
     the session stream's TTL)."""
 
-    def __init__(
-        self, redis: Redis, keys: Keys, store: ConversationStore, session_ttl: int
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.store = store
-        self.frames = FrameGuard(redis, keys)
-        self.session_ttl = session_ttl
-        self.session_ttls = SessionTtl(session_ttl)
+    redis: Redis
+    keys: Keys
+    store: ConversationStore
+    session_ttl: int
+    frames: FrameGuard = field(init=False)
+    session_ttls: SessionTtl = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.frames = FrameGuard(self.redis, self.keys)
+        self.session_ttls = SessionTtl(self.session_ttl)
 
     def guard(self, posting: Posting) -> str | None:
         """The marker of the frame that sent the message (None: no ``client_id``)."""

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
 from shared.audit import AuditEntry, AuditLog, Party
 from shared.keys import MODERATION_EXCERPT_CHARS, MODERATION_MAXLEN, Keys
 from shared.moderation_config import Direction
+from shared.streams import CappedLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +39,16 @@ class FlaggedItem(BaseModel):
     excerpt: str
 
 
-class FlagLog:
+@dataclass(eq=False)
+class FlagLog(CappedLog):
     """The moderation stream: the only writer of ``keys.moderation()``."""
 
-    def __init__(self, redis: Redis, keys: Keys, maxlen: int = MODERATION_MAXLEN) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.maxlen = maxlen
+    maxlen: int = MODERATION_MAXLEN
+    name = Keys.moderation
 
     def queue(self, pipe: Any, item: FlaggedItem) -> None:
         item = item.model_copy(update={"excerpt": item.excerpt[:MODERATION_EXCERPT_CHARS]})
-        pipe.xadd(
-            self.keys.moderation(),
-            {"d": item.model_dump_json(exclude={"id"})},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        self.queue_json(pipe, item.model_dump_json(exclude={"id"}))
 
     def queue_blocked(self, pipe: Any, item: FlaggedItem, audit: AuditLog) -> None:
         """List a blocked text for review, and audit the block (without the

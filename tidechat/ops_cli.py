@@ -44,7 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "in a throw-away copy of the conversation (the user's conversation is not touched), "
         "waits for the reply and prints it beside the recorded one.",
     )
-    rt.add_argument("turn_id", metavar="TURN_ID", help="a turn id (or its first 6+ characters)")
+    _turn_id(rt)
     rt.add_argument("--model", help="replay on this model instead of the recorded one")
     rt.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for the reply (default 120)"
@@ -66,15 +66,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="one turn: its conversation, session, where it is now, and how to look further",
         description="TURN_ID is what a reply's menu in the web client copies (Copy turn ID).",
     )
-    tn.add_argument("turn_id", metavar="TURN_ID", help="a turn id (or its first 6+ characters)")
-    tn.add_argument("--json", action="store_true", help="machine-readable output")
+    _turn_id(tn)
+    _json(tn)
     command(tn, turn_info.show_turn)
 
     st = sub.add_parser(
         "streams",
         help="each pool's queue, pending turns per worker, live workers, dead letters",
     )
-    st.add_argument("--json", action="store_true", help="machine-readable output")
+    _json(st)
     st.add_argument(
         "--dead", type=int, default=3, metavar="N", help="newest dead letters shown per pool"
     )
@@ -92,7 +92,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     dsub = dp.add_subparsers(dest="dead_command", required=True)
     dl = dsub.add_parser("list", help="the dead letters, newest first")
     dl.add_argument("--pool", help="only this pool")
-    dl.add_argument("--json", action="store_true", help="machine-readable output")
+    _json(dl)
     command(dl, queues.dead_list)
     dr = dsub.add_parser("retry", help="queue a dead letter's turn again")
     dr.add_argument("entry_id", metavar="ID", help="the dead letter's entry id (dead list)")
@@ -102,3 +102,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     from tidechat import audit
 
     audit.add_parser(sub, command)
+
+
+def _turn_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("turn_id", metavar="TURN_ID", help="a turn id (or its first 6+ characters)")
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
