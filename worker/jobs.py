@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class JobRunner:
+    """Runs the admin's jobs (``shared/jobs.py``) in batches, between turns;
+    ``done`` counts the jobs finished."""
+
     redis: Redis
     keys: Keys
     consumer: str
