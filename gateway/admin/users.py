@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -64,13 +65,18 @@ class Created(BaseModel):
     invite: Invite | None = None
 
 
+@dataclass(eq=False)
 class UserAdmin:
-    def __init__(self, redis: Redis, keys: Keys, auth: AuthService, parts: AdminParts) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.auth = auth
-        self.parts = parts
-        self.store = ConversationStore(redis, keys)
+    """What an admin does to accounts (``/api/admin/users``)."""
+
+    redis: Redis
+    keys: Keys
+    auth: AuthService
+    #: Accounts, invites, sign-ins, groups, quotas, usage, the audit log.
+    parts: AdminParts
+
+    def __post_init__(self) -> None:
+        self.store = ConversationStore(self.redis, self.keys)
 
     # --- reading ---------------------------------------------------------------
 
