@@ -18,6 +18,7 @@ from shared.models_file import ModelCatalog, ScriptedModel
 from shared.moderation import FlagLog, ModerationConfig, ModerationRule, Moderator
 from shared.protocol import EditFrame, MessageFrame, RegenerateFrame, UserInfo
 from shared.store import ConversationStore
+from shared.streams import TurnRequest, decode_turn
 
 ALICE = UserInfo(id="alice", username="alice")
 SESSION = "s1"
@@ -56,6 +57,10 @@ async def queued(redis: Redis, keys: Keys) -> int:
     return int(await redis.xlen(keys.prompts("default")))
 
 
+async def turns_queued(redis: Redis, keys: Keys) -> list[TurnRequest]:
+    return [decode_turn(fields) for _, fields in await redis.xrange(keys.prompts("default"))]
+
+
 async def test_a_message_is_stored_told_and_queued_once(
     turns: TurnService, redis: Redis, keys: Keys
 ) -> None:
@@ -63,7 +68,10 @@ async def test_a_message_is_stored_told_and_queued_once(
     turn_id = await turns.message(ALICE, SESSION, frame)
     assert turn_id is not None
     assert await session_types(redis, keys) == ["conversation_created", "user_message"]
-    assert await queued(redis, keys) == 1
+    [turn] = await turns_queued(redis, keys)
+    [question] = await messages(redis, keys)
+    assert (turn.turn_id, turn.kind, turn.client_id) == (turn_id, "message", "c1")
+    assert (turn.parent_id, turn.session_id, turn.user_id) == (question.id, SESSION, "alice")
     assert turns.queue.submitted == 1
     # The same frame again (a client that lost its socket): nothing more.
     assert await turns.message(ALICE, SESSION, frame) is None
@@ -102,7 +110,9 @@ async def test_edit_and_regenerate_queue_a_turn_each_and_refuse_what_is_not_thei
     assert await turns.edit(ALICE, SESSION, edited) is not None
     again = RegenerateFrame(type="regenerate", conversation_id=cid, message_id=question.id)
     assert await turns.regenerate(ALICE, SESSION, again) is not None
-    assert await queued(redis, keys) == 3
+    queued_turns = await turns_queued(redis, keys)
+    assert [t.kind for t in queued_turns] == ["message", "edit", "regenerate"]
+    assert queued_turns[2].parent_id == question.id
     bob = UserInfo(id="bob", username="bob")
     with pytest.raises(ApiError) as caught:
         await turns.regenerate(bob, "s2", again)
