@@ -10,7 +10,7 @@ import argparse
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``replay``, ``turn``, ``streams``, ``dead`` and ``migrate``: the operator
     commands (tidechat/ops.py)."""
-    from tidechat import migrate, queues, replay, timeline, turn_info
+    from tidechat import dead, migrate, queues, replay, timeline, turn_info
     from tidechat.ops import Command, run
 
     def command(parser: argparse.ArgumentParser, impl: Command) -> None:
@@ -93,11 +93,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     dl = dsub.add_parser("list", help="the dead letters, newest first")
     dl.add_argument("--pool", help="only this pool")
     _json(dl)
-    command(dl, queues.dead_list)
+    command(dl, dead.dead_list)
     dr = dsub.add_parser("retry", help="queue a dead letter's turn again")
     dr.add_argument("entry_id", metavar="ID", help="the dead letter's entry id (dead list)")
     dr.add_argument("--pool", help="the pool it is in (default: look in every pool)")
-    command(dr, queues.dead_retry)
+    command(dr, dead.dead_retry)
 
     from tidechat import audit
 
