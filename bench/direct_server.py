@@ -60,14 +60,7 @@ def create_direct_app(settings: GatewaySettings) -> FastAPI:
         state["store"] = ConversationStore(redis, settings.keys)
         parts = build_parts(redis, settings.keys, settings)
         state["auth"] = AuthService(
-            redis,
-            settings.keys,
-            runtime=parts.runtime,
-            accounts=parts.accounts,
-            invites=parts.invites,
-            audit=parts.audit,
-            throttle=SignInThrottle(redis, settings.keys),
-            signins=parts.signins,
+            redis, settings.keys, parts, SignInThrottle(redis, settings.keys)
         )
         state["backends"] = BackendPool(hf_token=None, data_dir=Path("."))
         yield

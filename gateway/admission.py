@@ -17,7 +17,7 @@ with several requests in flight at once can pass a limit by those few.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,7 +29,7 @@ from shared.access import ModelAccess
 from shared.audit import AuditLog, Party
 from shared.keys import QUOTA_HIT_LOG_TTL_S, WORKER_GROUP, Keys
 from shared.models_file import ModelSpec
-from shared.user_limits import usage_day
+from shared.usage import usage_day
 
 #: The user's own storage quotas, in the limits hash an admin writes.
 _OWN_QUOTAS = ["conversations", "messages", "bytes"]
@@ -56,28 +56,23 @@ class Adds:
     bytes: int = 0
 
 
+@dataclass(eq=False)
 class Admission:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        *,
-        max_queued_turns: int,
-        max_waiting_per_user: int,
-        quotas: Quotas,
-        audit: AuditLog | None = None,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.max_queued_turns = max_queued_turns
-        self.max_waiting_per_user = max_waiting_per_user
-        self.quotas = quotas
-        self.access = ModelAccess(redis, keys)
-        self.audit = audit
-        self.refusals = 0
-        self.quota_refusals = 0
-        self._depth: dict[str, tuple[int, float]] = {}
-        self._queued: dict[str, int] = {}
+    redis: Redis
+    keys: Keys
+    _: KW_ONLY
+    max_queued_turns: int
+    max_waiting_per_user: int
+    quotas: Quotas
+    audit: AuditLog | None = None
+    refusals: int = field(default=0, init=False)
+    quota_refusals: int = field(default=0, init=False)
+    #: A pool's queue depth as last read, and when (``CAPACITY_TTL_S``).
+    _depth: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+    _queued: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.access = ModelAccess(self.redis, self.keys)
 
     async def check(self, uid: str, spec: ModelSpec | None, adds: Adds) -> None:
         """Refuse (``forbidden``, ``quota_exceeded``, ``busy``) or return;

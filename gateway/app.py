@@ -14,7 +14,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.admin import build_parts
 from gateway.admin.users import UserAdmin
-from gateway.admission import Quotas
 from gateway.auth import AuthService
 from gateway.config import GatewaySettings
 from gateway.deps import Services
@@ -82,23 +81,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             buffer_bytes=cfg.socket_buffer_bytes,
         )
         parts = build_parts(redis, keys, cfg)
-        auth_service = AuthService(
+        throttle = SignInThrottle(
             redis,
             keys,
-            runtime=parts.runtime,
-            accounts=parts.accounts,
-            invites=parts.invites,
-            audit=parts.audit,
-            throttle=SignInThrottle(
-                redis,
-                keys,
-                ThrottleRules(
-                    account_free=cfg.signin_attempts_per_account,
-                    address_free=cfg.signin_attempts_per_address,
-                ),
+            ThrottleRules(
+                account_free=cfg.signin_attempts_per_account,
+                address_free=cfg.signin_attempts_per_address,
             ),
-            signins=parts.signins,
         )
+        auth_service = AuthService(redis, keys, parts, throttle)
         store = ConversationStore(redis, keys)
         search = Search(redis, keys, store, messages=cfg.search_messages)
         try:
@@ -118,31 +109,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 keys,
                 catalog,
                 store,
-                max_message_chars=cfg.max_message_chars,
-                limits=cfg.turn_limits,
-                max_queued_turns=cfg.max_queued_turns,
-                session_ttl=cfg.session_ttl_seconds,
-                stops_per_minute=cfg.stops_per_minute,
-                fair_turns_per_user=cfg.fair_turns_per_user,
-                max_waiting_per_user=cfg.max_waiting_turns_per_user,
-                quotas=Quotas(cfg.quota_conversations, cfg.quota_messages, cfg.quota_bytes),
-                max_attachments=cfg.max_attachments_per_message,
+                cfg,
                 audit=parts.audit,
                 moderator=Moderator(catalog.moderation),
             ),
             admin=parts,
-            users=UserAdmin(
-                redis,
-                keys,
-                auth=auth_service,
-                accounts=parts.accounts,
-                invites=parts.invites,
-                signins=parts.signins,
-                groups=parts.groups,
-                quotas=parts.quotas,
-                usage=parts.usage,
-                audit=parts.audit,
-            ),
+            users=UserAdmin(redis, keys, auth_service, parts),
             hub=hub,
             gateway_id=gateway_id,
             owners=SessionOwners(redis, keys, cfg.session_ttl_seconds),

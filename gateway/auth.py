@@ -31,14 +31,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from gateway.admin.accounts import Accounts, usable, user_info
-from gateway.admin.invites import Invites, TakenInvite
-from gateway.admin.runtime import RuntimeSettings
+from gateway.admin import AdminParts
+from gateway.admin.accounts import usable, user_info
+from gateway.admin.invites import TakenInvite
 from gateway.config import SignupMode
 from gateway.errors import ApiError
-from gateway.security.signins import SignInRecord, SignIns, token_hash
+from gateway.security.signins import SignInRecord, token_hash
 from gateway.security.throttle import Attempt, SignInThrottle
-from shared.audit import AuditLog, Party
+from shared.audit import Party
 from shared.keys import Keys
 from shared.protocol import UserInfo
 
@@ -71,30 +71,18 @@ class Session(BaseModel):
 
 class AuthService:
     def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        *,
-        runtime: RuntimeSettings,
-        throttle: SignInThrottle,
-        signins: SignIns,
-        accounts: Accounts,
-        invites: Invites,
-        audit: AuditLog,
+        self, redis: Redis, keys: Keys, parts: AdminParts, throttle: SignInThrottle
     ) -> None:
         self.redis = redis
         self.keys = keys
-        self.runtime = runtime
+        #: Accounts, invites, sign-ins, run-time settings and the audit log.
+        self.parts = parts
         self.throttle = throttle
-        self.signins = signins
-        self.accounts = accounts
-        self.invites = invites
-        self.audit = audit
         self._hasher = PasswordHasher()
         self._dummy_hash: str | None = None
 
     async def signup_mode(self) -> SignupMode:
-        return await self.runtime.signup_mode()
+        return await self.parts.runtime.signup_mode()
 
     async def hash_password(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -116,7 +104,7 @@ class AuthService:
             attempt = await self.throttle.address_attempt(address)
             password_hash = await self.hash_password(creds.password)
             invite = taken.invite if taken else None
-            user = await self.accounts.create(
+            user = await self.parts.accounts.create(
                 name,
                 password_hash,
                 is_admin=bool(invite and invite.is_admin),
@@ -125,17 +113,17 @@ class AuthService:
             )
         except BaseException:
             if taken is not None:
-                await self.invites.give_back(taken)
+                await self.parts.invites.give_back(taken)
             raise
         await self.throttle.refund_address(attempt)
         if taken is not None:
-            await self.audit.record(
+            await self.parts.audit.record(
                 "invite.used",
                 actor=Party(id=user.id, name=user.username),
                 address=address,
                 invite=taken.invite.id,
             )
-        return Session(token=await self.signins.create(user.id, user_agent), user=user)
+        return Session(token=await self.parts.signins.create(user.id, user_agent), user=user)
 
     async def _admit(self, name: str, invite: str | None) -> TakenInvite | None:
         """Whether a new account may be made now: by the sign-up mode, and
@@ -149,12 +137,12 @@ class AuthService:
                     "forbidden", "sign-up needs an invite link on this server; ask its admin"
                 )
             return None
-        taken = await self.invites.take(invite)
+        taken = await self.parts.invites.take(invite)
         if taken is None:
             raise ApiError("forbidden", "this invite link does not work any more (used or expired)")
         wanted = taken.invite.username
         if wanted and wanted.casefold() != name.casefold():
-            await self.invites.give_back(taken)
+            await self.parts.invites.give_back(taken)
             raise ApiError("bad_request", f"this invite is for the username {wanted!r}")
         return taken
 
@@ -175,7 +163,7 @@ class AuthService:
             raise ApiError("unauthorized", WRONG_CREDENTIALS)
         await self.throttle.succeeded(attempt)
         if record.get("disabled") == "1":
-            await self.audit.record(
+            await self.parts.audit.record(
                 "signin.disabled_account",
                 target=Party(id=uid, name=record["username"]),
                 address=address,
@@ -191,7 +179,7 @@ class AuthService:
             pipe.hset(self.keys.user(uid), "password_hash", new_hash)
         pipe.hset(self.keys.user(uid), "last_login_at", str(time.time()))
         await pipe.execute()
-        token = await self.signins.create(uid, user_agent)
+        token = await self.parts.signins.create(uid, user_agent)
         return Session(token=token, user=user_info(uid, record))
 
     async def _failed(
@@ -202,7 +190,7 @@ class AuthService:
         someone's password)."""
         target = Party(id=uid, name=record.get("username", "")) if uid and record else None
         for lock in self.throttle.lockouts(attempt):
-            await self.audit.record(
+            await self.parts.audit.record(
                 "signin.lockout" if lock.locked_s else "signin.failures",
                 target=target if lock.scope == "account" else None,
                 address=address,
@@ -232,7 +220,7 @@ class AuthService:
         )
         pipe.hdel(self.keys.user(user.id), "must_change_password")
         await pipe.execute()
-        return await self.signins.revoke_all_but(user.id, token_hash(token))
+        return await self.parts.signins.revoke_all_but(user.id, token_hash(token))
 
     async def _verify(self, stored: str, password: str) -> bool:
         try:
@@ -254,7 +242,7 @@ class AuthService:
         digest = token_hash(token)
         uid = cast("str | None", await self.redis.get(self.keys.auth_token(digest)))
         if uid:
-            await self.signins.revoke(uid, [digest])
+            await self.parts.signins.revoke(uid, [digest])
 
     async def signed_in(self, token: str) -> bool:
         """Whether the token is (still) a sign-in: one command."""
@@ -279,10 +267,10 @@ class AuthService:
         if record is None and account.get("credentials_changed_at"):
             # A token from before sign-ins were recorded, and the password has
             # changed since: it must not outlive the change.
-            await self.signins.revoke(uid, [digest])
+            await self.parts.signins.revoke(uid, [digest])
             return None
-        if record is None or self.signins.touch_due(digest):
-            await self.signins.touch(uid, digest, record, user_agent)
+        if record is None or self.parts.signins.touch_due(digest):
+            await self.parts.signins.touch(uid, digest, record, user_agent)
         return user_info(uid, account)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import KW_ONLY, dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
@@ -55,41 +56,32 @@ def follow_from(feed_id: str) -> str:
     return f"{max(entry_ms(feed_id) - FOLLOW_MARGIN_MS, 0)}-0"
 
 
+@dataclass(eq=False)
 class LiveSync:
     """One socket's feed subscription and the turns it follows."""
 
-    def __init__(
-        self,
-        redis: Redis,
-        hub: SessionHub,
-        owners: SessionOwners,
-        store: ConversationStore,
-        keys: Keys,
-        *,
-        user_id: str,
-        session_id: str,
-        ready: asyncio.Event,
-    ) -> None:
-        self._redis = redis
-        self._hub = hub
-        self._owners = owners
-        self._store = store
-        self._keys = keys
-        self._user_id = user_id
-        self._session_id = session_id
-        self._ready = ready
-        self.feed: Subscriber | None = None
-        #: turn id -> its subscriber
-        self.follows: dict[str, Subscriber] = {}
-        self.watching: str | None = None
+    redis: Redis
+    hub: SessionHub
+    owners: SessionOwners
+    store: ConversationStore
+    keys: Keys
+    _: KW_ONLY
+    user_id: str
+    session_id: str
+    #: The socket's: set when any of its subscribers has something to send.
+    ready: asyncio.Event
+    feed: Subscriber | None = field(default=None, init=False)
+    #: turn id -> its subscriber
+    follows: dict[str, Subscriber] = field(default_factory=dict, init=False)
+    watching: str | None = field(default=None, init=False)
 
     async def start(self, feed_after: str | None) -> Subscriber:
-        self.feed = await self._hub.subscribe_feed(self._user_id, feed_after, self._ready)
+        self.feed = await self.hub.subscribe_feed(self.user_id, feed_after, self.ready)
         return self.feed
 
     async def reposition(self, feed_after: str) -> None:
         if self.feed is not None:
-            await self._hub.reposition(self.feed, feed_after)
+            await self.hub.reposition(self.feed, feed_after)
 
     def subscribers(self) -> list[Subscriber]:
         feed = [] if self.feed is None else [self.feed]
@@ -97,13 +89,13 @@ class LiveSync:
 
     def close(self) -> None:
         if self.feed is not None:
-            self._hub.unsubscribe(self.feed)
+            self.hub.unsubscribe(self.feed)
             self.feed = None
         self._drop_follows()
 
     def _drop_follows(self) -> None:
         for sub in self.follows.values():
-            self._hub.unsubscribe(sub)
+            self.hub.unsubscribe(sub)
         self.follows.clear()
 
     async def watch(self, conversation_id: str | None) -> None:
@@ -117,7 +109,7 @@ class LiveSync:
             return
         entries = cast(
             StreamEntries,
-            await self._redis.xrevrange(self._keys.user_feed(self._user_id), count=FOLLOW_LOOKBACK),
+            await self.redis.xrevrange(self.keys.user_feed(self.user_id), count=FOLLOW_LOOKBACK),
         )
         # A turn older than its slot's lifetime is over, whatever happened to it.
         cutoff = entry_ms(entries[0][0]) - TURN_SLOT_TTL_S * 1000 if entries else 0
@@ -133,7 +125,7 @@ class LiveSync:
 
     async def _reply_stored(self, conversation_id: str, turn_id: str) -> bool:
         try:
-            head = await self._store.owned_head(conversation_id, self._user_id, turn_id)
+            head = await self.store.owned_head(conversation_id, self.user_id, turn_id)
         except NotFoundError:
             return True  # not theirs, or gone: nothing to follow
         return head.message_exists
@@ -147,7 +139,7 @@ class LiveSync:
                 for turn_id, follow in list(self.follows.items()):
                     if follow is sub:
                         del self.follows[turn_id]
-                self._hub.unsubscribe(sub)
+                self.hub.unsubscribe(sub)
             return
         if item.type == "conversation_deleted" and self.watching is not None:
             if f'"conversation_id":"{self.watching}"' in item.frame:
@@ -162,15 +154,15 @@ class LiveSync:
         await self._follow(item.session, turn[1], item.event_id)
 
     async def _follow(self, session_id: str | None, turn_id: str, feed_id: str) -> None:
-        if session_id is None or session_id == self._session_id:
+        if session_id is None or session_id == self.session_id:
             return  # its own session brings it anyway
         if len(self.follows) >= MAX_FOLLOWS:
             return
         try:
-            if not await self._owners.owns(session_id, self._user_id):
+            if not await self.owners.owns(session_id, self.user_id):
                 log.warning("a feed named a session of another user; not followed")
                 return
-            sub = await self._hub.follow(session_id, follow_from(feed_id), turn_id, self._ready)
+            sub = await self.hub.follow(session_id, follow_from(feed_id), turn_id, self.ready)
         except RedisError as exc:
             log.warning("could not follow a turn of another tab: %s", exc)
             return

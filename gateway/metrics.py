@@ -30,54 +30,44 @@ async def render_metrics(services: Services) -> str:
         out.append(f"# TYPE {name} {kind}")
         out.extend(_line(name, v, labels) for v, labels in rows)
 
-    metric(
-        "tidechat_gateway_sockets",
-        "gauge",
-        "Open WebSocket connections.",
-        [(len(services.sockets), None)],
-    )
-    metric(
-        "tidechat_gateway_subscribers",
-        "gauge",
-        "Session-stream subscribers (sockets and SSE).",
-        [(services.hub.subscriber_count, None)],
-    )
-    metric(
-        "tidechat_gateway_events_read_total",
-        "counter",
-        "Session events read by the reader.",
-        [(services.hub.events_read, None)],
-    )
-    metric(
-        "tidechat_gateway_turns_submitted_total",
-        "counter",
-        "Turns queued by this gateway.",
-        [(services.turns.turns_submitted, None)],
-    )
-    metric(
-        "tidechat_gateway_busy_total",
-        "counter",
-        "Turns refused with busy.",
-        [(services.turns.admission.refusals, None)],
-    )
-    metric(
-        "tidechat_gateway_quota_refusals_total",
-        "counter",
-        "Requests refused with quota_exceeded.",
-        [(services.turns.admission.quota_refusals, None)],
-    )
-    metric(
-        "tidechat_gateway_stops_refused_total",
-        "counter",
-        "Stop frames refused past the per-user limit.",
-        [(services.turns.stops.refused, None)],
-    )
-    metric(
-        "tidechat_gateway_resumes_total",
-        "counter",
-        "Sockets that resumed a session.",
-        [(services.sockets.resumes, None)],
-    )
+    # This process's own figures: (name, kind, help, value).
+    own: list[tuple[str, str, str, float]] = [
+        ("sockets", "gauge", "Open WebSocket connections.", len(services.sockets)),
+        (
+            "subscribers",
+            "gauge",
+            "Session-stream subscribers (sockets and SSE).",
+            services.hub.subscriber_count,
+        ),
+        (
+            "events_read_total",
+            "counter",
+            "Session events read by the reader.",
+            services.hub.events_read,
+        ),
+        (
+            "turns_submitted_total",
+            "counter",
+            "Turns queued by this gateway.",
+            services.turns.queue.submitted,
+        ),
+        ("busy_total", "counter", "Turns refused with busy.", services.turns.admission.refusals),
+        (
+            "quota_refusals_total",
+            "counter",
+            "Requests refused with quota_exceeded.",
+            services.turns.admission.quota_refusals,
+        ),
+        (
+            "stops_refused_total",
+            "counter",
+            "Stop frames refused past the per-user limit.",
+            services.turns.stops.refused,
+        ),
+        ("resumes_total", "counter", "Sockets that resumed a session.", services.sockets.resumes),
+    ]
+    for name, kind, help_, value in own:
+        metric(f"tidechat_gateway_{name}", kind, help_, [(value, None)])
     try:
         keys = services.settings.keys
         rows: dict[str, list[tuple[float, dict[str, str] | None]]] = {}

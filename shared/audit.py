@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
 from shared.keys import AUDIT_MAXLEN, Keys
+from shared.streams import CappedLog
 
 AuditKind = Literal[
     # admin actions
@@ -125,20 +126,17 @@ class AuditFilter(BaseModel):
         return self.user is None or entry.involves(self.user)
 
 
-class AuditLog:
-    def __init__(self, redis: Redis, keys: Keys, maxlen: int = AUDIT_MAXLEN) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.maxlen = maxlen
+@dataclass(eq=False)
+class AuditLog(CappedLog):
+    """The audit stream: the only writer of ``keys.audit()``."""
 
-    def queue(self, pipe: Any, entry: AuditEntry) -> None:
-        """Add ``entry`` on ``pipe`` (a pipeline of the action it records)."""
-        pipe.xadd(
-            self.keys.audit(),
-            {"d": entry.model_dump_json(exclude={"id"}, exclude_none=True)},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+    maxlen: int = AUDIT_MAXLEN
+    name = Keys.audit
+
+    def queue(self, pipe: Any, entry: AuditEntry) -> Any:
+        """Add ``entry`` on ``pipe`` (a pipeline of the action it records; or
+        the client: then await the result)."""
+        return self.queue_json(pipe, entry.model_dump_json(exclude={"id"}, exclude_none=True))
 
     async def record(
         self,
@@ -150,12 +148,7 @@ class AuditLog:
         **detail: Any,
     ) -> None:
         entry = AuditEntry(kind=kind, actor=actor, target=target, address=address, detail=detail)
-        await self.redis.xadd(
-            self.keys.audit(),
-            {"d": entry.model_dump_json(exclude={"id"}, exclude_none=True)},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        await self.queue(self.redis, entry)
 
     async def read(
         self, filt: AuditFilter | None = None, *, before: str | None = None, limit: int = 100

@@ -4,6 +4,13 @@ One place, so that a reader can see the whole keyspace at a glance and a change
 to a name cannot leave one side behind (the arq ``constants.py`` idea). Each
 tunable says why it has the value it has; operators override the ones exposed
 as settings, the rest are protocol constants.
+
+Longer than ~300 lines on purpose: the keyspace is read as a whole (which
+keys share a hash tag, so a script may touch them together; which prefix a
+migration renames), and every key is one short method with the comment
+saying what it holds. Split by concern, a key's slot partners and its
+name's neighbours would live in other files. The methods look alike (the
+``duplicates`` tool pairs them by shape); each names a different key.
 """
 
 from __future__ import annotations

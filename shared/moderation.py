@@ -17,6 +17,9 @@ A blocked user message is stored, marked blocked, and never answered; a
 blocked reply's text is withheld. Either way an entry goes on the
 moderation stream (``FlagLog``, with a short excerpt for the admin's
 review) and the audit log (without the text).
+
+The table's settings are in ``shared/moderation_config.py``, the review
+list in ``shared/moderation_log.py`` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -24,144 +27,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from typing import Any, cast
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from redis.asyncio import Redis
 
-from shared.keys import MODERATION_EXCERPT_CHARS, MODERATION_MAXLEN, Keys
+from shared.moderation_config import (
+    BOTH,
+    DEFAULT_REASON,
+    ClassifierConfig,
+    Direction,
+    ModerationConfig,
+    ModerationRule,
+)
+from shared.moderation_log import FlaggedItem, FlagLog, Verdict, flagged
 
 log = logging.getLogger(__name__)
 
-Direction = Literal["input", "output"]
-BOTH: list[Direction] = ["input", "output"]
-
-DEFAULT_REASON = "This message goes against this server's content policy."
-
-
-class ModerationRule(BaseModel):
-    """Blocks text that contains one of ``words`` (whole words, any case) or
-    matches ``pattern`` (a Python regular expression)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    words: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
-    pattern: str | None = None
-    #: What the user is told (default: the section's ``reason``).
-    reason: str | None = None
-    applies_to: list[Direction] = Field(default_factory=lambda: list(BOTH))
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _something(self) -> ModerationRule:
-        if not self.words and not self.pattern:
-            raise ValueError("a moderation rule needs `words` or `pattern`")
-        return self
-
-    def regex(self) -> re.Pattern[str]:
-        parts = [rf"\b{re.escape(w)}\b" for w in self.words]
-        if self.pattern:
-            parts.append(f"(?:{self.pattern})")
-        return re.compile("|".join(parts), re.IGNORECASE if self.words else 0)
-
-
-class ClassifierConfig(BaseModel):
-    """A classification endpoint. ``format = "hf"``: the Hugging Face
-    Inference API's text classification (``model``: a Hub id, or ``url``: an
-    endpoint); ``"openai"``: an OpenAI-compatible ``/v1/moderations`` (``url``,
-    optional ``model``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: Literal["hf", "openai"] = "hf"
-    url: str | None = None
-    model: str | None = None
-    #: Environment variable holding the endpoint's key (never the key itself).
-    token_env: str = "HF_TOKEN"
-    #: hf: labels that block when their score reaches ``threshold``; openai:
-    #: categories that block (empty: whatever the endpoint flags).
-    labels: list[str] = Field(default_factory=list)
-    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    reason: str | None = None
-    applies_to: list[Direction] = Field(default_factory=lambda: list(BOTH))
-    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
-    #: When the endpoint fails or times out: let the text through ("allow",
-    #: the default: a moderation outage must not stop all chat) or block it.
-    on_error: Literal["allow", "block"] = "allow"
-
-    @model_validator(mode="after")
-    def _target(self) -> ClassifierConfig:
-        if self.format == "hf" and not (self.url or self.model):
-            raise ValueError("an hf classifier needs `model` (a Hub model id) or `url`")
-        if self.format == "openai" and not self.url:
-            raise ValueError("an openai classifier needs `url` (…/v1/moderations)")
-        if self.format == "hf" and not self.labels:
-            raise ValueError("an hf classifier needs `labels`: which labels block")
-        return self
-
-
-class ModerationConfig(BaseModel):
-    """The models file's ``[moderation]`` table."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    #: The reason shown when a rule or the classifier gives none.
-    reason: str = DEFAULT_REASON
-    rules: list[ModerationRule] = Field(default_factory=list)
-    classifier: ClassifierConfig | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.enabled and bool(self.rules or self.classifier)
-
-    def summary(self) -> dict[str, Any]:
-        """What the console shows (no secrets: the token's variable name only)."""
-        c = self.classifier
-        return {
-            "enabled": self.active,
-            "rules": [
-                {
-                    "words": len(r.words),
-                    "pattern": r.pattern is not None,
-                    "reason": r.reason or self.reason,
-                    "applies_to": r.applies_to,
-                }
-                for r in self.rules
-            ],
-            "classifier": None
-            if c is None
-            else {
-                "format": c.format,
-                "target": c.model or c.url,
-                "labels": c.labels,
-                "threshold": c.threshold,
-                "applies_to": c.applies_to,
-                "on_error": c.on_error,
-            },
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A block: what the user reads, and what matched (for the admin)."""
-
-    reason: str
-    rule: str
+__all__ = [
+    "BOTH",
+    "DEFAULT_REASON",
+    "ClassifierConfig",
+    "Direction",
+    "FlagLog",
+    "FlaggedItem",
+    "ModerationConfig",
+    "ModerationRule",
+    "Moderator",
+    "Verdict",
+    "flagged",
+]
 
 
 class Moderator:
@@ -264,76 +159,3 @@ class Moderator:
             top = [k for k, v in categories.items() if v] or ["flagged"]
             return ", ".join(top)
         return None
-
-
-class FlaggedItem(BaseModel):
-    """A blocked message or reply, as the console lists it."""
-
-    id: str = ""
-    ts: float
-    direction: Direction
-    user_id: str
-    username: str = ""
-    conversation_id: str
-    message_id: str
-    model: str | None = None
-    reason: str
-    rule: str
-    excerpt: str
-
-
-class FlagLog:
-    """The moderation stream: the only writer of ``keys.moderation()``."""
-
-    def __init__(self, redis: Redis, keys: Keys, maxlen: int = MODERATION_MAXLEN) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.maxlen = maxlen
-
-    def queue(self, pipe: Any, item: FlaggedItem) -> None:
-        item = item.model_copy(update={"excerpt": item.excerpt[:MODERATION_EXCERPT_CHARS]})
-        pipe.xadd(
-            self.keys.moderation(),
-            {"d": item.model_dump_json(exclude={"id"})},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
-
-    async def list(
-        self, *, before: str | None = None, limit: int = 50
-    ) -> tuple[list[FlaggedItem], str | None]:
-        """Newest first; ``before``: an entry id (exclusive) to page on."""
-        top = f"({before}" if before else "+"
-        rows = cast(
-            list[tuple[str, dict[str, str]]],
-            await self.redis.xrevrange(self.keys.moderation(), top, "-", count=limit),
-        )
-        items = [
-            FlaggedItem.model_validate_json(f["d"]).model_copy(update={"id": i}) for i, f in rows
-        ]
-        return items, (rows[-1][0] if len(rows) == limit else None)
-
-
-def flagged(
-    verdict: Verdict,
-    *,
-    direction: Direction,
-    user_id: str,
-    username: str = "",
-    conversation_id: str,
-    message_id: str,
-    text: str,
-    model: str | None = None,
-) -> FlaggedItem:
-    return FlaggedItem(
-        ts=time.time(),
-        direction=direction,
-        user_id=user_id,
-        username=username,
-        conversation_id=conversation_id,
-        message_id=message_id,
-        model=model,
-        reason=verdict.reason,
-        rule=verdict.rule,
-        excerpt=text[:MODERATION_EXCERPT_CHARS],
-    )

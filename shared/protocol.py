@@ -7,6 +7,12 @@ Client frames and server events are each one union tagged by a ``Literal``
 Every server event but ``hello``, ``pong`` and errors about a bad frame is
 written to the session stream and carries ``event_id`` (the stream entry id)
 when delivered.
+
+Longer than ~300 lines on purpose: it is the one wire contract, which
+``scripts/gen_types.py`` turns into ``web/src/protocol.gen.ts`` whole, and
+the unions at the bottom must name every frame and event. Fields that
+frames or events share are declared once in a base (``_OnMessage``,
+``_ToolEvent``); what remains alike is the shape of a model declaration.
 """
 
 from __future__ import annotations
@@ -75,10 +81,9 @@ class MessageFrame(_Frame):
     attachments: Annotated[list[Id], Field(max_length=100)] = Field(default_factory=list)
 
 
-class RegenerateFrame(_Frame):
-    """A new sibling reply to the user message that ``message_id`` answers."""
+class _OnMessage(_Frame):
+    """A frame about one message of a conversation, answered by a turn."""
 
-    type: Literal["regenerate"]
     conversation_id: Id
     message_id: Id
     model: str | None = None
@@ -87,15 +92,17 @@ class RegenerateFrame(_Frame):
     client_id: Annotated[str, Field(max_length=128)] | None = None
 
 
-class EditFrame(_Frame):
+class RegenerateFrame(_OnMessage):
+    """A new sibling reply to the user message that ``message_id`` answers."""
+
+    type: Literal["regenerate"]
+
+
+class EditFrame(_OnMessage):
     """A new sibling of user message ``message_id`` with new content, and a reply."""
 
     type: Literal["edit"]
-    conversation_id: Id
-    message_id: Id
     content: str
-    model: str | None = None
-    client_id: Annotated[str, Field(max_length=128)] | None = None
 
 
 class StopFrame(_Frame):
@@ -252,42 +259,41 @@ class StreamEndEvent(EventBase):
     message: Message
 
 
-class ToolCallEvent(EventBase):
-    """The model asked for a tool (issue 15, docs/tools.md). ``arguments``
-    is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``."""
+class _ToolEvent(EventBase):
+    """About one tool call of a turn (issue 15, docs/tools.md)."""
 
-    type: Literal["tool_call"] = "tool_call"
     turn_id: str
     #: Which model call of the turn (0: the first) asked for it.
     step: int
     call_id: str
+
+
+class _ToolAsked(_ToolEvent):
     #: The server's id in the tools file (never its address).
     server: str
     tool: str
+    #: The model's JSON text, cut to ``TOOL_PREVIEW_CHARS``.
     arguments: str
 
 
-class ApprovalRequiredEvent(EventBase):
+class ToolCallEvent(_ToolAsked):
+    """The model asked for a tool."""
+
+    type: Literal["tool_call"] = "tool_call"
+
+
+class ApprovalRequiredEvent(_ToolAsked):
     """A call to an "ask" tool waits for the user (an ``approve`` frame)
     until ``timeout_seconds`` have passed; then it is refused."""
 
     type: Literal["approval_required"] = "approval_required"
-    turn_id: str
-    step: int
-    call_id: str
-    server: str
-    tool: str
-    arguments: str
     timeout_seconds: float
 
 
-class ToolResultEvent(EventBase):
+class ToolResultEvent(_ToolEvent):
     """A tool call ended; ``preview`` is the start of its result."""
 
     type: Literal["tool_result"] = "tool_result"
-    turn_id: str
-    step: int
-    call_id: str
     status: ToolStatus
     preview: str
     duration_ms: int

@@ -14,9 +14,12 @@ shape: ``shared/fairness.py`` substitutes ``FIELD_DATA``.)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
+from redis.asyncio import Redis
 
 from shared.conversation import Id, now
 from shared.keys import (
@@ -251,3 +254,23 @@ def queue_ingest_dead(
         maxlen=DEAD_MAXLEN,
         approximate=True,
     )
+
+
+@dataclass(eq=False)
+class CappedLog:
+    """A stream of JSON entries (in ``FIELD_DATA``) kept to about ``maxlen``:
+    the audit log and the moderation list, each the only writer of its key."""
+
+    redis: Redis
+    keys: Keys
+    maxlen: int
+    #: Its key's name (a ``Keys`` method), set by each kind of log.
+    name: ClassVar[Callable[[Keys], str]]
+
+    def key(self) -> str:
+        return type(self).name(self.keys)
+
+    def queue_json(self, target: Any, data: str) -> Any:
+        """XADD ``data`` on ``target``: a pipeline, or the client (then the
+        awaitable is returned)."""
+        return target.xadd(self.key(), {FIELD_DATA: data}, maxlen=self.maxlen, approximate=True)

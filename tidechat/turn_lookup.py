@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from shared.conversation import is_valid_id
 from shared.streams import StreamEntries, TurnRequest
+from tidechat.dead import decode_dead
 from tidechat.ops import Ops, OpsError
-from tidechat.queues import decode_dead
 from tidechat.timeline import PAGE
 
 #: Shortest turn-id prefix accepted (the timeline shows 8 characters).

@@ -14,7 +14,6 @@ SIGTERM from the kernel if this process dies without cleaning up.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -22,14 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redis.exceptions import RedisError
-
-from shared.local_model import LocalModelError, bundled_model_path
-from shared.models_file import LlamaCppModel, ModelsFileError
 from shared.paths import default_data_dir
-from shared.redis_client import make_redis
-from shared.redis_features import explain, missing_features
-from shared.settings import CommonSettings
 from tidechat.local_redis import (
     LocalRedis,
     LocalRedisError,
@@ -37,9 +29,8 @@ from tidechat.local_redis import (
     port_in_use,
     record_url,
 )
-from tidechat.migrate import Migration
-from tidechat.ops import OpsError
 from tidechat.processes import Process, ProcessExited, tidechat_command, wait_ready
+from tidechat.up_checks import UpError, check_external_redis, migrate, prepare_models
 
 #: How long a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 30.0
@@ -48,10 +39,6 @@ STOP_TIMEOUT_S = 30.0
 DEFAULT_MAXMEMORY = "1gb"
 #: How long ``up`` waits for ``/ready`` (the first start loads the model).
 READY_TIMEOUT_S = 300.0
-
-
-class UpError(RuntimeError):
-    """Something keeps tidechat from starting; the message says what to do."""
 
 
 @dataclass
@@ -84,35 +71,10 @@ class Up:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _prepare_models(self) -> None:
-        """Check the models file and assemble the bundled model in the
-        foreground, so its progress bar shows here and not in a worker's log."""
-        settings = CommonSettings()
-        if self.args.model:
-            settings.model_path = str(self.args.model.expanduser().resolve())
-        try:
-            catalog = settings.load_models()
-        except ModelsFileError as exc:
-            raise UpError(str(exc)) from exc
-        for spec in catalog.models:
-            if not isinstance(spec, LlamaCppModel):
-                continue
-            if spec.path:
-                if not Path(spec.path).expanduser().is_file():
-                    raise UpError(
-                        f"model {spec.id!r}: the GGUF file {spec.path} does not exist; "
-                        "fix `path` in the models file (TIDECHAT_MODELS)"
-                    )
-                continue
-            try:
-                bundled_model_path(self.data_dir, progress=True)
-            except LocalModelError as exc:
-                raise UpError(str(exc)) from exc
-
     def _start_redis(self) -> str:
         url = os.environ.get("REDIS_URL")
         if url:
-            self._check_external_redis(url)
+            check_external_redis(url)
             return url
         self.redis = LocalRedis(
             self.data_dir / "redis",
@@ -128,41 +90,6 @@ class Up:
         record_url(self.data_dir, self.redis.url)
         return self.redis.url
 
-    def _check_external_redis(self, url: str) -> None:
-        async def probe() -> list[str]:
-            client = make_redis(url)
-            try:
-                await client.ping()
-                return await missing_features(client, CommonSettings().keys)
-            finally:
-                await client.aclose()
-
-        try:
-            missing = asyncio.run(probe())
-        except (RedisError, OSError) as exc:
-            raise UpError(f"cannot reach Redis at REDIS_URL ({exc}); is it running?") from exc
-        if missing:
-            raise UpError(explain(missing))
-
-    def _migrate(self, url: str) -> None:
-        """Data of a previous release is migrated before anything serves it
-        (``tidechat migrate``), so a newcomer never has to."""
-
-        async def run() -> None:
-            client = make_redis(url)
-            try:
-                migration = Migration(client, CommonSettings().keys, progress=print)
-                if await migration.needed():
-                    print("migrating the data to this release's layout…", flush=True)
-                    await migration.run()
-            finally:
-                await client.aclose()
-
-        try:
-            asyncio.run(run())
-        except (RedisError, OSError, OpsError) as exc:
-            raise UpError(f"migrating the data failed ({exc}); run `tidechat migrate`") from exc
-
     def start(self) -> str:
         if port_in_use(
             self.args.port, self.args.host if self.args.host != "0.0.0.0" else "127.0.0.1"
@@ -172,9 +99,9 @@ class Up:
                 "or stop what is using it"
             )
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._prepare_models()
+        prepare_models(self.data_dir, self.args.model)
         redis_url = self._start_redis()
-        self._migrate(redis_url)
+        migrate(redis_url)
         env = self._env(redis_url)
         for i in range(self.args.workers):
             self.children.append(

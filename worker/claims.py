@@ -19,7 +19,7 @@ turns are not starved by new ones while the queue stays long.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
@@ -31,41 +31,32 @@ from shared.keys import Keys
 from shared.streams import StreamEntries
 from worker.config import WorkerSettings
 from worker.lanes import Lanes
-from worker.running import RunningTurns, last_tries
+from worker.running import Entry, RunningTurns, StartEntry, last_tries
 
 log = logging.getLogger(__name__)
 
 #: Why a client sees ``stream_restart`` after a takeover.
 TAKEOVER_REASON = "the worker generating this reply stopped; starting again"
 
-#: Starts a claimed entry: (pool, entry id, fields, deliveries, restart reason).
-Start = Callable[[str, str, dict[str, str], int, str], None]
 
-
+@dataclass(eq=False)
 class Claims:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        settings: WorkerSettings,
-        consumer: str,
-        pools: list[str],
-        running: RunningTurns,
-        start: Start,
-        lanes: Lanes | None = None,
-    ) -> None:
-        self.redis = redis
-        self.lanes = lanes or Lanes.turns(keys)
-        self.keys = keys
-        self.settings = settings
-        self.consumer = consumer
-        self.pools = pools
-        self.running = running
-        self.start = start
-        self.takeovers = 0
-        #: See the module docstring; the read loop checks and clears it.
-        self.owed = False
-        self._cursors = dict.fromkeys(pools, "0-0")
+    redis: Redis
+    keys: Keys
+    settings: WorkerSettings
+    consumer: str
+    pools: list[str]
+    running: RunningTurns
+    start: StartEntry
+    lanes: Lanes
+    takeovers: int = field(default=0, init=False)
+    #: See the module docstring; the read loop checks and clears it.
+    owed: bool = field(default=False, init=False)
+    #: Where the next look at each pool's pending entries goes on from.
+    _cursors: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cursors = dict.fromkeys(self.pools, "0-0")
 
     async def claim_all(self) -> None:
         try:
@@ -121,4 +112,4 @@ class Claims:
         await self.redis.hincrby(self.lanes.metrics(pool), "takeovers", len(entries))
         for entry_id, fields in entries:
             log.info("taking over %s on %s", entry_id, key)
-            self.start(pool, entry_id, fields, counts.get(entry_id, 2), TAKEOVER_REASON)
+            self.start(Entry(pool, entry_id, fields, counts.get(entry_id, 2), TAKEOVER_REASON))

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio import Redis
@@ -29,36 +30,26 @@ from shared.streams import StreamResponse
 from worker import upkeep
 from worker.claims import Claims
 from worker.lanes import Lanes
-from worker.running import RunningTurns
+from worker.running import Entry, RunningTurns, StartEntry
 
 log = logging.getLogger(__name__)
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-#: Starts one entry read from a stream: (pool, entry id, fields, deliveries, restart reason).
-StartEntry = Callable[[str, str, dict[str, str], int, str | None], None]
 
-
+@dataclass(eq=False)
 class StreamConsumer:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        lanes: Lanes,
-        consumer: str,
-        pools: list[str],
-        running: RunningTurns,
-        claims: Claims,
-        stopping: asyncio.Event,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.lanes = lanes
-        self.consumer = consumer
-        self.pools = pools
-        self.running = running
-        self.claims = claims
-        self.stopping = stopping
+    """The read loop of one consumer over its pools' streams."""
+
+    redis: Redis
+    keys: Keys
+    lanes: Lanes
+    consumer: str
+    pools: list[str]
+    running: RunningTurns
+    claims: Claims
+    #: Set to stop: a blocked read is abandoned at once.
+    stopping: asyncio.Event
 
     async def ensure_groups(self) -> None:
         for pool in self.pools:
@@ -124,7 +115,7 @@ class StreamConsumer:
                 continue
             for stream, entries in response or []:
                 for entry_id, fields in entries:
-                    start(pool_of[stream], entry_id, fields, 1, None)
+                    start(Entry(pool_of[stream], entry_id, fields))
             if idle is not None and not response and not self.running and await idle():
                 break
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -40,24 +41,23 @@ from shared.store import ConversationStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class JobRunner:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        consumer: str,
-        *,
-        retention_interval: float,
-        audit_maxlen: int,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.consumer = consumer
-        self.retention_interval = retention_interval
-        self.jobs = Jobs(redis, keys)
-        self.store = ConversationStore(redis, keys)
-        self.audit = AuditLog(redis, keys, audit_maxlen)
-        self.done = 0
+    """Runs the admin's jobs (``shared/jobs.py``) in batches, between turns;
+    ``done`` counts the jobs finished."""
+
+    redis: Redis
+    keys: Keys
+    consumer: str
+    _: KW_ONLY
+    retention_interval: float
+    audit_maxlen: int
+    done: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.jobs = Jobs(self.redis, self.keys)
+        self.store = ConversationStore(self.redis, self.keys)
+        self.audit = AuditLog(self.redis, self.keys, self.audit_maxlen)
 
     async def ensure_group(self) -> None:
         try:

@@ -5,8 +5,24 @@ into another's state."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stream entry to start: just read (its first delivery), or taken over
+    by the claim loop (``restart_reason`` says why the client sees a restart)."""
+
+    pool: str
+    entry_id: str
+    fields: dict[str, str]
+    deliveries: int = 1
+    restart_reason: str | None = None
+
+
+#: Starts an entry (``ConsumerProcess._start``).
+StartEntry = Callable[[Entry], None]
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from shared.access import ModelAccess
 from shared.audit import AuditLog
 from shared.groups import GroupStore
 from shared.keys import Keys
-from shared.moderation import FlagLog
+from shared.moderation_log import FlagLog
 
 
 @dataclass(eq=False)

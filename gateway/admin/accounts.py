@@ -16,6 +16,7 @@ admins demoting each other at the same moment cannot leave none.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -53,13 +54,17 @@ def usable(record: dict[str, str]) -> bool:
     return bool(record) and record.get("disabled") != "1" and record.get("deleting") != "1"
 
 
+@dataclass(eq=False)
 class Accounts:
-    def __init__(self, redis: Redis, keys: Keys, groups: GroupStore, quotas: UserQuotas) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.groups = groups
-        self.quotas = quotas
-        self._remove_admin = redis.register_script(_REMOVE_ADMIN)
+    """The account records: reading them, and the always-one-admin script."""
+
+    redis: Redis
+    keys: Keys
+    groups: GroupStore
+    quotas: UserQuotas
+
+    def __post_init__(self) -> None:
+        self._remove_admin = self.redis.register_script(_REMOVE_ADMIN)
 
     async def create(
         self,

@@ -19,7 +19,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from gateway.security.signins import token_hash
+from gateway.security.signins import new_token, public_id, token_hash
 from shared.keys import Keys
 
 # KEYS[1]: the invite. Taken (read and deleted) in one step: used once,
@@ -70,11 +70,10 @@ class Invites:
         ttl_s: int,
     ) -> tuple[str, Invite]:
         """A new invite; returns its token (shown once) and what it grants."""
-        token = secrets.token_urlsafe(32)
-        digest = token_hash(token)
+        token, digest = new_token()
         now = time.time()
         invite = Invite(
-            id=secrets.token_urlsafe(9),
+            id=public_id(),
             username=username,
             is_admin=is_admin,
             groups=sorted(set(groups)),

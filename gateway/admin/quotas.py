@@ -16,6 +16,7 @@ per group) and storage quotas (per user), kept in the user's limits hash
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, Field
@@ -23,7 +24,8 @@ from redis.asyncio import Redis
 
 from shared.groups import GroupConfig, GroupStore
 from shared.keys import Keys
-from shared.user_limits import TurnLimits, seconds_to_next_day, usage_day
+from shared.usage import seconds_to_next_day, usage_day
+from shared.user_limits import TurnLimits
 
 Limit = Annotated[int, Field(ge=0)] | None
 DAILY = ("tokens_day", "turns_day")
@@ -63,20 +65,15 @@ class QuotaStatus(BaseModel):
     resets_in: int
 
 
+@dataclass(eq=False)
 class UserQuotas:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        groups: GroupStore,
-        defaults: TurnLimits,
-        storage_defaults: dict[str, int],
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.groups = groups
-        self.defaults = defaults
-        self.storage_defaults = storage_defaults
+    """A user's limits: their own (set by an admin), their groups', the defaults."""
+
+    redis: Redis
+    keys: Keys
+    groups: GroupStore
+    defaults: TurnLimits
+    storage_defaults: dict[str, int]
 
     async def own(self, uid: str) -> QuotaSettings:
         raw = cast(dict[str, str], await self.redis.hgetall(self.keys.user_limits(uid)))

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from shared.keys import Keys
-from shared.user_limits import usage_day
+from shared.usage import usage_day
 
 
 class Counts(BaseModel):

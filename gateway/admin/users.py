@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from gateway.admin.accounts import Accounts
-from gateway.admin.invites import Invite, Invites
+from gateway.admin import AdminParts
+from gateway.admin.invites import Invite
 from gateway.admin.listing import UserPage, list_users
-from gateway.admin.quotas import UserQuotas
-from gateway.admin.usage import UsageReader, last_days
+from gateway.admin.usage import last_days
 from gateway.auth import AuthService, check_new_password, check_username
 from gateway.errors import ApiError
-from gateway.security.signins import SignIns
-from shared.audit import AuditLog, Party
+from shared.audit import Party
 from shared.files import FileStore
-from shared.groups import GroupStore
 from shared.keys import INVITE_TTL_S, USAGE_TTL_S, Keys
 from shared.models_file import GroupName
 from shared.protocol import UserInfo
@@ -67,40 +65,26 @@ class Created(BaseModel):
     invite: Invite | None = None
 
 
+@dataclass(eq=False)
 class UserAdmin:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        *,
-        auth: AuthService,
-        accounts: Accounts,
-        invites: Invites,
-        signins: SignIns,
-        groups: GroupStore,
-        quotas: UserQuotas,
-        usage: UsageReader,
-        audit: AuditLog,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.auth = auth
-        self.accounts = accounts
-        self.invites = invites
-        self.signins = signins
-        self.groups = groups
-        self.quotas = quotas
-        self.usage = usage
-        self.audit = audit
-        self.store = ConversationStore(redis, keys)
+    """What an admin does to accounts (``/api/admin/users``)."""
+
+    redis: Redis
+    keys: Keys
+    auth: AuthService
+    #: Accounts, invites, sign-ins, groups, quotas, usage, the audit log.
+    parts: AdminParts
+
+    def __post_init__(self) -> None:
+        self.store = ConversationStore(self.redis, self.keys)
 
     # --- reading ---------------------------------------------------------------
 
     async def list(self, q: str = "", offset: int = 0, limit: int = 50) -> UserPage:
-        return await list_users(self.redis, self.keys, self.usage, q, offset, limit)
+        return await list_users(self.redis, self.keys, self.parts.usage, q, offset, limit)
 
     async def _target(self, uid: str) -> dict[str, str]:
-        record = await self.accounts.record(uid)
+        record = await self.parts.accounts.record(uid)
         if not record or record.get("deleting") == "1":
             raise ApiError("not_found", "no such user")
         return record
@@ -110,20 +94,20 @@ class UserAdmin:
     async def create(self, admin: UserInfo, body: NewUser, address: str) -> Created:
         actor = Party(id=admin.id, name=admin.username)
         for group in body.groups:
-            if await self.groups.get(group) is None:
+            if await self.parts.groups.get(group) is None:
                 raise ApiError("bad_request", f"there is no group {group!r}")
         if body.method == "invite":
             name = body.username.strip() if body.username else None
             if name is not None:
                 check_username(name)
-            token, invite = await self.invites.create(
+            token, invite = await self.parts.invites.create(
                 username=name,
                 is_admin=body.is_admin,
                 groups=body.groups,
                 created_by=admin.id,
                 ttl_s=body.invite_hours * 3600,
             )
-            await self.audit.record(
+            await self.parts.audit.record(
                 "user.invited",
                 actor=actor,
                 address=address,
@@ -140,7 +124,7 @@ class UserAdmin:
         check_username(name)
         password = body.password or _one_time_password()
         check_new_password(password)
-        user = await self.accounts.create(
+        user = await self.parts.accounts.create(
             name,
             await self.auth.hash_password(password),
             is_admin=body.is_admin,
@@ -148,7 +132,7 @@ class UserAdmin:
             groups=body.groups,
             created_by=admin.id,
         )
-        await self.audit.record(
+        await self.parts.audit.record(
             "user.created",
             actor=actor,
             target=Party(id=user.id, name=user.username),
@@ -167,15 +151,15 @@ class UserAdmin:
         target = Party(id=uid, name=record["username"])
         if disabled:
             if record.get("is_admin") == "1":
-                await self.accounts.take_admin(uid)
+                await self.parts.accounts.take_admin(uid)
             await self.redis.hset(self.keys.user(uid), "disabled", "1")
             # After the flag: a request racing this finds the account disabled.
-            await self.signins.revoke_all(uid, DISABLED_REASON)
+            await self.parts.signins.revoke_all(uid, DISABLED_REASON)
         else:
             await self.redis.hdel(self.keys.user(uid), "disabled")
             if record.get("is_admin") == "1":
-                await self.accounts.give_admin(uid)
-        await self.audit.record(
+                await self.parts.accounts.give_admin(uid)
+        await self.parts.audit.record(
             "user.disabled" if disabled else "user.enabled",
             actor=Party(id=admin.id, name=admin.username),
             target=target,
@@ -187,12 +171,12 @@ class UserAdmin:
         if is_admin:
             await self.redis.hset(self.keys.user(uid), "is_admin", "1")
             if record.get("disabled") != "1":
-                await self.accounts.give_admin(uid)
+                await self.parts.accounts.give_admin(uid)
         else:
             if record.get("is_admin") == "1":
-                await self.accounts.take_admin(uid)
+                await self.parts.accounts.take_admin(uid)
             await self.redis.hset(self.keys.user(uid), "is_admin", "0")
-        await self.audit.record(
+        await self.parts.audit.record(
             "user.admin_granted" if is_admin else "user.admin_revoked",
             actor=Party(id=admin.id, name=admin.username),
             target=Party(id=uid, name=record["username"]),
@@ -213,8 +197,8 @@ class UserAdmin:
                 "credentials_changed_at": str(time.time()),
             },
         )
-        await self.signins.revoke_all(uid, RESET_REASON)
-        await self.audit.record(
+        await self.parts.signins.revoke_all(uid, RESET_REASON)
+        await self.parts.audit.record(
             "user.password_reset",
             actor=Party(id=admin.id, name=admin.username),
             target=Party(id=uid, name=record["username"]),
@@ -232,9 +216,9 @@ class UserAdmin:
         if uid == admin.id:
             raise ApiError("bad_request", "you cannot delete your own account")
         if record.get("is_admin") == "1" and record.get("disabled") != "1":
-            await self.accounts.take_admin(uid)
+            await self.parts.accounts.take_admin(uid)
         await self.redis.hset(self.keys.user(uid), "deleting", "1")
-        await self.signins.revoke_all(uid, DELETED_REASON)
+        await self.parts.signins.revoke_all(uid, DELETED_REASON)
         deleted = 0
         while True:
             page, _ = await self.store.list_for_user(uid, limit=DELETE_BATCH)
@@ -248,7 +232,7 @@ class UserAdmin:
         while stored := await files.list_for_user(uid):
             for file in stored:
                 await files.delete(file)
-        await self.groups.leave_all(uid)
+        await self.parts.groups.leave_all(uid)
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
         pipe.hdel(keys.usernames(), record["username"].casefold())
@@ -268,7 +252,7 @@ class UserAdmin:
         ):
             pipe.delete(key)
         await pipe.execute()
-        await self.audit.record(
+        await self.parts.audit.record(
             "user.deleted",
             actor=Party(id=admin.id, name=admin.username),
             target=Party(id=uid, name=record["username"]),

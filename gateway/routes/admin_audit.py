@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from gateway.deps import AdminUser, ServicesDep
 from shared.audit import AuditEntry, AuditFilter
-from shared.moderation import FlaggedItem
+from shared.moderation_log import FlaggedItem
 
 router = APIRouter()
 
@@ -26,10 +26,17 @@ class AuditPage(BaseModel):
 
 
 def _filter(
-    kind: str | None, category: Literal["security", "admin"] | None, user: str | None
+    kind: Annotated[str | None, Query(max_length=200)] = None,
+    category: Literal["security", "admin"] | None = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AuditFilter:
+    """The query's filter: ``kind`` is kinds or prefixes (``signin.``),
+    comma-separated; ``user`` a user id or name."""
     kinds = [k.strip() for k in (kind or "").split(",") if k.strip()]
     return AuditFilter(kinds=kinds, category=category, user=user or None)
+
+
+AuditQuery = Annotated[AuditFilter, Depends(_filter)]
 
 
 EntryId = Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")]
@@ -39,16 +46,12 @@ EntryId = Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")]
 async def audit(
     _: AdminUser,
     services: ServicesDep,
-    kind: Annotated[str | None, Query(max_length=200)] = None,
-    category: Literal["security", "admin"] | None = None,
-    user: Annotated[str | None, Query(max_length=64)] = None,
+    filt: AuditQuery,
     before: EntryId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Newest first; ``kind``: kinds or prefixes (``signin.``), comma-separated."""
-    entries, cursor = await services.admin.audit.read(
-        _filter(kind, category, user), before=before, limit=limit
-    )
+    entries, cursor = await services.admin.audit.read(filt, before=before, limit=limit)
     return AuditPage(entries=entries, next=cursor)
 
 
@@ -56,12 +59,10 @@ async def audit(
 async def audit_export(
     _: AdminUser,
     services: ServicesDep,
-    kind: Annotated[str | None, Query(max_length=200)] = None,
-    category: Literal["security", "admin"] | None = None,
-    user: Annotated[str | None, Query(max_length=64)] = None,
+    filt: AuditQuery,
 ) -> PlainTextResponse:
     """The matching entries as JSON lines, newest first."""
-    entries = await services.admin.audit.entries(_filter(kind, category, user))
+    entries = await services.admin.audit.entries(filt)
     body = "".join(e.model_dump_json() + "\n" for e in entries)
     return PlainTextResponse(
         body,

@@ -123,7 +123,7 @@ class InviteInfo(BaseModel):
 @router.post("/invite", responses={404: {"description": "no such invite (used or expired)"}})
 async def invite_info(body: InviteToken, services: ServicesDep) -> InviteInfo:
     """Look an invite link up (its token travels in the body, not a URL)."""
-    invite = await services.auth.invites.peek(body.token)
+    invite = await services.admin.invites.peek(body.token)
     if invite is None:
         raise ApiError("not_found", "this invite link does not work any more (used or expired)")
     return InviteInfo(username=invite.username, expires_at=invite.expires_at)
@@ -155,7 +155,7 @@ class SignInList(BaseModel):
 async def list_sessions(request: Request, user: CurrentUser, services: ServicesDep) -> SignInList:
     """Where the account is signed in, most recently used first."""
     current = token_hash(_signed_in_token(request))
-    records = await services.auth.signins.records(user.id)
+    records = await services.admin.signins.records(user.id)
     views = [
         SignInView(**record.model_dump(), current=digest == current)
         for digest, record in records.items()
@@ -173,7 +173,7 @@ async def end_session(
 ) -> Response:
     """End one sign-in (its sockets and streams close at once). Ending the
     caller's own is a log-out."""
-    ended = await services.auth.signins.revoke_public_id(user.id, sign_in_id)
+    ended = await services.admin.signins.revoke_public_id(user.id, sign_in_id)
     if ended is None:
         raise ApiError("not_found", "no such sign-in")
     response = Response(status_code=status.HTTP_204_NO_CONTENT)

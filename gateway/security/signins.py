@@ -36,6 +36,17 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> tuple[str, str]:
+    """A secret token (shown once, never stored) and the hash it is stored by."""
+    token = secrets.token_urlsafe(32)
+    return token, token_hash(token)
+
+
+def public_id() -> str:
+    """A short id a secret is listed by (never the secret or its hash)."""
+    return secrets.token_urlsafe(9)
+
+
 class SignInRecord(BaseModel):
     id: str
     created_at: float
@@ -58,11 +69,10 @@ class SignIns:
 
     async def create(self, uid: str, user_agent: str | None) -> str:
         """A new sign-in for ``uid``; returns its token (never stored)."""
-        token = secrets.token_urlsafe(32)
-        digest = token_hash(token)
+        token, digest = new_token()
         now = self._clock()
         record = SignInRecord(
-            id=secrets.token_urlsafe(9),
+            id=public_id(),
             created_at=now,
             last_used_at=now,
             user_agent=(user_agent or "")[:USER_AGENT_MAX_CHARS],

@@ -48,16 +48,7 @@ async def test_a_stream_without_an_owner_is_nobodys_to_read(redis: Redis, keys: 
 
 def auth_service(redis: Redis, keys: Keys) -> AuthService:
     parts = build_parts(redis, keys, GatewaySettings())
-    return AuthService(
-        redis,
-        keys,
-        runtime=parts.runtime,
-        accounts=parts.accounts,
-        invites=parts.invites,
-        audit=parts.audit,
-        throttle=SignInThrottle(redis, keys),
-        signins=SignIns(redis, keys),
-    )
+    return AuthService(redis, keys, parts, SignInThrottle(redis, keys))
 
 
 async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys) -> None:
@@ -69,7 +60,7 @@ async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys)
         SignupRequest(username="ALICE", password="long enough"), address="192.0.2.2", user_agent="B"
     )
     uid = first.user.id
-    records = await auth.signins.records(uid)
+    records = await auth.parts.signins.records(uid)
     assert {r.user_agent for r in records.values()} == {"A", "B"}
     assert set(records) == {token_hash(first.token), token_hash(second.token)}
     # The token itself is stored nowhere.
@@ -83,15 +74,17 @@ async def test_sign_ins_are_listed_touched_and_revoked(redis: Redis, keys: Keys)
     assert first.token not in dump and second.token not in dump
     # Revoked by its public id: that sign-in only.
     public = records[token_hash(first.token)].id
-    assert await auth.signins.revoke_public_id(uid, public) == token_hash(first.token)
+    assert await auth.parts.signins.revoke_public_id(uid, public) == token_hash(first.token)
     assert await auth.user_for_token(first.token) is None
     assert (await auth.user_for_token(second.token)) == first.user
-    assert await auth.signins.revoke_public_id(uid, public) is None
+    assert await auth.parts.signins.revoke_public_id(uid, public) is None
     assert (
-        await auth.signins.revoke_public_id(uid, "\U0001f7fb\u00d7") is None
+        await auth.parts.signins.revoke_public_id(uid, "\U0001f7fb\u00d7") is None
     )  # found by the fuzzer
     assert (
-        await auth.signins.revoke_public_id("someone-else", records[token_hash(second.token)].id)
+        await auth.parts.signins.revoke_public_id(
+            "someone-else", records[token_hash(second.token)].id
+        )
         is None
     )
 
@@ -134,7 +127,7 @@ async def test_tokens_from_before_sign_in_records_are_adopted_until_a_password_c
     for token in (legacy, old):
         await redis.set(keys.auth_token(token_hash(token)), uid)
     assert await auth.user_for_token(legacy, "old browser") == session.user
-    records = await auth.signins.records(uid)
+    records = await auth.parts.signins.records(uid)
     assert records[token_hash(legacy)].user_agent == "old browser"
     await auth.change_password(
         session.user,

@@ -60,13 +60,13 @@ export type ServerEvent =
 export interface ApprovalRequiredEvent {
   event_id?: string | null;
   feed_id?: string | null;
-  type: "approval_required";
   turn_id: string;
   step: number;
   call_id: string;
   server: string;
   tool: string;
   arguments: string;
+  type: "approval_required";
   timeout_seconds: number;
 }
 /**
@@ -140,11 +140,11 @@ export interface MessageFrame {
  * via the `definition` "RegenerateFrame".
  */
 export interface RegenerateFrame {
-  type: "regenerate";
   conversation_id: string;
   message_id: string;
   model?: string | null;
   client_id?: string | null;
+  type: "regenerate";
 }
 /**
  * A new sibling of user message ``message_id`` with new content, and a reply.
@@ -153,12 +153,12 @@ export interface RegenerateFrame {
  * via the `definition` "EditFrame".
  */
 export interface EditFrame {
-  type: "edit";
   conversation_id: string;
   message_id: string;
-  content: string;
   model?: string | null;
   client_id?: string | null;
+  type: "edit";
+  content: string;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -451,8 +451,7 @@ export interface StreamEndEvent {
   message: Message;
 }
 /**
- * The model asked for a tool (issue 15, docs/tools.md). ``arguments``
- * is the model's JSON text, cut to ``TOOL_PREVIEW_CHARS``.
+ * The model asked for a tool.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ToolCallEvent".
@@ -460,13 +459,13 @@ export interface StreamEndEvent {
 export interface ToolCallEvent {
   event_id?: string | null;
   feed_id?: string | null;
-  type: "tool_call";
   turn_id: string;
   step: number;
   call_id: string;
   server: string;
   tool: string;
   arguments: string;
+  type: "tool_call";
 }
 /**
  * A tool call ended; ``preview`` is the start of its result.
@@ -477,10 +476,10 @@ export interface ToolCallEvent {
 export interface ToolResultEvent {
   event_id?: string | null;
   feed_id?: string | null;
-  type: "tool_result";
   turn_id: string;
   step: number;
   call_id: string;
+  type: "tool_result";
   status: "ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped";
   preview: string;
   duration_ms: number;

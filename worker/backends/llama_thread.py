@@ -39,45 +39,45 @@ class Failed:
 ThreadItem = str | Finished | Failed
 
 
-def generate(
-    llm: Any,
-    prompt_format: PromptFormat,
-    spec: LlamaCppModel,
-    messages: list[dict[str, str]],
-    request: GenerationRequest,
-    cancel: threading.Event,
-    emit: Callable[[ThreadItem], None],
-) -> None:
-    """Generate one reply on ``llm``; runs in the generation thread and
+@dataclass(frozen=True, slots=True)
+class ThreadJob:
+    """One reply for the generation thread: the model, how its prompts are
+    rendered, what to generate, and how it is stopped and reported."""
+
+    llm: Any
+    prompt_format: PromptFormat
+    spec: LlamaCppModel
+    messages: list[dict[str, str]]
+    request: GenerationRequest
+    cancel: threading.Event
+    emit: Callable[[ThreadItem], None]
+
+
+def generate(job: ThreadJob) -> None:
+    """Generate one reply on ``job.llm``; runs in the generation thread and
     reports each piece of text, then a ``Finished`` or a ``Failed``, through
-    ``emit``. Returns early, reporting nothing more, once ``cancel`` is set."""
+    ``job.emit``. Returns early, reporting nothing more, once ``job.cancel``
+    is set."""
     try:
-        _generate(llm, prompt_format, spec, messages, request, cancel, emit)
+        _generate(job)
     except TurnError as exc:
-        emit(Failed(exc))
+        job.emit(Failed(exc))
     except Exception as exc:
-        if cancel.is_set():
+        if job.cancel.is_set():
             return  # the abort callback interrupted llama_decode on purpose
-        log.exception("local model %s failed", spec.id)
+        log.exception("local model %s failed", job.spec.id)
         error = BackendUnavailable(f"the local model failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
-        emit(Failed(error))
+        job.emit(Failed(error))
 
 
-def _generate(
-    llm: Any,
-    prompt_format: PromptFormat,
-    spec: LlamaCppModel,
-    messages: list[dict[str, str]],
-    request: GenerationRequest,
-    cancel: threading.Event,
-    emit: Callable[[ThreadItem], None],
-) -> None:
+def _generate(job: ThreadJob) -> None:
+    llm, spec, request, cancel, emit = job.llm, job.spec, job.request, job.cancel, job.emit
     n_ctx = int(llm.n_ctx())
     # llama.cpp rounds the context up (to a multiple of 256): the models
     # file's window is the one the budget planned for.
     room = min(n_ctx, spec.context_window) - request.max_tokens
-    rendered = prompt_format.render(llm, messages, room)
+    rendered = job.prompt_format.render(llm, job.messages, room)
     prompt_tokens = len(rendered.tokens)
     if prompt_tokens >= n_ctx:
         raise BackendError(

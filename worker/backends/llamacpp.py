@@ -37,7 +37,7 @@ from shared.models_file import LlamaCppModel
 from worker.backends.base import Delta, GenerationRequest
 from worker.backends.llama_load import open_model
 from worker.backends.llama_templates import PromptFormat
-from worker.backends.llama_thread import Failed, Finished, ThreadItem, generate
+from worker.backends.llama_thread import Failed, Finished, ThreadItem, ThreadJob, generate
 from worker.context import Framing
 from worker.errors import BackendUnavailable
 
@@ -173,7 +173,7 @@ class LlamaCppBackend:
 
         def run() -> None:
             try:
-                generate(llm, prompt_format, self.spec, messages, request, cancel, emit)
+                generate(ThreadJob(llm, prompt_format, self.spec, messages, request, cancel, emit))
             finally:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(on_thread_exit)
