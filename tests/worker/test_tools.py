@@ -210,7 +210,7 @@ async def test_a_taken_over_turn_continues_from_its_checkpoint(
     )
     cfg = settings(redis_url, tools=str(servers.tools_file(tmp_path)))
     turn = await queue_turn(redis, model, content)
-    checkpoint = Checkpoint(redis, KEYS, turn.turn_id)
+    checkpoint = Checkpoint(redis, KEYS, turn.turn_id, turn.conversation_id)
     calls = [
         ToolCall(
             id=f"call_0_{i}", server="calc", tool="add", arguments=json.dumps({"a": a, "b": b})
