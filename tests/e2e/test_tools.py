@@ -37,10 +37,21 @@ def stack(
         "TIDECHAT_TOOLS": str(servers.tools_file(directory, extra='ask = ["slow"]')),
         MCP_TOKEN_ENV: MCP_TOKEN,
     }
-    with running_stack(
-        redis_url, directory, models=servers.models_file_entry(), workers=1, gateways=2, env=env
-    ) as s:
+    # A model of a backend that cannot call tools, though the file offers
+    # the server to every model ("*").
+    models = servers.models_file_entry() + '[[models]]\nid = "plain"\nbackend = "scripted"\n'
+    with running_stack(redis_url, directory, models=models, workers=1, gateways=2, env=env) as s:
         yield s
+
+
+def test_the_model_list_says_which_models_have_tools(stack: Stack) -> None:
+    with stack.client(stack.signup(unique("picker"))) as http:
+        answer = http.get("/api/models")
+    assert answer.status_code == 200
+    tools = {m["id"]: m["tools"] for m in answer.json()["models"]}
+    assert tools == {"tooly": ["calc"], "plain": []}
+    # The server's id only: never its address or token.
+    assert MCP_TOKEN not in answer.text and "/mcp" not in answer.text
 
 
 async def test_a_tool_turn_reaches_the_client_history_and_export(
