@@ -163,4 +163,6 @@ def test_the_backends_said_to_take_tools_are_those_whose_class_does() -> None:
     from worker.backends.scripted import ScriptedBackend
 
     classes = {"hf": HFBackend, "llamacpp": LlamaCppBackend, "scripted": ScriptedBackend}
-    assert {name for name, cls in classes.items() if getattr(cls, "supports_tools", False)} == TOOL_BACKENDS
+    assert {
+        name for name, cls in classes.items() if getattr(cls, "supports_tools", False)
+    } == TOOL_BACKENDS

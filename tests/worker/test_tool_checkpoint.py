@@ -18,12 +18,12 @@ STEP = ToolStep(calls=[ToolCall(id=c, server="s", tool="t", arguments="{}") for 
 
 async def test_a_takeover_fences_off_the_paused_worker(redis: Redis) -> None:
     old = Checkpoint(redis, KEYS, "turn1", "conv1")
-    assert (await old.claim()).steps == []
+    assert (await old.claim("u1")).steps == []
     await old.save_step(0, STEP)
     await old.start_call(0, "a")  # before the takeover: seen as in flight
 
     new = Checkpoint(redis, KEYS, "turn1", "conv1")
-    saved = await new.claim()
+    saved = await new.claim("u1")
     assert [len(s.calls) for s in saved.steps] == [2]
     assert saved.in_flight == {(0, "a")}
 
@@ -56,10 +56,10 @@ async def test_the_reply_is_stored_only_by_the_delivery_holding_the_turn(
         question = Message(id="q1", role="user", content="hi")
         assert (await store.add_message(conv.id, question, owner="u1")).status == 1
         old = Checkpoint(redis, KEYS, "turn1", conv.id)
-        await old.claim()
+        await old.claim("u1")
         await old.save_step(0, STEP)
         new = Checkpoint(redis, KEYS, "turn1", conv.id)
-        await new.claim()
+        await new.claim("u1")
 
         def reply(text: str) -> Message:
             return Message(id="turn1", parent_id="q1", role="assistant", content=text)

@@ -317,9 +317,10 @@ async def test_an_ask_tool_waits_for_its_users_answer(
             '{"a":2,"b":2}',
             300,
         )
-        # Nothing runs before the answer; another user's answer is not one.
+        # Nothing runs before the answer; another user's answer is refused
+        # as a call that does not exist is.
         assert not await approvals.record("u1", turn.turn_id, "no-such-call", True)
-        assert await approvals.record("mallory", turn.turn_id, asked["call_id"], True)
+        assert not await approvals.record("mallory", turn.turn_id, asked["call_id"], True)
         assert (await servers.counts()).get("add", 0) == before.get("add", 0)
         assert await approvals.record("u1", turn.turn_id, asked["call_id"], approve)
         assert not await approvals.record("u1", turn.turn_id, asked["call_id"], not approve)

@@ -59,12 +59,15 @@ return redis.call('HGET', KEYS[1], ARGV[3])
 
 #: A delivery's claim: its generation (``fence.py``) becomes the hash's
 #: ``gen`` unless a later one is there already (then every write of this
-#: delivery is refused), and what earlier deliveries recorded is read, in
+#: delivery is refused), the turn's user is recorded as its ``owner`` (only
+#: theirs are answers to its approvals: ``shared/tool_approvals.py``), and
+#: what earlier deliveries recorded is read, in
 #: the same script: a call started before the claim is seen as started.
 _CLAIM = """
 if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'gen', ARGV[1])
 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 """
@@ -90,10 +93,11 @@ class Checkpoint:
         self._write = redis.register_script(_WRITE)
         self._claim = redis.register_script(_CLAIM)
 
-    async def claim(self) -> Saved:
-        """Take the turn (a new generation) and read what earlier deliveries did."""
+    async def claim(self, owner: str) -> Saved:
+        """Take the turn (a new generation) for its user ``owner``, and read
+        what earlier deliveries did."""
         self.gen = str(await self.fence.claim())
-        got = await self._claim(keys=[self.key], args=[self.gen, TOOL_STEPS_TTL_S])
+        got = await self._claim(keys=[self.key], args=[self.gen, TOOL_STEPS_TTL_S, owner])
         raw = dict(zip(got[::2], got[1::2], strict=True))
         return self._parse({str(k): str(v) for k, v in raw.items()})
 

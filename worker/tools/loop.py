@@ -82,7 +82,7 @@ class ToolLoop:
         steps (``fit_steps``). Returns the checkpoint too: the reply is
         stored through it (``Checkpoint.store_reply``: fenced)."""
         checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id, turn.conversation_id)
-        saved = await checkpoint.claim()
+        saved = await checkpoint.claim(turn.user_id)
         async with McpTools(servers) as mcp:
             run = _Run(
                 self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout, room
