@@ -4,37 +4,25 @@ one (``title``)."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from shared.audit import AuditEntry, AuditLog, Party
 from shared.conversation import Message
-from shared.keys import Keys
 from shared.models_file import ModelCatalog, ModelSpec
 from shared.moderation import FlagLog, Moderator, flagged
 from shared.protocol import TitleEvent
 from shared.store import ConversationStore, title_from_text
 from shared.streams import TurnRequest, queue_feed_event
 from worker.backends import Backend
-from worker.config import WorkerSettings
 from worker.finish import queue_event
 from worker.title import make_title
 
 
 class AfterReply:
-    def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        store: ConversationStore,
-        catalog: ModelCatalog,
-        settings: WorkerSettings,
-    ) -> None:
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, store: ConversationStore, catalog: ModelCatalog, audit_maxlen: int) -> None:
         self.store = store
+        self.redis, self.keys = store.redis, store.keys
         self.moderator = Moderator(catalog.moderation)
-        self.flags = FlagLog(redis, keys)
-        self.audit = AuditLog(redis, keys, settings.audit_maxlen)
+        self.flags = FlagLog(self.redis, self.keys)
+        self.audit = AuditLog(self.redis, self.keys, audit_maxlen)
 
     async def moderate(self, turn: TurnRequest, reply: Message) -> Message:
         """The moderation hook on a completed reply: a blocked one keeps its

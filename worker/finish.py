@@ -36,7 +36,7 @@ from worker.tools.checkpoint import Checkpoint
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ReceivedTurn:
     """A turn as this worker received it from the prompt stream."""
 
@@ -46,6 +46,11 @@ class ReceivedTurn:
     deliveries: int = 1
     #: Set when the turn was taken over from another worker.
     restart_reason: str | None = None
+
+    @property
+    def ids(self) -> dict[str, str]:
+        """The fields every event that ends the turn names it by."""
+        return {"turn_id": self.turn.turn_id, "conversation_id": self.turn.conversation_id}
 
 
 def queue_event(target: Any, keys: Keys, turn: TurnRequest, event: SessionEvent) -> Any:
@@ -139,7 +144,7 @@ class TurnEnd:
             )
             if dead:
                 self._queue_dead(pipe, d, error)
-        queue_event(pipe, self.keys, turn, StreamEndEvent(message=reply, **ids))
+        queue_event(pipe, self.keys, turn, StreamEndEvent(message=reply, **d.ids))
         spent = reply.usage
         release = self.usage.queue_release(
             pipe,
@@ -202,13 +207,8 @@ class TurnEnd:
         await pipe.execute()
 
     def _queue_dead(self, pipe: Any, d: ReceivedTurn, error: TurnError) -> None:
-        letter = DeadLetter(
-            turn=d.turn,
-            code=error.code,
-            error=error.message,
-            deliveries=d.deliveries,
-            entry_id=d.entry_id,
-        )
+        why = {"code": error.code, "error": error.message}
+        letter = DeadLetter(turn=d.turn, deliveries=d.deliveries, entry_id=d.entry_id, **why)
         queue_dead_letter(pipe, self.keys, d.pool, letter)
 
 

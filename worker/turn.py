@@ -65,7 +65,7 @@ class TurnRunner:
         )
         documents = DocumentRetriever(redis, keys, embedder or make_settings_embedder(settings))
         self.inputs = TurnInputs(keys, documents, raw)
-        self.after = AfterReply(redis, keys, self.store, catalog, settings)
+        self.after = AfterReply(self.store, catalog, settings.audit_maxlen)
         self.end = TurnEnd(redis, keys, self.store, settings)
         self.fair = self.end.fair
         self.finish = self.end.finish
@@ -97,14 +97,8 @@ class TurnRunner:
         if d.restart_reason:
             restart = StreamRestartEvent(turn_id=turn.turn_id, reason=d.restart_reason)
             queue_event(pipe, self.keys, turn, restart)
-        start = StreamStartEvent(
-            turn_id=turn.turn_id,
-            conversation_id=turn.conversation_id,
-            message_id=turn.turn_id,
-            parent_id=turn.parent_id,
-            model=turn.model,
-            client_id=turn.client_id,
-        )
+        about = {"parent_id": turn.parent_id, "model": turn.model, "client_id": turn.client_id}
+        start = StreamStartEvent(message_id=turn.turn_id, **d.ids, **about)
         queue_event(pipe, self.keys, turn, start)
         results = await pipe.execute()
         context = await self.store.finish_context(
