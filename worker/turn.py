@@ -32,6 +32,7 @@ from worker.errors import Blocked, ConversationGone, UnknownModel
 from worker.finish import ReceivedTurn, TurnEnd, failed_reply, queue_event, reply_message
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.tools import ToolLoop, history_messages
+from worker.tools.fence import Answered
 from worker.turn_inputs import TurnInputs
 
 __all__ = ["ReceivedTurn", "TurnRunner"]
@@ -155,17 +156,29 @@ class TurnRunner:
         )
         images = await self.inputs.images(spec, branch[-1], turn.user_id)
         steps, checkpoint = None, None
+        room = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - prompt.tokens
         if servers:
-            outcome, steps, checkpoint = await self.tools.run(
-                turn,
-                servers,
-                prompt.messages,
-                lambda messages, tools: self._request(spec, messages, tools, images),
-                lambda request: self._stream(d, backend, request, stop),
-                lambda event: self._send(d, event),
-                stop,
-                room=spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS - prompt.tokens,
-            )
+            try:
+                outcome, steps, checkpoint = await self.tools.run(
+                    turn,
+                    servers,
+                    prompt.messages,
+                    lambda messages, tools: self._request(spec, messages, tools, images),
+                    lambda request: self._stream(d, backend, request, stop),
+                    lambda event: self._send(d, event),
+                    stop,
+                    room=spec.context_window
+                    - spec.max_tokens
+                    - SAFETY_MARGIN_TOKENS
+                    - prompt.tokens,
+                )
+            except Answered:  # by an earlier delivery, since this one read the branch
+                stored = await self.store.message(turn.conversation_id, turn.turn_id)
+                if stored is None:  # and deleted since
+                    await self.finish(d, None, ConversationGone("the conversation was deleted"))
+                else:
+                    await self.finish(d, stored, None, new=False)
+                return
         else:
             request = self._request(spec, prompt.messages, None, images)
             outcome = await self._stream(d, backend, request, stop)

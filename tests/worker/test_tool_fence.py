@@ -21,6 +21,7 @@ from shared.store import ConversationStore
 from shared.streams import TurnRequest
 from tests.support.tool_servers import MCP_TOKEN, MCP_TOKEN_ENV, ToolServers, tool_servers
 from tests.worker.helpers import KEYS, queue_turn, session_events, settings
+from tests.worker.test_tools import upstream_requests
 from worker.tools.checkpoint import Superseded
 from worker.turn import ReceivedTurn, TurnRunner
 from worker.worker import Worker
@@ -84,3 +85,66 @@ async def test_a_stale_owner_stores_nothing_after_a_takeover(
     assert stored == answered
     ends = [e for e in await session_events(redis, turn.session_id) if e["type"] == "stream_end"]
     assert ends == ends_before and len(ends) == 1
+
+
+async def test_a_slow_delivery_does_not_answer_again_after_an_earlier_one_stored(
+    redis: Redis,
+    redis_url: str,
+    servers: ToolServers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The other order: a second delivery (the first looked dead) reads the
+    conversation, no reply yet; the first, only slow, then stores its
+    reply; the second must not generate and store another one over it
+    (the chaos run saw two stream_ends of one turn with different
+    replies): its claim sees the stored reply, and it re-sends that."""
+    monkeypatch.setenv(MCP_TOKEN_ENV, MCP_TOKEN)
+    model = HFModel(
+        id="tooly", backend="hf", base_url=f"{servers.upstream_url}/v1", model="m", auto_title=False
+    )
+    tools = servers.tools_file(tmp_path)
+    turn = await queue_turn(redis, model, '[[steps: calc__add {"a":2,"b":3}]]')
+    entry = (await redis.xrange(KEYS.prompts(model.pool)))[-1][0]
+
+    first = runner(redis, redis_url, model, tools)
+    paused, wake = asyncio.Event(), asyncio.Event()
+    moderate = first.after.moderate
+
+    async def slow_before_storing(turn: TurnRequest, reply: Message) -> Message:
+        paused.set()
+        await wake.wait()
+        return await moderate(turn, reply)
+
+    monkeypatch.setattr(first.after, "moderate", slow_before_storing)
+    slow = asyncio.create_task(first.run(ReceivedTurn(entry, model.pool, turn)))
+    await asyncio.wait_for(paused.wait(), 60)
+
+    second = runner(redis, redis_url, model, tools)
+    read, go_on = asyncio.Event(), asyncio.Event()
+    run_tools = second.tools.run
+
+    async def after_reading(*args: Any, **kwargs: Any) -> Any:
+        read.set()  # the branch is read: no reply stored yet
+        await go_on.wait()
+        return await run_tools(*args, **kwargs)
+
+    monkeypatch.setattr(second.tools, "run", after_reading)
+    taking_over = asyncio.create_task(
+        second.run(ReceivedTurn(entry, model.pool, turn, 2, "taken over"))
+    )
+    await asyncio.wait_for(read.wait(), 60)
+    wake.set()
+    await asyncio.wait_for(slow, 60)  # the first stores its reply
+    store = ConversationStore(redis, KEYS)
+    stored = (await store.get_owned(turn.conversation_id, "u1")).messages[turn.turn_id]
+    assert stored.content == "answer: 5"
+    requests = len(upstream_requests(servers))
+
+    go_on.set()
+    await asyncio.wait_for(taking_over, 60)
+    again = (await store.get_owned(turn.conversation_id, "u1")).messages[turn.turn_id]
+    assert again == stored  # not generated and stored again
+    assert len(upstream_requests(servers)) == requests  # no model call
+    ends = [e for e in await session_events(redis, turn.session_id) if e["type"] == "stream_end"]
+    assert len(ends) == 2 and ends[0]["message"] == ends[1]["message"]

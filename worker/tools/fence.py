@@ -29,18 +29,31 @@ class Superseded(Exception):
     the turn stays with the new worker (worker.py leaves it pending)."""
 
 
+class Answered(Exception):
+    """An earlier delivery of this turn stored its reply after this one
+    read the conversation (it looked dead, but was only slow): this one
+    runs nothing and re-sends that reply."""
+
+
 class Fence:
     def __init__(self, redis: Redis, keys: Keys, conversation_id: str, turn_id: str) -> None:
         self.redis = redis
         self.key = keys.turn_fence(conversation_id, turn_id)
+        self.reply_key = keys.message(conversation_id, turn_id)
         self.conversation_id = conversation_id
 
     async def claim(self) -> int:
-        """This delivery's generation: one more than any before it."""
-        pipe = self.redis.pipeline(transaction=True)  # one key: one slot
+        """This delivery's generation: one more than any before it; and, in
+        the same transaction (one slot), whether the reply is stored
+        already (``Answered``): a store by an earlier delivery came either
+        before this claim, and is seen here, or after it, and was refused."""
+        pipe = self.redis.pipeline(transaction=True)
         pipe.incr(self.key)
         pipe.expire(self.key, TOOL_STEPS_TTL_S)
-        gen, _ = await pipe.execute()
+        pipe.exists(self.reply_key)
+        gen, _, stored = await pipe.execute()
+        if stored:
+            raise Answered(self.reply_key)
         return int(gen)
 
     async def store_reply(
