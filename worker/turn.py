@@ -167,10 +167,7 @@ class TurnRunner:
                     lambda request: self._stream(d, backend, request, stop),
                     lambda event: self._send(d, event),
                     stop,
-                    room=spec.context_window
-                    - spec.max_tokens
-                    - SAFETY_MARGIN_TOKENS
-                    - prompt.tokens,
+                    room=room,
                 )
             except Answered:  # by an earlier delivery, since this one read the branch
                 stored = await self.store.message(turn.conversation_id, turn.turn_id)
