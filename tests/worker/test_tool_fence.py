@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,60 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToolServers]:
         yield running
 
 
-def runner(redis: Redis, redis_url: str, model: HFModel, tools: Path) -> TurnRunner:
-    return Worker(redis, settings(redis_url, tools=str(tools)), ModelCatalog([model])).runner
+@dataclass
+class Setup:
+    """One queued tool turn, and how to make runners (deliveries) for it."""
+
+    redis: Redis
+    redis_url: str
+    model: HFModel
+    tools: Path
+    turn: TurnRequest
+    entry: str
+
+    def runner(self) -> TurnRunner:
+        cfg = settings(self.redis_url, tools=str(self.tools))
+        return Worker(self.redis, cfg, ModelCatalog([self.model])).runner
+
+    def delivery(self, n: int = 1) -> ReceivedTurn:
+        return ReceivedTurn(
+            self.entry, self.model.pool, self.turn, n, "taken over" if n > 1 else None
+        )
+
+
+@pytest.fixture(autouse=True)
+def tools_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MCP_TOKEN_ENV, MCP_TOKEN)
+
+
+def pause_before_storing(
+    monkeypatch: pytest.MonkeyPatch, runner: TurnRunner, *, change_to: str | None = None
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The runner stops once its reply is made (every step run, the loop's
+    own fence check passed), just before storing it, until woken; its reply
+    then says ``change_to`` if given. (paused, wake)"""
+    paused, wake = asyncio.Event(), asyncio.Event()
+    moderate = runner.after.moderate
+
+    async def paused_moderation(turn: TurnRequest, reply: Message) -> Message:
+        paused.set()
+        await wake.wait()
+        reply = await moderate(turn, reply)
+        return reply if change_to is None else reply.model_copy(update={"content": change_to})
+
+    monkeypatch.setattr(runner.after, "moderate", paused_moderation)
+    return paused, wake
+
+
+async def queue_tool_turn(
+    redis: Redis, redis_url: str, servers: ToolServers, tmp_path: Path, content: str
+) -> Setup:
+    model = HFModel(
+        id="tooly", backend="hf", base_url=f"{servers.upstream_url}/v1", model="m", auto_title=False
+    )
+    turn = await queue_turn(redis, model, content)
+    entry = (await redis.xrange(KEYS.prompts(model.pool)))[-1][0]
+    return Setup(redis, redis_url, model, servers.tools_file(tmp_path), turn, entry)
 
 
 async def test_a_stale_owner_stores_nothing_after_a_takeover(
@@ -44,31 +97,17 @@ async def test_a_stale_owner_stores_nothing_after_a_takeover(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(MCP_TOKEN_ENV, MCP_TOKEN)
-    model = HFModel(
-        id="tooly", backend="hf", base_url=f"{servers.upstream_url}/v1", model="m", auto_title=False
+    setup = await queue_tool_turn(
+        redis, redis_url, servers, tmp_path, '[[steps: calc__add {"a":1,"b":2}]]'
     )
-    tools = servers.tools_file(tmp_path)
-    turn = await queue_turn(redis, model, '[[steps: calc__add {"a":1,"b":2}]]')
-    entry = (await redis.xrange(KEYS.prompts(model.pool)))[-1][0]
-
-    old = runner(redis, redis_url, model, tools)
-    paused, wake = asyncio.Event(), asyncio.Event()
-
-    async def pause_after_the_loop(turn: TurnRequest, reply: Message) -> Message:
-        # The old worker has run every step and passed the loop's own
-        # fence check; it stops here, just before storing its reply.
-        paused.set()
-        await wake.wait()
-        return reply.model_copy(update={"content": "stale reply"})
-
-    monkeypatch.setattr(old.after, "moderate", pause_after_the_loop)
-    stale = asyncio.create_task(old.run(ReceivedTurn(entry, model.pool, turn)))
+    turn = setup.turn
+    old = setup.runner()
+    paused, wake = pause_before_storing(monkeypatch, old, change_to="stale reply")
+    stale = asyncio.create_task(old.run(setup.delivery()))
     await asyncio.wait_for(paused.wait(), 60)
 
     # Meanwhile the turn is taken over (its worker looked dead) and answered.
-    new = runner(redis, redis_url, model, tools)
-    await new.run(ReceivedTurn(entry, model.pool, turn, 2, "taken over"))
+    await setup.runner().run(setup.delivery(2))
     store = ConversationStore(redis, KEYS)
     answered = (await store.get_owned(turn.conversation_id, "u1")).messages[turn.turn_id]
     assert answered.content == "answer: 3"
@@ -99,28 +138,16 @@ async def test_a_slow_delivery_does_not_answer_again_after_an_earlier_one_stored
     reply; the second must not generate and store another one over it
     (the chaos run saw two stream_ends of one turn with different
     replies): its claim sees the stored reply, and it re-sends that."""
-    monkeypatch.setenv(MCP_TOKEN_ENV, MCP_TOKEN)
-    model = HFModel(
-        id="tooly", backend="hf", base_url=f"{servers.upstream_url}/v1", model="m", auto_title=False
+    setup = await queue_tool_turn(
+        redis, redis_url, servers, tmp_path, '[[steps: calc__add {"a":2,"b":3}]]'
     )
-    tools = servers.tools_file(tmp_path)
-    turn = await queue_turn(redis, model, '[[steps: calc__add {"a":2,"b":3}]]')
-    entry = (await redis.xrange(KEYS.prompts(model.pool)))[-1][0]
-
-    first = runner(redis, redis_url, model, tools)
-    paused, wake = asyncio.Event(), asyncio.Event()
-    moderate = first.after.moderate
-
-    async def slow_before_storing(turn: TurnRequest, reply: Message) -> Message:
-        paused.set()
-        await wake.wait()
-        return await moderate(turn, reply)
-
-    monkeypatch.setattr(first.after, "moderate", slow_before_storing)
-    slow = asyncio.create_task(first.run(ReceivedTurn(entry, model.pool, turn)))
+    turn = setup.turn
+    first = setup.runner()
+    paused, wake = pause_before_storing(monkeypatch, first)
+    slow = asyncio.create_task(first.run(setup.delivery()))
     await asyncio.wait_for(paused.wait(), 60)
 
-    second = runner(redis, redis_url, model, tools)
+    second = setup.runner()
     read, go_on = asyncio.Event(), asyncio.Event()
     run_tools = second.tools.run
 
@@ -130,9 +157,7 @@ async def test_a_slow_delivery_does_not_answer_again_after_an_earlier_one_stored
         return await run_tools(*args, **kwargs)
 
     monkeypatch.setattr(second.tools, "run", after_reading)
-    taking_over = asyncio.create_task(
-        second.run(ReceivedTurn(entry, model.pool, turn, 2, "taken over"))
-    )
+    taking_over = asyncio.create_task(second.run(setup.delivery(2)))
     await asyncio.wait_for(read.wait(), 60)
     wake.set()
     await asyncio.wait_for(slow, 60)  # the first stores its reply
