@@ -10,6 +10,7 @@ model with tools (``worker/tools``), and what is done with the reply
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from redis.asyncio import Redis
@@ -32,10 +33,12 @@ from worker.errors import Blocked, ConversationGone, UnknownModel
 from worker.finish import ReceivedTurn, TurnEnd, failed_reply, queue_event, reply_message
 from worker.generate import Outcome, RetryPolicy, generate
 from worker.tools import ToolLoop, history_messages
-from worker.tools.fence import Answered
+from worker.tools.fence import Answered, Superseded
 from worker.turn_inputs import TurnInputs
 
 __all__ = ["ReceivedTurn", "TurnRunner"]
+
+log = logging.getLogger(__name__)
 
 
 class TurnRunner:
@@ -110,6 +113,10 @@ class TurnRunner:
             stop.set()
         try:
             await self._run(d, context, stop)
+        except Superseded:
+            # Not a failure: the turn is the other worker's now (it looked
+            # dead: a long pause); this one stored and sent nothing.
+            log.info("turn %s: taken over by another worker; this one stops", turn.turn_id)
         finally:
             self.cancels.unwatch(turn.turn_id)
 

@@ -8,6 +8,7 @@ nothing when it wakes up."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ from shared.streams import TurnRequest
 from tests.support.tool_servers import MCP_TOKEN, MCP_TOKEN_ENV, ToolServers, tool_servers
 from tests.worker.helpers import KEYS, queue_turn, session_events, settings
 from tests.worker.test_tools import upstream_requests
-from worker.tools.checkpoint import Superseded
 from worker.turn import ReceivedTurn, TurnRunner
 from worker.worker import Worker
 
@@ -96,6 +96,7 @@ async def test_a_stale_owner_stores_nothing_after_a_takeover(
     servers: ToolServers,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     setup = await queue_tool_turn(
         redis, redis_url, servers, tmp_path, '[[steps: calc__add {"a":1,"b":2}]]'
@@ -117,8 +118,9 @@ async def test_a_stale_owner_stores_nothing_after_a_takeover(
 
     # The old worker wakes up: it is fenced off, and writes nothing at all.
     wake.set()
-    with pytest.raises(Superseded):
+    with caplog.at_level(logging.INFO, "worker.turn"):
         await asyncio.wait_for(stale, 60)
+    assert "taken over by another worker; this one stops" in caplog.text
     stored: Any = (await store.get_owned(turn.conversation_id, "u1")).messages[turn.turn_id]
     assert stored.content == "answer: 3"
     assert stored == answered
