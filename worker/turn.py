@@ -53,13 +53,9 @@ class TurnRunner:
         embedder: Embedder | None = None,
         raw: Redis | None = None,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
+        self.redis, self.keys, self.settings = redis, keys, settings
+        self.catalog, self.backends, self.cancels = catalog, backends, cancels
         self.store = ConversationStore(redis, keys)
-        self.catalog = catalog
-        self.backends = backends
-        self.cancels = cancels
-        self.settings = settings
         self.policy = RetryPolicy(
             settings.backend_retries, settings.retry_base_seconds, settings.retry_max_seconds
         )
