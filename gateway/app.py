@@ -57,6 +57,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway. Settings are read here (at start-up), not at import."""
     cfg = settings or GatewaySettings()
     catalog = cfg.load_models()
+    tools = cfg.load_tools()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +102,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             redis=redis,
             reader=reader,
             catalog=catalog,
+            tools=tools,
             store=store,
             search=search,
             auth=auth_service,

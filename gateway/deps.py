@@ -25,6 +25,7 @@ from shared.models_file import ModelCatalog
 from shared.protocol import UserInfo
 from shared.store import ConversationStore
 from shared.store.search import Search
+from shared.tools import ToolsFile
 
 
 @dataclass(eq=False)
@@ -44,6 +45,8 @@ class Services:
     admin: AdminParts
     users: UserAdmin
     files: FileStore
+    #: The tools file (``TIDECHAT_TOOLS``): which models have tools.
+    tools: ToolsFile = field(default_factory=ToolsFile)
     #: Parsed ``TIDECHAT_TRUSTED_PROXIES``.
     proxies: tuple[Network, ...] = ()
     sockets: SocketRegistry = field(default_factory=SocketRegistry)

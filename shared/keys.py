@@ -415,6 +415,13 @@ class Keys:
         (worker/tools/checkpoint.py). TTL: TOOL_STEPS_TTL_S."""
         return f"{self.prefix}turn:{{{turn_id}}}:steps"
 
+    def turn_fence(self, cid: str, turn_id: str) -> str:
+        """String: the generation of the delivery that holds a tool turn
+        (bumped by each delivery that claims it), under the conversation's
+        hash tag, so the reply's write checks it in the same transaction
+        (worker/tools/fence.py). TTL: TOOL_STEPS_TTL_S."""
+        return f"{self.prefix}fence:{{{cid}}}:{turn_id}"
+
     def user_feed(self, uid: str) -> str:
         """Stream: what every tab of a user must hear about besides its own
         session: conversations created, renamed, deleted, and turns started

@@ -14,10 +14,7 @@ An entry's schema is ``shared/model_specs.py`` (re-exported here).
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from shared.gguf import GGUFError, context_length, looks_instruct, read_metadata
 from shared.keys import LOCAL_CONTEXT_CAP
@@ -33,6 +30,7 @@ from shared.model_specs import (
     ScriptedModel,
 )
 from shared.moderation_config import ModerationConfig
+from shared.toml_file import read_toml_file
 
 __all__ = [
     "CRASH_STATUS",
@@ -206,17 +204,5 @@ def load_models(
             "--model or TIDECHAT_MODEL_PATH) are both set: add the model to the models "
             "file with `path`, or unset TIDECHAT_MODELS"
         )
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelsFileError(f"models file {file} does not exist (TIDECHAT_MODELS)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelsFileError(f"models file {file} is not valid TOML: {exc}") from exc
-    try:
-        parsed = ModelsFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ModelsFileError(f"models file {file} is invalid: {problems}") from exc
+    parsed = read_toml_file(file, ModelsFile, "models file", "TIDECHAT_MODELS", ModelsFileError)
     return ModelCatalog([_with_file_context(m) for m in parsed.models], parsed.moderation)

@@ -145,14 +145,19 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+#: A tool call's id (the model's, or ``s<step>c<index>``), as a client names it.
+CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class ApproveFrame(_Frame):
     """Tools (issue 15): the user's answer to an ``approval_required``
     event: run the call (``approve`` true) or refuse it. The first answer
-    counts; only the turn's own user's answer is read by the worker."""
+    counts; only the turn's own user may answer (``POST
+    /api/turns/{turn_id}/approvals/{call_id}`` is the same over HTTP)."""
 
     type: Literal["approve"]
     turn_id: Id
-    call_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    call_id: CallId
     approve: bool
 
 

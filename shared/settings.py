@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.keys import AUDIT_MAXLEN, Keys
 from shared.models_file import ModelCatalog, load_models
+from shared.tools import ToolsFile, load_tools
 
 
 class CommonSettings(BaseSettings):
@@ -21,6 +22,11 @@ class CommonSettings(BaseSettings):
     )
     #: Path of the models file; unset means the embedded default.
     models: str | None = Field(default=None, validation_alias=AliasChoices("TIDECHAT_MODELS"))
+    #: Tools (issue 15): path of the tools file (MCP servers, which models
+    #: use them; docs/tools.md); unset: no tools. Workers connect to the
+    #: servers; a gateway reads it only to tell clients which models have
+    #: tools (server ids, never addresses or tokens).
+    tools: str | None = None
     #: A GGUF file to run as the local model instead of the bundled one
     #: (``tidechat up --model``); only without a models file.
     model_path: str | None = None
@@ -39,6 +45,9 @@ class CommonSettings(BaseSettings):
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix)
+
+    def load_tools(self) -> ToolsFile:
+        return load_tools(self.tools)
 
     def load_models(self) -> ModelCatalog:
         return load_models(

@@ -4,9 +4,10 @@ turn's step checkpoint (``Keys.turn_steps``, one hash: one slot).
 The worker marks a call as waiting (``ask:<call id>``) before it sends
 ``approval_required``; the gateway records the user's answer as
 ``approval:<call id>:<user id>`` (``yes``/``no``), only for a call that is
-waiting and only once (HSETNX), in one script. The worker reads only the
-answer of the turn's own user, so an answer from anyone else changes
-nothing (and turn ids, 128 random bits, are shown only to their owner).
+waiting, only from the turn's own user (``owner``, written by the worker's
+claim), and only once (HSETNX), in one script: another user's answer is
+refused exactly as a call that does not exist (nothing revealed). The
+worker reads only the answer of the turn's own user, too.
 A turn taken over by another worker finds both in the checkpoint.
 """
 
@@ -18,6 +19,8 @@ from shared.keys import Keys
 
 _RECORD = """
 if redis.call('HEXISTS', KEYS[1], 'ask:' .. ARGV[1]) == 0 then return -1 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[2] then return -1 end
 return redis.call('HSETNX', KEYS[1], 'approval:' .. ARGV[1] .. ':' .. ARGV[2], ARGV[3])
 """
 

@@ -2,8 +2,9 @@
 tool steps an assistant message stores.
 
 The tools file is TOML, named by ``TIDECHAT_TOOLS`` (next to the models
-file; docs/tools.md). Only workers read it: they alone connect to MCP
-servers, so the servers' URLs, headers and tokens never leave them. A token
+file; docs/tools.md). Workers alone connect to MCP servers, so the
+servers' URLs, headers and tokens never leave them; a gateway reads the
+file only to tell clients which models have tools (server ids). A token
 is named by the environment variable holding it (``token_env``), never
 written in the file. What reaches a client or the conversation document is a
 server's ``id``, a tool's name, the arguments the model wrote and the
@@ -31,11 +32,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.toml_file import read_toml_file
 
 #: A server id is part of the function name the model sees
 #: (``<server>__<tool>``), so it has no ``__`` and keeps that name within
@@ -43,6 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 ServerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$", max_length=24)]
 #: Between a server id and a tool name in the function name the model sees.
 NAME_SEPARATOR = "__"
+#: The models file's backends that pass tools to the model (their worker
+#: backend class says ``supports_tools``; tests/worker/test_tools.py checks
+#: the two agree): a model of another backend is offered no tools.
+TOOL_BACKENDS = frozenset({"hf"})
 
 #: What a finished tool call came to. ``interrupted``: the worker running it
 #: died before it reported back, and the tool is not idempotent, so it is
@@ -140,6 +146,14 @@ class ToolsFile(BaseModel):
         """The servers whose tools a turn of ``model_id`` is offered."""
         return [s for s in self.servers if s.serves(model_id)]
 
+    def server_ids(self, model_id: str, backend: str) -> list[str]:
+        """What a client is told of a model's tools (``GET /api/models``):
+        the ids of its servers, none when its backend cannot pass tools to
+        the model. Never an address, header or token."""
+        if backend not in TOOL_BACKENDS:
+            return []
+        return [s.id for s in self.for_model(model_id)]
+
     def server(self, server_id: str) -> ServerSpec | None:
         return next((s for s in self.servers if s.id == server_id), None)
 
@@ -152,21 +166,7 @@ def load_tools(path: str | Path | None) -> ToolsFile:
     """Read and validate the tools file; no file: no tools."""
     if path is None or str(path) == "":
         return ToolsFile()
-    file = Path(path)
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ToolsFileError(f"tools file {file} does not exist (TIDECHAT_TOOLS)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ToolsFileError(f"tools file {file} is not valid TOML: {exc}") from exc
-    try:
-        return ToolsFile.model_validate(raw)
-    except ValidationError as exc:
-        # Only where and what, never the input (a header value may be secret).
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ToolsFileError(f"tools file {file} is invalid: {problems}") from exc
+    return read_toml_file(Path(path), ToolsFile, "tools file", "TIDECHAT_TOOLS", ToolsFileError)
 
 
 def function_name(server_id: str, tool: str) -> str:

@@ -5,9 +5,11 @@ Every ``claim_interval_seconds`` each worker looks at the pending entries of
 its pools that have been idle past ``claim_idle_seconds`` (a live worker
 refreshes the idle time of its own every heartbeat: see ``upkeep``) and
 claims as many as it has free slots, with XCLAIM's idle threshold repeated
-so two workers never both take one. ``XPENDING IDLE`` then ``XCLAIM``
-rather than XAUTOCLAIM: the delivery count of each entry is known before it
-is claimed, which the dead-letter rule below needs.
+so two workers never both take one. It never claims a turn it is running
+itself (a heartbeat a little late is no reason to start it again here).
+``XPENDING IDLE`` then ``XCLAIM`` rather than XAUTOCLAIM: the delivery
+count of each entry is known before it is claimed, which the dead-letter
+rule below needs.
 
 A turn on one of its last two tries runs as the only such turn on its worker
 (``running.last_tries``), so a turn that kills its workers is dead-lettered
@@ -89,6 +91,10 @@ class Claims:
         suspects = self.running.suspects
         counts: dict[str, int] = {}
         for row in rows:
+            if row["message_id"] in self.running:
+                # This worker's own, still running: only its heartbeat was
+                # late. Claiming it would start the turn a second time here.
+                continue
             delivered = int(row["times_delivered"])
             if last_tries(delivered + 1, self.settings.max_deliveries):
                 if suspects:

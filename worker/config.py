@@ -47,9 +47,6 @@ class WorkerSettings(CommonSettings):
     #: group has a retention policy turned on; each sweep deletes the
     #: conversations past their group's limit, in small batches.
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
-    #: Tools (issue 15): path of the tools file (MCP servers, which models
-    #: use them; docs/tools.md); unset: no tools.
-    tools: str | None = None
     #: A call to an "ask" tool waits this long for the user's approval, then
     #: is refused (the model is told).
     tool_approval_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -56,6 +56,9 @@ class RunningTurns:
     def __iter__(self) -> Iterator[Running]:
         return iter(list(self._running.values()))
 
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._running
+
     @property
     def free(self) -> int:
         return self.concurrency - len(self._running)

@@ -1,21 +1,25 @@
 """``POST /api/chat``: one turn, streamed back as Server-Sent Events, so a
-script (or ``curl -N``) can chat without a WebSocket."""
+script (or ``curl -N``) can chat without a WebSocket; and
+``POST /api/turns/{turn_id}/approvals/{call_id}``: the answer to a tool
+call's ``approval_required`` (the WebSocket's ``approve`` frame, over HTTP)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.deps import CurrentUser, ServicesDep, request_token
 from gateway.errors import ApiError
 from gateway.security.signins import token_hash
+from gateway.tool_approvals import approve
 from shared.conversation import Id, new_id
-from shared.protocol import TERMINAL_EVENT_TYPES, MessageFrame
+from shared.protocol import TERMINAL_EVENT_TYPES, ApproveFrame, CallId, MessageFrame
 
 router = APIRouter()
 
@@ -110,3 +114,28 @@ async def chat(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class ApprovalAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Run the call (true) or refuse it (false).
+    approve: bool
+
+
+@router.post("/turns/{turn_id}/approvals/{call_id}", status_code=204)
+async def answer_approval(
+    turn_id: Id,
+    call_id: Annotated[CallId, Path()],
+    body: ApprovalAnswer,
+    user: CurrentUser,
+    services: ServicesDep,
+) -> Response:
+    """Answer a tool call waiting for the caller's approval (an
+    ``approval_required`` event, e.g. on ``POST /api/chat``'s stream): the
+    same as the WebSocket's ``approve`` frame. The first answer counts;
+    404 when no such call of the caller's waits (unknown, answered,
+    finished, or another user's turn: the same answer)."""
+    frame = ApproveFrame(type="approve", turn_id=turn_id, call_id=call_id, approve=body.approve)
+    await approve(services.redis, services.settings.keys, user, frame)
+    return Response(status_code=204)

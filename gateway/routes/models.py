@@ -22,6 +22,9 @@ class ModelInfo(BaseModel):
     suggestions: list[Suggestion]
     #: The model reads attached images.
     vision: bool = False
+    #: The ids of the tool servers its turns may call (docs/tools.md); []:
+    #: none. Never a server's address or credentials.
+    tools: list[str] = []
 
 
 class ModelList(BaseModel):
@@ -50,6 +53,7 @@ async def list_models(user: CurrentUser, services: ServicesDep) -> ModelList:
                     m.suggestions if m.suggestions is not None else default_suggestions(m.backend)
                 ),
                 vision=m.vision,
+                tools=services.tools.server_ids(m.id, m.backend),
             )
             for m in allowed
         ],

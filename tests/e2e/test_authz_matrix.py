@@ -350,6 +350,13 @@ HTTP: dict[tuple[str, str], Entry] = {
         lambda w, p: Call("POST", "/api/chat", {"content": "more", "conversation_id": w.cid}),
         _signed_in(200, 404),
     ),
+    # Tools (issue 15): answering an approval over HTTP. No call waits in
+    # this stack: refused for everyone; another user's answer to a waiting
+    # call gets the same 404 (tests/e2e/test_tools.py).
+    ("POST", "/api/turns/{turn_id}/approvals/{call_id}"): Entry(
+        lambda w, p: Call("POST", f"/api/turns/{'0' * 32}/approvals/c1", {"approve": True}),
+        _signed_in(404, 404),
+    ),
     ("GET", "/api/models"): Entry(lambda w, p: Call("GET", "/api/models"), _signed_in(200, 200)),
     ("GET", "/api/quota"): Entry(lambda w, p: Call("GET", "/api/quota"), _signed_in(200, 200)),
     ("POST", "/api/files"): Entry(

@@ -4,9 +4,12 @@ tool-calling upstream, as processes, on real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import unique
@@ -37,10 +40,21 @@ def stack(
         "TIDECHAT_TOOLS": str(servers.tools_file(directory, extra='ask = ["slow"]')),
         MCP_TOKEN_ENV: MCP_TOKEN,
     }
-    with running_stack(
-        redis_url, directory, models=servers.models_file_entry(), workers=1, gateways=2, env=env
-    ) as s:
+    # A model of a backend that cannot call tools, though the file offers
+    # the server to every model ("*").
+    models = servers.models_file_entry() + '[[models]]\nid = "plain"\nbackend = "scripted"\n'
+    with running_stack(redis_url, directory, models=models, workers=1, gateways=2, env=env) as s:
         yield s
+
+
+def test_the_model_list_says_which_models_have_tools(stack: Stack) -> None:
+    with stack.client(stack.signup(unique("picker"))) as http:
+        answer = http.get("/api/models")
+    assert answer.status_code == 200
+    tools = {m["id"]: m["tools"] for m in answer.json()["models"]}
+    assert tools == {"tooly": ["calc"], "plain": []}
+    # The server's id only: never its address or token.
+    assert MCP_TOKEN not in answer.text and "/mcp" not in answer.text
 
 
 async def test_a_tool_turn_reaches_the_client_history_and_export(
@@ -133,3 +147,63 @@ async def test_an_approval_survives_a_reconnect_to_the_other_gateway(
     refused = await second.wait_type("error", timeout=15)
     assert refused["code"] == "not_found"
     await second.close()
+
+
+def test_an_approval_over_http_for_a_turn_streamed_as_sse(
+    stack: Stack, servers: ToolServers
+) -> None:
+    """``POST /api/chat`` streams ``approval_required``; the answer goes to
+    ``POST /api/turns/{turn_id}/approvals/{call_id}``: another user's is
+    refused as a call that does not exist is, a cross-site page's (with the
+    session cookie) is refused as a forgery, the owner's runs the call."""
+    before = asyncio.run(servers.counts())
+    token = stack.signup(unique("sse-approver"))
+    mallory = stack.signup(unique("mallory"))
+    content = '[[steps: calc__slow {"seconds":0}]]'
+    events: list[dict[str, Any]] = []
+    with (
+        stack.client(token) as http,
+        http.stream("POST", "/api/chat", json={"content": content, "model": "tooly"}) as r,
+    ):
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        for line in lines:
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+                if events[-1]["type"] == "approval_required":
+                    break
+        asked = events[-1]
+        assert (asked["type"], asked["tool"]) == ("approval_required", "slow")
+        path = f"/api/turns/{asked['turn_id']}/approvals/{asked['call_id']}"
+        nothing = f"/api/turns/{asked['turn_id']}/approvals/no-such-call"
+
+        # Another user: the same 404 as for a call that does not exist.
+        with stack.client(mallory) as other:
+            theirs = other.post(path, json={"approve": True})
+            missing = other.post(nothing, json={"approve": True})
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.json() == missing.json()
+        # A page of another site, riding on the session cookie: refused.
+        forged = httpx.post(
+            stack.url + path,
+            json={"approve": True},
+            cookies={"tc_session": token},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert forged.status_code == 403
+        assert asyncio.run(servers.counts()).get("slow", 0) == before.get("slow", 0)
+
+        # The owner allows it: the call runs and the stream goes on to its end.
+        assert http.post(path, json={"approve": True}).status_code == 204
+        for line in lines:
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    assert events[-1]["type"] == "stream_end"
+    assert events[-1]["message"]["content"] == "answer: slept"
+    assert events[-1]["message"]["steps"][0]["calls"][0]["status"] == "ok"
+    assert asyncio.run(servers.counts()).get("slow", 0) - before.get("slow", 0) == 1
+    # The first answer counts: a second one finds nothing waiting.
+    with stack.client(token) as http:
+        again = http.post(path, json={"approve": False})
+    assert again.status_code == 404
+    assert again.json()["error"]["code"] == "not_found"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.tools import (
+    TOOL_BACKENDS,
     HttpServer,
     StdioServer,
     ToolCall,
@@ -142,3 +143,26 @@ def test_steps_in_openai_tool_message_form() -> None:
         {"role": "tool", "tool_call_id": "c1", "content": "3"},
         {"role": "tool", "tool_call_id": "c2", "content": "[timeout] slow"},
     ]
+
+
+def test_clients_are_told_server_ids_of_models_whose_backend_takes_tools(
+    tmp_path: Path,
+) -> None:
+    tools = load_tools(write(tmp_path, TOOLS))
+    assert tools.server_ids("llama", "hf") == ["calc", "files"]
+    assert tools.server_ids("other", "hf") == ["files"]
+    # A backend that cannot pass tools to its model is offered none.
+    assert tools.server_ids("llama", "scripted") == []
+    assert tools.server_ids("llama", "llamacpp") == []
+    assert load_tools(None).server_ids("llama", "hf") == []
+
+
+def test_the_backends_said_to_take_tools_are_those_whose_class_does() -> None:
+    from worker.backends.hf import HFBackend
+    from worker.backends.llamacpp import LlamaCppBackend
+    from worker.backends.scripted import ScriptedBackend
+
+    classes = {"hf": HFBackend, "llamacpp": LlamaCppBackend, "scripted": ScriptedBackend}
+    assert {
+        name for name, cls in classes.items() if getattr(cls, "supports_tools", False)
+    } == TOOL_BACKENDS

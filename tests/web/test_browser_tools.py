@@ -34,6 +34,11 @@ def tools_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_a_tool_turn_with_an_approval(tools_stack: Stack, page: Any) -> None:
     sign_up(page, tools_stack.url)
+    # The picker says the model has tools, and which servers.
+    badge = page.get_by_role("note", name="Tools: calc")
+    expect(badge).to_be_visible(timeout=30_000)
+    expect(badge).to_have_text("calc")
+    expect(page.get_by_role("option", name="tooly · tools")).to_have_count(1)
     send(page, '[[steps: calc__add {"a":1,"b":2} | calc__slow {"seconds":0}]]')
 
     approval = page.get_by_role("group", name="Approve calc/slow")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.tools import ToolCall, ToolStep, step_messages
-from worker.tools.loop import DROPPED, fit_steps
+from worker.tools.context import DROPPED, fit_steps
 
 
 def steps(*results: str) -> list[ToolStep]:

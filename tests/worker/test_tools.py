@@ -210,7 +210,7 @@ async def test_a_taken_over_turn_continues_from_its_checkpoint(
     )
     cfg = settings(redis_url, tools=str(servers.tools_file(tmp_path)))
     turn = await queue_turn(redis, model, content)
-    checkpoint = Checkpoint(redis, KEYS, turn.turn_id)
+    checkpoint = Checkpoint(redis, KEYS, turn.turn_id, turn.conversation_id)
     calls = [
         ToolCall(
             id=f"call_0_{i}", server="calc", tool="add", arguments=json.dumps({"a": a, "b": b})
@@ -317,9 +317,10 @@ async def test_an_ask_tool_waits_for_its_users_answer(
             '{"a":2,"b":2}',
             300,
         )
-        # Nothing runs before the answer; another user's answer is not one.
+        # Nothing runs before the answer; another user's answer is refused
+        # as a call that does not exist is.
         assert not await approvals.record("u1", turn.turn_id, "no-such-call", True)
-        assert await approvals.record("mallory", turn.turn_id, asked["call_id"], True)
+        assert not await approvals.record("mallory", turn.turn_id, asked["call_id"], True)
         assert (await servers.counts()).get("add", 0) == before.get("add", 0)
         assert await approvals.record("u1", turn.turn_id, asked["call_id"], approve)
         assert not await approvals.record("u1", turn.turn_id, asked["call_id"], not approve)

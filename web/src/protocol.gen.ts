@@ -72,7 +72,8 @@ export interface ApprovalRequiredEvent {
 /**
  * Tools (issue 15): the user's answer to an ``approval_required``
  * event: run the call (``approve`` true) or refuse it. The first answer
- * counts; only the turn's own user's answer is read by the worker.
+ * counts; only the turn's own user may answer (``POST
+ * /api/turns/{turn_id}/approvals/{call_id}`` is the same over HTTP).
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ApproveFrame".

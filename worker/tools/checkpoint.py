@@ -20,12 +20,18 @@ tool is marked idempotent; otherwise the model is told it was interrupted
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.conversation import Message
 from shared.keys import TOOL_STEPS_TTL_S, Keys
+from shared.store import ConversationStore
 from shared.tool_approvals import answer_field, waiting_field
 from shared.tools import ToolCall, ToolStep
+from worker.tools.fence import Fence, Superseded
+
+__all__ = ["Checkpoint", "Saved", "Superseded"]
 
 
 @dataclass(slots=True)
@@ -51,38 +57,54 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return redis.call('HGET', KEYS[1], ARGV[3])
 """
 
-
-class Superseded(Exception):
-    """Another worker took this turn over (its worker looked dead: a long
-    pause) while this one still ran it: this one stops, storing nothing;
-    the turn stays with the new worker (worker.py leaves it pending)."""
+#: A delivery's claim: its generation (``fence.py``) becomes the hash's
+#: ``gen`` unless a later one is there already (then every write of this
+#: delivery is refused), the turn's user is recorded as its ``owner`` (only
+#: theirs are answers to its approvals: ``shared/tool_approvals.py``), and
+#: what earlier deliveries recorded is read, in
+#: the same script: a call started before the claim is seen as started.
+_CLAIM = """
+if tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'gen', ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
 
 
 class Checkpoint:
     """One turn's checkpoint, as written by one delivery of the turn.
 
-    ``claim`` (at the start of a delivery) bumps the hash's ``gen``; every
-    later write checks it in the same script (a fencing token), so a worker
-    that was only paused, not dead, cannot write over, or run calls behind,
-    the worker that took its turn over. The takeover reads the checkpoint
-    after bumping, so a call the old worker started before the bump is seen
-    as started (in flight), and one it tries to start after is refused."""
+    ``claim`` (at the start of a delivery) takes a new generation from the
+    turn's fence (``fence.py``) and makes it the hash's ``gen``; every later
+    write checks it in the same script (a fencing token), and so does the
+    write of the reply (``store_reply``), so a worker that was only paused,
+    not dead, cannot write over, run calls behind, or answer for the worker
+    that took its turn over. The takeover reads the checkpoint as it sets
+    ``gen``, so a call the old worker started before is seen as started (in
+    flight), and one it tries to start after is refused."""
 
-    def __init__(self, redis: Redis, keys: Keys, turn_id: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, turn_id: str, conversation_id: str) -> None:
         self.redis = redis
         self.key = keys.turn_steps(turn_id)
+        self.fence = Fence(redis, keys, conversation_id, turn_id)
         self.gen = "0"
         self._write = redis.register_script(_WRITE)
+        self._claim = redis.register_script(_CLAIM)
 
-    async def claim(self) -> Saved:
-        """Take the turn (bump ``gen``) and read what earlier deliveries did."""
-        pipe = self.redis.pipeline(transaction=True)  # one key: one slot
-        pipe.hincrby(self.key, "gen", 1)
-        pipe.expire(self.key, TOOL_STEPS_TTL_S)
-        pipe.hgetall(self.key)
-        gen, _, got = await pipe.execute()
-        self.gen = str(gen)
-        return self._parse({str(k): str(v) for k, v in got.items()})
+    async def claim(self, owner: str) -> Saved:
+        """Take the turn (a new generation) for its user ``owner``, and read
+        what earlier deliveries did."""
+        self.gen = str(await self.fence.claim())
+        got = await self._claim(keys=[self.key], args=[self.gen, TOOL_STEPS_TTL_S, owner])
+        raw = dict(zip(got[::2], got[1::2], strict=True))
+        return self._parse({str(k): str(v) for k, v in raw.items()})
+
+    async def store_reply(self, store: ConversationStore, reply: Message, owner: str) -> Any:
+        """The reply's write, only while this delivery holds the turn
+        (``Fence.store_reply``)."""
+        return await self.fence.store_reply(store, self.gen, reply, owner)
 
     async def check(self) -> None:
         """Superseded if another delivery has claimed the turn since."""

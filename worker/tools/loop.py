@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,16 +20,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.conversation import Message, Usage
-from shared.keys import APPROVAL_POLL_S, TOOL_PREVIEW_CHARS, Keys
+from shared.conversation import Usage
+from shared.keys import APPROVAL_POLL_S, Keys
 from shared.protocol import ApprovalRequiredEvent, ToolCallEvent, ToolResultEvent
 from shared.streams import SessionEvent, TurnRequest
-from shared.tokens import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from shared.tools import ServerSpec, ToolCall, ToolsFile, ToolStep, load_tools, step_messages
 from worker.backends.base import Backend, GenerationRequest
 from worker.generate import Outcome
 from worker.tools.calls import assemble
 from worker.tools.checkpoint import Checkpoint, Saved
+from worker.tools.context import fit_steps, preview
 from worker.tools.mcp_client import CallOutcome, McpTools
 
 log = logging.getLogger(__name__)
@@ -44,45 +43,6 @@ INTERRUPTED = (
     "the worker running this call stopped before it reported back; it may or may "
     "not have taken effect, and was not run again"
 )
-
-
-def history_messages(message: Message) -> list[dict[str, Any]]:
-    """An earlier reply with tool steps as the model sees it in a later
-    turn's context: its steps in OpenAI tool-message form, then its answer."""
-    return [
-        *step_messages(message.steps or []),
-        {"role": message.role, "content": message.content},
-    ]
-
-
-#: What the model reads instead of a result that did not fit its context.
-DROPPED = "[this result was dropped to fit the model's context window]"
-
-
-def _cost(message: dict[str, Any]) -> int:
-    return estimate_tokens(json.dumps(message, ensure_ascii=False)) + MESSAGE_OVERHEAD_TOKENS
-
-
-def fit_steps(messages: list[dict[str, Any]], room: int) -> list[dict[str, Any]]:
-    """A turn's own step messages within ``room`` tokens: past it, the
-    oldest tool results are replaced by a short note (the calls themselves
-    stay, so the model knows what it asked)."""
-    cost = sum(_cost(m) for m in messages)
-    if cost <= room:
-        return messages
-    fitted = [dict(m) for m in messages]
-    for message in fitted:
-        if cost <= room:
-            break
-        if message["role"] == "tool" and message["content"] != DROPPED:
-            before = _cost(message)
-            message["content"] = DROPPED
-            cost -= before - _cost(message)
-    return fitted
-
-
-def _preview(text: str) -> str:
-    return text if len(text) <= TOOL_PREVIEW_CHARS else text[:TOOL_PREVIEW_CHARS] + "…"
 
 
 class ToolLoop:
@@ -117,18 +77,19 @@ class ToolLoop:
         send: Send,
         stop: asyncio.Event,
         room: int = 1 << 30,
-    ) -> tuple[Outcome, list[ToolStep]]:
+    ) -> tuple[Outcome, list[ToolStep], Checkpoint]:
         """``room``: tokens of the context window left for this turn's own
-        steps (``fit_steps``)."""
-        checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id)
-        saved = await checkpoint.claim()
+        steps (``fit_steps``). Returns the checkpoint too: the reply is
+        stored through it (``Checkpoint.store_reply``: fenced)."""
+        checkpoint = Checkpoint(self.redis, self.keys, turn.turn_id, turn.conversation_id)
+        saved = await checkpoint.claim(turn.user_id)
         async with McpTools(servers) as mcp:
             run = _Run(
                 self.tools, turn, mcp, checkpoint, saved, send, stop, self.approval_timeout, room
             )
             await run.replay()
             outcome = await run.loop(base_messages, make_request, generate)
-        return outcome, run.steps
+        return outcome, run.steps, checkpoint
 
 
 class _Run:
@@ -264,17 +225,8 @@ class _Run:
         ask's time is kept) and ends at ``approval_timeout``."""
         loop = asyncio.get_running_loop()
         asked = await self.checkpoint.ask(call.id, time.time())
-        await self.send(
-            ApprovalRequiredEvent(
-                turn_id=self.turn.turn_id,
-                step=index,
-                call_id=call.id,
-                server=call.server,
-                tool=call.tool,
-                arguments=_preview(call.arguments),
-                timeout_seconds=self.approval_timeout,
-            )
-        )
+        fields = self._call_fields(index, call)
+        await self.send(ApprovalRequiredEvent(**fields, timeout_seconds=self.approval_timeout))
         deadline = loop.time() + max(0.0, asked + self.approval_timeout - time.time())
         while True:
             answer = await self.checkpoint.answer(call.id, self.turn.user_id)
@@ -285,17 +237,19 @@ class _Run:
             # A paused turn polls its one hash field; a pause is rare and short.
             await asyncio.sleep(APPROVAL_POLL_S)
 
+    def _call_fields(self, index: int, call: ToolCall) -> dict[str, Any]:
+        """What ``tool_call`` and ``approval_required`` both say of a call."""
+        return {
+            "turn_id": self.turn.turn_id,
+            "step": index,
+            "call_id": call.id,
+            "server": call.server,
+            "tool": call.tool,
+            "arguments": preview(call.arguments),
+        }
+
     async def _send_call(self, index: int, call: ToolCall) -> None:
-        await self.send(
-            ToolCallEvent(
-                turn_id=self.turn.turn_id,
-                step=index,
-                call_id=call.id,
-                server=call.server,
-                tool=call.tool,
-                arguments=_preview(call.arguments),
-            )
-        )
+        await self.send(ToolCallEvent(**self._call_fields(index, call)))
 
     async def _send_result(self, index: int, call: ToolCall) -> None:
         assert call.status is not None
@@ -305,7 +259,7 @@ class _Run:
                 step=index,
                 call_id=call.id,
                 status=call.status,
-                preview=_preview(call.result),
+                preview=preview(call.result),
                 duration_ms=call.duration_ms,
             )
         )

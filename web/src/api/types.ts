@@ -71,6 +71,8 @@ export interface ModelInfo {
   suggestions: Suggestion[];
   /** The model reads attached images. */
   vision?: boolean;
+  /** The ids of the tool servers its turns may call; empty: no tools. */
+  tools?: string[];
 }
 
 export interface ModelsResponse {

@@ -2,35 +2,13 @@
  * Tools (issue 15): a reply's tool calls as the client shows them, from the
  * stored `steps` and, while the turn runs, from `tool_call`,
  * `approval_required` and `tool_result` events (a takeover replays them:
- * each call is updated in place by its id).
+ * each call is updated in place by its id). The stored steps' views:
+ * `toolSteps.ts`.
  */
-import type {
-  ApprovalRequiredEvent,
-  Message,
-  ToolCallEvent,
-  ToolResultEvent,
-} from "../protocol.gen";
+import type { ApprovalRequiredEvent, ToolCallEvent, ToolResultEvent } from "../protocol.gen";
 import { updateMessage } from "./conversation";
 import { withConversation } from "./stateHelpers";
 import type { ChatState, ToolView } from "./types";
-
-const PREVIEW_CHARS = 500;
-
-export function toolsFromSteps(m: Message): ToolView[] {
-  return (m.steps ?? []).flatMap((step, index) =>
-    (step.calls ?? []).map((call) => ({
-      callId: call.id,
-      step: index,
-      server: call.server,
-      tool: call.tool,
-      arguments: call.arguments,
-      status: call.status ?? "running",
-      preview: (call.result ?? "").slice(0, PREVIEW_CHARS),
-      durationMs: call.duration_ms ?? null,
-      turnId: null,
-    })),
-  );
-}
 
 type ToolEvent = ToolCallEvent | ApprovalRequiredEvent | ToolResultEvent;
 
@@ -40,27 +18,26 @@ function upsert(tools: ToolView[], callId: string, change: (t: ToolView | undefi
   return tools.map((t, i) => (i === index ? change(t) : t));
 }
 
+type Asked = Pick<ToolView, "callId" | "step" | "server" | "tool" | "arguments" | "turnId">;
+
+/** What `tool_call` and `approval_required` both say of a call. */
+function asked(event: ToolCallEvent | ApprovalRequiredEvent): Asked {
+  const { call_id: callId, step, server, tool, arguments: args, turn_id: turnId } = event;
+  return { callId, step, server, tool, arguments: args, turnId };
+}
+
 function apply(tools: ToolView[], event: ToolEvent): ToolView[] {
   switch (event.type) {
     case "tool_call":
       return upsert(tools, event.call_id, (t) => ({
-        callId: event.call_id,
-        step: event.step,
-        server: event.server,
-        tool: event.tool,
-        arguments: event.arguments,
+        ...asked(event),
         status: t?.status ?? "running",
         preview: t?.preview ?? "",
         durationMs: t?.durationMs ?? null,
-        turnId: event.turn_id,
       }));
     case "approval_required":
       return upsert(tools, event.call_id, (t) => ({
-        callId: event.call_id,
-        step: event.step,
-        server: event.server,
-        tool: event.tool,
-        arguments: event.arguments,
+        ...asked(event),
         preview: "",
         durationMs: null,
         ...t,

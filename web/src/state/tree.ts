@@ -1,6 +1,6 @@
 /** Walking the message tree: the branch on screen and its siblings. */
 import type { Message } from "../protocol.gen";
-import { toolsFromSteps } from "./tools";
+import { toolsFromSteps } from "./toolSteps";
 import type { ChatConversation, ChatMessage } from "./types";
 
 export function normalizeMessage(m: Message, previous?: ChatMessage): ChatMessage {
