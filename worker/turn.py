@@ -194,7 +194,7 @@ class TurnRunner:
         # Tools (issue 15): a model with tools runs the multi-step loop, and
         # sees earlier replies' tool steps.
         servers = self.tools.servers_for(spec.id, backend)
-        docs = await self._documents(turn.user_id, spec, backend, branch)
+        docs = await self._documents(turn.user_id, spec, backend, branch, turn.conversation_id)
         sent = branch
         if docs.question is not None:
             sent = [*branch[:-1], branch[-1].model_copy(update={"content": docs.question})]
@@ -236,7 +236,7 @@ class TurnRunner:
             await self._title(d, spec, backend, branch[-1].content, reply.content)
 
     async def _documents(
-        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message]
+        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message], cid: str
     ) -> DocumentContext:
         """The attachments' passages for this turn (``worker/documents/retrieve.py``)."""
 
@@ -245,7 +245,7 @@ class TurnRunner:
             return counted if counted is not None else estimate_tokens(text)
 
         budget = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS
-        return await self.documents.context(owner, branch, budget, count)
+        return await self.documents.context(owner, branch, budget, count, cid)
 
     async def _images(self, spec: ModelSpec, question: Message, owner: str) -> list[str]:
         """The question's attached images as data URLs, for a vision model

@@ -27,6 +27,7 @@ from gateway.auth import AuthService, check_new_password, check_username
 from gateway.errors import ApiError
 from gateway.security.signins import SignIns
 from shared.audit import AuditLog, Party
+from shared.collections import CollectionStore
 from shared.files import FileStore
 from shared.groups import GroupStore
 from shared.keys import INVITE_TTL_S, USAGE_TTL_S, Keys
@@ -248,6 +249,7 @@ class UserAdmin:
         while stored := await files.list_for_user(uid):
             for file in stored:
                 await files.delete(file)
+        await CollectionStore(self.redis, self.keys).delete_all_keys(uid)
         await self.groups.leave_all(uid)
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
