@@ -1,8 +1,10 @@
-import { AlertTriangle, ArrowUp, Check, FileText, Paperclip, Square, X } from "lucide-react";
+import { ArrowUp, Paperclip, Square } from "lucide-react";
 import { memo, useEffect, useId, useRef, useState } from "react";
-import { chipLabel, useAttachments } from "../../hooks/useAttachments";
+import { useAttachments } from "../../hooks/useAttachments";
+import { ACCEPT } from "../../api/files";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import { TextArea } from "../ui/TextArea";
+import { FileChip } from "./FileChip";
 import "./composer.css";
 
 /** Where messages go right now, in words for the placeholder. */
@@ -35,7 +37,6 @@ const COUNTER_FROM = 0.9;
 const number = new Intl.NumberFormat("en-US");
 
 /** What the file picker offers (the server decides by the bytes, not by this). */
-const ACCEPT = ".txt,.md,.markdown,.csv,.json,.html,.htm,.pdf,.docx,.py,.js,.ts,.tsx,.java,.c,.cpp,.h,.go,.rs,.rb,.sh,.yaml,.yml,.toml,.xml,.sql,image/png,image/jpeg,image/webp,image/gif";
 
 /**
  * The message box: Enter sends, Shift+Enter is a new line, Esc (anywhere in the chat) stops.
@@ -99,16 +100,12 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
       {attachments.chips.length > 0 && (
         <ul className="composer__chips" aria-label="Attached files">
           {attachments.chips.map((chip) => (
-            <li key={chip.key} className={`file-chip file-chip--${chip.phase}`} data-testid="file-chip" data-phase={chip.phase}>
-              {chip.phase === "ready" ? <Check size={14} aria-hidden /> : chip.phase === "failed" ? <AlertTriangle size={14} aria-hidden /> : <FileText size={14} aria-hidden />}
-              <span className="file-chip__name">{chip.name}</span>
-              <span className="file-chip__state" aria-live="polite">
-                {!vision && chip.file?.kind === "image" ? "This model can't see images" : chipLabel(chip)}
-              </span>
-              <button type="button" className="file-chip__remove" aria-label={`Remove ${chip.name}`} onClick={() => attachments.remove(chip.key)}>
-                <X size={12} aria-hidden />
-              </button>
-            </li>
+            <FileChip
+              key={chip.key}
+              chip={chip}
+              state={!vision && chip.file?.kind === "image" ? "This model can't see images" : undefined}
+              onRemove={() => attachments.remove(chip.key)}
+            />
           ))}
         </ul>
       )}
