@@ -43,7 +43,9 @@ export function CollectionsDialog({ open, conversationId, attached, onClose, onC
     setError(null);
     collections.list().then(setAll, () => setError("Can't load your collections."));
   }, [open]);
-  const on = new Set(attached.map((c) => c.id));
+  // Ticked at once (the server's answer follows; a refusal puts the box back).
+  const [on, setOn] = useState<Set<string>>(new Set());
+  useEffect(() => setOn(new Set(attached.map((c) => c.id))), [attached]);
   return (
     <Dialog open={open} title="Knowledge for this conversation" onClose={onClose} footer={<Button onClick={onClose}>Done</Button>}>
       <p className="collections-dialog__hint">Replies in this conversation draw on the files of the collections ticked here.</p>
@@ -61,8 +63,15 @@ export function CollectionsDialog({ open, conversationId, attached, onClose, onC
                 type="checkbox"
                 checked={on.has(c.id)}
                 onChange={async (e) => {
+                  const checked = e.target.checked;
+                  setOn((prev) => {
+                    const next = new Set(prev);
+                    if (checked) next.add(c.id);
+                    else next.delete(c.id);
+                    return next;
+                  });
                   try {
-                    if (e.target.checked) await collections.attach(conversationId, c.id);
+                    if (checked) await collections.attach(conversationId, c.id);
                     else await collections.detach(conversationId, c.id);
                     setError(null);
                   } catch (exc) {
