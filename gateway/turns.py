@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.admission import Adds, Admission, Quotas
-from gateway.attachments import resolve_attachments
+from gateway.attachments import edited_attachments, resolve_attachments
 from gateway.errors import ApiError, raise_write_error
 from gateway.limits import SessionTtl, TurnQuota
 from gateway.once import FrameGuard, conversation_id_for
@@ -298,6 +298,17 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self._model(frame.model, head.model)
+        # The edited question keeps the original's files unless the frame names others.
+        attachments = await edited_attachments(
+            self.files,
+            self.store,
+            user.id,
+            head.id,
+            frame.message_id,
+            frame.attachments,
+            self.max_attachments,
+        )
+        _check_images(spec, attachments)
         verdict = await self._moderate(frame.content)
         count = 1 if verdict else 2
         nbytes = storage_usage.text_bytes(frame.content)
@@ -307,6 +318,7 @@ class TurnService:
             parent_id=head.message_parent_id,
             role="user",
             content=frame.content,
+            attachments=attachments,
             blocked=verdict.reason if verdict else None,
         )
         if verdict is not None:

@@ -96,6 +96,9 @@ class EditFrame(_Frame):
     content: str
     model: str | None = None
     client_id: Annotated[str, Field(max_length=128)] | None = None
+    #: The new version's files (the caller's own). Left out: the edited
+    #: message keeps the original's (those that still exist); ``[]``: none.
+    attachments: Annotated[list[Id], Field(max_length=100)] | None = None
 
 
 class StopFrame(_Frame):

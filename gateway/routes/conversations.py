@@ -5,6 +5,7 @@ missing one, so ids cannot be probed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.admission import Adds
+from gateway.attachments import mark_missing
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
 from gateway.imports import (
@@ -311,6 +313,9 @@ async def import_conversation(
     await services.turns.admission.check(user.id, None, Adds(conversations=1))
     body = await read_body(request, limits.max_bytes)
     imported = await asyncio.to_thread(build_import, body, user.id, limits, services.catalog)
+    if await mark_missing(services.files, user.id, imported.conversation):
+        view = imported.conversation.model_dump_json(exclude={"owner"}).encode()
+        imported = dataclasses.replace(imported, view_json=view)
     adds = Adds(1, imported.messages, imported.content_bytes)
     await services.turns.admission.check(user.id, None, adds)
     conv = imported.conversation

@@ -96,6 +96,7 @@ export interface Attachment {
   kind: string;
   mime: string;
   size: number;
+  missing?: boolean;
 }
 /**
  * A passage a reply was given, numbered as the prompt numbered it ([n]).
@@ -159,6 +160,7 @@ export interface EditFrame {
   content: string;
   model?: string | null;
   client_id?: string | null;
+  attachments?: string[] | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
