@@ -10,16 +10,17 @@ missing or not the caller's answers 404.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
 from shared.collections import CollectionInfo, CollectionStore
 from shared.conversation import ID_PATTERN, new_id
-from shared.files import FileInfo
+from shared.files import FileInfo, FileRecord, FileStore
 from shared.keys import COLLECTION_NAME_MAX_CHARS, MAX_ATTACHED_COLLECTIONS, MAX_COLLECTIONS
 
 router = APIRouter()
@@ -41,28 +42,46 @@ class CollectionBody(BaseModel):
     name: Name
 
 
-def _store(services: ServicesDep) -> CollectionStore:
-    return CollectionStore(services.redis, services.settings.keys)
+@dataclass(frozen=True, slots=True)
+class Caller:
+    uid: str
+    store: CollectionStore
+    files: FileStore
 
 
-async def _owned(services: ServicesDep, uid: str, colid: str) -> CollectionInfo:
-    found = await _store(services).get(uid, colid)
+async def _caller(user: CurrentUser, services: ServicesDep) -> Caller:
+    return Caller(user.id, CollectionStore(services.redis, services.settings.keys), services.files)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+async def _collection(collection_id: CollectionId, caller: CallerDep) -> CollectionInfo:
+    """The caller's collection named in the path; another user's is not found."""
+    found = await caller.store.get(caller.uid, collection_id)
     if found is None:
         raise ApiError("not_found", "collection not found")
     return found
 
 
-async def _own_conversation(services: ServicesDep, uid: str, cid: str) -> None:
-    head = await services.store.head(cid)
-    if head is None or head.owner != uid:
+async def _conversation(
+    conversation_id: ConversationId, user: CurrentUser, services: ServicesDep
+) -> str:
+    """The conversation named in the path, checked against its recorded owner."""
+    head = await services.store.head(conversation_id)
+    if head is None or head.owner != user.id:
         raise ApiError("not_found", "conversation not found")
+    return conversation_id
+
+
+OwnedCollection = Annotated[CollectionInfo, Depends(_collection)]
+OwnedConversation = Annotated[str, Depends(_conversation)]
+NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_collection(
-    body: CollectionBody, user: CurrentUser, services: ServicesDep
-) -> CollectionInfo:
-    created = await _store(services).create(user.id, new_id(), body.name)
+async def create_collection(body: CollectionBody, caller: CallerDep) -> CollectionInfo:
+    created = await caller.store.create(caller.uid, new_id(), body.name)
     if created is None:
         raise ApiError(
             "quota_exceeded", f"you may keep at most {MAX_COLLECTIONS} collections; delete one"
@@ -71,110 +90,85 @@ async def create_collection(
 
 
 @router.get("")
-async def list_collections(user: CurrentUser, services: ServicesDep) -> list[CollectionInfo]:
+async def list_collections(caller: CallerDep) -> list[CollectionInfo]:
     """The caller's collections, oldest first, with how many files each holds."""
-    return await _store(services).list_for_user(user.id)
+    return await caller.store.list_for_user(caller.uid)
 
 
 @router.get("/{collection_id}")
-async def get_collection(
-    collection_id: CollectionId, user: CurrentUser, services: ServicesDep
-) -> CollectionInfo:
-    return await _owned(services, user.id, collection_id)
+async def get_collection(collection: OwnedCollection) -> CollectionInfo:
+    return collection
 
 
 @router.patch("/{collection_id}")
 async def rename_collection(
-    collection_id: CollectionId, body: CollectionBody, user: CurrentUser, services: ServicesDep
+    collection: OwnedCollection, body: CollectionBody, caller: CallerDep
 ) -> CollectionInfo:
-    if not await _store(services).rename(user.id, collection_id, body.name):
+    if not await caller.store.rename(caller.uid, collection.id, body.name):
         raise ApiError("not_found", "collection not found")
-    return await _owned(services, user.id, collection_id)
+    return collection.model_copy(update={"name": body.name})
 
 
-@router.delete("/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_collection(
-    collection_id: CollectionId, user: CurrentUser, services: ServicesDep
-) -> Response:
+async def _files(caller: Caller, colid: str) -> list[FileRecord]:
+    fids = await caller.store.file_ids(caller.uid, colid)
+    return [r for r in await caller.files.many(fids) if r is not None and r.owner == caller.uid]
+
+
+@router.delete("/{collection_id}", status_code=NO_CONTENT)
+async def delete_collection(collection: OwnedCollection, caller: CallerDep) -> Response:
     """The collection, its files (bytes, chunks, vectors) and every
     conversation's link to it. Files go first: a deletion cut short leaves
     the collection to delete again, never files nobody can see."""
-    store = _store(services)
-    await _owned(services, user.id, collection_id)
-    for record in await services.files.many(await store.file_ids(user.id, collection_id)):
-        if record is not None and record.owner == user.id:
-            await services.files.delete(record)
-    await store.forget(user.id, collection_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    for record in await _files(caller, collection.id):
+        await caller.files.delete(record)
+    await caller.store.forget(caller.uid, collection.id)
+    return Response(status_code=NO_CONTENT)
 
 
 @router.get("/{collection_id}/files")
-async def collection_files(
-    collection_id: CollectionId, user: CurrentUser, services: ServicesDep
-) -> list[FileInfo]:
+async def collection_files(collection: OwnedCollection, caller: CallerDep) -> list[FileInfo]:
     """The collection's files with their status, newest first."""
-    await _owned(services, user.id, collection_id)
-    fids = await _store(services).file_ids(user.id, collection_id)
-    return [r.info() for r in await services.files.many(fids) if r and r.owner == user.id]
+    return [r.info() for r in await _files(caller, collection.id)]
 
 
-@router.delete("/{collection_id}/files/{file_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{collection_id}/files/{file_id}", status_code=NO_CONTENT)
 async def remove_collection_file(
-    collection_id: CollectionId, file_id: FileId, user: CurrentUser, services: ServicesDep
+    collection: OwnedCollection, file_id: FileId, caller: CallerDep
 ) -> Response:
     """The file goes (bytes, chunks and vectors), as ``DELETE /api/files/{id}``."""
-    record = await services.files.get_owned(file_id, user.id)
-    if record is None or record.collection != collection_id:
+    record = await caller.files.get_owned(file_id, caller.uid)
+    if record is None or record.collection != collection.id:
         raise ApiError("not_found", "file not found")
-    await services.files.delete(record)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    await caller.files.delete(record)
+    return Response(status_code=NO_CONTENT)
 
 
 @attach_router.get("/{conversation_id}/collections")
-async def attached_collections(
-    conversation_id: ConversationId, user: CurrentUser, services: ServicesDep
-) -> list[CollectionInfo]:
+async def attached_collections(cid: OwnedConversation, caller: CallerDep) -> list[CollectionInfo]:
     """The collections the conversation's turns retrieve from, in the order attached."""
-    await _own_conversation(services, user.id, conversation_id)
-    store = _store(services)
-    out = []
-    for colid in await store.attached(user.id, conversation_id):
-        found = await store.get(user.id, colid)
-        if found is not None:
-            out.append(found)
-    return out
+    found = [
+        await caller.store.get(caller.uid, c) for c in await caller.store.attached(caller.uid, cid)
+    ]
+    return [c for c in found if c is not None]
 
 
-@attach_router.put(
-    "/{conversation_id}/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT
-)
+@attach_router.put("/{conversation_id}/collections/{collection_id}", status_code=NO_CONTENT)
 async def attach_collection(
-    conversation_id: ConversationId,
-    collection_id: CollectionId,
-    user: CurrentUser,
-    services: ServicesDep,
+    cid: OwnedConversation, collection_id: CollectionId, caller: CallerDep
 ) -> Response:
-    await _own_conversation(services, user.id, conversation_id)
-    got = await _store(services).attach(user.id, collection_id, conversation_id)
+    got = await caller.store.attach(caller.uid, collection_id, cid)
     if got == "missing":
         raise ApiError("not_found", "collection not found")
     if got == "full":
-        raise ApiError(
-            "bad_request",
-            f"a conversation may attach at most {MAX_ATTACHED_COLLECTIONS} collections",
-        )
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+        limit = MAX_ATTACHED_COLLECTIONS
+        raise ApiError("bad_request", f"a conversation may attach at most {limit} collections")
+    return Response(status_code=NO_CONTENT)
 
 
-@attach_router.delete(
-    "/{conversation_id}/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT
-)
+@attach_router.delete("/{conversation_id}/collections/{collection_id}", status_code=NO_CONTENT)
 async def detach_collection(
-    conversation_id: ConversationId,
-    collection_id: CollectionId,
-    user: CurrentUser,
-    services: ServicesDep,
+    cid: OwnedConversation, collection_id: CollectionId, caller: CallerDep
 ) -> Response:
-    await _own_conversation(services, user.id, conversation_id)
-    await _store(services).detach(user.id, collection_id, conversation_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    """Detaching one that is not attached (or not the caller's) changes nothing."""
+    await caller.store.detach(caller.uid, collection_id, cid)
+    return Response(status_code=NO_CONTENT)

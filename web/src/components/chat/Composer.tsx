@@ -1,10 +1,11 @@
 import { ArrowUp, Paperclip, Square } from "lucide-react";
 import { memo, useEffect, useId, useRef, useState } from "react";
 import { useAttachments } from "../../hooks/useAttachments";
-import { ACCEPT } from "../../api/files";
+import { useFileDrop } from "../../hooks/useFileDrop";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import { TextArea } from "../ui/TextArea";
 import { FileChip } from "./FileChip";
+import { FilePicker } from "./FilePicker";
 import "./composer.css";
 
 /** Where messages go right now, in words for the placeholder. */
@@ -51,7 +52,7 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
   const draft = useChatSelector((s) => s.draft);
   const attachments = useAttachments();
   const fileInput = useRef<HTMLInputElement>(null);
-  const [dragging, setDragging] = useState(false);
+  const drop = useFileDrop(attachments.add);
   const tooLong = value.length > maxChars;
   const blindImage = !vision && attachments.chips.some((c) => c.file?.kind === "image");
   const canSend = value.trim() !== "" && !generating && !tooLong && !attachments.busy && !blindImage;
@@ -83,19 +84,7 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
         e.preventDefault();
         submit();
       }}
-      onDragOver={(e) => {
-        if (e.dataTransfer.types.includes("Files")) {
-          e.preventDefault();
-          setDragging(true);
-        }
-      }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={(e) => {
-        if (e.dataTransfer.files.length === 0) return;
-        e.preventDefault();
-        setDragging(false);
-        attachments.add(Array.from(e.dataTransfer.files));
-      }}
+      {...drop.handlers}
     >
       {attachments.chips.length > 0 && (
         <ul className="composer__chips" aria-label="Attached files">
@@ -109,22 +98,11 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
           ))}
         </ul>
       )}
-      <div className={`composer__box ${tooLong ? "composer__box--over" : ""} ${dragging ? "composer__box--drop" : ""}`}>
+      <div className={`composer__box ${tooLong ? "composer__box--over" : ""} ${drop.dragging ? "composer__box--drop" : ""}`}>
         <button type="button" className="composer__attach" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
           <Paperclip size={18} aria-hidden />
         </button>
-        <input
-          ref={fileInput}
-          type="file"
-          multiple
-          hidden
-          accept={ACCEPT}
-          data-testid="file-input"
-          onChange={(e) => {
-            if (e.target.files) attachments.add(Array.from(e.target.files));
-            e.target.value = "";
-          }}
-        />
+        <FilePicker ref={fileInput} testId="file-input" onFiles={attachments.add} />
         <TextArea
           ref={ref}
           className="composer__input"

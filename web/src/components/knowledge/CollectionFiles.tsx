@@ -1,11 +1,12 @@
 import { Trash2, Upload } from "lucide-react";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { collections } from "../../api/collections";
-import { ACCEPT } from "../../api/files";
 import type { FileInfo } from "../../api/types";
 import { useToast } from "../../contexts/ToastContext";
 import { chipLabel, useAttachments } from "../../hooks/useAttachments";
+import { useFileDrop } from "../../hooks/useFileDrop";
 import { FileChip } from "../chat/FileChip";
+import { FilePicker } from "../chat/FilePicker";
 import { Button } from "../ui/Button";
 import { IconButton } from "../ui/IconButton";
 import { VisuallyHidden } from "../ui/VisuallyHidden";
@@ -17,7 +18,7 @@ export function CollectionFiles({ collectionId, onChange }: { collectionId: stri
   const { toast } = useToast();
   const uploads = useAttachments(collectionId);
   const [files, setFiles] = useState<FileInfo[] | null>(null);
-  const [dragging, setDragging] = useState(false);
+  const drop = useFileDrop(uploads.add);
   const input = useRef<HTMLInputElement>(null);
 
   const reload = useCallback(async () => {
@@ -48,37 +49,15 @@ export function CollectionFiles({ collectionId, onChange }: { collectionId: stri
 
   return (
     <div
-      className={`knowledge__files ${dragging ? "knowledge__files--drop" : ""}`}
-      onDragOver={(e) => {
-        if (!e.dataTransfer.types.includes("Files")) return;
-        e.preventDefault();
-        setDragging(true);
-      }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={(e) => {
-        if (e.dataTransfer.files.length === 0) return;
-        e.preventDefault();
-        setDragging(false);
-        uploads.add(Array.from(e.dataTransfer.files));
-      }}
+      className={`knowledge__files ${drop.dragging ? "knowledge__files--drop" : ""}`}
+      {...drop.handlers}
     >
       <div className="knowledge__upload">
         <Button icon={<Upload size={16} aria-hidden />} onClick={() => input.current?.click()}>
           Add files
         </Button>
         <span className="knowledge__hint">or drop them here. Text, Markdown, code, CSV, JSON, HTML, PDF and DOCX.</span>
-        <input
-          ref={input}
-          type="file"
-          multiple
-          hidden
-          accept={ACCEPT}
-          data-testid="collection-file-input"
-          onChange={(e) => {
-            if (e.target.files) uploads.add(Array.from(e.target.files));
-            e.target.value = "";
-          }}
-        />
+        <FilePicker ref={input} testId="collection-file-input" onFiles={uploads.add} />
       </div>
       {chips.length > 0 && (
         <ul className="composer__chips" aria-label="Uploading">

@@ -1,10 +1,10 @@
-import { ArrowLeft, Library, Pencil, Plus, Trash2, Waves } from "lucide-react";
+import { Library, Pencil, Plus, Trash2 } from "lucide-react";
 import { useCallback, useEffect, useState } from "react";
 import { type CollectionInfo, collections } from "../../api/collections";
 import { ToastProvider, useToast } from "../../contexts/ToastContext";
 import { Button } from "../ui/Button";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
-import { ThemeToggle } from "../chat/ThemeToggle";
+import { PageHeader } from "../ui/PageHeader";
 import { Toasts } from "../chat/Toasts";
 import { CollectionFiles } from "./CollectionFiles";
 import { NameDialog } from "./NameDialog";
@@ -45,15 +45,7 @@ function Knowledge() {
   const chosen = list?.find((c) => c.id === selected) ?? null;
   return (
     <div className="knowledge">
-      <header className="knowledge__header">
-        <a className="knowledge__back" href="/">
-          <ArrowLeft size={16} aria-hidden /> Back to chat
-        </a>
-        <h1 className="knowledge__title">
-          <Waves size={20} aria-hidden /> Knowledge
-        </h1>
-        <ThemeToggle />
-      </header>
+      <PageHeader title="Knowledge" />
       <main className="knowledge__main">
         <nav className="knowledge__list" aria-label="Collections">
           <Button variant="primary" icon={<Plus size={16} aria-hidden />} onClick={() => setNaming("new")}>

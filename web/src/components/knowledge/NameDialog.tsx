@@ -1,6 +1,5 @@
 import { useEffect, useState } from "react";
-import { Button } from "../ui/Button";
-import { Dialog } from "../ui/Dialog";
+import { ConfirmDialog } from "../ui/ConfirmDialog";
 
 /** Naming a collection (new, or a rename). */
 export function NameDialog({ open, title, initial, onCancel, onSave }: { open: boolean; title: string; initial: string; onCancel: () => void; onSave: (name: string) => void }) {
@@ -9,24 +8,13 @@ export function NameDialog({ open, title, initial, onCancel, onSave }: { open: b
     if (open) setName(initial);
   }, [open, initial]);
   const valid = name.trim() !== "";
+  const save = () => valid && onSave(name.trim());
   return (
-    <Dialog
-      open={open}
-      title={title}
-      onClose={onCancel}
-      footer={
-        <>
-          <Button onClick={onCancel}>Cancel</Button>
-          <Button variant="primary" disabled={!valid} onClick={() => onSave(name.trim())}>
-            Save
-          </Button>
-        </>
-      }
-    >
+    <ConfirmDialog open={open} title={title} message="" confirmLabel="Save" confirmDisabled={!valid} onCancel={onCancel} onConfirm={save}>
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          if (valid) onSave(name.trim());
+          save();
         }}
       >
         <label className="knowledge__label">
@@ -34,6 +22,6 @@ export function NameDialog({ open, title, initial, onCancel, onSave }: { open: b
           <input className="knowledge__input" value={name} maxLength={100} autoFocus onChange={(e) => setName(e.target.value)} />
         </label>
       </form>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
