@@ -6,6 +6,8 @@ menu attaches it, the header shows it, and a reply cites its file."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -84,3 +86,63 @@ def test_knowledge_page_and_attaching_a_collection(
     expect(page.get_by_text("No collections yet")).to_be_visible()
     with knowledge_stack.client() as anonymous:
         assert anonymous.get("/api/collections").status_code == 401
+
+
+def test_an_edit_keeps_its_files_and_an_import_shows_missing_ones(
+    page: Any, knowledge_stack: Stack, tmp_path: Any
+) -> None:
+    sign_up(page, knowledge_stack.url)
+    note = tmp_path / "note.txt"
+    note.write_text("The lighthouse keeper's dog is called Brine.")
+    page.locator("[data-testid=file-input]").set_input_files(str(note))
+    chip = page.locator("[data-testid=file-chip]")
+    expect(chip).to_have_attribute("data-phase", "ready", timeout=60_000)
+    send(page, "What is the dog called?")
+    wait_reply_done(page)
+
+    # Editing the question: its file comes along as a chip, and stays on the new version.
+    question = page.locator("article[aria-label='You said']").last
+    question.hover()
+    question.get_by_role("button", name="Edit message").click()
+    expect(page.locator("[data-testid=edit-file-chip]")).to_contain_text("note.txt")
+    page.get_by_role("textbox", name="Edit message").fill("And the dog's name, again?")
+    page.get_by_role("button", name="Send", exact=True).click()
+    wait_reply_done(page)
+    edited = page.locator("article[aria-label='You said']").last
+    expect(edited).to_contain_text("And the dog's name, again?")
+    expect(edited.locator(".msg-attachment")).to_contain_text("note.txt")
+
+    # An export from elsewhere whose file is not here: the text, and a missing chip.
+    mid = uuid.uuid4().hex
+    export = {
+        "title": "From another server",
+        "messages": {
+            mid: {
+                "id": mid,
+                "role": "user",
+                "content": "Summarize the attached report.",
+                "attachments": [
+                    {
+                        "file_id": uuid.uuid4().hex,
+                        "name": "report.pdf",
+                        "kind": "pdf",
+                        "mime": "application/pdf",
+                        "size": 1234,
+                    }
+                ],
+            }
+        },
+        "current_id": mid,
+    }
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(export))
+    page.get_by_role("button", name=re.compile(r", account$")).click()
+    page.get_by_role("menuitem", name="Import conversation (JSON)").click()
+    page.get_by_label("Conversation export to import").set_input_files(str(exported))
+    missing = page.locator("[data-testid=missing-attachment]")
+    expect(missing).to_contain_text("report.pdf")
+    expect(missing).to_contain_text("missing")
+    expect(page.locator("article[aria-label='You said']").last).to_contain_text(
+        "Summarize the attached report."
+    )
+    page.screenshot(path=str(ARTIFACTS / "knowledge-missing-file.png"), full_page=True)
