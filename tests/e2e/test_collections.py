@@ -90,6 +90,14 @@ async def chunk_keys(stack: Stack, fid: str) -> list[str]:
         await redis.aclose()
 
 
+async def attached_hash(stack: Stack, uid: str) -> dict[str, str]:
+    redis = make_redis(stack.redis_url)
+    try:
+        return dict(await redis.hgetall(KEYS.attached_collections(uid)))
+    finally:
+        await redis.aclose()
+
+
 async def user_keys(stack: Stack, uid: str) -> list[str]:
     redis = make_redis(stack.redis_url)
     try:
@@ -164,6 +172,13 @@ async def test_a_collection_reaches_the_conversations_that_attach_it_and_only_it
         assert fact not in prompt_of(upstream)
         await sock.close()
 
+        # A deleted conversation attaches nothing any more.
+        alice_id = alice.get("/api/auth/me").json()["id"]
+        assert alice.put(f"/api/conversations/{without}/collections/{colid}").status_code == 204
+        assert without in await attached_hash(stack, alice_id)
+        assert alice.delete(f"/api/conversations/{without}").status_code == 204
+        assert set(await attached_hash(stack, alice_id)) == {with_it}
+
         # Deleting the collection takes its files' bytes, chunks and vectors,
         # and detaches it.
         fid = up.json()["id"]
@@ -173,7 +188,6 @@ async def test_a_collection_reaches_the_conversations_that_attach_it_and_only_it
         assert await chunk_keys(stack, fid) == []
         assert alice.get("/api/collections").json() == []
         assert alice.get(f"/api/conversations/{with_it}/collections").json() == []
-        alice_id = alice.get("/api/auth/me").json()["id"]
         assert await user_keys(stack, alice_id) == []
 
         # Deleting an account deletes its collections.
