@@ -26,6 +26,7 @@ from gateway.routes import (
     admin_ops,
     auth,
     chat,
+    collections,
     conversations,
     files,
     health,
@@ -173,6 +174,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_audit.router, prefix="/api/admin", tags=["admin"])
     app.include_router(chat.router, prefix="/api", tags=["chat"])
     app.include_router(files.router, prefix="/api/files", tags=["files"])
+    app.include_router(collections.router, prefix="/api/collections", tags=["collections"])
+    app.include_router(collections.attach_router, prefix="/api/conversations", tags=["collections"])
     app.include_router(ws.router)
     mount_web(app, cfg.web_dir)
     return app

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.attachments import resolve_attachments
+from gateway.attachments import edited_attachments, resolve_attachments
 from gateway.errors import ApiError
 from shared.conversation import Attachment
 from shared.files import FileStore
@@ -56,6 +56,14 @@ class TurnChecks:
 
     async def attachments(self, user: UserInfo, ids: list[str]) -> list[Attachment]:
         return await resolve_attachments(self.files, user.id, ids, self.max_attachments)
+
+    async def edited_attachments(
+        self, user: UserInfo, cid: str, original_id: str, ids: list[str] | None
+    ) -> list[Attachment]:
+        """An edited question's files: the frame's, else the original's."""
+        return await edited_attachments(
+            self.files, self.store, user.id, cid, original_id, ids, self.max_attachments
+        )
 
     @staticmethod
     def images(spec: ModelSpec, attachments: list[Attachment]) -> None:

@@ -155,6 +155,11 @@ class TurnService:
         if head.message_role != "user":
             raise ApiError("bad_request", "only your own messages can be edited")
         spec = self.checks.model(frame.model, head.model)
+        # The edited question keeps the original's files unless the frame names others.
+        attachments = await self.checks.edited_attachments(
+            user, head.id, frame.message_id, frame.attachments
+        )
+        self.checks.images(spec, attachments)
         verdict = await self.moderation.verdict(frame.content)
         count = 1 if verdict else 2
         nbytes = storage_usage.text_bytes(frame.content)
@@ -164,6 +169,7 @@ class TurnService:
             parent_id=head.message_parent_id,
             role="user",
             content=frame.content,
+            attachments=attachments,
             blocked=verdict.reason if verdict else None,
         )
         posting = Posting(user, session_id, head.id, head.title, frame.client_id, message)

@@ -71,6 +71,9 @@ class Attachment(BaseModel):
     kind: str
     mime: str
     size: int
+    #: Set by an import when the file is not in this deployment (or not the
+    #: importer's): the message keeps its name, the client shows it missing.
+    missing: bool = False
 
 
 class Citation(BaseModel):
@@ -124,6 +127,9 @@ class Message(BaseModel):
         for name in ("attachments", "citations"):
             if not out[name]:
                 del out[name]
+        for attachment in out.get("attachments", []):
+            if not attachment["missing"]:
+                del attachment["missing"]  # the layout an attachment always had
         return out
 
 

@@ -72,6 +72,9 @@ class FileInfo(BaseModel):
     chunks_total: int = 0
     chunks_done: int = 0
     created_at: float = 0.0
+    #: The knowledge collection the file belongs to (shared/collections.py);
+    #: None for a file attached to messages.
+    collection: str | None = None
 
 
 class FileRecord(FileInfo):
@@ -177,10 +180,12 @@ class FileStore:
             pipe.delete(*chunks[start : start + 500])
 
     async def delete(self, record: FileRecord) -> None:
-        """The file's bytes, chunks (and so their vectors) and record, then
-        the user's counters."""
+        """The file's bytes, chunks (and so their vectors) and record (and
+        its place in its collection), then the user's counters."""
         pipe = self.redis.pipeline(transaction=False)
         self.queue_delete_chunks(pipe, record.id, record.chunks_total)
         pipe.delete(self.keys.file_bytes(record.id), self.keys.file(record.id))
+        if record.collection:
+            pipe.zrem(self.keys.collection_files(record.owner, record.collection), record.id)
         await pipe.execute()
         await self.release(record.owner, record.id, record.size)

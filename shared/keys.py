@@ -221,6 +221,14 @@ RETRIEVE_K = 8
 #: Of a prompt's budget, the share documents may take (whole, or passages).
 DOCUMENT_BUDGET_SHARE = 0.5
 
+#: Knowledge collections (shared/collections.py): how many one user may keep
+#: (each is a hash field and a sorted set: the cap bounds the scripts that
+#: walk them), how long a name may be, and how many one conversation may
+#: attach (each adds its files to every retrieval query of the conversation).
+MAX_COLLECTIONS = 100
+COLLECTION_NAME_MAX_CHARS = 100
+MAX_ATTACHED_COLLECTIONS = 10
+
 #: Conversation store (shared/store/). The first page of a conversation the
 #: API returns (its branch's newest messages), and the most one page may
 #: hold: messages, and bytes of their text (at least one message either
@@ -623,3 +631,21 @@ class Keys:
         """Hash: bytes and files a user stores, for the per-user upload limit
         (checked and added in one script with ``user_files``)."""
         return f"{self.prefix}user:{{{uid}}}:filebytes"
+
+    # --- knowledge collections: all under the user's hash tag, so creating,
+    # renaming, attaching and deleting are each one script on one slot ----------
+
+    def collections(self, uid: str) -> str:
+        """Hash: a user's collections, id -> JSON ``{"name", "created_at"}``."""
+        return f"{self.prefix}user:{{{uid}}}:collections"
+
+    def collection_files(self, uid: str, colid: str) -> str:
+        """Sorted set: the file ids of one of the user's collections, by upload time (ms)."""
+        return f"{self.prefix}user:{{{uid}}}:collection:{colid}"
+
+    def attached_collections(self, uid: str) -> str:
+        """Hash: the user's conversations that attach collections, conversation
+        id -> collection ids (comma-separated, in the order attached). Keyed by
+        the user, not the conversation: deleting a collection detaches it from
+        every conversation in the same script."""
+        return f"{self.prefix}user:{{{uid}}}:attached"

@@ -103,6 +103,9 @@ class EditFrame(_OnMessage):
 
     type: Literal["edit"]
     content: str
+    #: The new version's files (the caller's own). Left out: the edited
+    #: message keeps the original's (those that still exist); ``[]``: none.
+    attachments: Annotated[list[Id], Field(max_length=100)] | None = None
 
 
 class StopFrame(_Frame):

@@ -142,13 +142,19 @@ async def pool_stats(redis: Redis, keys: Keys, pool: str) -> dict[str, Any]:
     return stats
 
 
-async def live_workers(redis: Redis, keys: Keys, pool: str) -> dict[str, float]:
-    """Workers of ``pool`` whose heartbeat is recent: name -> seconds since it."""
+async def live_workers(
+    redis: Redis, keys: Keys, pool: str, heartbeats: str | None = None
+) -> dict[str, float]:
+    """Workers of ``pool`` whose heartbeat is recent: name -> seconds since it.
+    ``heartbeats``: another pool's sorted set (the ingestion workers')."""
     now_ms = time.time() * 1000
     rows = cast(
         list[tuple[str, float]],
         await redis.zrangebyscore(
-            keys.workers(pool), now_ms - WORKER_DEAD_AFTER_S * 1000, "+inf", withscores=True
+            heartbeats or keys.workers(pool),
+            now_ms - WORKER_DEAD_AFTER_S * 1000,
+            "+inf",
+            withscores=True,
         ),
     )
     return {str(name): max(0.0, (now_ms - score) / 1000) for name, score in rows}

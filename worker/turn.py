@@ -144,7 +144,9 @@ class TurnRunner:
         # Tools (issue 15): a model with tools runs the multi-step loop, and
         # sees earlier replies' tool steps.
         servers = self.tools.servers_for(spec.id, backend)
-        docs = await self.inputs.documents_for(turn.user_id, spec, backend, branch)
+        docs = await self.inputs.documents_for(
+            turn.user_id, spec, backend, branch, turn.conversation_id
+        )
         sent = branch
         if docs.question is not None:
             sent = [*branch[:-1], branch[-1].model_copy(update={"content": docs.question})]

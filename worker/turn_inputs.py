@@ -25,16 +25,17 @@ class TurnInputs:
         self.raw = raw
 
     async def documents_for(
-        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message]
+        self, owner: str, spec: ModelSpec, backend: Backend, branch: list[Message], cid: str
     ) -> DocumentContext:
-        """The attachments' passages for this turn."""
+        """The passages of this turn's attachments and of the conversation's
+        knowledge collections."""
 
         def count(text: str) -> int:
             counted = backend.count_tokens(text)
             return counted if counted is not None else estimate_tokens(text)
 
         budget = spec.context_window - spec.max_tokens - SAFETY_MARGIN_TOKENS
-        return await self.documents.context(owner, branch, budget, count)
+        return await self.documents.context(owner, branch, budget, count, cid)
 
     async def images(self, spec: ModelSpec, question: Message, owner: str) -> list[str]:
         """The question's attached images as data URLs, for a vision model

@@ -26,6 +26,7 @@ from gateway.admin.usage import last_days
 from gateway.auth import AuthService, check_new_password, check_username
 from gateway.errors import ApiError
 from shared.audit import Party
+from shared.collections import CollectionStore
 from shared.files import FileStore
 from shared.keys import INVITE_TTL_S, USAGE_TTL_S, Keys
 from shared.models_file import GroupName
@@ -232,6 +233,7 @@ class UserAdmin:
         while stored := await files.list_for_user(uid):
             for file in stored:
                 await files.delete(file)
+        await CollectionStore(self.redis, self.keys).delete_all_keys(uid)
         await self.parts.groups.leave_all(uid)
         keys = self.keys
         pipe = self.redis.pipeline(transaction=False)

@@ -13,6 +13,7 @@ from gateway.admission import Adds
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
 from shared import storage_usage
+from shared.collections import CollectionStore
 from shared.conversation import (
     BranchPage,
     BranchSwitch,
@@ -189,6 +190,7 @@ async def delete_conversation(cid: Id, user: CurrentUser, services: ServicesDep)
         await services.store.delete(cid, user.id)
     except NotFoundError as exc:
         raise ApiError("not_found", "conversation not found") from exc
+    await CollectionStore(services.redis, services.settings.keys).conversation_gone(user.id, cid)
     deleted = ConversationDeletedEvent(conversation_id=cid)
     await publish_feed_event(services.redis, services.settings.keys, user.id, deleted)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
+from shared.collections import CollectionStore
 from shared.conversation import ID_PATTERN, new_id, now
 from shared.files import FileInfo, FileRecord
 from shared.filetypes import ACCEPTED, sniff
@@ -36,10 +37,19 @@ def _mb(n: int) -> str:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def upload(request: Request, user: CurrentUser, services: ServicesDep) -> FileInfo:
+async def upload(
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    collection: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+) -> FileInfo:
     """One file; answers its record (status ``queued``, or ``ready`` for an
-    image); poll ``GET /api/files/{id}`` for reading and indexing progress."""
+    image); poll ``GET /api/files/{id}`` for reading and indexing progress.
+    ``?collection=`` puts it in one of the caller's knowledge collections."""
     cfg = services.settings
+    collections = CollectionStore(services.redis, cfg.keys)
+    if collection is not None and await collections.get(user.id, collection) is None:
+        raise ApiError("not_found", "collection not found")
     form = await request.form(max_files=1, max_fields=4)
     try:
         upload = form.get("file")
@@ -87,12 +97,16 @@ async def upload(request: Request, user: CurrentUser, services: ServicesDep) -> 
         # Images are not read or indexed: they go to vision models as they are.
         status="ready" if sniffed.kind == "image" else "queued",
         created_at=now(),
+        collection=collection,
     )
     try:
         await services.files.create(record, data)
     except BaseException:
         await services.files.release(user.id, fid, len(data))
         raise
+    if collection is not None and not await collections.add_file(user.id, collection, fid):
+        await services.files.delete(record)  # the collection was deleted meanwhile
+        raise ApiError("not_found", "collection not found")
     return record.info()
 
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from gateway.deps import ServicesDep
 from gateway.errors import ApiError
 from gateway.metrics import render_metrics
+from shared.keys import INGEST_POOL
 from shared.queue_status import live_workers, pending_by_consumer, pool_stats
 from shared.redis_features import JSON, QUERY_ENGINE, explain, missing_features
 
@@ -46,12 +47,22 @@ async def ready(request: Request, services: ServicesDep) -> JSONResponse:
     """Ready to chat: Redis reachable with JSON and the query engine, a live
     worker per pool, the session reader running. Anonymous callers get
     ``ready`` and, when not, the reasons (a missing Redis feature names what
-    to install); with the metrics token, every figure."""
+    to install), and whether live ingestion workers read uploaded files
+    (``ingestion``: reported, not required, since chat works without them);
+    with the metrics token, every figure."""
     checks, ok = await _checks(services)
     status = 200 if ok else 503
     if is_operator(request, services):
         return JSONResponse({"ready": ok, **checks}, status_code=status)
-    return JSONResponse({"ready": ok, "reasons": _reasons(checks)}, status_code=status)
+    body = {"ready": ok, "reasons": _reasons(checks), "ingestion": _ingestion(checks)}
+    return JSONResponse(body, status_code=status)
+
+
+def _ingestion(checks: dict[str, Any]) -> str:
+    """Whether uploaded files get read: ``ok``, or why not (no host or count)."""
+    if "ingestion" not in checks:
+        return "unknown"
+    return "ok" if checks["ingestion"]["live_workers"] else "no live ingestion worker"
 
 
 def _reasons(checks: dict[str, Any]) -> list[str]:
@@ -93,6 +104,17 @@ async def _checks(services: ServicesDep) -> tuple[dict[str, Any], bool]:
             pools[pool] = {"live_workers": live, **stats}
             ok = ok and live > 0
         checks["pools"] = pools
+        # Ingestion (docs/documents.md): reported, not required. Chat works
+        # without it; uploaded files wait to be read until a worker is back.
+        keys = services.settings.keys
+        ingesting = await live_workers(
+            services.redis, keys, INGEST_POOL, heartbeats=keys.ingest_workers()
+        )
+        checks["ingestion"] = {
+            "pool": INGEST_POOL,
+            "live_workers": len(ingesting),
+            "stream_length": int(await services.redis.xlen(keys.ingest())),
+        }
     except (RedisError, OSError) as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
         ok = False

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from gateway.admission import Adds
+from gateway.attachments import mark_missing
 from gateway.deps import CurrentUser, ServicesDep
 from gateway.errors import ApiError
 from gateway.imports import (
@@ -138,7 +139,10 @@ async def import_conversation(
     adds = Adds(1, imported.messages, imported.content_bytes)
     await services.turns.admission.check(user.id, None, adds)
     conv = imported.conversation
-    await services.store.bulk.write(conv, encoded=imported.encoded)
+    # Files this deployment does not hold for the importer are marked missing
+    # (the text stays); a changed mark means the thread's encoding is stale.
+    changed = await mark_missing(services.files, user.id, conv)
+    await services.store.bulk.write(conv, encoded=None if changed else imported.encoded)
     pipe = services.redis.pipeline(transaction=False)
     storage_usage.queue_add(
         pipe,

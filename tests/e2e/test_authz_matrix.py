@@ -83,6 +83,8 @@ class World:
     alice_id: str = ""  # the owner is the first account: an admin
     carol: str = ""  # a sign-in of an account an admin then disabled
     file_id: str = ""  # the owner's uploaded file
+    collection_id: str = ""  # the owner's knowledge collection, with one file
+    collection_file_id: str = ""
     #: Everything non-owners got back, to search for the owner's data.
     seen_by_others: list[str] = field(default_factory=list)
 
@@ -152,6 +154,10 @@ def world(stack: Stack) -> World:
     )
     with stack.client(alice) as http:
         w.file_id = http.post("/api/files", files=_note_file()).json()["id"]
+        w.collection_id = http.post("/api/collections", json={"name": "Handbook"}).json()["id"]
+        w.collection_file_id = http.post(
+            f"/api/files?collection={w.collection_id}", files=_note_file()
+        ).json()["id"]
     w.revoked = w.login(alice_name)
     assert httpx.post(stack.url + "/api/auth/logout", headers=_bearer(w.revoked)).status_code == 204
     with w.http(alice) as http:
@@ -180,6 +186,27 @@ def _own_fresh_file(w: World, persona: str) -> Call:
             fid = http.post("/api/files", files=_note_file()).json()["id"]
         return Call("DELETE", f"/api/files/{fid}")
     return Call("DELETE", f"/api/files/{w.file_id}")
+
+
+def _own_fresh_collection(w: World, persona: str) -> Call:
+    if persona == "owner":  # deleting the shared one would spoil the other rows
+        with w.http(w.alice) as http:
+            colid = http.post("/api/collections", json={"name": "to delete"}).json()["id"]
+        return Call("DELETE", f"/api/collections/{colid}")
+    return Call("DELETE", f"/api/collections/{w.collection_id}")
+
+
+def _own_fresh_collection_file(w: World, persona: str) -> Call:
+    fid = w.collection_file_id
+    if persona == "owner":
+        with w.http(w.alice) as http:
+            url = f"/api/files?collection={w.collection_id}"
+            fid = http.post(url, files=_note_file()).json()["id"]
+    return Call("DELETE", f"/api/collections/{w.collection_id}/files/{fid}")
+
+
+def _collections_not_alices(r: httpx.Response, w: World) -> None:
+    assert w.collection_id not in r.text and "Handbook" not in r.text
 
 
 def _bearer(token: str | None) -> dict[str, str]:
@@ -374,6 +401,44 @@ HTTP: dict[tuple[str, str], Entry] = {
     ("DELETE", "/api/files/{file_id}"): Entry(_own_fresh_file, _signed_in(204, 404)),
     ("GET", "/api/files/{file_id}/content"): Entry(
         lambda w, p: Call("GET", f"/api/files/{w.file_id}/content"), _signed_in(200, 404)
+    ),
+    # Knowledge collections: another user's id is not found, whatever the route.
+    ("POST", "/api/collections"): Entry(
+        lambda w, p: Call("POST", "/api/collections", {"name": "mine"}), _signed_in(201, 201)
+    ),
+    ("GET", "/api/collections"): Entry(
+        lambda w, p: Call("GET", "/api/collections"),
+        _signed_in(200, 200),
+        {"other": _collections_not_alices},
+    ),
+    ("GET", "/api/collections/{collection_id}"): Entry(
+        lambda w, p: Call("GET", f"/api/collections/{w.collection_id}"), _signed_in(200, 404)
+    ),
+    ("PATCH", "/api/collections/{collection_id}"): Entry(
+        lambda w, p: Call("PATCH", f"/api/collections/{w.collection_id}", {"name": "Handbook"}),
+        _signed_in(200, 404),
+    ),
+    ("DELETE", "/api/collections/{collection_id}"): Entry(
+        _own_fresh_collection, _signed_in(204, 404)
+    ),
+    ("GET", "/api/collections/{collection_id}/files"): Entry(
+        lambda w, p: Call("GET", f"/api/collections/{w.collection_id}/files"),
+        _signed_in(200, 404),
+    ),
+    ("DELETE", "/api/collections/{collection_id}/files/{file_id}"): Entry(
+        _own_fresh_collection_file, _signed_in(204, 404)
+    ),
+    ("GET", "/api/conversations/{conversation_id}/collections"): Entry(
+        lambda w, p: Call("GET", f"/api/conversations/{w.cid}/collections"),
+        _signed_in(200, 404),
+    ),
+    ("PUT", "/api/conversations/{conversation_id}/collections/{collection_id}"): Entry(
+        lambda w, p: Call("PUT", f"/api/conversations/{w.cid}/collections/{w.collection_id}"),
+        _signed_in(204, 404),
+    ),
+    ("DELETE", "/api/conversations/{conversation_id}/collections/{collection_id}"): Entry(
+        lambda w, p: Call("DELETE", f"/api/conversations/{w.cid}/collections/{w.collection_id}"),
+        _signed_in(204, 404),
     ),
 }
 

@@ -30,7 +30,10 @@ from tidechat.local_redis import free_port
 pytestmark = pytest.mark.e2e
 
 UPSTREAM_PORT = free_port()
-KEYS = Keys("tc:")
+#: Keys of its own: another module's chunk index (built for another
+#: embedder's dimension) must not be the one this stack's workers find.
+PREFIX = f"docs{uuid.uuid4().hex[:6]}:"
+KEYS = Keys(PREFIX)
 
 # A small context, so the long PDF cannot go in whole: its passages are
 # found by vector search.
@@ -69,7 +72,7 @@ def filler_page(i: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {"TIDECHAT_MAX_FILE_BYTES": "300000"}
+    env = {"TIDECHAT_MAX_FILE_BYTES": "300000", "TIDECHAT_KEY_PREFIX": PREFIX}
     with running_stack(
         redis_url, tmp_path_factory.mktemp("docs"), models=MODELS, workers=1, env=env
     ) as s:

@@ -60,7 +60,11 @@ def test_anonymous_ready_says_why_and_names_no_host_pid_or_count(half_stack: Sta
     body = operator_ready(half_stack)
     anonymous = httpx.get(half_stack.url + "/ready", timeout=5)
     assert anonymous.status_code == 503
-    assert anonymous.json() == {"ready": False, "reasons": ["no live worker for pool nobody"]}
+    assert anonymous.json() == {
+        "ready": False,
+        "reasons": ["no live worker for pool nobody"],
+        "ingestion": "no live ingestion worker",
+    }
     text = anonymous.text
     assert socket.gethostname() not in text
     assert not any(ch.isdigit() for ch in text)  # no pid, no count
@@ -79,3 +83,13 @@ def test_metrics_need_the_token_when_one_is_set(half_stack: Stack) -> None:
     assert "tidechat" not in refused.text.replace("metrics token", "")
     assert allowed.status_code == 200
     assert "tidechat_gateway_sockets" in allowed.text
+
+
+def test_ready_reports_the_ingestion_pool(half_stack: Stack) -> None:
+    """Like the model pools: whether live ingestion workers read uploaded
+    files (reported; chat does not need them, so ``ready`` does not either)."""
+    assert operator_ready(half_stack)["ingestion"]["live_workers"] == 0
+    half_stack.start_ingest()
+    poll(lambda: operator_ready(half_stack).get("ingestion", {}).get("live_workers") == 1, 60)
+    anonymous = httpx.get(half_stack.url + "/ready", timeout=5).json()
+    assert anonymous["ingestion"] == "ok"

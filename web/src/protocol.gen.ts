@@ -97,6 +97,7 @@ export interface Attachment {
   kind: string;
   mime: string;
   size: number;
+  missing?: boolean;
 }
 /**
  * A passage a reply was given, numbered as the prompt numbered it ([n]).
@@ -160,6 +161,7 @@ export interface EditFrame {
   client_id?: string | null;
   type: "edit";
   content: string;
+  attachments?: string[] | null;
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema

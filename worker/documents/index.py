@@ -129,6 +129,49 @@ def _parse(reply: Any) -> list[Passage]:
     return out
 
 
+async def _search(
+    redis: Redis,
+    keys: Keys,
+    *,
+    owner: str,
+    file_ids: list[str],
+    k: int,
+    match: str = "",
+    knn: bytes | None = None,
+) -> list[Passage]:
+    """The one query on the index: ``owner``'s chunks of ``file_ids`` (the
+    owner a parameter inside the query: no escaping, no injection; file ids
+    are ours, hex, and escaped all the same), narrowed by ``match`` (a text
+    clause) and ranked by nearness to ``knn`` (a vector) when given."""
+    scope = f"@owner:{{$owner}} @file:{{{'|'.join(tag(f) for f in file_ids)}}}{match}"
+    params: list[Any] = ["owner", owner]
+    fields = ["file", "n", "page", "text"]
+    extra: list[Any] = []
+    if knn is not None:
+        scope = f"({scope})=>[KNN {int(k)} @vec $v AS dist]"
+        params += ["v", knn]
+        fields.append("dist")
+        extra = ["SORTBY", "dist"]
+    reply = await _command(redis)(
+        "FT.SEARCH",
+        keys.chunk_index(),
+        scope,
+        "PARAMS",
+        str(len(params)),
+        *params,
+        *extra,
+        "RETURN",
+        str(len(fields)),
+        *fields,
+        "LIMIT",
+        "0",
+        str(int(k)),
+        "DIALECT",
+        "2",
+    )
+    return _parse(reply)
+
+
 async def nearest(
     redis: Redis,
     keys: Keys,
@@ -141,36 +184,8 @@ async def nearest(
     """The ``k`` chunks of ``owner``'s files ``file_ids`` closest to ``vector``."""
     if not file_ids:
         return []
-    files = "|".join(tag(f) for f in file_ids)
-    # The owner is a parameter (no escaping, no injection); file ids are
-    # ours (hex) and escaped all the same.
-    query = f"(@owner:{{$owner}} @file:{{{files}}})=>[KNN {int(k)} @vec $v AS dist]"
-    reply = await _command(redis)(
-        "FT.SEARCH",
-        keys.chunk_index(),
-        query,
-        "PARAMS",
-        "4",
-        "owner",
-        owner,
-        "v",
-        np.asarray(vector, dtype=np.float32).tobytes(),
-        "SORTBY",
-        "dist",
-        "RETURN",
-        "5",
-        "file",
-        "n",
-        "page",
-        "text",
-        "dist",
-        "LIMIT",
-        "0",
-        str(int(k)),
-        "DIALECT",
-        "2",
-    )
-    return _parse(reply)
+    knn = np.asarray(vector, dtype=np.float32).tobytes()
+    return await _search(redis, keys, owner=owner, file_ids=file_ids, k=k, knn=knn)
 
 
 #: Words a keyword query leaves out: they match everything.
@@ -207,29 +222,8 @@ async def keyword(
     words = keywords(text)
     if not file_ids or not words:
         return []
-    files = "|".join(tag(f) for f in file_ids)
-    query = f"@owner:{{$owner}} @file:{{{files}}} @text:({'|'.join(words)})"
-    reply = await _command(redis)(
-        "FT.SEARCH",
-        keys.chunk_index(),
-        query,
-        "PARAMS",
-        "2",
-        "owner",
-        owner,
-        "RETURN",
-        "4",
-        "file",
-        "n",
-        "page",
-        "text",
-        "LIMIT",
-        "0",
-        str(int(k)),
-        "DIALECT",
-        "2",
-    )
-    return _parse(reply)
+    match = f" @text:({'|'.join(words)})"
+    return await _search(redis, keys, owner=owner, file_ids=file_ids, k=k, match=match)
 
 
 def fuse(by_meaning: list[Passage], by_words: list[Passage], k: int, c: int = 60) -> list[Passage]:

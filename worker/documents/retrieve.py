@@ -2,7 +2,8 @@
 the prompt, numbered, and the citations the reply keeps.
 
 Every file attached to a user message on the branch stays available to
-later turns. Files that fit the documents' share of the context budget go in
+later turns, and so does every file of the knowledge collections the
+conversation attaches. Files that fit the documents' share of the context budget go in
 whole (so "summarize this" works), page by page; otherwise the passages
 that best answer the question go in, best first, while they fit: the nearest
 by meaning (KNN) and the best by its words (BM25), fused by rank; both queries
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from shared.collections import CollectionStore
 from shared.conversation import Citation, Message
 from shared.files import FileRecord, FileStore
 from shared.keys import (
@@ -83,6 +85,7 @@ class DocumentRetriever:
         self.redis = redis
         self.keys = keys
         self.files = FileStore(redis, keys)
+        self.collections = CollectionStore(redis, keys)
         self.embedder = embedder
 
     async def context(
@@ -91,8 +94,14 @@ class DocumentRetriever:
         branch: list[Message],
         budget_tokens: int,
         count: Callable[[str], int],
+        conversation_id: str | None = None,
     ) -> DocumentContext:
+        """``conversation_id``: its attached knowledge collections' files are
+        searched too (``shared/collections.py``), the owner's only."""
         ids = attached_file_ids(branch)
+        if conversation_id is not None:
+            extra = await self.collections.conversation_file_ids(owner, conversation_id)
+            ids = list(dict.fromkeys([*ids, *extra]))
         if not ids:
             return DocumentContext()
         records: dict[str, FileRecord] = {}

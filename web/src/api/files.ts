@@ -5,10 +5,11 @@
 import { ApiError, api } from "./client";
 import type { ApiErrorBody, FileInfo } from "./types";
 
-export function uploadFile(file: File, onProgress: (share: number) => void, signal?: AbortSignal): Promise<FileInfo> {
+/** `collection`: into one of the user's knowledge collections instead of for a message. */
+export function uploadFile(file: File, onProgress: (share: number) => void, signal?: AbortSignal, collection?: string): Promise<FileInfo> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/files");
+    xhr.open("POST", collection ? `/api/files?collection=${encodeURIComponent(collection)}` : "/api/files");
     xhr.withCredentials = true;
     xhr.responseType = "json";
     xhr.upload.onprogress = (e) => {
@@ -29,5 +30,8 @@ export function uploadFile(file: File, onProgress: (share: number) => void, sign
     xhr.send(form);
   });
 }
+
+/** What the file pickers offer (the server decides by the bytes, not the name). */
+export const ACCEPT = ".txt,.md,.markdown,.csv,.json,.html,.htm,.pdf,.docx,.py,.js,.ts,.tsx,.java,.c,.cpp,.h,.go,.rs,.rb,.sh,.yaml,.yml,.toml,.xml,.sql,image/png,image/jpeg,image/webp,image/gif";
 
 export const getFile = (id: string) => api.file(id);

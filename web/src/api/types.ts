@@ -138,4 +138,6 @@ export interface FileInfo {
   chunks_total: number;
   chunks_done: number;
   created_at: number;
+  /** The knowledge collection it belongs to; null for a message's file. */
+  collection?: string | null;
 }

@@ -39,7 +39,8 @@ export function chipLabel(chip: Chip): string {
   }
 }
 
-export function useAttachments() {
+/** `collection`: files go into that knowledge collection (the Knowledge page). */
+export function useAttachments(collection?: string) {
   const [chips, setChips] = useState<Chip[]>([]);
   const alive = useRef(true);
   useEffect(() => {
@@ -75,7 +76,7 @@ export function useAttachments() {
       for (const file of files) {
         const key = `chip-${++counter}`;
         setChips((list) => [...list, { key, name: file.name || "pasted file", phase: "uploading", uploaded: 0, file: null, reason: null }]);
-        uploadFile(file, (share) => update(key, { uploaded: share }))
+        uploadFile(file, (share) => update(key, { uploaded: share }), undefined, collection)
           .then((info) => {
             update(key, { phase: info.status, file: info, uploaded: 1 });
             if (info.status !== "ready" && info.status !== "failed") void follow(key, info.id);
@@ -83,7 +84,7 @@ export function useAttachments() {
           .catch((exc: unknown) => update(key, { phase: "failed", reason: exc instanceof Error ? exc.message : "Upload failed" }));
       }
     },
-    [follow, update],
+    [collection, follow, update],
   );
 
   const remove = useCallback((key: string) => setChips((list) => list.filter((c) => c.key !== key)), []);

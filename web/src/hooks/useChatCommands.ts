@@ -26,7 +26,8 @@ export interface ChatActions {
   /** Tools (issue 15): answer a tool call waiting for the user's approval. */
   approveTool: (turnId: string, callId: string, approve: boolean) => void;
   regenerate: (conversationId: string, reply: ChatMessage) => void;
-  edit: (conversationId: string, message: ChatMessage, content: string) => void;
+  /** `attachments`: the new version's files; left out, it keeps the original's. */
+  edit: (conversationId: string, message: ChatMessage, content: string, attachments?: string[]) => void;
   selectBranch: (conversationId: string, messageId: string) => void;
   /** Fetch the page above the branch on screen (scrolled to its top); resolves when it is in. */
   loadOlder: (conversationId: string) => Promise<void>;
@@ -119,7 +120,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         ...(attachments.length > 0 ? { attachments } : {}),
       }));
 
-    const branchFrom = (conversationId: string, message: ChatMessage, content: string) => {
+    const branchFrom = (conversationId: string, message: ChatMessage, content: string, attachments?: string[]) => {
       dispatch({ type: "select_branch", conversationId, currentId: message.parentId });
       queue(content, conversationId, message.parentId, (clientId) => ({
         type: "edit",
@@ -127,6 +128,7 @@ export function useChatCommands(deps: ChatCommandDeps): ChatActions {
         message_id: message.id,
         content,
         client_id: clientId,
+        ...(attachments !== undefined ? { attachments } : {}),
       }));
     };
 

@@ -1,7 +1,6 @@
-import { ArrowLeft, Waves } from "lucide-react";
 import { useState } from "react";
 import { ToastProvider } from "../../contexts/ToastContext";
-import { ThemeToggle } from "../chat/ThemeToggle";
+import { PageHeader } from "../ui/PageHeader";
 import { Toasts } from "../chat/Toasts";
 import { AuditPanel } from "./AuditPanel";
 import { GroupsPanel } from "./GroupsPanel";
@@ -36,15 +35,7 @@ export function AdminConsole() {
   return (
     <ToastProvider>
       <div className="admin">
-        <header className="admin__header">
-          <a className="admin__back" href="/">
-            <ArrowLeft size={16} aria-hidden /> Back to chat
-          </a>
-          <h1 className="admin__title">
-            <Waves size={20} aria-hidden /> Admin console
-          </h1>
-          <ThemeToggle />
-        </header>
+        <PageHeader title="Admin console" />
         <nav className="admin__tabs" role="tablist" aria-label="Console sections">
           {TABS.map((t) => (
             <button

@@ -1,10 +1,11 @@
-import { Braces, FileText, MoreHorizontal, PanelLeftOpen, ScrollText, SquarePen, Trash2 } from "lucide-react";
+import { Braces, FileText, Library, MoreHorizontal, PanelLeftOpen, ScrollText, SquarePen, Trash2 } from "lucide-react";
 import { memo, useState } from "react";
 import { api } from "../../api/client";
 import { useChatActions } from "../../contexts/ChatContext";
 import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { IconButton } from "../ui/IconButton";
 import { Menu, type MenuItem } from "../ui/Menu";
+import { AttachedChip, CollectionsDialog, useAttachedCollections } from "./CollectionsDialog";
 import { ConnectionStatus } from "./ConnectionStatus";
 import { ModelSelect } from "./ModelSelect";
 import { SystemPromptEditor } from "./SystemPromptEditor";
@@ -39,10 +40,13 @@ export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, 
   const actions = useChatActions();
   const [promptOpen, setPromptOpen] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [knowledgeOpen, setKnowledgeOpen] = useState(false);
+  const knowledge = useAttachedCollections(id);
 
   const items: MenuItem[] = [{ label: "System prompt", icon: <ScrollText size={16} />, onSelect: () => setPromptOpen(true) }];
   if (id) {
     items.push(
+      { label: "Knowledge collections", icon: <Library size={16} />, onSelect: () => setKnowledgeOpen(true) },
       { label: "Export as Markdown", icon: <FileText size={16} />, onSelect: () => download(api.exportUrl(id, "markdown")) },
       { label: "Export as JSON", icon: <Braces size={16} />, onSelect: () => download(api.exportUrl(id, "json")) },
       { label: "Delete", icon: <Trash2 size={16} />, danger: true, onSelect: () => setConfirmDelete(true) },
@@ -69,6 +73,7 @@ export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, 
             <span className="prompt-chip__text">Prompt</span>
           </button>
         )}
+        {knowledge.attached && <AttachedChip attached={knowledge.attached} onClick={() => setKnowledgeOpen(true)} />}
       </div>
       <h1 className="chat-header__title" title={title || undefined}>
         {title || (id ? "" : "New chat")}
@@ -86,6 +91,15 @@ export const ChatHeader = memo(function ChatHeader({ conversationId: id, title, 
           onSystemPromptChange(prompt);
         }}
       />
+      {id && (
+        <CollectionsDialog
+          open={knowledgeOpen}
+          conversationId={id}
+          attached={knowledge.attached ?? []}
+          onClose={() => setKnowledgeOpen(false)}
+          onChanged={() => void knowledge.reload()}
+        />
+      )}
       <ConfirmDialog
         open={confirmDelete}
         title="Delete conversation?"

@@ -1,8 +1,11 @@
-import { AlertTriangle, ArrowUp, Check, FileText, Paperclip, Square, X } from "lucide-react";
+import { ArrowUp, Paperclip, Square } from "lucide-react";
 import { memo, useEffect, useId, useRef, useState } from "react";
-import { chipLabel, useAttachments } from "../../hooks/useAttachments";
+import { useAttachments } from "../../hooks/useAttachments";
+import { useFileDrop } from "../../hooks/useFileDrop";
 import { useChatSelector } from "../../hooks/useChatSelector";
 import { TextArea } from "../ui/TextArea";
+import { FileChip } from "./FileChip";
+import { FilePicker } from "./FilePicker";
 import "./composer.css";
 
 /** Where messages go right now, in words for the placeholder. */
@@ -35,7 +38,6 @@ const COUNTER_FROM = 0.9;
 const number = new Intl.NumberFormat("en-US");
 
 /** What the file picker offers (the server decides by the bytes, not by this). */
-const ACCEPT = ".txt,.md,.markdown,.csv,.json,.html,.htm,.pdf,.docx,.py,.js,.ts,.tsx,.java,.c,.cpp,.h,.go,.rs,.rb,.sh,.yaml,.yml,.toml,.xml,.sql,image/png,image/jpeg,image/webp,image/gif";
 
 /**
  * The message box: Enter sends, Shift+Enter is a new line, Esc (anywhere in the chat) stops.
@@ -50,7 +52,7 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
   const draft = useChatSelector((s) => s.draft);
   const attachments = useAttachments();
   const fileInput = useRef<HTMLInputElement>(null);
-  const [dragging, setDragging] = useState(false);
+  const drop = useFileDrop(attachments.add);
   const tooLong = value.length > maxChars;
   const blindImage = !vision && attachments.chips.some((c) => c.file?.kind === "image");
   const canSend = value.trim() !== "" && !generating && !tooLong && !attachments.busy && !blindImage;
@@ -82,52 +84,25 @@ export const Composer = memo(function Composer({ generating, stopping, reach, ma
         e.preventDefault();
         submit();
       }}
-      onDragOver={(e) => {
-        if (e.dataTransfer.types.includes("Files")) {
-          e.preventDefault();
-          setDragging(true);
-        }
-      }}
-      onDragLeave={() => setDragging(false)}
-      onDrop={(e) => {
-        if (e.dataTransfer.files.length === 0) return;
-        e.preventDefault();
-        setDragging(false);
-        attachments.add(Array.from(e.dataTransfer.files));
-      }}
+      {...drop.handlers}
     >
       {attachments.chips.length > 0 && (
         <ul className="composer__chips" aria-label="Attached files">
           {attachments.chips.map((chip) => (
-            <li key={chip.key} className={`file-chip file-chip--${chip.phase}`} data-testid="file-chip" data-phase={chip.phase}>
-              {chip.phase === "ready" ? <Check size={14} aria-hidden /> : chip.phase === "failed" ? <AlertTriangle size={14} aria-hidden /> : <FileText size={14} aria-hidden />}
-              <span className="file-chip__name">{chip.name}</span>
-              <span className="file-chip__state" aria-live="polite">
-                {!vision && chip.file?.kind === "image" ? "This model can't see images" : chipLabel(chip)}
-              </span>
-              <button type="button" className="file-chip__remove" aria-label={`Remove ${chip.name}`} onClick={() => attachments.remove(chip.key)}>
-                <X size={12} aria-hidden />
-              </button>
-            </li>
+            <FileChip
+              key={chip.key}
+              chip={chip}
+              state={!vision && chip.file?.kind === "image" ? "This model can't see images" : undefined}
+              onRemove={() => attachments.remove(chip.key)}
+            />
           ))}
         </ul>
       )}
-      <div className={`composer__box ${tooLong ? "composer__box--over" : ""} ${dragging ? "composer__box--drop" : ""}`}>
+      <div className={`composer__box ${tooLong ? "composer__box--over" : ""} ${drop.dragging ? "composer__box--drop" : ""}`}>
         <button type="button" className="composer__attach" aria-label="Attach files" title="Attach files" onClick={() => fileInput.current?.click()}>
           <Paperclip size={18} aria-hidden />
         </button>
-        <input
-          ref={fileInput}
-          type="file"
-          multiple
-          hidden
-          accept={ACCEPT}
-          data-testid="file-input"
-          onChange={(e) => {
-            if (e.target.files) attachments.add(Array.from(e.target.files));
-            e.target.value = "";
-          }}
-        />
+        <FilePicker ref={fileInput} testId="file-input" onFiles={attachments.add} />
         <TextArea
           ref={ref}
           className="composer__input"

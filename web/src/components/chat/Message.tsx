@@ -82,10 +82,11 @@ export const Message = memo(function Message({ conversationId, message, siblings
           editing ? (
             <MessageEditor
               initial={message.content}
+              attachments={message.attachments ?? []}
               onCancel={() => setEditing(false)}
-              onSave={(content) => {
+              onSave={(content, attachments) => {
                 setEditing(false);
-                actions.edit(conversationId, message, content);
+                actions.edit(conversationId, message, content, attachments);
               }}
             />
           ) : (

@@ -1,4 +1,4 @@
-import { FileUp, Keyboard, KeyRound, LogOut, PanelLeftClose, Search, Shield, SquarePen, Waves, X } from "lucide-react";
+import { FileUp, Keyboard, KeyRound, Library, LogOut, PanelLeftClose, Search, Shield, SquarePen, Waves, X } from "lucide-react";
 import { useCallback, useRef, useState } from "react";
 import { useAuth } from "../../contexts/AuthContext";
 import { useChatActions } from "../../contexts/ChatContext";
@@ -106,6 +106,7 @@ export function Sidebar({ isDrawer, onClose, onShowShortcuts }: SidebarProps) {
           }
           items={[
             { label: "Account and sign-ins", icon: <KeyRound size={16} />, onSelect: () => setAccountOpen(true) },
+            { label: "Knowledge", icon: <Library size={16} />, onSelect: () => window.location.assign("/knowledge") },
             ...(user?.is_admin ? [{ label: "Admin console", icon: <Shield size={16} />, onSelect: () => window.location.assign("/admin") }] : []),
             { label: "Import conversation (JSON)", icon: <FileUp size={16} />, onSelect: () => fileInput.current?.click() },
             ...(onShowShortcuts ? [{ label: "Keyboard shortcuts", icon: <Keyboard size={16} />, onSelect: onShowShortcuts }] : []),

@@ -1,4 +1,4 @@
-import { FileText } from "lucide-react";
+import { FileText, FileX } from "lucide-react";
 import { useState } from "react";
 import type { Attachment, Citation } from "../../protocol.gen";
 
@@ -9,7 +9,12 @@ export function AttachmentList({ attachments }: { attachments: Attachment[] }) {
   return (
     <ul className="msg-attachments" aria-label="Attached files">
       {attachments.map((a) =>
-        a.kind === "image" ? (
+        a.missing ? (
+          // Imported from elsewhere (or deleted since): the name only, no broken link or thumbnail.
+          <li key={a.file_id} className="msg-attachment msg-attachment--missing" data-testid="missing-attachment" title="This file isn't in this tidechat">
+            <FileX size={13} aria-hidden /> {a.name} <span className="msg-attachment__missing">missing</span>
+          </li>
+        ) : a.kind === "image" ? (
           <li key={a.file_id} className="msg-attachment msg-attachment--image">
             <a href={contentUrl(a.file_id)} target="_blank" rel="noopener noreferrer" title={`Open ${a.name}`}>
               <img src={contentUrl(a.file_id)} alt={a.name} className="msg-thumb" loading="lazy" />

@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import { Button } from "./Button";
 import { Dialog } from "./Dialog";
 
@@ -9,9 +10,12 @@ export interface ConfirmDialogProps {
   danger?: boolean;
   onConfirm: () => void;
   onCancel: () => void;
+  /** Shown under the message (a form field); it takes the focus instead of Cancel. */
+  children?: ReactNode;
+  confirmDisabled?: boolean;
 }
 
-export function ConfirmDialog({ open, title, message, confirmLabel, danger, onConfirm, onCancel }: ConfirmDialogProps) {
+export function ConfirmDialog({ open, title, message, confirmLabel, danger, onConfirm, onCancel, children, confirmDisabled }: ConfirmDialogProps) {
   return (
     <Dialog
       open={open}
@@ -19,16 +23,17 @@ export function ConfirmDialog({ open, title, message, confirmLabel, danger, onCo
       onClose={onCancel}
       footer={
         <>
-          <Button onClick={onCancel} autoFocus>
+          <Button onClick={onCancel} autoFocus={!children}>
             Cancel
           </Button>
-          <Button variant={danger ? "danger" : "primary"} onClick={onConfirm}>
+          <Button variant={danger ? "danger" : "primary"} onClick={onConfirm} disabled={confirmDisabled}>
             {confirmLabel}
           </Button>
         </>
       }
     >
-      <p>{message}</p>
+      {message && <p>{message}</p>}
+      {children}
     </Dialog>
   );
 }
