@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, Field
 
 from shared.keys import AUDIT_MAXLEN, Keys
-from shared.streams import CappedLog
+from shared.streams import CappedLog, older_than
 
 AuditKind = Literal[
     # admin actions
@@ -156,7 +156,13 @@ class AuditLog(CappedLog):
         """Newest first, matching ``filt``; the cursor (an entry id) goes on
         from where this read stopped (None: the log has no more)."""
         filt = filt or AuditFilter()
-        top = f"({before}" if before else ("+" if filt.until is None else _ms(filt.until, 999))
+        if before:
+            older = older_than(before)
+            if older is None:
+                return [], None
+            top = older
+        else:
+            top = "+" if filt.until is None else _ms(filt.until, 999)
         bottom = "-" if filt.since is None else _ms(filt.since, 0)
         found: list[AuditEntry] = []
         scanned = 0

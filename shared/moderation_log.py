@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from shared.audit import AuditEntry, AuditLog, Party
 from shared.keys import MODERATION_EXCERPT_CHARS, MODERATION_MAXLEN, Keys
 from shared.moderation_config import Direction
-from shared.streams import CappedLog
+from shared.streams import CappedLog, older_than
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,9 @@ class FlagLog(CappedLog):
         self, *, before: str | None = None, limit: int = 50
     ) -> tuple[list[FlaggedItem], str | None]:
         """Newest first; ``before``: an entry id (exclusive) to page on."""
-        top = f"({before}" if before else "+"
+        top = older_than(before) if before else "+"
+        if top is None:
+            return [], None
         rows = cast(
             list[tuple[str, dict[str, str]]],
             await self.redis.xrevrange(self.keys.moderation(), top, "-", count=limit),

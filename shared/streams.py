@@ -60,6 +60,12 @@ def parse_stream_id(entry_id: str) -> StreamId:
     return int(ms), int(seq or 0)
 
 
+def older_than(entry_id: str) -> str | None:
+    """The XREVRANGE end for entries older than ``entry_id`` (exclusive),
+    or None when none can be: Redis refuses ``(0-0`` (no id comes before)."""
+    return None if parse_stream_id(entry_id) == (0, 0) else f"({entry_id}"
+
+
 def entry_ms(entry_id: str) -> int:
     """The Unix time (ms) in a stream entry id: when Redis added the entry."""
     return parse_stream_id(entry_id)[0]
