@@ -15,14 +15,21 @@ optional fields when it reads them. One adjustment: the ``type`` tag of every
 frame is made required, since a frame always carries it and TypeScript needs
 it required to narrow the unions.
 
+The Python declarations are mirrored, not flattened: a model whose fields
+partly come from a base (``_OnMessage``, ``EventBase``, ``ConversationSummary``)
+is emitted as ``interface X extends Base`` with only its own fields, and a
+field typed with a named Literal (``ErrorCode``) refers to it by name.
+
 Types vanish at run time, so the lists a client needs *as values* are emitted
 too: every server event tag (the reducer tells server events from its own
-actions with it), every client frame tag, and every error code.
+actions with it), every client frame tag, and every error code (the
+``ErrorCode`` type is read off that list, so the codes are written once).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import json
 import shutil
@@ -47,7 +54,7 @@ BANNER = (
 def build_schema() -> dict[str, Any]:
     """One JSON Schema whose ``$defs`` hold every model and the two frame unions."""
     sys.path.insert(0, str(ROOT))
-    from pydantic import TypeAdapter
+    from pydantic import BaseModel, TypeAdapter
 
     from shared import conversation, protocol
 
@@ -63,12 +70,33 @@ def build_schema() -> dict[str, Any]:
         "ErrorCode": protocol.ErrorCode,
     }
     defs: dict[str, Any] = {}
-    for name, tp in named.items():
+
+    def add(name: str, tp: Any) -> None:
         schema = TypeAdapter(tp).json_schema(mode="validation", ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
         schema.pop("discriminator", None)  # json2ts does not need it; oneOf is enough
         schema["title"] = name
         defs[name] = schema
+
+    for name, tp in named.items():
+        add(name, tp)
+    models = {
+        cls.__name__: cls
+        for module in (conversation, protocol)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, BaseModel)
+    }
+    bases: dict[str, str] = {}  # model -> the base its shared fields are declared in
+    pending = [name for name in defs if name in models]
+    while pending:
+        name = pending.pop()
+        base = _fields_base(models[name])
+        if base is None:
+            continue
+        bases[name] = base.__name__
+        if base.__name__ not in defs:
+            add(base.__name__, base)
+            pending.append(base.__name__)
 
     for schema in defs.values():
         props = schema.get("properties", {})
@@ -82,6 +110,25 @@ def build_schema() -> dict[str, Any]:
                 required.insert(0, "type")
             tag.pop("default", None)
 
+    whole = copy.deepcopy(defs)  # each model with all its fields, to compare against
+    for name, base in bases.items():
+        _extend(defs[name], whole[base], base)
+
+    # A Literal alias used as a field's type is referenced by name, not inlined
+    # again (ErrorEvent.code is an ErrorCode).
+    aliases = {
+        json.dumps(schema["enum"]): name
+        for name, schema in defs.items()
+        if "enum" in schema and "properties" not in schema
+    }
+    for schema in defs.values():
+        for key, prop in schema.get("properties", {}).items():
+            alias = aliases.get(json.dumps(prop.get("enum")))
+            if alias is not None:
+                schema["properties"][key] = {"$ref": f"#/$defs/{alias}"}
+    # The error codes are written once, as the run-time list; the type is read off it.
+    defs["ErrorCode"] = {"title": "ErrorCode", "tsType": "(typeof ERROR_CODES)[number]"}
+
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "TidechatProtocol",
@@ -91,13 +138,44 @@ def build_schema() -> dict[str, Any]:
     }
 
 
+def _fields_base(cls: type[Any]) -> type[Any] | None:
+    """The nearest base class of a model that declares fields (BaseModel itself has none)."""
+    from pydantic import BaseModel
+
+    for base in cls.__mro__[1:]:
+        if base is BaseModel or not issubclass(base, BaseModel):
+            return None
+        inherited = getattr(base.__mro__[1], "model_fields", {})
+        if set(base.model_fields) - set(inherited):
+            return base
+    return None
+
+
+def _extend(schema: dict[str, Any], base: dict[str, Any], base_name: str) -> None:
+    """Make ``schema`` extend ``base`` (``interface X extends Base`` in TypeScript): the
+    fields it inherits unchanged are left to the base; one it redeclares stays (tsc
+    checks that it still fits the base's)."""
+    props = schema.get("properties", {})
+    required = schema.get("required", [])
+    base_required = base.get("required", [])
+    for key, prop in base.get("properties", {}).items():
+        if props.get(key) == prop and (key in required) == (key in base_required):
+            del props[key]
+            if key in required:
+                required.remove(key)
+    if "required" in schema and not required:
+        del schema["required"]
+    schema["extends"] = [{"$ref": f"#/$defs/{base_name}"}]
+
+
 def constants() -> str:
-    """The run-time lists, each typed against the generated union so tsc checks them too."""
+    """The run-time lists: the tag lists are checked by tsc against the generated unions;
+    ``ErrorCode`` is defined from ``ERROR_CODES``."""
     from shared import protocol
 
-    def const(doc: str, name: str, values: list[str], of: str) -> str:
+    def const(doc: str, name: str, values: list[str], of: str | None) -> str:
         items = "".join(f'  "{v}",\n' for v in values)
-        typed = f"as const satisfies readonly {of}[]"
+        typed = f"as const satisfies readonly {of}[]" if of else "as const"
         return f"/** {doc} */\nexport const {name} = [\n{items}] {typed};\n"
 
     return "\n".join(
@@ -118,7 +196,7 @@ def constants() -> str:
                 "Every error code the servers send (DESIGN.md).",
                 "ERROR_CODES",
                 [str(v) for v in get_args(protocol.ErrorCode)],
-                "ErrorCode",
+                None,
             ),
         ]
     )

@@ -11,24 +11,7 @@ export type ClientFrame =
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode =
-  | "bad_request"
-  | "too_large"
-  | "unsupported_type"
-  | "not_found"
-  | "forbidden"
-  | "unauthorized"
-  | "rate_limited"
-  | "quota_exceeded"
-  | "storage_full"
-  | "busy"
-  | "blocked"
-  | "account_disabled"
-  | "conflict"
-  | "backend_error"
-  | "backend_unavailable"
-  | "timeout"
-  | "internal";
+export type ErrorCode = (typeof ERROR_CODES)[number];
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ServerEvent".
@@ -57,17 +40,46 @@ export type ServerEvent =
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ApprovalRequiredEvent".
  */
-export interface ApprovalRequiredEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
-  turn_id: string;
-  step: number;
-  call_id: string;
+export interface ApprovalRequiredEvent extends _ToolAsked {
+  type: "approval_required";
+  timeout_seconds: number;
+}
+/**
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "_ToolAsked".
+ */
+export interface _ToolAsked extends _ToolEvent {
   server: string;
   tool: string;
   arguments: string;
-  type: "approval_required";
-  timeout_seconds: number;
+}
+/**
+ * About one tool call of a turn (issue 15, docs/tools.md).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "_ToolEvent".
+ */
+export interface _ToolEvent extends EventBase {
+  turn_id: string;
+  step: number;
+  call_id: string;
+}
+/**
+ * Every server event: those from a session stream carry ``event_id``
+ * (the stream entry id) when delivered; ``hello``, ``pong`` and errors about
+ * a bad frame are sent directly and have none.
+ *
+ * Events from the user's feed carry ``feed_id`` instead (where a ``resume``'s
+ * ``feed_after`` continues); events of a turn another tab runs, followed
+ * from that tab's session stream, carry neither: a client never moves its
+ * resume point for them (``watch`` delivers them again from the start).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "EventBase".
+ */
+export interface EventBase {
+  event_id?: string | null;
+  feed_id?: string | null;
 }
 /**
  * Tools (issue 15): the user's answer to an ``approval_required``
@@ -141,12 +153,20 @@ export interface MessageFrame {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "RegenerateFrame".
  */
-export interface RegenerateFrame {
+export interface RegenerateFrame extends _OnMessage {
+  type: "regenerate";
+}
+/**
+ * A frame about one message of a conversation, answered by a turn.
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "_OnMessage".
+ */
+export interface _OnMessage {
   conversation_id: string;
   message_id: string;
   model?: string | null;
   client_id?: string | null;
-  type: "regenerate";
 }
 /**
  * A new sibling of user message ``message_id`` with new content, and a reply.
@@ -154,11 +174,7 @@ export interface RegenerateFrame {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "EditFrame".
  */
-export interface EditFrame {
-  conversation_id: string;
-  message_id: string;
-  model?: string | null;
-  client_id?: string | null;
+export interface EditFrame extends _OnMessage {
   type: "edit";
   content: string;
   attachments?: string[] | null;
@@ -206,9 +222,7 @@ export interface PingFrame {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ConversationCreatedEvent".
  */
-export interface ConversationCreatedEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface ConversationCreatedEvent extends EventBase {
   type: "conversation_created";
   conversation: ConversationView;
 }
@@ -219,12 +233,7 @@ export interface ConversationCreatedEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ConversationView".
  */
-export interface ConversationView {
-  id: string;
-  title: string;
-  model?: string | null;
-  created_at: number;
-  updated_at: number;
+export interface ConversationView extends ConversationSummary {
   system_prompt?: string;
   current_id?: string | null;
   messages?: {
@@ -300,18 +309,6 @@ export interface ToolCall {
   duration_ms?: number;
 }
 /**
- * From the user's feed: the conversation is gone (deleted in some tab).
- *
- * This interface was referenced by `TidechatProtocol`'s JSON-Schema
- * via the `definition` "ConversationDeletedEvent".
- */
-export interface ConversationDeletedEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
-  type: "conversation_deleted";
-  conversation_id: string;
-}
-/**
  * What the conversation list shows.
  *
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
@@ -325,31 +322,22 @@ export interface ConversationSummary {
   updated_at: number;
 }
 /**
+ * From the user's feed: the conversation is gone (deleted in some tab).
+ *
+ * This interface was referenced by `TidechatProtocol`'s JSON-Schema
+ * via the `definition` "ConversationDeletedEvent".
+ */
+export interface ConversationDeletedEvent extends EventBase {
+  type: "conversation_deleted";
+  conversation_id: string;
+}
+/**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ErrorEvent".
  */
-export interface ErrorEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface ErrorEvent extends EventBase {
   type: "error";
-  code:
-    | "bad_request"
-    | "too_large"
-    | "unsupported_type"
-    | "not_found"
-    | "forbidden"
-    | "unauthorized"
-    | "rate_limited"
-    | "quota_exceeded"
-    | "storage_full"
-    | "busy"
-    | "blocked"
-    | "account_disabled"
-    | "conflict"
-    | "backend_error"
-    | "backend_unavailable"
-    | "timeout"
-    | "internal";
+  code: ErrorCode;
   message: string;
   turn_id?: string | null;
   conversation_id?: string | null;
@@ -361,9 +349,7 @@ export interface ErrorEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "HelloEvent".
  */
-export interface HelloEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface HelloEvent extends EventBase {
   type: "hello";
   session: string;
   user: UserInfo;
@@ -382,18 +368,14 @@ export interface UserInfo {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "PongEvent".
  */
-export interface PongEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface PongEvent extends EventBase {
   type: "pong";
 }
 /**
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "UserMessageEvent".
  */
-export interface UserMessageEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface UserMessageEvent extends EventBase {
   type: "user_message";
   conversation_id: string;
   message: Message;
@@ -404,9 +386,7 @@ export interface UserMessageEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "StreamStartEvent".
  */
-export interface StreamStartEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface StreamStartEvent extends EventBase {
   type: "stream_start";
   turn_id: string;
   conversation_id: string;
@@ -419,9 +399,7 @@ export interface StreamStartEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "StreamChunkEvent".
  */
-export interface StreamChunkEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface StreamChunkEvent extends EventBase {
   type: "stream_chunk";
   turn_id: string;
   chunk: string;
@@ -432,9 +410,7 @@ export interface StreamChunkEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "StreamRestartEvent".
  */
-export interface StreamRestartEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface StreamRestartEvent extends EventBase {
   type: "stream_restart";
   turn_id: string;
   reason: string;
@@ -445,9 +421,7 @@ export interface StreamRestartEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "StreamEndEvent".
  */
-export interface StreamEndEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface StreamEndEvent extends EventBase {
   type: "stream_end";
   turn_id: string;
   conversation_id: string;
@@ -459,15 +433,7 @@ export interface StreamEndEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ToolCallEvent".
  */
-export interface ToolCallEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
-  turn_id: string;
-  step: number;
-  call_id: string;
-  server: string;
-  tool: string;
-  arguments: string;
+export interface ToolCallEvent extends _ToolAsked {
   type: "tool_call";
 }
 /**
@@ -476,12 +442,7 @@ export interface ToolCallEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "ToolResultEvent".
  */
-export interface ToolResultEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
-  turn_id: string;
-  step: number;
-  call_id: string;
+export interface ToolResultEvent extends _ToolEvent {
   type: "tool_result";
   status: "ok" | "error" | "timeout" | "interrupted" | "denied" | "stopped";
   preview: string;
@@ -491,9 +452,7 @@ export interface ToolResultEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "TitleEvent".
  */
-export interface TitleEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface TitleEvent extends EventBase {
   type: "title";
   conversation_id: string;
   title: string;
@@ -506,9 +465,7 @@ export interface TitleEvent {
  * This interface was referenced by `TidechatProtocol`'s JSON-Schema
  * via the `definition` "TurnStartedEvent".
  */
-export interface TurnStartedEvent {
-  event_id?: string | null;
-  feed_id?: string | null;
+export interface TurnStartedEvent extends EventBase {
   type: "turn_started";
   turn_id: string;
   conversation_id: string;
@@ -567,4 +524,4 @@ export const ERROR_CODES = [
   "backend_unavailable",
   "timeout",
   "internal",
-] as const satisfies readonly ErrorCode[];
+] as const;

@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { adminApi, type AuditEntry, type AuditQuery } from "../../api/admin";
 import { Button } from "../ui/Button";
 import { errorText } from "./useAdminData";
+import { AdminTable } from "./AdminTable";
 
 function details(e: AuditEntry): string {
   return Object.entries(e.detail)
@@ -60,32 +61,30 @@ export function AuditPanel() {
         </label>
       </div>
       {error && <p className="admin__error">{error}</p>}
-      <div className="admin__table-wrap">
-        <table className="admin__table admin__audit">
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>Event</th>
-              <th>By</th>
-              <th>On</th>
-              <th>Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            {entries.map((e) => (
-              <tr key={e.id} data-kind={e.kind}>
-                <td className="admin__nowrap">{new Date(e.ts * 1000).toLocaleString()}</td>
-                <td>
-                  <code>{e.kind}</code>
-                </td>
-                <td>{e.actor?.name || e.actor?.id || <span className="admin__muted">{e.address ?? "—"}</span>}</td>
-                <td>{e.target?.name || e.target?.id || "—"}</td>
-                <td className="admin__muted">{details(e)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <AdminTable
+        className="admin__audit"
+        head={
+          <>
+            <th>When</th>
+            <th>Event</th>
+            <th>By</th>
+            <th>On</th>
+            <th>Details</th>
+          </>
+        }
+      >
+        {entries.map((e) => (
+          <tr key={e.id} data-kind={e.kind}>
+            <td className="admin__nowrap">{new Date(e.ts * 1000).toLocaleString()}</td>
+            <td>
+              <code>{e.kind}</code>
+            </td>
+            <td>{e.actor?.name || e.actor?.id || <span className="admin__muted">{e.address ?? "—"}</span>}</td>
+            <td>{e.target?.name || e.target?.id || "—"}</td>
+            <td className="admin__muted">{details(e)}</td>
+          </tr>
+        ))}
+      </AdminTable>
       {entries.length === 0 && !error && <p className="admin__muted">Nothing matches.</p>}
       {next && (
         <Button variant="ghost" onClick={() => void load(next)}>

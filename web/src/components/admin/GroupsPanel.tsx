@@ -5,6 +5,7 @@ import { useToast } from "../../contexts/ToastContext";
 import { Button } from "../ui/Button";
 import { IconButton } from "../ui/IconButton";
 import { errorText, useAdminData } from "./useAdminData";
+import { AdminTable } from "./AdminTable";
 
 function limitText(n: number | null): string {
   if (n === null) return "—";
@@ -52,24 +53,21 @@ export function GroupsPanel() {
         </div>
         {groups.error && <p className="admin__error">{groups.error}</p>}
         {groups.data?.groups.length === 0 && <p className="admin__muted">No groups yet. Add people to groups from the Users tab.</p>}
-        <div className="admin__table-wrap">
-          <table className="admin__table">
-            <thead>
-              <tr>
-                <th>Group</th>
-                <th className="num">Members</th>
-                <th>Tokens per day</th>
-                <th>Messages per day</th>
-                <th aria-label="Actions" />
-              </tr>
-            </thead>
-            <tbody>
-              {groups.data?.groups.map((g) => (
-                <GroupRow key={g.name} group={g} onChange={groups.reload} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <AdminTable
+          head={
+            <>
+              <th>Group</th>
+              <th className="num">Members</th>
+              <th>Tokens per day</th>
+              <th>Messages per day</th>
+              <th aria-label="Actions" />
+            </>
+          }
+        >
+          {groups.data?.groups.map((g) => (
+            <GroupRow key={g.name} group={g} onChange={groups.reload} />
+          ))}
+        </AdminTable>
       </section>
       <section className="admin__card">
         <h2>Who may use which model</h2>

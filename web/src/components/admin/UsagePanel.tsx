@@ -1,5 +1,6 @@
 import { adminApi, type DayUsage } from "../../api/admin";
 import { compact, useAdminData } from "./useAdminData";
+import { AdminTable } from "./AdminTable";
 
 const COLOURS = ["#0f766e", "#2563eb", "#c2410c", "#7c3aed", "#be185d", "#4d7c0f", "#0e7490", "#a16207"];
 
@@ -81,26 +82,23 @@ export function UsagePanel() {
       </section>
       <section className="admin__card">
         <h2>By model</h2>
-        <div className="admin__table-wrap">
-          <table className="admin__table">
-            <thead>
-              <tr>
-                <th>Model</th>
-                <th className="num">Messages</th>
-                <th className="num">Tokens</th>
-              </tr>
-            </thead>
-            <tbody>
-              {[...sums.entries()].map(([m, s]) => (
-                <tr key={m}>
-                  <td>{m}</td>
-                  <td className="num">{s.turns.toLocaleString()}</td>
-                  <td className="num">{s.tokens.toLocaleString()}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <AdminTable
+          head={
+            <>
+              <th>Model</th>
+              <th className="num">Messages</th>
+              <th className="num">Tokens</th>
+            </>
+          }
+        >
+          {[...sums.entries()].map(([m, s]) => (
+            <tr key={m}>
+              <td>{m}</td>
+              <td className="num">{s.turns.toLocaleString()}</td>
+              <td className="num">{s.tokens.toLocaleString()}</td>
+            </tr>
+          ))}
+        </AdminTable>
       </section>
     </div>
   );

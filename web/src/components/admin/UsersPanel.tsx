@@ -10,6 +10,7 @@ import { Dialog } from "../ui/Dialog";
 import { Menu } from "../ui/Menu";
 import { compact, errorText, useAdminData, when } from "./useAdminData";
 import { MemberDialog, NewUserDialog, QuotaDialog } from "./UserDialogs";
+import { AdminTable } from "./AdminTable";
 
 const MODES: { id: SignupMode; label: string; hint: string }[] = [
   { id: "open", label: "Open", hint: "anyone can create an account" },
@@ -98,68 +99,66 @@ export function UsersPanel() {
           </Button>
         </div>
         {users.error && <p className="admin__error">{users.error}</p>}
-        <div className="admin__table-wrap">
-          <table className="admin__table admin__users">
-            <thead>
-              <tr>
-                <th>Name</th>
-                <th>Groups</th>
-                <th>Last active</th>
-                <th className="num" title="This month">Messages</th>
-                <th className="num" title="This month">Tokens</th>
-                <th aria-label="Actions" />
-              </tr>
-            </thead>
-            <tbody>
-              {users.data?.users.map((u) => (
-                <tr key={u.id} data-user={u.username} className={u.disabled ? "admin__row--off" : ""}>
-                  <td>
-                    <span className="admin__name">{u.username}</span>
-                    {u.is_admin && <span className="admin__badge">admin</span>}
-                    {u.disabled && <span className="admin__badge admin__badge--off">disabled</span>}
-                    {u.must_change_password && <span className="admin__badge admin__badge--muted">one-time password</span>}
-                  </td>
-                  <td>{u.groups.length ? u.groups.join(", ") : <span className="admin__muted">—</span>}</td>
-                  <td>{when(u.last_active_at)}</td>
-                  <td className="num">{compact(u.turns_month)}</td>
-                  <td className="num">{compact(u.tokens_month)}</td>
-                  <td className="admin__actions">
-                    <Menu
-                      label={`Actions for ${u.username}`}
-                      trigger={<MoreHorizontal size={18} />}
-                      items={[
-                        u.disabled
-                          ? { label: "Enable", onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: false }), `${u.username} is enabled.`) }
-                          : {
-                              label: "Disable",
-                              onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: true }), `${u.username} is disabled and signed out.`),
-                            },
-                        u.is_admin
-                          ? { label: "Remove admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: false })) }
-                          : { label: "Make admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: true })) },
-                        {
-                          label: "Reset password",
-                          onSelect: () =>
-                            void act(async () => {
-                              const { password } = await adminApi.resetPassword(u.id);
-                              setShown({
-                                title: `New password for ${u.username}`,
-                                text: password,
-                                note: "Shown once. They are signed out everywhere and choose their own password at next sign-in.",
-                              });
-                            }),
+        <AdminTable
+          className="admin__users"
+          head={
+            <>
+              <th>Name</th>
+              <th>Groups</th>
+              <th>Last active</th>
+              <th className="num" title="This month">Messages</th>
+              <th className="num" title="This month">Tokens</th>
+              <th aria-label="Actions" />
+            </>
+          }
+        >
+          {users.data?.users.map((u) => (
+            <tr key={u.id} data-user={u.username} className={u.disabled ? "admin__row--off" : ""}>
+              <td>
+                <span className="admin__name">{u.username}</span>
+                {u.is_admin && <span className="admin__badge">admin</span>}
+                {u.disabled && <span className="admin__badge admin__badge--off">disabled</span>}
+                {u.must_change_password && <span className="admin__badge admin__badge--muted">one-time password</span>}
+              </td>
+              <td>{u.groups.length ? u.groups.join(", ") : <span className="admin__muted">—</span>}</td>
+              <td>{when(u.last_active_at)}</td>
+              <td className="num">{compact(u.turns_month)}</td>
+              <td className="num">{compact(u.tokens_month)}</td>
+              <td className="admin__actions">
+                <Menu
+                  label={`Actions for ${u.username}`}
+                  trigger={<MoreHorizontal size={18} />}
+                  items={[
+                    u.disabled
+                      ? { label: "Enable", onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: false }), `${u.username} is enabled.`) }
+                      : {
+                          label: "Disable",
+                          onSelect: () => void act(() => adminApi.patchUser(u.id, { disabled: true }), `${u.username} is disabled and signed out.`),
                         },
-                        { label: "Groups…", onSelect: () => setGroupsFor(u) },
-                        { label: "Quotas…", onSelect: () => setQuotaFor(u) },
-                        ...(u.id === me?.id ? [] : [{ label: "Delete…", onSelect: () => setToDelete(u) }]),
-                      ]}
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+                    u.is_admin
+                      ? { label: "Remove admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: false })) }
+                      : { label: "Make admin", onSelect: () => void act(() => adminApi.patchUser(u.id, { is_admin: true })) },
+                    {
+                      label: "Reset password",
+                      onSelect: () =>
+                        void act(async () => {
+                          const { password } = await adminApi.resetPassword(u.id);
+                          setShown({
+                            title: `New password for ${u.username}`,
+                            text: password,
+                            note: "Shown once. They are signed out everywhere and choose their own password at next sign-in.",
+                          });
+                        }),
+                    },
+                    { label: "Groups…", onSelect: () => setGroupsFor(u) },
+                    { label: "Quotas…", onSelect: () => setQuotaFor(u) },
+                    ...(u.id === me?.id ? [] : [{ label: "Delete…", onSelect: () => setToDelete(u) }]),
+                  ]}
+                />
+              </td>
+            </tr>
+          ))}
+        </AdminTable>
       </section>
       {invites.data && invites.data.invites.length > 0 && (
         <section className="admin__card">

@@ -1,10 +1,8 @@
-import { Waves } from "lucide-react";
 import { useEffect, useId, useRef, useState } from "react";
 import { api, ApiError, authErrorMessage } from "../../api/client";
 import type { AuthStatus } from "../../api/types";
 import { useAuth } from "../../contexts/AuthContext";
-import { Button } from "../ui/Button";
-import "./auth.css";
+import { AuthCard, AuthForm } from "./AuthCard";
 
 type Mode = "login" | "signup";
 type Field = "username" | "password";
@@ -107,76 +105,66 @@ export function AuthScreen() {
   const describedBy = (field: Field) => (error?.fields.includes(field) ? errorId : undefined);
 
   return (
-    <main className="auth" data-ready={ready || undefined}>
-      <div className="auth__card">
-        <div className="auth__logo" aria-hidden>
-          <Waves size={26} />
-        </div>
-        <h1 className="auth__title">{mode === "login" ? "Welcome back" : "Create your account"}</h1>
-        <p className="auth__subtitle">
-          {mode === "login" ? "Log in to tidechat to continue." : invite ? "You have been invited to tidechat." : "Sign up to start chatting."}
+    <AuthCard
+      logo
+      ready={ready}
+      title={mode === "login" ? "Welcome back" : "Create your account"}
+      subtitle={mode === "login" ? "Log in to tidechat to continue." : invite ? "You have been invited to tidechat." : "Sign up to start chatting."}
+    >
+      {signedOutReason && !error && (
+        <p className="auth__note auth__note--top" role="status" data-testid="signed-out-reason">
+          You were signed out: {signedOutReason}.
         </p>
-        {signedOutReason && !error && (
-          <p className="auth__note auth__note--top" role="status" data-testid="signed-out-reason">
-            You were signed out: {signedOutReason}.
-          </p>
-        )}
-        {inviteError && (
-          <p className="auth__error" role="alert">
-            {inviteError}
-          </p>
-        )}
-        <form
-          className="auth__form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void submit();
-          }}
-        >
-          <label className="field">
-            <span>Username</span>
-            <input
-              name="username"
-              autoComplete="username"
-              autoCapitalize="none"
-              spellCheck={false}
-              required
-              autoFocus
-              readOnly={mode === "signup" && invitedName !== null}
-              value={username}
-              onChange={(e) => setUsername(e.target.value)}
-              aria-invalid={invalid("username")}
-              aria-describedby={describedBy("username")}
-            />
-          </label>
-          <label className="field">
-            <span>Password</span>
-            <input
-              name="password"
-              type="password"
-              autoComplete={mode === "login" ? "current-password" : "new-password"}
-              required
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-              aria-invalid={invalid("password")}
-              aria-describedby={describedBy("password")}
-            />
-          </label>
-          {error && (
-            <p id={errorId} className="auth__error" role="alert">
-              {error.message}
-            </p>
-          )}
-          <Button type="submit" variant="primary" disabled={busy || !username.trim() || !password} className="auth__submit">
-            {busy ? "Please wait…" : mode === "login" ? "Log in" : "Sign up"}
-          </Button>
-        </form>
-        {note && (
-          <p className="auth__note" data-testid="signup-note">
-            {note}
-          </p>
-        )}
-        {(canSignUp || mode === "signup") && (
+      )}
+      {inviteError && (
+        <p className="auth__error" role="alert">
+          {inviteError}
+        </p>
+      )}
+      <AuthForm
+        onSubmit={submit}
+        error={error?.message ?? null}
+        errorId={errorId}
+        busy={busy}
+        filled={!!username.trim() && !!password}
+        submitLabel={mode === "login" ? "Log in" : "Sign up"}
+      >
+        <label className="field">
+          <span>Username</span>
+          <input
+            name="username"
+            autoComplete="username"
+            autoCapitalize="none"
+            spellCheck={false}
+            required
+            autoFocus
+            readOnly={mode === "signup" && invitedName !== null}
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            aria-invalid={invalid("username")}
+            aria-describedby={describedBy("username")}
+          />
+        </label>
+        <label className="field">
+          <span>Password</span>
+          <input
+            name="password"
+            type="password"
+            autoComplete={mode === "login" ? "current-password" : "new-password"}
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            aria-invalid={invalid("password")}
+            aria-describedby={describedBy("password")}
+          />
+        </label>
+      </AuthForm>
+      {note && (
+        <p className="auth__note" data-testid="signup-note">
+          {note}
+        </p>
+      )}
+      {(canSignUp || mode === "signup") && (
         <p className="auth__switch">
           {mode === "login" ? "No account yet?" : "Already have an account?"}{" "}
           <button
@@ -191,8 +179,7 @@ export function AuthScreen() {
             {mode === "login" ? "Sign up" : "Log in"}
           </button>
         </p>
-        )}
-      </div>
-    </main>
+      )}
+    </AuthCard>
   );
 }

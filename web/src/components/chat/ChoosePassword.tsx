@@ -1,8 +1,7 @@
 import { useState } from "react";
 import { api, ApiError } from "../../api/client";
 import { useAuth } from "../../contexts/AuthContext";
-import { Button } from "../ui/Button";
-import "./auth.css";
+import { AuthCard, AuthForm } from "./AuthCard";
 
 /** Signed in with a one-time password an admin set: choose your own before anything else. */
 export function ChoosePassword() {
@@ -27,42 +26,25 @@ export function ChoosePassword() {
     }
   };
   return (
-    <main className="auth">
-      <div className="auth__card">
-        <h1 className="auth__title">Choose your password</h1>
-        <p className="auth__subtitle">
-          {user?.username}, you signed in with a one-time password from an admin. Choose your own to continue.
-        </p>
-        <form
-          className="auth__form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void submit();
-          }}
-        >
-          <label className="field">
-            <span>One-time password</span>
-            <input type="password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.target.value)} />
-          </label>
-          <label className="field">
-            <span>New password</span>
-            <input type="password" autoComplete="new-password" required value={next} onChange={(e) => setNext(e.target.value)} />
-          </label>
-          {error && (
-            <p className="auth__error" role="alert">
-              {error}
-            </p>
-          )}
-          <Button type="submit" variant="primary" disabled={busy || !current || !next} className="auth__submit">
-            {busy ? "Please wait…" : "Save and continue"}
-          </Button>
-        </form>
-        <p className="auth__switch">
-          <button type="button" className="link-button" onClick={() => void logout()}>
-            Log out
-          </button>
-        </p>
-      </div>
-    </main>
+    <AuthCard
+      title="Choose your password"
+      subtitle={<>{user?.username}, you signed in with a one-time password from an admin. Choose your own to continue.</>}
+    >
+      <AuthForm onSubmit={submit} error={error} busy={busy} filled={!!current && !!next} submitLabel="Save and continue">
+        <label className="field">
+          <span>One-time password</span>
+          <input type="password" autoComplete="current-password" required value={current} onChange={(e) => setCurrent(e.target.value)} />
+        </label>
+        <label className="field">
+          <span>New password</span>
+          <input type="password" autoComplete="new-password" required value={next} onChange={(e) => setNext(e.target.value)} />
+        </label>
+      </AuthForm>
+      <p className="auth__switch">
+        <button type="button" className="link-button" onClick={() => void logout()}>
+          Log out
+        </button>
+      </p>
+    </AuthCard>
   );
 }
