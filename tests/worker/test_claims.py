@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from shared.keys import WORKER_GROUP
 from tests.worker.helpers import KEYS, settings
 from worker.claims import Claims
+from worker.lanes import Lanes
 from worker.running import Running, RunningTurns
 
 PROMPTS = KEYS.prompts("default")
@@ -33,7 +34,14 @@ async def test_a_turn_the_worker_runs_is_not_taken_over_by_itself(
     started: list[str] = []
     cfg = settings(redis_url, claim_idle_seconds=IDLE)
     claims = Claims(
-        redis, KEYS, cfg, "w1", ["default"], running, lambda _p, e, *_: started.append(e)
+        redis,
+        KEYS,
+        cfg,
+        "w1",
+        ["default"],
+        running,
+        lambda e: started.append(e.entry_id),
+        Lanes.turns(KEYS),
     )
     task = asyncio.create_task(asyncio.Event().wait())
     running.add(entry, Running("default", task))
