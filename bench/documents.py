@@ -72,7 +72,7 @@ async def ingestion(url: str, keys: Keys, pages: int) -> None:
     )  # fmt: skip
     await FileStore(redis, keys).create(record, pdf)
     runner = IngestRunner(redis, raw, keys, embedder, ExtractLimits(), max_deliveries=5)
-    job = ReceivedJob("0-1", "documents", IngestJob(file_id=record.id, user_id="bench"))
+    job = ReceivedJob("documents", "0-1", IngestJob(file_id=record.id, user_id="bench"))
     start = time.perf_counter()
     await runner.run(job)
     total_s = time.perf_counter() - start

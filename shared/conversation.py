@@ -163,13 +163,8 @@ class ConversationView(ConversationSummary):
         return self
 
     def summary(self) -> ConversationSummary:
-        return ConversationSummary(
-            id=self.id,
-            title=self.title,
-            model=self.model,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
+        fields = set(ConversationSummary.model_fields)
+        return ConversationSummary.model_validate(self.model_dump(include=fields))
 
 
 class Conversation(ConversationView):

@@ -118,4 +118,7 @@ class Claims:
         await self.redis.hincrby(self.lanes.metrics(pool), "takeovers", len(entries))
         for entry_id, fields in entries:
             log.info("taking over %s on %s", entry_id, key)
-            self.start(Entry(pool, entry_id, fields, counts.get(entry_id, 2), TAKEOVER_REASON))
+            tries = counts.get(entry_id, 2)
+            self.start(
+                Entry(pool, entry_id, fields, deliveries=tries, restart_reason=TAKEOVER_REASON)
+            )

@@ -31,21 +31,17 @@ from shared.streams import queue_session_event as _queue_session_event
 from shared.user_limits import UsageRecorder
 from worker.config import WorkerSettings
 from worker.errors import PoisonTurn, TurnError
+from worker.running import Delivery
 from worker.tools.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
-class ReceivedTurn:
+class ReceivedTurn(Delivery):
     """A turn as this worker received it from the prompt stream."""
 
-    entry_id: str
-    pool: str
     turn: TurnRequest
-    deliveries: int = 1
-    #: Set when the turn was taken over from another worker.
-    restart_reason: str | None = None
 
     @property
     def ids(self) -> dict[str, str]:

@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """A stream entry to start: just read (its first delivery), or taken over
-    by the claim loop (``restart_reason`` says why the client sees a restart)."""
+class Delivery:
+    """A stream entry delivered to this consumer: just read (its first
+    delivery), or taken over by the claim loop (``restart_reason`` says why
+    the client sees a restart). What it carries is the subclass's."""
 
     pool: str
     entry_id: str
+    deliveries: int = field(default=1, kw_only=True)
+    restart_reason: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry(Delivery):
+    """A stream entry to start, its fields not decoded yet."""
+
     fields: dict[str, str]
-    deliveries: int = 1
-    restart_reason: str | None = None
 
 
 #: Starts an entry (``ConsumerProcess._start``).

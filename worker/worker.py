@@ -144,7 +144,13 @@ class Worker(ConsumerProcess):
                 self.runner.reject_malformed(pool, entry_id, fields, str(exc))
             )
         self.started_turns += 1
-        received = ReceivedTurn(entry_id, pool, turn, entry.deliveries, entry.restart_reason)
+        received = ReceivedTurn(
+            pool,
+            entry_id,
+            turn,
+            deliveries=entry.deliveries,
+            restart_reason=entry.restart_reason,
+        )
         return asyncio.create_task(self._run_turn(received), name=f"turn-{turn.turn_id}")
 
     async def _run_turn(self, d: ReceivedTurn) -> None:

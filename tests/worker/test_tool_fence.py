@@ -51,7 +51,11 @@ class Setup:
 
     def delivery(self, n: int = 1) -> ReceivedTurn:
         return ReceivedTurn(
-            self.entry, self.model.pool, self.turn, n, "taken over" if n > 1 else None
+            self.model.pool,
+            self.entry,
+            self.turn,
+            deliveries=n,
+            restart_reason="taken over" if n > 1 else None,
         )
 
 

@@ -25,16 +25,16 @@ from worker.documents.embed import Embedder
 from worker.documents.extract import ExtractError, ExtractLimits, extract
 from worker.documents.index import ensure_index, queue_chunk
 from worker.lanes import Lanes
+from worker.running import Delivery
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class ReceivedJob:
-    entry_id: str
-    pool: str
+@dataclass(slots=True, frozen=True)
+class ReceivedJob(Delivery):
+    """A file to ingest as this worker received it from the ingestion stream."""
+
     job: IngestJob
-    deliveries: int = 1
 
 
 class IngestRunner:

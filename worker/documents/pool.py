@@ -95,7 +95,7 @@ class IngestWorker(ConsumerProcess):
             log.error("dropping malformed ingestion entry %s", entry.entry_id)
             reject = self.runner.reject_malformed(entry.pool, entry.entry_id, entry.fields)
             return asyncio.create_task(reject)
-        received = ReceivedJob(entry.entry_id, entry.pool, job, entry.deliveries)
+        received = ReceivedJob(entry.pool, entry.entry_id, job, deliveries=entry.deliveries)
         return asyncio.create_task(self._run_job(received), name=f"ingest-{job.file_id}")
 
     async def _run_job(self, d: ReceivedJob) -> None:
