@@ -77,9 +77,7 @@ def message(page: Any, mid: str) -> Any:
 
 def first_rendered(page: Any) -> int:
     """The number of the oldest chain message in the DOM (rows are virtual)."""
-    ids = page.locator("article.msg").evaluate_all(
-        "els => els.map((e) => e.dataset.messageId)"
-    )
+    ids = page.locator("article.msg").evaluate_all("els => els.map((e) => e.dataset.messageId)")
     numbers = [int(i[1:]) for i in ids if i and i[0] == "m" and i[1:].isdigit()]
     return min(numbers) if numbers else N
 
@@ -121,18 +119,17 @@ def test_ten_thousand_messages_open_at_the_tail_scroll_to_the_first_and_switch_b
     cid = imported["id"]
 
     # What the browser fetches to open it: one page of the branch's tail.
-    fetched: list[tuple[str, int]] = []
-    page.on(
-        "response",
-        lambda r: fetched.append((r.url, len(r.body())))
-        if f"/api/conversations/{cid}" in r.url and r.request.method == "GET"
-        else None,
-    )
+    # (expect_response, not a "response" listener: a listener reading the
+    # body can still be running when the message shows.)
     started = time.perf_counter()
-    page.goto(f"{long_stack.url}/c/{cid}")
+    with page.expect_response(
+        lambda r: f"/api/conversations/{cid}" in r.url and r.request.method == "GET",
+        timeout=15_000,
+    ) as opening:
+        page.goto(f"{long_stack.url}/c/{cid}")
     expect(message(page, f"m{N - 1}")).to_be_visible(timeout=15_000)
     opened = time.perf_counter() - started
-    first = fetched[0]
+    first = (opening.value.url, len(opening.value.body()))
     print(
         f"\n{N:,}-message conversation: last message visible {opened * 1000:.0f} ms after "
         f"navigation; first page {first[1] / 1024:.0f} KB; "

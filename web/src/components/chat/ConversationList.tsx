@@ -28,15 +28,19 @@ export function ConversationList(props: ConversationListProps) {
   const loadMore = useRef(onLoadMore);
   loadMore.current = onLoadMore;
 
+  // Observed anew when a load ends too: the end marker is not rendered while
+  // the list loads, so after a reload of as many items (a reconnect's
+  // refresh) the observer watched a removed node and scrolling to the end
+  // loaded nothing more.
   useEffect(() => {
     const el = sentinel.current;
-    if (!el || !hasMore || typeof IntersectionObserver === "undefined") return;
+    if (!el || !hasMore || loading || typeof IntersectionObserver === "undefined") return;
     const observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) loadMore.current();
     });
     observer.observe(el);
     return () => observer.disconnect();
-  }, [hasMore, items.length]);
+  }, [hasMore, items.length, loading]);
 
   return (
     <nav className="conv-list" aria-label={searching ? "Search results" : "Conversations"}>
