@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -33,7 +34,7 @@ from worker.running import Entry, Running, RunningTurns, last_tries
 log = logging.getLogger(__name__)
 
 
-class ConsumerProcess:
+class ConsumerProcess(ABC):
     #: What it is and what its entries are, for the logs.
     kind = "worker"
     noun = "entry"
@@ -72,13 +73,13 @@ class ConsumerProcess:
 
     # --- what a kind of worker says ------------------------------------------
 
+    @abstractmethod
     def begin(self, entry: Entry) -> asyncio.Task[None]:
         """The task that handles one entry read (or taken over)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def read(self) -> None:
         """Read and start entries until stopped (``self.loop.read_loop``)."""
-        raise NotImplementedError
 
     async def prepare(self) -> None:
         """Before the first read: the consumer groups exist."""
@@ -88,7 +89,7 @@ class ConsumerProcess:
         """Background duties beyond the heartbeat, claims and trimming."""
         return []
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 (optional: a kind with nothing to close)
         """After the last entry is drained or handed back."""
 
     # --- the lifecycle ---------------------------------------------------------
